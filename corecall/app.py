@@ -1,0 +1,134 @@
+"""The application context: configuration, plugins, store, routes and trunk drivers.
+
+Every front end (CLI, Telegram bot, console, demo) builds one :class:`App` from a
+:class:`~corecall.config.Config` and asks it for what it needs. Things are built lazily,
+so ``corecall plugins list`` never opens a database and ``corecall number check`` never
+connects to Asterisk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import cached_property
+
+from corecall.config import Config
+from corecall.domain import Route
+from corecall.errors import ConfigError
+from corecall.plugins import Plugins, load_plugins, read_disabled
+from corecall.store import Store
+from corecall.telephony.driver import TrunkDriver
+
+
+class App:
+    def __init__(
+        self, config: Config, *, extra_plugins: Iterable[tuple[str, object]] = ()
+    ) -> None:
+        self.config = config
+        self._extra_plugins = list(extra_plugins)
+        self._store: Store | None = None
+
+    # ---- plugins
+    @cached_property
+    def disabled_plugins(self) -> set[str]:
+        return set(self.config.disabled_plugins) | read_disabled(self.config.plugin_state_path)
+
+    @cached_property
+    def plugins(self) -> Plugins:
+        return load_plugins(
+            self.disabled_plugins,
+            store_backend=self.config.store.backend,
+            extra=self._extra_plugins,
+        )
+
+    def active_store_plugin(self) -> str | None:
+        reg = self.plugins.stores.get(self.config.store.backend)
+        return reg.plugin if reg else None
+
+    # ---- store
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            reg = self.plugins.stores.get(self.config.store.backend)
+            if reg is None:
+                known = ", ".join(self.plugins.stores.names()) or "none"
+                raise ConfigError(
+                    f"store backend {self.config.store.backend!r} is not available: no enabled "
+                    f"plugin registers it (available: {known})",
+                    path=str(self.config.path) if self.config.path else None,
+                    key="store.backend",
+                )
+            store = reg.value(self.config)
+            store.open()
+            self._store = store
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    # ---- routes
+    def routes(self) -> dict[str, Route]:
+        """The routes agents may use now: registered by an enabled plugin AND configured."""
+        offered: dict[str, Route] = {}
+        for code, rc in self.config.routes.items():
+            reg = self.plugins.routes.get(code)
+            if reg is None:
+                continue
+            definition = reg.value
+            offered[code] = Route(
+                code=code,
+                name=rc.name or definition.name,
+                button=definition.button,
+                trunk=self.config.trunks[rc.trunk],
+                caller_ids=rc.caller_ids,
+                countries=rc.countries,
+                plugin=reg.plugin,
+            )
+        return offered
+
+    def route(self, code: str) -> Route:
+        """An offered route by code, or a ConfigError listing the offered ones."""
+        routes = self.routes()
+        if code not in routes:
+            known = ", ".join(sorted(routes)) or "none"
+            raise ConfigError(f"route {code!r} is not offered (offered routes: {known})")
+        return routes[code]
+
+    def allowed_regions(self) -> tuple[str, ...]:
+        """Every region any configured route may call (used to check agents' own phones)."""
+        regions: list[str] = []
+        for rc in self.config.routes.values():
+            regions.extend(r for r in rc.countries if r not in regions)
+        return tuple(regions) or ("US", "CA")
+
+    # ---- trunk drivers
+    def build_drivers(self, routes: Iterable[Route] | None = None) -> dict[str, TrunkDriver]:
+        """One driver instance per driver name used by the offered routes' trunks."""
+        drivers: dict[str, TrunkDriver] = {}
+        for route in routes if routes is not None else self.routes().values():
+            name = route.trunk.driver
+            if name in drivers:
+                continue
+            reg = self.plugins.trunk_drivers.get(name)
+            if reg is None:
+                known = ", ".join(self.plugins.trunk_drivers.names()) or "none"
+                raise ConfigError(
+                    f"trunk driver {name!r} is not available (available: {known}); enable its "
+                    "plugin or change the driver",
+                    path=str(self.config.path) if self.config.path else None,
+                    key=f"trunks.{route.trunk.name}.driver",
+                )
+            drivers[name] = reg.value(self.config)
+        return drivers
+
+    def call_manager(self, drivers: dict[str, TrunkDriver] | None = None):
+        from corecall.calls import CallManager
+
+        return CallManager(
+            config=self.config,
+            plugins=self.plugins,
+            store=self.store,
+            routes=self.routes,
+            drivers=drivers if drivers is not None else self.build_drivers(),
+        )

@@ -1,0 +1,417 @@
+"""Placing calls and the call state machine.
+
+:class:`CallManager` turns "agent X wants to call this text" into a call on a trunk:
+authorization (re-read from the store), number policy, route resolution, policy plugins,
+the call record, then the trunk driver's ``originate``. Drivers report progress through
+:meth:`CallManager.progress`; the state machine only moves forward, writes every transition
+to the store (in order, off the event loop), then announces it through the
+``corecall_call_state_changed`` hook and to in-process watchers (the bot's status message).
+
+A started call always reaches ``ENDED`` on record: driver errors end it as
+``trunk_unavailable``; a call the PBX stops talking about is ended ``unknown`` by a
+watchdog; on start-up, calls left unfinished by a previous run are reconciled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import datetime as _dt
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+
+import attrs
+
+from corecall.config import Config
+from corecall.domain import (
+    STAGE_TIMESTAMP_FIELD,
+    Agent,
+    AgentActivity,
+    CallRecord,
+    CallRequest,
+    CallState,
+    EndReason,
+    Route,
+    is_e164,
+    utcnow,
+)
+from corecall.errors import CorecallError, RefusedError, StoreError, UnsafeValueError
+from corecall.plugins import Plugins
+from corecall.store import Store, run_blocking
+from corecall.telephony.driver import OriginateRequest, TrunkDriver
+
+log = logging.getLogger(__name__)
+
+#: Extra seconds, beyond both ring timeouts, before a call that never connected and that the
+#: PBX stopped reporting on is ended as ``unknown``.
+WATCHDOG_GRACE = 30.0
+
+
+def effective_caller_id(agent: Agent, route: Route) -> str:
+    """The caller ID a call by ``agent`` on ``route`` shows: the agent's assigned number when
+    it is one of the route's operator-owned numbers, else the route's first number."""
+    if agent.caller_id in route.caller_ids:
+        return agent.caller_id  # type: ignore[return-value]
+    return route.caller_ids[0]
+
+
+@attrs.frozen
+class _Transition:
+    call_id: str
+    previous: CallState | None
+    record: CallRecord
+    at: _dt.datetime
+
+
+class CallManager:
+    """Places calls and runs their state machines. One per running front end."""
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        plugins: Plugins,
+        store: Store,
+        routes: Callable[[], dict[str, Route]],
+        drivers: dict[str, TrunkDriver],
+        clock: Callable[[], _dt.datetime] = utcnow,
+    ) -> None:
+        self.config = config
+        self.plugins = plugins
+        self.store = store
+        self._routes = routes
+        self.drivers = drivers
+        self._clock = clock
+        self._live: dict[str, CallRecord] = {}
+        self._hangup_requested: set[str] = set()
+        self._watchers: dict[str, list[asyncio.Queue[CallRecord]]] = collections.defaultdict(list)
+        self._finished: dict[str, asyncio.Future[CallRecord]] = {}
+        self._watchdogs: dict[str, asyncio.TimerHandle] = {}
+        self._agent_locks: dict[int, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
+        self._writes: asyncio.Queue[_Transition] | None = None
+        self._writer: asyncio.Task | None = None
+        self._started_drivers: set[str] = set()
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Start the writer, the drivers, and reconcile calls a previous run left open."""
+        self._writes = asyncio.Queue()
+        self._writer = asyncio.create_task(self._write_loop(), name="corecall-call-writer")
+        for name, driver in self.drivers.items():
+            await driver.start()
+            self._started_drivers.add(name)
+        await self._reconcile_unfinished()
+
+    async def stop(self, *, drain_timeout: float = 10.0) -> None:
+        """Stop drivers and flush every pending write. Live calls stay up in the PBX; their
+        records stay unfinished and are reconciled on the next start."""
+        for name in list(self._started_drivers):
+            try:
+                await self.drivers[name].stop()
+            except Exception:  # noqa: BLE001
+                log.exception("trunk driver %r failed to stop", name)
+            self._started_drivers.discard(name)
+        for handle in self._watchdogs.values():
+            handle.cancel()
+        self._watchdogs.clear()
+        if self._writes is not None and self._writer is not None:
+            try:
+                await asyncio.wait_for(self._writes.join(), drain_timeout)
+            except TimeoutError:
+                log.error("call records still being written after %.0fs", drain_timeout)
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)
+            self._writer = None
+
+    # ------------------------------------------------------------------ placing calls
+    def live_calls(self, agent_id: int | None = None) -> list[CallRecord]:
+        return [
+            c for c in self._live.values()
+            if not c.is_final and (agent_id is None or c.agent_id == agent_id)
+        ]  # fmt: skip
+
+    async def prepare(self, agent_id: int, text: str) -> tuple[CallRequest, Agent]:
+        """Every check a call must pass, without placing it. Raises RefusedError."""
+        agent = await run_blocking(self.store.get_agent, agent_id)
+        if agent is None or not agent.authorized:
+            raise RefusedError(
+                "not_authorized",
+                f"You are not authorized to place calls. Ask your admin to authorize "
+                f"Telegram id {agent_id}.",
+            )
+        if not is_e164(agent.phone):
+            raise RefusedError(
+                "agent_phone_invalid",
+                "Your own phone number on file is not valid, so I can't ring you. "
+                "Ask your admin to set it again (/setphone).",
+            )
+        routes = self._routes()
+        route = self.plugins.resolve_route(agent, routes)
+        if route is None:
+            raise RefusedError(
+                "no_route", "Choose a route first (Main or Development), then call again."
+            )
+        verdict = self.plugins.parse_number(text, route)
+        if not verdict.ok:
+            raise RefusedError(verdict.reason or "invalid", verdict.message)
+        since = self._clock() - _dt.timedelta(minutes=1)
+        recent = await run_blocking(self.store.count_calls_since, agent_id, since)
+        limits = self.config.limits
+        request = CallRequest(
+            agent=agent,
+            target=verdict.e164,  # type: ignore[arg-type]
+            route=route,
+            caller_id=effective_caller_id(agent, route),
+            activity=AgentActivity(
+                live_calls=len(self.live_calls(agent_id)),
+                calls_last_minute=recent,
+                max_live_calls=limits.live_calls_per_agent,
+                max_calls_per_minute=limits.calls_per_minute,
+            ),
+        )
+        refusal = self.plugins.check_call(request)
+        if refusal is not None:
+            raise RefusedError(refusal.reason, refusal.message)
+        return request, agent
+
+    async def place(self, agent_id: int, text: str) -> CallRecord:
+        """Check and place a call; returns its record (already DIALING_AGENT or ENDED).
+
+        Raises :class:`RefusedError` (nothing dialed, nothing recorded) when any check fails.
+        """
+        async with self._agent_locks[agent_id]:  # one decision at a time per agent
+            request, agent = await self.prepare(agent_id, text)
+            trunk = request.route.trunk
+            driver = self.drivers.get(trunk.driver)
+            if driver is None:
+                raise RefusedError(
+                    "trunk_unavailable",
+                    f"Route {request.route.name} is not available right now (its trunk driver "
+                    f"{trunk.driver!r} is not running). Tell your admin.",
+                )
+            call_id = uuid.uuid4().hex
+            try:
+                originate = OriginateRequest(
+                    call_id=call_id,
+                    agent_phone=agent.phone,
+                    target=request.target,
+                    caller_id=request.caller_id,
+                    trunk=trunk,
+                    agent_ring_timeout=self.config.calls.agent_ring_timeout,
+                    target_ring_timeout=self.config.calls.target_ring_timeout,
+                )
+            except UnsafeValueError as exc:
+                log.error("refusing unsafe call for agent %s: %s", agent_id, exc)
+                raise RefusedError(
+                    "unsafe_value", "This call was refused: a stored number is malformed. "
+                    "Tell your admin.",
+                ) from None  # fmt: skip
+            record = CallRecord(
+                id=call_id,
+                agent_id=agent_id,
+                agent_phone=agent.phone,
+                target=request.target,
+                route_code=request.route.code,
+                trunk=trunk.name,
+                caller_id=request.caller_id,
+                created_at=self._clock(),
+            )
+            record = await run_blocking(self.store.create_call, record)
+            self._track(record)
+        self.progress(call_id, CallState.DIALING_AGENT)
+        try:
+            await driver.originate(originate, self.progress)
+        except CorecallError as exc:
+            self.progress(call_id, CallState.ENDED, EndReason.TRUNK_UNAVAILABLE, str(exc))
+        except Exception as exc:  # noqa: BLE001 - a driver bug must still end the call
+            log.exception("trunk driver %r failed to originate", trunk.driver)
+            self.progress(
+                call_id, CallState.ENDED, EndReason.TRUNK_UNAVAILABLE,
+                f"driver error: {type(exc).__name__}",
+            )  # fmt: skip
+        return self._live.get(call_id, record)
+
+    async def hangup(self, call_id: str) -> bool:
+        """Hang up a live call (the agent's button, the CLI). False if it is not live."""
+        record = self._live.get(call_id)
+        if record is None or record.is_final:
+            return False
+        self._hangup_requested.add(call_id)
+        driver = self.drivers.get(self._trunk_driver_name(record))
+        if driver is None:
+            return False
+        return await driver.hangup(call_id)
+
+    # ------------------------------------------------------------------ state machine
+    def progress(
+        self, call_id: str, state: CallState, reason: EndReason | None = None, detail: str = ""
+    ) -> None:
+        """Apply a transition reported by a driver. Repeats and backward moves are ignored;
+        the final state is final. Never blocks: persistence happens in the writer task."""
+        current = self._live.get(call_id)
+        if current is None or current.is_final:
+            return
+        if state is not CallState.ENDED and state.order <= current.state.order:
+            return
+        now = self._clock()
+        changes: dict = {"state": state, STAGE_TIMESTAMP_FIELD[state]: now}
+        if state is CallState.ENDED:
+            reason = reason or EndReason.UNKNOWN
+            if call_id in self._hangup_requested:
+                # We asked for it: before the target answered it is a cancellation, after it
+                # a normal end of conversation, whatever the PBX calls it.
+                connected = current.connected_at is not None
+                reason = EndReason.COMPLETED if connected else EndReason.CANCELLED
+            changes["reason"] = reason
+            changes["detail"] = detail
+            self._hangup_requested.discard(call_id)
+            handle = self._watchdogs.pop(call_id, None)
+            if handle:
+                handle.cancel()
+        record = attrs.evolve(current, **changes)
+        self._live[call_id] = record
+        if state is CallState.CONNECTED:
+            handle = self._watchdogs.pop(call_id, None)
+            if handle:
+                handle.cancel()
+        assert self._writes is not None, "CallManager.start() was not awaited"
+        self._writes.put_nowait(_Transition(call_id, current.state, record, now))
+
+    def _track(self, record: CallRecord) -> None:
+        self._live[record.id] = record
+        self._finished[record.id] = asyncio.get_running_loop().create_future()
+        deadline = (
+            self.config.calls.agent_ring_timeout
+            + self.config.calls.target_ring_timeout
+            + WATCHDOG_GRACE
+        )
+        self._watchdogs[record.id] = asyncio.get_running_loop().call_later(
+            deadline, self._watchdog_fired, record.id
+        )
+        if self._writes is not None:
+            self._writes.put_nowait(_Transition(record.id, None, record, self._clock()))
+
+    def _watchdog_fired(self, call_id: str) -> None:
+        self._watchdogs.pop(call_id, None)
+        record = self._live.get(call_id)
+        if record is not None and record.state is not CallState.CONNECTED:
+            log.warning("call %s: no word from the PBX; ending it as unknown", call_id)
+            self.progress(call_id, CallState.ENDED, EndReason.UNKNOWN, "no word from the PBX")
+
+    def _trunk_driver_name(self, record: CallRecord) -> str:
+        trunk = self.config.trunks.get(record.trunk)
+        return trunk.driver if trunk else ""
+
+    async def _write_loop(self) -> None:
+        assert self._writes is not None
+        while True:
+            batch = [await self._writes.get()]
+            while not self._writes.empty():
+                batch.append(self._writes.get_nowait())
+            try:
+                await self._persist(batch)
+                for item in batch:
+                    self._announce(item)
+            finally:
+                for _ in batch:
+                    self._writes.task_done()
+
+    async def _persist(self, batch: list[_Transition]) -> None:
+        def write() -> None:
+            for item in batch:
+                if item.previous is None:
+                    continue  # creation was written by place()
+                r = item.record
+                self.store.record_transition(
+                    r.id, r.state, item.at, reason=r.reason, detail=r.detail
+                )
+
+        for attempt in range(5):
+            try:
+                await run_blocking(write)
+                return
+            except StoreError:
+                log.exception("writing call state failed (attempt %d)", attempt + 1)
+                await asyncio.sleep(0.2 * 2**attempt)
+        log.critical("call states could not be written: %s", [b.call_id for b in batch])
+
+    def _announce(self, item: _Transition) -> None:
+        record = item.record
+        self.plugins.notify_state_changed(record, item.previous)
+        for queue in self._watchers.get(record.id, ()):
+            queue.put_nowait(record)
+        if record.is_final:
+            self._watchers.pop(record.id, None)
+            fut = self._finished.pop(record.id, None)
+            if fut is not None and not fut.done():
+                fut.set_result(record)
+            self._live.pop(record.id, None)
+            self._agent_locks_cleanup(record.agent_id)
+
+    def _agent_locks_cleanup(self, agent_id: int) -> None:
+        lock = self._agent_locks.get(agent_id)
+        if lock is not None and not lock.locked() and not self.live_calls(agent_id):
+            self._agent_locks.pop(agent_id, None)
+
+    # ------------------------------------------------------------------ watching
+    async def watch(self, call_id: str) -> AsyncIterator[CallRecord]:
+        """Yield the call's record after each persisted transition, ending with the final one.
+
+        Starts with the current state, so a late watcher still sees where the call is.
+        """
+        current = self._live.get(call_id)
+        if current is None:
+            stored = await run_blocking(self.store.get_call, call_id)
+            if stored is not None:
+                yield stored
+            return
+        queue: asyncio.Queue[CallRecord] = asyncio.Queue()
+        self._watchers[call_id].append(queue)
+        yield current
+        while True:
+            record = await queue.get()
+            yield record
+            if record.is_final:
+                return
+
+    async def wait_final(self, call_id: str, timeout: float | None = None) -> CallRecord:
+        fut = self._finished.get(call_id)
+        if fut is None:
+            stored = await run_blocking(self.store.get_call, call_id)
+            if stored is None:
+                raise KeyError(call_id)
+            return stored
+        return await asyncio.wait_for(asyncio.shield(fut), timeout)
+
+    async def wait_all_final(self, timeout: float) -> bool:
+        """Wait (bounded) for every live call to end. True when none is left."""
+        futs = [asyncio.shield(f) for f in self._finished.values()]
+        if not futs:
+            return True
+        done, pending = await asyncio.wait(futs, timeout=timeout)
+        return not pending
+
+    # ------------------------------------------------------------------ reconcile
+    async def _reconcile_unfinished(self) -> None:
+        unfinished = await run_blocking(self.store.unfinished_calls)
+        by_driver: dict[str, list[CallRecord]] = collections.defaultdict(list)
+        for record in unfinished:
+            self._live[record.id] = record
+            self._finished[record.id] = asyncio.get_running_loop().create_future()
+            by_driver[self._trunk_driver_name(record)].append(record)
+        for name, records in by_driver.items():
+            driver = self.drivers.get(name)
+            if driver is None:
+                for r in records:
+                    self.progress(
+                        r.id, CallState.ENDED, EndReason.UNKNOWN,
+                        "outcome unknown: its trunk is no longer configured",
+                    )  # fmt: skip
+                continue
+            try:
+                await driver.reconcile(records, self.progress)
+            except Exception:  # noqa: BLE001
+                log.exception("trunk driver %r failed to reconcile", name)
+                for r in records:
+                    self.progress(r.id, CallState.ENDED, EndReason.UNKNOWN, "reconcile failed")

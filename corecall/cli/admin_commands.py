@@ -1,0 +1,152 @@
+"""``corecall agents ...``, ``corecall calls list`` and ``corecall audit``."""
+
+from __future__ import annotations
+
+import attrs
+import typer
+from rich.table import Table
+
+from corecall.agents import AgentAdmin
+from corecall.cli.common import actor, console, print_json, state
+from corecall.domain import Agent, CallRecord
+
+agents_app = typer.Typer(help="Manage agents (every change is audited).", no_args_is_help=True)
+calls_app = typer.Typer(help="Read the call record.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(agents_app, name="agents")
+    app.add_typer(calls_app, name="calls")
+    app.command("audit")(audit)
+
+
+def _admin() -> AgentAdmin:
+    return AgentAdmin(state.app())
+
+
+def _agent_json(agent: Agent) -> dict:
+    data = attrs.asdict(agent)
+    data["created_at"] = agent.created_at.isoformat() if agent.created_at else None
+    return data
+
+
+def _show(agent: Agent, verb: str) -> None:
+    route = agent.route_code or "none"
+    console.print(f"{verb} agent {agent.telegram_id} ({agent.name or 'no name'}): phone "
+                  f"{agent.phone}, route {route}, authorized {'yes' if agent.authorized else 'no'}")  # fmt: skip
+
+
+TELEGRAM_ID = typer.Argument(..., help="The agent's numeric Telegram user id.", min=1)
+
+
+@agents_app.command("add")
+def agents_add(
+    telegram_id: int = typer.Option(..., "--telegram-id", help="Numeric Telegram user id.", min=1),
+    phone: str = typer.Option(..., "--phone", help="The agent's own phone, e.g. +12125550123."),
+    name: str = typer.Option("", "--name", help="Display name."),
+    authorize: bool = typer.Option(False, "--authorize", help="Authorize right away."),
+):
+    """Add an agent (not authorized unless --authorize)."""
+    _show(_admin().add(telegram_id, phone, name, authorized=authorize, actor=actor()), "added")
+
+
+@agents_app.command("list")
+def agents_list(json_: bool = typer.Option(False, "--json", help="Machine-readable output.")):
+    """All agents."""
+    admin = _admin()
+    agents = admin.store.list_agents()
+    if json_:
+        print_json([_agent_json(a) for a in agents])
+        return
+    table = Table("telegram id", "name", "phone", "authorized", "route", "caller id")
+    for a in agents:
+        table.add_row(str(a.telegram_id), a.name, a.phone, "yes" if a.authorized else "no",
+                      a.route_code or "-", admin.caller_id_line(a).removeprefix("Caller ID: "))  # fmt: skip
+    console.print(table if agents else "no agents yet; add one with `corecall agents add`")
+
+
+@agents_app.command("remove")
+def agents_remove(telegram_id: int = TELEGRAM_ID):
+    """Remove an agent (their call records stay)."""
+    _admin().remove(telegram_id, actor=actor())
+    console.print(f"removed agent {telegram_id}")
+
+
+@agents_app.command("authorize")
+def agents_authorize(telegram_id: int = TELEGRAM_ID):
+    """Allow an agent to place calls."""
+    _show(_admin().authorize(telegram_id, actor=actor()), "authorized")
+
+
+@agents_app.command("revoke")
+def agents_revoke(telegram_id: int = TELEGRAM_ID):
+    """Stop an agent from placing calls."""
+    _show(_admin().revoke(telegram_id, actor=actor()), "revoked")
+
+
+@agents_app.command("set-phone")
+def agents_set_phone(telegram_id: int = TELEGRAM_ID, phone: str = typer.Argument(...)):
+    """Set the phone Asterisk rings first."""
+    _show(_admin().set_phone(telegram_id, phone, actor=actor()), "updated")
+
+
+@agents_app.command("set-route")
+def agents_set_route(telegram_id: int = TELEGRAM_ID, code: str = typer.Argument(...)):
+    """Set the agent's route (M, D, ...)."""
+    _show(_admin().set_route(telegram_id, code, actor=actor()), "updated")
+
+
+@agents_app.command("set-caller-id")
+def agents_set_caller_id(telegram_id: int = TELEGRAM_ID, number: str = typer.Argument(...)):
+    """Assign one of the agent's route's operator-owned caller IDs."""
+    admin = _admin()
+    agent = admin.set_caller_id(telegram_id, number, actor=actor())
+    console.print(f"agent {telegram_id}: {admin.caller_id_line(agent)}")
+
+
+def _call_json(call: CallRecord) -> dict:
+    data = attrs.asdict(call)
+    for key, value in list(data.items()):
+        if hasattr(value, "isoformat"):
+            data[key] = value.isoformat()
+    data["state"] = call.state.value
+    data["reason"] = call.reason.value if call.reason else None
+    data["ring_seconds"] = call.ring_seconds
+    data["talk_seconds"] = call.talk_seconds
+    return data
+
+
+@calls_app.command("list")
+def calls_list(
+    agent: int = typer.Option(None, "--agent", help="Only this agent's calls."),
+    limit: int = typer.Option(20, "--limit", min=1, max=10000),
+    json_: bool = typer.Option(False, "--json", help="Machine-readable output."),
+):
+    """Recent calls, newest first."""
+    calls = state.app().store.recent_calls(agent, limit)
+    if json_:
+        print_json([_call_json(c) for c in calls])
+        return
+    table = Table("started", "agent", "target", "route", "caller id", "state", "reason", "talk")
+    for c in calls:
+        talk = f"{c.talk_seconds:.0f}s" if c.talk_seconds is not None else "-"
+        started = c.created_at.strftime("%Y-%m-%d %H:%M:%S") if c.created_at else "-"
+        table.add_row(started, str(c.agent_id), c.target, c.route_code, c.caller_id,
+                      c.state.value, c.reason.value if c.reason else "-", talk)  # fmt: skip
+    console.print(table if calls else "no calls yet")
+
+
+def audit(
+    limit: int = typer.Option(50, "--limit", min=1, max=10000),
+    json_: bool = typer.Option(False, "--json", help="Machine-readable output."),
+):
+    """The audit log of admin actions, newest first."""
+    entries = state.app().store.audit_log(limit)
+    if json_:
+        print_json([attrs.asdict(e) for e in entries])
+        return
+    table = Table("when", "actor", "action", "subject", "detail")
+    for e in entries:
+        when = e.at.strftime("%Y-%m-%d %H:%M:%S") if e.at else "-"
+        table.add_row(when, e.actor, e.action, e.subject, e.detail)
+    console.print(table if entries else "no admin actions yet")

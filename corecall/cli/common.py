@@ -1,0 +1,48 @@
+"""What every CLI command shares: the lazily built App, consoles, JSON output, the actor."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+
+from corecall.app import App
+from corecall.config import load_config
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+class _State:
+    def __init__(self) -> None:
+        self.config_path: str | None = None
+        self._app: App | None = None
+
+    def app(self) -> App:
+        if self._app is None:
+            self._app = App(load_config(self.config_path))
+        return self._app
+
+    def close(self) -> None:
+        if self._app is not None:
+            self._app.close()
+            self._app = None
+
+
+state = _State()
+
+
+def actor() -> str:
+    """Who is acting, for the audit log."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name in some containers
+        user = "unknown"
+    return f"cli:{user}"
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")

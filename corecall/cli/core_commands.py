@@ -1,0 +1,117 @@
+"""``corecall init``, ``corecall plugins ...`` and ``corecall number check``."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from corecall.cli.common import console, print_json, state
+from corecall.config import load_config, resolve_config_path, write_starter_config
+from corecall.errors import NotFoundError
+from corecall.plugins import check_can_disable, known_plugin_names, read_disabled, write_disabled
+
+plugins_app = typer.Typer(help="List, enable and disable plugins.", no_args_is_help=True)
+number_app = typer.Typer(help="Check numbers against the number policy.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)
+    app.add_typer(plugins_app, name="plugins")
+    app.add_typer(number_app, name="number")
+
+
+def init(
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing config file."),
+) -> None:
+    """Write a commented starter config and create the database."""
+    path, _ = resolve_config_path(state.config_path)
+    write_starter_config(path, force=force)
+    state.config_path = str(path)
+    app = state.app()
+    store = app.store  # opening creates the schema
+    console.print(f"wrote {path}")
+    where = app.config.sqlite_path if app.config.store.backend == "sqlite" else "PostgreSQL"
+    console.print(f"database ready ({app.config.store.backend}, schema v{store.schema_version()}):"
+                  f" {where}")  # fmt: skip
+    console.print("next: edit the file (bot token, super_admins, trunks), then "
+                  "`corecall agents add ...` and `corecall run`")  # fmt: skip
+
+
+# --------------------------------------------------------------------------- plugins
+
+
+@plugins_app.command("list")
+def plugins_list(json_: bool = typer.Option(False, "--json", help="Machine-readable output.")):
+    """Name, kind, distribution and version, enabled, hooks implemented."""
+    infos = state.app().plugins.list()
+    if json_:
+        print_json([i.as_json() for i in infos])
+        return
+    table = Table("name", "kind", "distribution", "version", "enabled", "hooks")
+    for i in infos:
+        enabled = "[green]yes[/]" if i.enabled else "[dim]no[/]"
+        if i.essential:
+            enabled += " (essential)"
+        if i.error:
+            enabled = f"[red]broken[/]: {i.error}"
+        hooks = ", ".join(h.removeprefix("corecall_") for h in i.hooks) or "-"
+        table.add_row(i.name, i.kind, i.distribution, i.version, enabled, hooks)
+    console.print(table)
+
+
+def _set_enabled(name: str, enabled: bool) -> None:
+    app = state.app()
+    config = app.config
+    disabled = read_disabled(config.plugin_state_path)
+    if enabled:
+        if name not in known_plugin_names():
+            raise NotFoundError(
+                f"no plugin named {name!r}; known plugins: {', '.join(known_plugin_names())}"
+            )
+        disabled.discard(name)
+        write_disabled(config.plugin_state_path, disabled)
+        note = ""
+        if name in config.disabled_plugins:
+            note = f" (but {config.path} still lists it under [plugins] disabled)"
+        console.print(f"enabled {name}; takes effect on next start{note}")
+    else:
+        check_can_disable(name, active_store_plugin=app.active_store_plugin())
+        disabled.add(name)
+        write_disabled(config.plugin_state_path, disabled)
+        console.print(f"disabled {name}; takes effect on next start")
+
+
+@plugins_app.command("enable")
+def plugins_enable(name: str):
+    """Enable a plugin (persisted; takes effect on next start)."""
+    _set_enabled(name, True)
+
+
+@plugins_app.command("disable")
+def plugins_disable(name: str):
+    """Disable a plugin without importing it (persisted; takes effect on next start)."""
+    _set_enabled(name, False)
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+@number_app.command("check")
+def number_check(
+    text: str,
+    route: str = typer.Option("M", "--route", help="Check under this route's rules."),
+    json_: bool = typer.Option(False, "--json", help="Machine-readable output."),
+):
+    """The number policy's verdict for TEXT. Exit 0 when accepted, 1 when refused."""
+    app = state.app()
+    verdict = app.plugins.parse_number(text, app.route(route.strip().upper()))
+    if json_:
+        print_json(verdict.as_json())
+    elif verdict.ok:
+        console.print(f"[green]accepted[/] {verdict.e164}")
+    else:
+        console.print(f"[red]refused[/] ({verdict.reason}): {verdict.message}")
+    raise typer.Exit(0 if verdict.ok else 1)
+
+
+__all__ = ["load_config", "register"]

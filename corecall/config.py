@@ -1,0 +1,490 @@
+"""Configuration: one TOML file plus secrets from the environment.
+
+Where the file is: ``corecall --config FILE``, else ``$CORECALL_CONFIG``, else
+``<user config dir>/corecall/config.toml``. When that default file does not exist the
+built-in defaults apply: an SQLite store in the per-user data directory and the simulated
+PBX on both routes, so nothing can be dialed by accident.
+
+Secrets may live in the environment instead of the file (the environment wins):
+``CORECALL_BOT_TOKEN``, ``CORECALL_API_ID``, ``CORECALL_API_HASH``,
+``CORECALL_AMI_SECRET`` (every AMI server) or ``CORECALL_AMI_SECRET_<SERVER>`` (one),
+``CORECALL_POSTGRES_DSN``. ``CORECALL_DATA_DIR`` moves the data directory.
+
+A mistake in the file raises :class:`~corecall.errors.ConfigError` naming the file, the key
+and what is expected.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import platformdirs
+
+from corecall.domain import TrunkConfig, is_e164
+from corecall.errors import ConfigError
+
+APP_NAME = "corecall"
+ROUTE_CODE_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+
+def default_config_path() -> Path:
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("CORECALL_DATA_DIR")
+    return Path(env) if env else Path(platformdirs.user_data_dir(APP_NAME))
+
+
+# --------------------------------------------------------------------------- sections
+
+
+@attrs.frozen
+class BotConfig:
+    token: str = ""
+    api_id: int = 0
+    api_hash: str = ""
+    super_admins: tuple[int, ...] = ()
+    max_command_age: float = 30.0  # seconds; older /call commands are answered "expired"
+    session_path: Path | None = None
+
+
+@attrs.frozen
+class StoreConfig:
+    backend: str = "sqlite"
+    sqlite_path: Path | None = None
+    postgres_dsn: str = ""
+
+
+@attrs.frozen
+class LimitsConfig:
+    live_calls_per_agent: int = 1
+    calls_per_minute: int = 6
+
+
+@attrs.frozen
+class CallsConfig:
+    agent_ring_timeout: int = 30  # seconds the agent's phone rings before we give up
+    target_ring_timeout: int = 45  # seconds the target rings (Dial timeout)
+
+
+@attrs.frozen
+class AmiServerConfig:
+    name: str
+    host: str = "127.0.0.1"
+    port: int = 5038
+    username: str = "corecall"
+    secret: str = ""
+    context: str = "corecall-bridge"
+    ping_interval: float = 5.0
+    action_timeout: float = 5.0
+
+
+@attrs.frozen
+class RouteConfig:
+    code: str
+    trunk: str
+    caller_ids: tuple[str, ...]
+    countries: tuple[str, ...] = ("US", "CA")
+    name: str | None = None  # overrides the route plugin's display name
+
+
+@attrs.frozen
+class Config:
+    path: Path | None
+    data_dir: Path
+    bot: BotConfig = BotConfig()
+    store: StoreConfig = StoreConfig()
+    limits: LimitsConfig = LimitsConfig()
+    calls: CallsConfig = CallsConfig()
+    asterisk_servers: Mapping[str, AmiServerConfig] = attrs.field(factory=dict)
+    trunks: Mapping[str, TrunkConfig] = attrs.field(factory=dict)
+    routes: Mapping[str, RouteConfig] = attrs.field(factory=dict)
+    disabled_plugins: tuple[str, ...] = ()
+    exists: bool = True  # False when the defaults are used because no file exists
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.store.sqlite_path or self.data_dir / "corecall.sqlite3"
+
+    @property
+    def plugin_state_path(self) -> Path:
+        """Where ``corecall plugins enable/disable`` persists its choices."""
+        return self.data_dir / "plugins.json"
+
+    @property
+    def session_path(self) -> Path:
+        return self.bot.session_path or self.data_dir / "telegram.session"
+
+
+# --------------------------------------------------------------------------- defaults
+
+STARTER_CONFIG = """\
+# corecall configuration. Secrets can stay out of this file: the environment variables
+# CORECALL_BOT_TOKEN, CORECALL_API_ID, CORECALL_API_HASH, CORECALL_AMI_SECRET and
+# CORECALL_POSTGRES_DSN override the matching keys below.
+
+# Where the SQLite database, the Telegram session and plugin choices live.
+# data_dir = "/var/lib/corecall"
+
+[bot]
+# From @BotFather and https://my.telegram.org (api_id/api_hash).
+token = ""
+api_id = 0
+api_hash = ""
+# Numeric Telegram user ids allowed to /authorize, /revoke, /agents, /setphone, /callerid.
+super_admins = []
+# A /call older than this many seconds when it reaches the bot (e.g. replayed after
+# downtime) is answered "expired" and nothing is dialed.
+max_command_age = 30
+
+[store]
+# "sqlite" (embedded, default) or "postgres" (set CORECALL_POSTGRES_DSN or postgres_dsn).
+backend = "sqlite"
+# sqlite_path = "/var/lib/corecall/corecall.sqlite3"
+# postgres_dsn = "postgresql://corecall@127.0.0.1:5432/corecall"
+
+[limits]
+live_calls_per_agent = 1
+calls_per_minute = 6
+
+[calls]
+agent_ring_timeout = 30   # seconds the agent's own phone rings
+target_ring_timeout = 45  # seconds the target rings
+
+# One table per Asterisk server (AMI connection). Several servers are fine: each trunk
+# names the server it uses.
+[asterisk_servers.pbx1]
+host = "127.0.0.1"
+port = 5038
+username = "corecall"
+secret = ""            # or CORECALL_AMI_SECRET / CORECALL_AMI_SECRET_PBX1
+context = "corecall-bridge"
+
+# Trunks: driver "asterisk_ami" dials for real through a PJSIP endpoint authenticated by
+# the provider's IP; driver "simulated" dials nothing (demo, training). No failover.
+[trunks.main]
+driver = "simulated"   # change to "asterisk_ami" when Asterisk is wired
+server = "pbx1"
+endpoint = "corecall-main"
+
+[trunks.dev]
+driver = "simulated"
+server = "pbx1"
+endpoint = "corecall-dev"
+
+# Routes agents choose between. caller_ids are numbers YOU own; agents never type one.
+[routes.M]
+trunk = "main"
+caller_ids = ["+12125550100", "+12125550101"]
+countries = ["US", "CA"]
+
+[routes.D]
+trunk = "dev"
+caller_ids = ["+12125550199"]
+countries = ["US", "CA"]
+
+[plugins]
+# Plugins listed here are not even imported (corecall plugins disable NAME does the same).
+disabled = []
+"""
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def resolve_config_path(explicit: str | os.PathLike | None = None) -> tuple[Path, bool]:
+    """Return (path, explicitly_chosen)."""
+    if explicit:
+        return Path(explicit), True
+    env = os.environ.get("CORECALL_CONFIG")
+    if env:
+        return Path(env), True
+    return default_config_path(), False
+
+
+def load_config(explicit: str | os.PathLike | None = None) -> Config:
+    """Load the configuration (see module docstring for where it is looked for)."""
+    path, chosen = resolve_config_path(explicit)
+    if not path.exists():
+        if chosen:
+            raise ConfigError(
+                "file not found; create one with: corecall --config "
+                f"{path} init",
+                path=str(path),
+            )
+        return parse_config(tomllib.loads(STARTER_CONFIG), path=None, exists=False)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"is not valid TOML: {exc}", path=str(path)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot be read: {exc.strerror}", path=str(path)) from None
+    return parse_config(raw, path=path)
+
+
+def parse_config(raw: Mapping[str, Any], *, path: Path | None, exists: bool = True) -> Config:
+    """Validate a parsed TOML document and build a :class:`Config`."""
+    p = _Parser(str(path) if path else "<built-in defaults>")
+    known = {
+        "data_dir", "bot", "store", "limits", "calls", "asterisk_servers", "trunks", "routes",
+        "plugins",
+    }  # fmt: skip
+    p.no_unknown_keys(raw, known, "")
+
+    data_dir_raw = p.opt(raw, "data_dir", str, "data_dir", None)
+    env_data = os.environ.get("CORECALL_DATA_DIR")
+    data_dir = Path(env_data) if env_data else (
+        Path(data_dir_raw).expanduser() if data_dir_raw else default_data_dir()
+    )
+
+    bot = _parse_bot(p, p.table(raw, "bot"))
+    store = _parse_store(p, p.table(raw, "store"))
+    limits_t = p.table(raw, "limits")
+    p.no_unknown_keys(limits_t, {"live_calls_per_agent", "calls_per_minute"}, "limits")
+    limits = LimitsConfig(
+        live_calls_per_agent=p.positive_int(limits_t, "live_calls_per_agent", "limits", 1),
+        calls_per_minute=p.positive_int(limits_t, "calls_per_minute", "limits", 6),
+    )
+    calls_t = p.table(raw, "calls")
+    p.no_unknown_keys(calls_t, {"agent_ring_timeout", "target_ring_timeout"}, "calls")
+    calls = CallsConfig(
+        agent_ring_timeout=p.positive_int(calls_t, "agent_ring_timeout", "calls", 30),
+        target_ring_timeout=p.positive_int(calls_t, "target_ring_timeout", "calls", 45),
+    )
+    servers = {
+        name: _parse_server(p, name, t)
+        for name, t in p.table_of_tables(raw, "asterisk_servers").items()
+    }
+    trunks = {name: _parse_trunk(p, name, t, servers) for name, t in
+              p.table_of_tables(raw, "trunks").items()}  # fmt: skip
+    routes = {code: _parse_route(p, code, t, trunks) for code, t in
+              p.table_of_tables(raw, "routes").items()}  # fmt: skip
+    plugins_t = p.table(raw, "plugins")
+    p.no_unknown_keys(plugins_t, {"disabled"}, "plugins")
+    disabled = p.str_list(plugins_t, "disabled", "plugins", ())
+    return Config(
+        path=path,
+        data_dir=data_dir,
+        bot=bot,
+        store=store,
+        limits=limits,
+        calls=calls,
+        asterisk_servers=servers,
+        trunks=trunks,
+        routes=routes,
+        disabled_plugins=tuple(disabled),
+        exists=exists,
+    )
+
+
+def _parse_bot(p: _Parser, t: Mapping[str, Any]) -> BotConfig:
+    p.no_unknown_keys(
+        t, {"token", "api_id", "api_hash", "super_admins", "max_command_age", "session_path"},
+        "bot",
+    )  # fmt: skip
+    token = os.environ.get("CORECALL_BOT_TOKEN") or p.opt(t, "token", str, "bot", "")
+    api_id_env = os.environ.get("CORECALL_API_ID")
+    if api_id_env:
+        if not api_id_env.isdigit():
+            raise ConfigError("CORECALL_API_ID must be a number (from my.telegram.org)")
+        api_id = int(api_id_env)
+    else:
+        api_id = p.opt(t, "api_id", int, "bot", 0)
+    api_hash = os.environ.get("CORECALL_API_HASH") or p.opt(t, "api_hash", str, "bot", "")
+    admins = t.get("super_admins", [])
+    if not isinstance(admins, list) or not all(
+        isinstance(a, int) and not isinstance(a, bool) and a > 0 for a in admins
+    ):
+        p.fail("bot.super_admins", "expected a list of numeric Telegram user ids, e.g. [123456789]")
+    age = t.get("max_command_age", 30)
+    if not isinstance(age, int | float) or isinstance(age, bool) or age <= 0:
+        p.fail("bot.max_command_age", "expected a positive number of seconds, e.g. 30")
+    session = p.opt(t, "session_path", str, "bot", None)
+    return BotConfig(
+        token=token,
+        api_id=api_id,
+        api_hash=api_hash,
+        super_admins=tuple(admins),
+        max_command_age=float(age),
+        session_path=Path(session).expanduser() if session else None,
+    )
+
+
+def _parse_store(p: _Parser, t: Mapping[str, Any]) -> StoreConfig:
+    p.no_unknown_keys(t, {"backend", "sqlite_path", "postgres_dsn"}, "store")
+    backend = p.opt(t, "backend", str, "store", "sqlite")
+    sqlite_path = p.opt(t, "sqlite_path", str, "store", None)
+    dsn = os.environ.get("CORECALL_POSTGRES_DSN") or p.opt(t, "postgres_dsn", str, "store", "")
+    return StoreConfig(
+        backend=backend,
+        sqlite_path=Path(sqlite_path).expanduser() if sqlite_path else None,
+        postgres_dsn=dsn,
+    )
+
+
+def _parse_server(p: _Parser, name: str, t: Mapping[str, Any]) -> AmiServerConfig:
+    key = f"asterisk_servers.{name}"
+    p.no_unknown_keys(
+        t, {"host", "port", "username", "secret", "context", "ping_interval", "action_timeout"},
+        key,
+    )  # fmt: skip
+    env_secret = os.environ.get(f"CORECALL_AMI_SECRET_{name.upper()}") or os.environ.get(
+        "CORECALL_AMI_SECRET"
+    )
+    port = p.opt(t, "port", int, key, 5038)
+    if not 0 < port < 65536:
+        p.fail(f"{key}.port", "expected a TCP port between 1 and 65535")
+    username = p.opt(t, "username", str, key, "corecall")
+    context = p.opt(t, "context", str, key, "corecall-bridge")
+    for field, value in (("username", username), ("context", context)):
+        if not value or not all(c.isalnum() or c in "-_" for c in value):
+            p.fail(f"{key}.{field}", "expected letters, digits, '-' or '_' only")
+    return AmiServerConfig(
+        name=name,
+        host=p.opt(t, "host", str, key, "127.0.0.1"),
+        port=port,
+        username=username,
+        secret=env_secret or p.opt(t, "secret", str, key, ""),
+        context=context,
+        ping_interval=float(p.opt(t, "ping_interval", (int, float), key, 5.0)),
+        action_timeout=float(p.opt(t, "action_timeout", (int, float), key, 5.0)),
+    )
+
+
+def _parse_trunk(
+    p: _Parser, name: str, t: Mapping[str, Any], servers: Mapping[str, AmiServerConfig]
+) -> TrunkConfig:
+    key = f"trunks.{name}"
+    driver = p.req(t, "driver", str, key, 'a driver name, e.g. "asterisk_ami" or "simulated"')
+    server = p.opt(t, "server", str, key, None)
+    endpoint = p.opt(t, "endpoint", str, key, None)
+    if driver == "asterisk_ami":
+        if not server:
+            p.fail(f"{key}.server", "expected the name of an [asterisk_servers.NAME] table")
+        if server not in servers:
+            known = ", ".join(sorted(servers)) or "none defined"
+            p.fail(f"{key}.server", f"no [asterisk_servers.{server}] table (known: {known})")
+        if not endpoint:
+            p.fail(f"{key}.endpoint", 'expected the PJSIP endpoint name, e.g. "corecall-main"')
+    if endpoint is not None and (
+        not endpoint or not all(c.isascii() and (c.isalnum() or c in "-_") for c in endpoint)
+    ):
+        p.fail(f"{key}.endpoint", "expected letters, digits, '-' or '_' only")
+    options = {k: v for k, v in t.items() if k not in {"driver", "server", "endpoint"}}
+    return TrunkConfig(name=name, driver=driver, server=server, endpoint=endpoint, options=options)
+
+
+def _parse_route(
+    p: _Parser, code: str, t: Mapping[str, Any], trunks: Mapping[str, TrunkConfig]
+) -> RouteConfig:
+    key = f"routes.{code}"
+    if not code or not all(c in ROUTE_CODE_CHARS for c in code):
+        p.fail(key, "route codes are upper-case letters or digits, e.g. [routes.M]")
+    p.no_unknown_keys(t, {"trunk", "caller_ids", "countries", "name"}, key)
+    trunk = p.req(t, "trunk", str, key, "the name of a [trunks.NAME] table")
+    if trunk not in trunks:
+        known = ", ".join(sorted(trunks)) or "none defined"
+        p.fail(f"{key}.trunk", f"no [trunks.{trunk}] table (known: {known})")
+    caller_ids = p.str_list(t, "caller_ids", key, None)
+    if not caller_ids:
+        p.fail(
+            f"{key}.caller_ids",
+            'expected at least one caller ID you own, in E.164, e.g. ["+12125550100"]',
+        )
+    for cid in caller_ids:
+        if not is_e164(cid):
+            p.fail(f"{key}.caller_ids", f"{cid!r} is not E.164 (+ and digits, e.g. +12125550100)")
+    countries = p.str_list(t, "countries", key, ("US", "CA"))
+    for c in countries:
+        if not (len(c) == 2 and c.isascii() and c.isalpha() and c.isupper()):
+            p.fail(f"{key}.countries", f"{c!r} is not a two-letter region code like \"US\"")
+    return RouteConfig(
+        code=code,
+        trunk=trunk,
+        caller_ids=tuple(caller_ids),
+        countries=tuple(countries),
+        name=p.opt(t, "name", str, key, None),
+    )
+
+
+class _Parser:
+    """Small helpers that turn type mistakes into ConfigErrors naming file and key."""
+
+    _TYPE_WORDS = {str: "a string", int: "an integer", bool: "true or false"}
+
+    def __init__(self, where: str):
+        self.where = where
+
+    def fail(self, key: str, expected: str):
+        raise ConfigError(expected, path=self.where, key=key)
+
+    def _word(self, typ) -> str:
+        if isinstance(typ, tuple):
+            return "a number"
+        return self._TYPE_WORDS.get(typ, typ.__name__)
+
+    def _check(self, value, typ, key: str):
+        bad = isinstance(value, bool) and typ is not bool
+        if bad or not isinstance(value, typ):
+            self.fail(key, f"expected {self._word(typ)}, got {value!r}")
+        return value
+
+    def opt(self, t: Mapping, name: str, typ, section: str, default):
+        if name not in t:
+            return default
+        return self._check(t[name], typ, f"{section}.{name}" if section else name)
+
+    def req(self, t: Mapping, name: str, typ, section: str, what: str):
+        if name not in t:
+            self.fail(f"{section}.{name}", f"missing; expected {what}")
+        return self._check(t[name], typ, f"{section}.{name}")
+
+    def positive_int(self, t: Mapping, name: str, section: str, default: int) -> int:
+        value = self.opt(t, name, int, section, default)
+        if value < 1:
+            self.fail(f"{section}.{name}", f"expected a whole number of at least 1, got {value}")
+        return value
+
+    def str_list(self, t: Mapping, name: str, section: str, default):
+        if name not in t:
+            return list(default) if default is not None else None
+        value = t[name]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.fail(f"{section}.{name}", f"expected a list of strings, got {value!r}")
+        return list(value)
+
+    def table(self, raw: Mapping, name: str) -> Mapping[str, Any]:
+        value = raw.get(name, {})
+        if not isinstance(value, dict):
+            self.fail(name, f"expected a table ([{name}]), got {value!r}")
+        return value
+
+    def table_of_tables(self, raw: Mapping, name: str) -> dict[str, Mapping[str, Any]]:
+        value = self.table(raw, name)
+        for sub, t in value.items():
+            if not isinstance(t, dict):
+                self.fail(f"{name}.{sub}", f"expected a table ([{name}.{sub}])")
+        return value
+
+    def no_unknown_keys(self, t: Mapping, known: set[str], section: str):
+        unknown = sorted(set(t) - known)
+        if unknown:
+            where = section or "top level"
+            self.fail(
+                f"{section}.{unknown[0]}" if section else unknown[0],
+                f"unknown key in {where}; expected one of: {', '.join(sorted(known))}",
+            )
+
+
+def write_starter_config(path: Path, *, force: bool = False) -> None:
+    """Write the commented starter configuration (``corecall init``)."""
+    if path.exists() and not force:
+        raise ConfigError("already exists; pass --force to overwrite", path=str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(STARTER_CONFIG, encoding="utf-8")

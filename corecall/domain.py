@@ -1,0 +1,262 @@
+"""Domain types shared by the core, the plugins and the front ends.
+
+Plain attrs classes: no I/O, no plugin manager, safe to import anywhere.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+import re
+
+import attrs
+
+E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
+def utcnow() -> _dt.datetime:
+    """Timezone-aware UTC now; every timestamp corecall stores is UTC."""
+    return _dt.datetime.now(_dt.timezone.utc)
+
+
+def is_e164(value: object) -> bool:
+    """True when ``value`` is a string made only of ``+`` and 7-15 digits (E.164 shape)."""
+    return isinstance(value, str) and E164_RE.fullmatch(value) is not None
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+@attrs.frozen
+class NumberVerdict:
+    """What the number policy says about a piece of text.
+
+    Accepted: ``ok`` is True and ``e164`` holds ``+`` and digits only.
+    Refused: ``ok`` is False, ``reason`` is a stable code (``empty``, ``not_a_number``,
+    ``invalid``, ``extension``, ``emergency``, ``short_code``, ``premium_rate``,
+    ``shared_cost``, ``country_not_allowed``) and ``message`` says what was wrong and
+    what works.
+    """
+
+    ok: bool
+    e164: str | None = None
+    reason: str | None = None
+    message: str = ""
+    region: str | None = None
+
+    @classmethod
+    def accept(cls, e164: str, region: str | None = None) -> NumberVerdict:
+        if not is_e164(e164):  # defence in depth: nothing else may ever be "accepted"
+            raise ValueError(f"not an E.164 number: {e164!r}")
+        return cls(ok=True, e164=e164, region=region)
+
+    @classmethod
+    def refuse(cls, reason: str, message: str) -> NumberVerdict:
+        return cls(ok=False, reason=reason, message=message)
+
+    def as_json(self) -> dict:
+        if self.ok:
+            return {"ok": True, "e164": self.e164}
+        return {"ok": False, "reason": self.reason, "message": self.message}
+
+
+@attrs.frozen
+class Refusal:
+    """A policy plugin's refusal of a call: stable ``reason`` code plus a human message."""
+
+    reason: str
+    message: str
+    plugin: str | None = None
+
+
+# --------------------------------------------------------------------------- routes
+
+
+@attrs.frozen
+class RouteDefinition:
+    """What a route plugin registers: the route's identity, not its wiring.
+
+    ``code`` is what agents type (``/route M``) and what is stored; ``name`` is the word
+    used in sentences ("Development"); ``button`` is the text of its selection button.
+    """
+
+    code: str
+    name: str
+    button: str
+    description: str = ""
+
+
+@attrs.frozen
+class TrunkConfig:
+    """One trunk from the configuration: which driver runs it and the driver's options."""
+
+    name: str
+    driver: str
+    server: str | None = None  # AMI server name for the asterisk driver
+    endpoint: str | None = None  # PJSIP endpoint name for the asterisk driver
+    options: dict = attrs.field(factory=dict, hash=False)
+
+
+@attrs.frozen
+class Route:
+    """A usable route: a plugin's definition joined with its configuration."""
+
+    code: str
+    name: str
+    button: str
+    trunk: TrunkConfig
+    caller_ids: tuple[str, ...]
+    countries: tuple[str, ...] = ("US", "CA")
+    plugin: str | None = None
+
+    @property
+    def tag(self) -> str:
+        return f"[{self.code}]"
+
+
+# --------------------------------------------------------------------------- agents
+
+
+@attrs.frozen
+class Agent:
+    """An agent as stored. ``phone`` and ``caller_id`` are untrusted when read back:
+    re-check them with :func:`is_e164` before they go anywhere near the PBX."""
+
+    telegram_id: int
+    phone: str
+    name: str = ""
+    authorized: bool = False
+    route_code: str | None = None
+    caller_id: str | None = None
+    created_at: _dt.datetime | None = None
+
+
+# --------------------------------------------------------------------------- calls
+
+
+class CallState(str, enum.Enum):
+    """Where a call is. Only ever moves forward; ``ENDED`` is final."""
+
+    QUEUED = "queued"
+    DIALING_AGENT = "dialing_agent"
+    AGENT_RINGING = "agent_ringing"
+    AGENT_ANSWERED = "agent_answered"
+    DIALING_TARGET = "dialing_target"
+    TARGET_RINGING = "target_ringing"
+    CONNECTED = "connected"
+    ENDED = "ended"
+
+    @property
+    def order(self) -> int:
+        return _STATE_ORDER[self]
+
+    @property
+    def is_final(self) -> bool:
+        return self is CallState.ENDED
+
+
+_STATE_ORDER = {s: i for i, s in enumerate(CallState)}
+
+
+class EndReason(str, enum.Enum):
+    """Why a call ended. Every started call ends with exactly one of these."""
+
+    COMPLETED = "completed"
+    AGENT_NO_ANSWER = "agent_no_answer"
+    AGENT_BUSY = "agent_busy"
+    AGENT_REJECTED = "agent_rejected"
+    TARGET_NO_ANSWER = "target_no_answer"
+    TARGET_BUSY = "target_busy"
+    TARGET_UNREACHABLE = "target_unreachable"
+    CANCELLED = "cancelled"
+    TRUNK_UNAVAILABLE = "trunk_unavailable"
+    UNKNOWN = "unknown"  # the PBX lost track of it; we say so rather than guess
+
+
+@attrs.frozen
+class AgentActivity:
+    """How busy an agent is right now, and the configured limits (for policy plugins)."""
+
+    live_calls: int = 0
+    calls_last_minute: int = 0
+    max_live_calls: int = 1
+    max_calls_per_minute: int = 6
+
+
+@attrs.frozen
+class CallRequest:
+    """A call about to be placed, after number parsing and route resolution,
+    before the policy check. Policy plugins see this."""
+
+    agent: Agent
+    target: str  # E.164
+    route: Route
+    caller_id: str  # E.164, one of route.caller_ids
+    activity: AgentActivity = AgentActivity()
+
+
+@attrs.frozen
+class CallRecord:
+    """A call as stored: who, target, route, caller ID, each stage's time, final state."""
+
+    id: str
+    agent_id: int
+    agent_phone: str
+    target: str
+    route_code: str
+    trunk: str
+    caller_id: str
+    state: CallState = CallState.QUEUED
+    reason: EndReason | None = None
+    detail: str = ""
+    created_at: _dt.datetime | None = None
+    dialing_agent_at: _dt.datetime | None = None
+    agent_ringing_at: _dt.datetime | None = None
+    agent_answered_at: _dt.datetime | None = None
+    dialing_target_at: _dt.datetime | None = None
+    target_ringing_at: _dt.datetime | None = None
+    connected_at: _dt.datetime | None = None
+    ended_at: _dt.datetime | None = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.state is CallState.ENDED
+
+    @property
+    def ring_seconds(self) -> float | None:
+        """Time the target rang before answering (or until the call ended unanswered)."""
+        start = self.dialing_target_at
+        end = self.connected_at or self.ended_at
+        if start is None or end is None:
+            return None
+        return max(0.0, (end - start).total_seconds())
+
+    @property
+    def talk_seconds(self) -> float | None:
+        """Time the two parties were connected."""
+        if self.connected_at is None or self.ended_at is None:
+            return None
+        return max(0.0, (self.ended_at - self.connected_at).total_seconds())
+
+
+STAGE_TIMESTAMP_FIELD = {
+    CallState.DIALING_AGENT: "dialing_agent_at",
+    CallState.AGENT_RINGING: "agent_ringing_at",
+    CallState.AGENT_ANSWERED: "agent_answered_at",
+    CallState.DIALING_TARGET: "dialing_target_at",
+    CallState.TARGET_RINGING: "target_ringing_at",
+    CallState.CONNECTED: "connected_at",
+    CallState.ENDED: "ended_at",
+}
+
+
+@attrs.frozen
+class AuditEntry:
+    """One admin action: who did what to whom, when."""
+
+    actor: str  # "cli:<user>" or "telegram:<id>"
+    action: str  # e.g. "agent.authorize"
+    subject: str = ""  # e.g. the agent's telegram id
+    detail: str = ""
+    at: _dt.datetime | None = None
+    id: int | None = None

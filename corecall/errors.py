@@ -1,0 +1,82 @@
+"""Every error corecall raises on purpose lives here, as one small hierarchy.
+
+The CLI maps them to exit codes (``exit_code``); front ends show ``str(error)``,
+which is always written for the person who caused it: what was wrong, what works.
+"""
+
+from __future__ import annotations
+
+
+class CorecallError(Exception):
+    """Base of every deliberate corecall error. Never shown with a traceback."""
+
+    exit_code = 1
+
+
+class ConfigError(CorecallError):
+    """The configuration file or environment is wrong. Names file, key and expectation."""
+
+    def __init__(self, message: str, *, path: str | None = None, key: str | None = None):
+        where = ""
+        if path and key:
+            where = f"{path}: [{key}] "
+        elif path:
+            where = f"{path}: "
+        elif key:
+            where = f"[{key}] "
+        super().__init__(f"{where}{message}")
+        self.path = path
+        self.key = key
+
+
+class UsageError(CorecallError):
+    """The command was used wrongly (bad argument shape)."""
+
+    exit_code = 2
+
+
+class RefusedError(CorecallError):
+    """A request was understood and refused (policy, authorization, limits).
+
+    ``reason`` is a stable machine-readable code; the message is for people.
+    """
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+class NotFoundError(CorecallError):
+    """Something named by the user does not exist (agent, route, plugin, call)."""
+
+
+class AlreadyExistsError(CorecallError):
+    """Something the user tried to create exists already."""
+
+
+class PluginError(CorecallError):
+    """A plugin failed to load, registered something twice, or broke a hook contract.
+
+    The message always names the plugin (and its distribution when known).
+    """
+
+    def __init__(self, plugin: str, message: str):
+        super().__init__(f"plugin {plugin!r}: {message}")
+        self.plugin = plugin
+
+
+class EssentialPluginError(PluginError):
+    """Refused: the plugin is essential (e.g. the active store) and cannot be disabled."""
+
+
+class StoreError(CorecallError):
+    """The store could not do what was asked (connection, schema, integrity)."""
+
+
+class TelephonyError(CorecallError):
+    """The PBX or trunk could not be reached or refused an action."""
+
+
+class UnsafeValueError(CorecallError):
+    """A value that would reach the PBX failed validation (injection guard)."""

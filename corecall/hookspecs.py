@@ -1,0 +1,113 @@
+"""The hooks corecall calls, one thing per hook.
+
+Plugins implement them with ``@corecall.hookimpl``. Registration hooks receive a small
+registry object and call ``register(...)`` on it instead of returning values; choice hooks
+are ``firstresult`` so one answer wins; notification hooks are isolated per plugin so one
+plugin's failure never stops the others (see :mod:`corecall.plugins`).
+
+Every hook here has a heading in ``docs/plugin_hooks.md``; a test fails when one is missing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from corecall.domain import (
+        Agent,
+        CallRecord,
+        CallRequest,
+        CallState,
+        NumberVerdict,
+        Refusal,
+        Route,
+    )
+    from corecall.registries import RouteRegistry, StoreRegistry, TrunkDriverRegistry
+
+PROJECT = "corecall"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec(firstresult=True)
+def corecall_parse_number(text: str, route: Route) -> NumberVerdict | None:
+    """Parse and validate the number an agent typed, under ``route``'s rules.
+
+    Return a :class:`~corecall.domain.NumberVerdict`: accepted with the E.164 form, or
+    refused with a stable reason code and a message that says what was wrong and what
+    works. Return ``None`` to let the next implementation decide. The first non-``None``
+    answer wins; the built-in ``number_policy`` plugin answers last and refuses emergency,
+    short-code, premium-rate, shared-cost and not-allowed-country numbers.
+
+    Whatever you accept must be ``+`` followed by digits only: the core re-checks it and
+    treats anything else as a plugin bug.
+    """
+
+
+@hookspec
+def corecall_check_call(request: CallRequest) -> Refusal | None:
+    """Check a call about to be placed; return a :class:`~corecall.domain.Refusal` to stop it.
+
+    Called for every plugin; any refusal stops the call before anything is dialed and the
+    agent sees its message. Return ``None`` to allow. Use it for limits (live calls per
+    agent, calls per minute), business hours, deny lists. A plugin that raises here is
+    treated as a refusal naming that plugin (fail closed).
+    """
+
+
+@hookspec
+def corecall_register_stores(registry: StoreRegistry) -> None:
+    """Register agent-store backends: ``registry.register(NAME, factory)``.
+
+    ``factory(config: Config) -> Store`` builds the store (see :class:`corecall.store.Store`).
+    The configuration's ``[store] backend`` picks the active one; the plugin that provides
+    it is essential and cannot be disabled. Registering a name twice is an error that names
+    both plugins.
+    """
+
+
+@hookspec
+def corecall_register_routes(registry: RouteRegistry) -> None:
+    """Register routes agents can choose: ``registry.register(RouteDefinition(...))``.
+
+    A route is offered to agents only when its plugin is enabled *and* the configuration
+    has a ``[routes.CODE]`` table wiring it to a trunk and caller IDs. Codes are unique;
+    a duplicate is an error naming both plugins.
+    """
+
+
+@hookspec(firstresult=True)
+def corecall_resolve_route(agent: Agent, routes: dict[str, Route]) -> Route | None:
+    """Choose the route for ``agent``'s next call among the enabled, configured ``routes``.
+
+    The first non-``None`` answer wins. The built-in resolver returns the agent's selected
+    route when it is still offered, else ``None`` (the agent is asked to pick one). Choose
+    only: never place a call or change the agent here.
+    """
+
+
+@hookspec
+def corecall_register_trunk_drivers(registry: TrunkDriverRegistry) -> None:
+    """Register trunk drivers, the code that originates calls: ``registry.register(cls)``.
+
+    ``cls.NAME`` is what a ``[trunks.X] driver = "..."`` line names. The core builds one
+    driver per configured trunk and calls its ``originate(...)`` and ``hangup(...)``
+    (see :class:`corecall.telephony.driver.TrunkDriver`). This is the origination hook:
+    replacing a driver here replaces how calls are placed, and nothing else.
+    """
+
+
+@hookspec
+def corecall_call_state_changed(call: CallRecord, previous: CallState | None) -> None:
+    """Be told that ``call`` moved from ``previous`` to ``call.state``.
+
+    Called after the change is written to the store, for every transition, in order, for
+    every plugin. A plugin that raises is logged with its name; the others still run and
+    the call is unaffected. Do not block: hand slow work to a task or thread.
+    """
+
+
+__all__ = ["PROJECT", "hookimpl", "hookspec"]

@@ -1,0 +1,120 @@
+"""The agent store: agents, the call record and the audit log.
+
+:class:`Store` is the contract every store backend fulfils; one contract test suite
+(``tests/store/``) runs against every backend. :class:`corecall.store.peewee_store.PeeweeStore`
+implements it on peewee and is what the SQLite and PostgreSQL plugins build on.
+
+Stores are synchronous (peewee is). Async callers run them with :func:`run_blocking` so the
+event loop is never blocked by the database.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import datetime as _dt
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+from corecall.domain import Agent, AuditEntry, CallRecord, CallState, EndReason
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+async def run_blocking(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run a blocking store call in a worker thread (never on the event loop)."""
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+class Store(abc.ABC):
+    """What corecall needs from a store backend.
+
+    Every mutating agent method takes ``actor`` ("cli:alice", "telegram:123") and writes an
+    audit entry in the same transaction as the change. Methods raise
+    :class:`~corecall.errors.NotFoundError` for an unknown agent/call,
+    :class:`~corecall.errors.AlreadyExistsError` for a duplicate agent and
+    :class:`~corecall.errors.StoreError` when the backend fails.
+    """
+
+    #: The schema version this code writes; ``open()`` upgrades older databases to it.
+    SCHEMA_VERSION: int = 2
+
+    # ---- lifecycle
+    @abc.abstractmethod
+    def open(self) -> None:
+        """Connect, create the schema if empty, upgrade it if older (keeping data)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections. Safe to call twice."""
+
+    @abc.abstractmethod
+    def schema_version(self) -> int:
+        """The schema version of the open database."""
+
+    # ---- agents
+    @abc.abstractmethod
+    def get_agent(self, telegram_id: int) -> Agent | None: ...
+
+    @abc.abstractmethod
+    def list_agents(self) -> list[Agent]:
+        """All agents, ordered by telegram id."""
+
+    @abc.abstractmethod
+    def add_agent(
+        self, telegram_id: int, phone: str, name: str = "", *, authorized: bool = False,
+        actor: str,
+    ) -> Agent: ...  # fmt: skip
+
+    @abc.abstractmethod
+    def remove_agent(self, telegram_id: int, *, actor: str) -> None:
+        """Delete the agent; their call records stay (history is never lost)."""
+
+    @abc.abstractmethod
+    def set_authorized(self, telegram_id: int, authorized: bool, *, actor: str) -> Agent: ...
+
+    @abc.abstractmethod
+    def set_phone(self, telegram_id: int, phone: str, *, actor: str) -> Agent: ...
+
+    @abc.abstractmethod
+    def set_route(self, telegram_id: int, route_code: str | None, *, actor: str) -> Agent: ...
+
+    @abc.abstractmethod
+    def set_caller_id(self, telegram_id: int, caller_id: str | None, *, actor: str) -> Agent: ...
+
+    # ---- calls
+    @abc.abstractmethod
+    def create_call(self, call: CallRecord) -> CallRecord:
+        """Insert a new call record (state QUEUED); sets ``created_at`` when missing."""
+
+    @abc.abstractmethod
+    def record_transition(
+        self, call_id: str, state: CallState, at: _dt.datetime, *,
+        reason: EndReason | None = None, detail: str = "",
+    ) -> CallRecord:  # fmt: skip
+        """Write a state change: the new state, the stage timestamp, and for ENDED the
+        reason/detail. Returns the updated record."""
+
+    @abc.abstractmethod
+    def get_call(self, call_id: str) -> CallRecord | None: ...
+
+    @abc.abstractmethod
+    def recent_calls(self, telegram_id: int | None = None, limit: int = 10) -> list[CallRecord]:
+        """Newest first; all agents when ``telegram_id`` is None."""
+
+    @abc.abstractmethod
+    def unfinished_calls(self) -> list[CallRecord]:
+        """Calls not yet ENDED (to reconcile after a restart or reconnect)."""
+
+    @abc.abstractmethod
+    def count_calls_since(self, telegram_id: int, since: _dt.datetime) -> int: ...
+
+    # ---- audit
+    @abc.abstractmethod
+    def audit(self, actor: str, action: str, subject: str = "", detail: str = "") -> None:
+        """Record an admin action that did not go through an agent method above."""
+
+    @abc.abstractmethod
+    def audit_log(self, limit: int = 50) -> list[AuditEntry]:
+        """Newest first."""

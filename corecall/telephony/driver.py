@@ -1,0 +1,98 @@
+"""The trunk-driver contract: how the core asks a PBX (real or simulated) to place calls.
+
+A driver class is registered through ``corecall_register_trunk_drivers`` and keyed by its
+``NAME``; the core builds one instance per driver name in use and passes each call's trunk
+in the :class:`OriginateRequest`, so one driver can serve several trunks (and, for the AMI
+driver, several Asterisk servers).
+
+The driver reports progress by calling the ``progress`` callback it is given: plain
+function calls, in order, on the event loop thread. The core's state machine ignores
+repeated or backward moves, so a driver may report what it sees without bookkeeping.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+import attrs
+
+from corecall.domain import CallState, EndReason, TrunkConfig, is_e164
+from corecall.errors import UnsafeValueError
+
+if TYPE_CHECKING:
+    from corecall.config import Config
+    from corecall.domain import CallRecord
+
+
+class ProgressCallback(Protocol):
+    def __call__(
+        self, call_id: str, state: CallState, reason: EndReason | None = None, detail: str = ""
+    ) -> None: ...
+
+
+def _e164(_inst, attribute, value):
+    if not is_e164(value):
+        raise UnsafeValueError(f"{attribute.name} must be + and digits only, got {value!r}")
+
+
+def _call_id(_inst, attribute, value):
+    if not (isinstance(value, str) and len(value) == 32 and all(c in "0123456789abcdef" for c in value)):
+        raise UnsafeValueError(f"{attribute.name} must be 32 lower-case hex characters")
+
+
+@attrs.frozen
+class OriginateRequest:
+    """Everything a driver needs to place one bridged call.
+
+    Construction validates every field that could reach a PBX: numbers are ``+`` and digits
+    only, the call id is 32 hex characters; anything else raises
+    :class:`~corecall.errors.UnsafeValueError`. Numbers read back from the store pass
+    through here too, so a tampered row cannot inject anything.
+    """
+
+    call_id: str = attrs.field(validator=_call_id)
+    agent_phone: str = attrs.field(validator=_e164)
+    target: str = attrs.field(validator=_e164)
+    caller_id: str = attrs.field(validator=_e164)
+    trunk: TrunkConfig
+    agent_ring_timeout: int = 30
+    target_ring_timeout: int = 45
+
+
+class TrunkDriver(abc.ABC):
+    """Base class for trunk drivers. Subclasses set ``NAME`` and implement the methods."""
+
+    NAME: ClassVar[str]
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    async def start(self) -> None:
+        """Connect (if the driver needs to). Called once before the first call."""
+
+    async def stop(self) -> None:
+        """Disconnect. Live calls are left to finish in the PBX."""
+
+    @abc.abstractmethod
+    async def originate(self, request: OriginateRequest, progress: ProgressCallback) -> None:
+        """Start the call and return once the PBX accepted the request.
+
+        Later progress (agent ringing, answered, target ringing, connected, ended) is reported
+        through ``progress``. Raise :class:`~corecall.errors.TelephonyError` when the PBX
+        cannot be reached; the core then ends the call as ``trunk_unavailable``. Never retry
+        an originate on your own: a call must never be placed twice.
+        """
+
+    @abc.abstractmethod
+    async def hangup(self, call_id: str) -> bool:
+        """Hang up a live call. Return False when the driver knows no such live call."""
+
+    async def reconcile(self, calls: list[CallRecord], progress: ProgressCallback) -> None:
+        """After a restart: report the fate of calls that were live on this driver's trunks.
+
+        The default knows nothing and ends them as ``unknown``; drivers that can ask the PBX
+        (the AMI driver) do better.
+        """
+        for call in calls:
+            progress(call.id, CallState.ENDED, EndReason.UNKNOWN, "outcome unknown after restart")

@@ -1,0 +1,172 @@
+"""The simulated PBX: a trunk driver that behaves like a real call and dials nothing.
+
+It walks the same states as the Asterisk driver with the same timing shape (the agent's
+phone rings, the agent answers, the target rings, answers, they talk, someone hangs up) and
+fails by rule, on the last four digits of the number dialed (agent leg or target leg), the
+same rules the Asterisk lab's sipp carriers follow:
+
+====== =====================================
+digits outcome
+====== =====================================
+0486   busy
+0408   rings and never answers (ring timeout)
+0403   rejected (403)
+0503   unreachable (503)
+0202   answers after a longer ring
+other  answers; the conversation lasts ``talk_seconds``
+====== =====================================
+
+Timings come from the trunk's options in the configuration (``ring_seconds``,
+``answer_seconds``, ``talk_seconds``, ``timeout_seconds``), so tests and the demo can run it
+fast or slow. It is what the demo and the console use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from corecall.domain import CallState, EndReason
+from corecall.hookspecs import hookimpl
+from corecall.telephony.driver import OriginateRequest, ProgressCallback, TrunkDriver
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMINGS = {
+    "ring_seconds": 1.0,  # until a phone starts ringing
+    "answer_seconds": 1.5,  # ringing until a normal answer
+    "slow_answer_seconds": 4.0,  # ...for numbers ending 0202
+    "talk_seconds": 5.0,  # conversation length before the far end hangs up
+    "timeout_seconds": 8.0,  # never-answering numbers give up after this (capped by config)
+}
+
+_FAIL_RULES = {
+    "0486": "busy",
+    "0403": "rejected",
+    "0503": "unreachable",
+}
+
+
+class SimulatedPBX(TrunkDriver):
+    """Trunk driver ``simulated``."""
+
+    NAME = "simulated"
+
+    def __init__(self, config) -> None:
+        super().__init__(config)
+        self._calls: dict[str, asyncio.Task] = {}
+        self._hangups: dict[str, asyncio.Event] = {}
+
+    def _timing(self, request: OriginateRequest, key: str) -> float:
+        value = request.trunk.options.get(key, DEFAULT_TIMINGS[key])
+        return max(0.0, float(value))
+
+    async def originate(self, request: OriginateRequest, progress: ProgressCallback) -> None:
+        hangup = asyncio.Event()
+        self._hangups[request.call_id] = hangup
+        task = asyncio.create_task(
+            self._run(request, progress, hangup), name=f"simulated-call-{request.call_id}"
+        )
+        self._calls[request.call_id] = task
+        task.add_done_callback(lambda _t, cid=request.call_id: self._forget(cid))
+
+    def _forget(self, call_id: str) -> None:
+        self._calls.pop(call_id, None)
+        self._hangups.pop(call_id, None)
+
+    async def hangup(self, call_id: str) -> bool:
+        event = self._hangups.get(call_id)
+        if event is None:
+            return False
+        event.set()
+        return True
+
+    async def stop(self) -> None:
+        # A real PBX keeps calls up when the bot stops; the simulation can't outlive the
+        # process, so it ends them as a PBX restart would look: outcome unknown.
+        for task in list(self._calls.values()):
+            task.cancel()
+        await asyncio.gather(*self._calls.values(), return_exceptions=True)
+
+    async def _run(
+        self, req: OriginateRequest, progress: ProgressCallback, hangup: asyncio.Event
+    ) -> None:
+        cid = req.call_id
+
+        async def wait(seconds: float) -> bool:
+            """Sleep; True when the agent hung up meanwhile."""
+            try:
+                await asyncio.wait_for(hangup.wait(), seconds)
+                return True
+            except TimeoutError:
+                return False
+
+        def end(reason: EndReason, detail: str = "") -> None:
+            progress(cid, CallState.ENDED, reason, detail)
+
+        try:
+            # ---- agent leg
+            if await wait(self._timing(req, "ring_seconds")):
+                return end(EndReason.CANCELLED, "hung up before the agent's phone rang")
+            outcome = _outcome(req.agent_phone)
+            if outcome in ("busy", "rejected", "unreachable"):
+                return end(_AGENT_FAIL[outcome], f"agent phone {outcome}")
+            progress(cid, CallState.AGENT_RINGING)
+            ring = self._ring_time(req, outcome, req.agent_ring_timeout)
+            if await wait(ring):
+                return end(EndReason.CANCELLED, "hung up while the agent's phone rang")
+            if outcome == "no_answer":
+                return end(EndReason.AGENT_NO_ANSWER, "agent did not answer")
+            progress(cid, CallState.AGENT_ANSWERED)
+            # ---- target leg
+            progress(cid, CallState.DIALING_TARGET)
+            if await wait(self._timing(req, "ring_seconds")):
+                return end(EndReason.CANCELLED, "agent hung up while dialing")
+            outcome = _outcome(req.target)
+            if outcome in ("busy", "rejected", "unreachable"):
+                return end(_TARGET_FAIL[outcome], f"target {outcome}")
+            progress(cid, CallState.TARGET_RINGING)
+            if await wait(self._ring_time(req, outcome, req.target_ring_timeout)):
+                return end(EndReason.CANCELLED, "agent hung up while the target rang")
+            if outcome == "no_answer":
+                return end(EndReason.TARGET_NO_ANSWER, "target did not answer")
+            progress(cid, CallState.CONNECTED)
+            hung_up = await wait(self._timing(req, "talk_seconds"))
+            end(EndReason.COMPLETED, "agent hung up" if hung_up else "target hung up")
+        except asyncio.CancelledError:
+            end(EndReason.UNKNOWN, "simulated PBX stopped")
+            raise
+
+    def _ring_time(self, req: OriginateRequest, outcome: str, timeout: int) -> float:
+        if outcome == "no_answer":
+            return min(float(timeout), self._timing(req, "timeout_seconds"))
+        key = "slow_answer_seconds" if outcome == "slow" else "answer_seconds"
+        return self._timing(req, key)
+
+
+_AGENT_FAIL = {
+    "busy": EndReason.AGENT_BUSY,
+    "rejected": EndReason.AGENT_REJECTED,
+    "unreachable": EndReason.TRUNK_UNAVAILABLE,
+}
+_TARGET_FAIL = {
+    "busy": EndReason.TARGET_BUSY,
+    "rejected": EndReason.TARGET_UNREACHABLE,
+    "unreachable": EndReason.TARGET_UNREACHABLE,
+}
+
+
+def _outcome(number: str) -> str:
+    tail = number[-4:]
+    if tail in _FAIL_RULES:
+        return _FAIL_RULES[tail]
+    if tail == "0408":
+        return "no_answer"
+    if tail == "0202":
+        return "slow"
+    return "answer"
+
+
+@hookimpl
+def corecall_register_trunk_drivers(registry) -> None:
+    registry.register(SimulatedPBX)

@@ -1,0 +1,23 @@
+"""The Main route ([M]): The main outbound route for production calls.
+
+A route plugin only says what the route is called and how agents pick it. Which trunk it
+uses, its operator-owned caller IDs and the countries it may call come from the
+configuration's ``[routes.M]`` table, so operators rewire routes without code changes.
+"""
+
+from __future__ import annotations
+
+from corecall.domain import RouteDefinition
+from corecall.hookspecs import hookimpl
+
+ROUTE = RouteDefinition(
+    code="M",
+    name="Main",
+    button="[Main Route]  🌍",
+    description="The main outbound route for production calls.",
+)
+
+
+@hookimpl
+def corecall_register_routes(registry) -> None:
+    registry.register(ROUTE)
