@@ -1,0 +1,545 @@
+"""The default number policy: is this text a phone number corecall may dial?
+
+Pure functions on top of :mod:`phonenumbers`; no I/O, no plugin manager. Two entry points:
+
+* :func:`check_number` - a number an agent asked to call (``/call <number>``).
+* :func:`normalize_phone` - an agent's own phone (the one corecall rings first).
+
+Both return a :class:`~corecall.domain.NumberVerdict`. An accepted verdict's ``e164`` is
+rebuilt from ASCII digits only (``+`` and 7-15 digits, enforced again by
+``NumberVerdict.accept``), so nothing the agent typed besides the digits can ever reach a
+channel string. A refused verdict carries one of these stable ``reason`` codes and a
+``message`` that says what was wrong and gives an example that works:
+
+``empty``
+    ``None``, ``""`` or whitespace only.
+``not_a_number``
+    No digits (``"hello"``, ``"+"``, ``"()"``), any letter (``"1-800-FLOWERS"``: phonenumbers
+    would silently rewrite the letters to digits), any character other than ASCII digits,
+    spaces, ``-``, ``.``, ``(``, ``)`` and one leading ``+`` (``"++12125550123"``,
+    ``"212/555-0123"``, SQL, emoji), control characters inside the text (CR, LF, NUL, tab:
+    ``"+12125550123\\r\\nAction: Originate"``), and digits from other scripts (fullwidth
+    ``"２１２..."``, Arabic-Indic ``"٢١٢..."``).
+``extension``
+    A number followed by an extension, pause or wait (``"2125550123 x12"``, ``"ext. 5"``,
+    ``";ext=3"``, ``",,9"``, ``"p"``, ``"w"``, ``"#"``, ``"*"``) or preceded by a star/hash
+    code (``"*67 2125550123"``). phonenumbers silently drops extensions; corecall refuses
+    them so nobody thinks the extension will be keyed in.
+``emergency``
+    Emergency and crisis numbers: whatever phonenumbers' short-number data calls an
+    emergency number in the allowed regions, the default region and (for ``+cc...``) the
+    country dialed, plus a fixed list of well-known ones (911, 112, 999, 000, 933, 988, 110,
+    119, 100, 101, 102, 108). Also with a national or country prefix: ``"1-911"``,
+    ``"+1 911"``, ``"+44 999"``.
+``short_code``
+    Any other number of 3-6 digits as typed: N11 services (``"411"``, ``"611"``, ``"311"``),
+    SMS short codes (``"22222"``), ``"+1411"``.
+``invalid``
+    phonenumbers says the number is not valid: too short (1-2 digits; ``"555-0123"``, no area
+    code), too long (more than 15 digits), unassigned area code or exchange
+    (``"+1 212 055 0123"``, N11 area codes), unknown country code. Also valid numbers of a
+    type that is not a telephone line corecall dials: PAGER, PERSONAL_NUMBER (NANP 5XX
+    "follow-me" numbers, UK 070), UAN, VOICEMAIL and UNKNOWN.
+``premium_rate``
+    number_type PREMIUM_RATE (``"+1 900 200 0000"``), and anything under +979 (international
+    premium rate), valid or not.
+``shared_cost``
+    number_type SHARED_COST (``"+43 810 123456"``, UK 084x).
+``country_not_allowed``
+    The number's *region* (``phonenumbers.region_code_for_number``), not its country code,
+    is not in ``allowed_regions``: +1 809 (Dominican Republic), +1 876 (Jamaica) and +1 284
+    share country code 1 with the US but are refused. Non-geographic "countries" (region
+    ``001``: +800, +808, +870, +881/+882/+883 satellite and international networks, +888)
+    are always refused, even when :func:`normalize_phone` allows any region.
+
+Decisions:
+
+* Order of checks: empty -> control characters -> non-ASCII characters -> extension ->
+  letters / other characters / misplaced ``+`` / no digits -> emergency -> short code
+  (these two on the raw digits, before parsing) -> too long -> parse -> non-geographic
+  country code -> invalid -> premium rate / shared cost / other non-line types -> country.
+* Safety checks that talk about the *number* (premium rate, shared cost) come before the
+  country check: a premium-rate number in a country that isn't allowed is reported as
+  ``premium_rate``, because adding the country to the allowed list would not make it
+  callable. Non-geographic country codes are reported before validity because "this is a
+  satellite/international network" is more useful than "not valid" for them.
+* Surrounding whitespace (any Unicode whitespace, including a trailing newline) is
+  stripped; whitespace *inside* the number must be plain ASCII spaces.
+* Digits from other scripts are refused, not normalized: the agent is asked to type plain
+  digits 0-9. Normalizing would be harmless for the dial string but hides copy-and-paste
+  from odd sources, and keeps the accepted input alphabet tiny and obvious.
+* Non-ASCII separators (no-break space, en dash) are refused too, and the message names
+  the character so it can be retyped.
+* Toll-free numbers (+1 800/888/877/866/855/844/833) are allowed: they cost the caller
+  nothing. VOIP numbers are allowed: many customers have them. NANP toll-free numbers have
+  region ``US`` in phonenumbers, so they need ``US`` in ``allowed_regions``.
+* The parse input is rebuilt as ``[+]digits``, so phonenumbers' own leniency (letters,
+  extensions, other scripts' digits) is never relied on; it only sees what we accepted.
+* Messages never echo control characters or non-ASCII text back; they name them by
+  Unicode code point and name instead. Input that passed the character checks (ASCII
+  digits, spaces, ``+-.()``) is echoed as typed when short, as ``[+]digits`` when long.
+* The example in every message ("Use a full number like +12125550123 or (212) 555-0123.")
+  follows the regions: with ``US`` not allowed it shows phonenumbers' example number for an
+  allowed region (national form only when that region is the default region).
+* Area code 555 is not a real area code: ``+1 555 765 4321`` is ``invalid``. Numbers with a
+  555-01xx *exchange* in a real area code (``+1 212 555 0123``) are valid, so examples and
+  tests use those.
+* Emergency detection is deliberately broad (prefix match via
+  ``connects_to_emergency_number``, e.g. ``"9115"``), but everything of 6 digits or fewer is
+  refused anyway; the check only picks the most useful message. ``"1-988"`` comes out as
+  ``short_code`` because the NANP data does not list 988 and the fixed list is only applied
+  to the digits as typed and after a ``+`` country code.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from collections.abc import Iterable
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumberType, geocoder
+from phonenumbers import shortnumberinfo as _sni
+from phonenumbers.phonenumberutil import ValidationResult
+
+from corecall.domain import NumberVerdict
+
+__all__ = [
+    "ALLOWED_TYPES",
+    "EMERGENCY_NUMBERS",
+    "REASONS",
+    "check_number",
+    "normalize_phone",
+]
+
+REASONS = frozenset(
+    {
+        "empty",
+        "not_a_number",
+        "extension",
+        "emergency",
+        "short_code",
+        "premium_rate",
+        "shared_cost",
+        "invalid",
+        "country_not_allowed",
+    }
+)
+
+#: Number types corecall dials. Everything else valid is refused (see the module docstring).
+ALLOWED_TYPES = frozenset(
+    {
+        PhoneNumberType.FIXED_LINE,
+        PhoneNumberType.MOBILE,
+        PhoneNumberType.FIXED_LINE_OR_MOBILE,
+        PhoneNumberType.TOLL_FREE,
+        PhoneNumberType.VOIP,
+    }
+)
+
+#: Well-known emergency and crisis numbers, refused whatever the region data says.
+EMERGENCY_NUMBERS = frozenset(
+    {"911", "112", "999", "000", "933", "988", "110", "119", "100", "101", "102", "108"}
+)
+
+_TYPE_WORDS = {
+    PhoneNumberType.PAGER: "a pager number",
+    PhoneNumberType.PERSONAL_NUMBER: "a personal (follow-me) service number",
+    PhoneNumberType.UAN: "a universal access (company switchboard service) number",
+    PhoneNumberType.VOICEMAIL: "a voicemail access number",
+}
+
+_NON_GEO_REGION = "001"
+_INTERNATIONAL_PREMIUM_CC = 979
+_MAX_SHORT_DIGITS = 6  # 6 digits or fewer, as typed, is never a full number
+_MAX_E164_DIGITS = 15
+_MAX_ECHO = 40  # longer input is shown back as its digits only
+
+_PLAIN_RE = re.compile(r"\+?[0-9 ().\-]*")
+_EXTENSION_RE = re.compile(
+    r"(?:[*#][0-9]*[*#]?[ ().\-]*)?"  # a leading star/hash code: *67, #31#
+    r"\+?[0-9 ().\-]*[0-9][0-9 ().\-]*"  # the number itself
+    r"(?:\s*(?:;\s*ext\s*=|ext(?:ension)?\.?|x|[#*,;pw])"  # an extension, pause or wait
+    r"[0-9 ().\-#*,;pwx=]*)?",  # ... and whatever digits and markers follow it
+    re.IGNORECASE,
+)
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def check_number(
+    text: str | None,
+    allowed_regions: Iterable[str] = ("US", "CA"),
+    default_region: str = "US",
+) -> NumberVerdict:
+    """Say whether ``text`` is a number an agent may call, and if so its E.164 form.
+
+    ``allowed_regions`` are ISO region codes (``US``, ``CA``, ``GB``...) compared with the
+    number's own region, so +1 809 is ``DO``, not ``US``. ``default_region`` is how numbers
+    typed without ``+`` are read. Never raises for any text.
+    """
+    return _verdict(text, _regions(allowed_regions), _region(default_region))
+
+
+def normalize_phone(
+    text: str | None,
+    allowed_regions: Iterable[str] | None = None,
+    default_region: str = "US",
+) -> NumberVerdict:
+    """Check an agent's own phone number: the same rules as :func:`check_number`.
+
+    ``allowed_regions=None`` means any region that is a real country: still refused are
+    emergency numbers, short codes, premium-rate, shared-cost and non-line numbers, and
+    non-geographic country codes (+800, +881, +882...).
+    """
+    regions = None if allowed_regions is None else _regions(allowed_regions)
+    return _verdict(text, regions, _region(default_region))
+
+
+# --------------------------------------------------------------------------- the checks
+
+
+def _verdict(
+    text: object, allowed: frozenset[str] | None, default_region: str | None
+) -> NumberVerdict:
+    example = _example(allowed, default_region)
+
+    if text is None:
+        return _refuse("empty", "No phone number was given.", example)
+    if not isinstance(text, str):
+        return _refuse("not_a_number", "A phone number must be text.", example)
+    text = text.strip()
+    if not text:
+        return _refuse("empty", "No phone number was given.", example)
+
+    refusal = _check_characters(text, example)
+    if refusal is not None:
+        return refusal
+
+    plus = text.startswith("+")
+    digits = "".join(c for c in text if "0" <= c <= "9")
+
+    # What the agent typed, for messages: only ASCII digits, spaces, "+-.()" are left by now.
+    shown = ("+" if plus else "") + digits
+    typed = text if len(text) <= _MAX_ECHO else shown
+
+    if len(digits) <= _MAX_SHORT_DIGITS:
+        return _check_short(plus, digits, typed, allowed, default_region, example)
+    if len(digits) > _MAX_E164_DIGITS:
+        return _refuse(
+            "invalid",
+            f"That number has {len(digits)} digits; phone numbers have at most 15.",
+            example,
+        )
+
+    try:
+        number = phonenumbers.parse(shown, None if plus else default_region)
+    except NumberParseException as exc:
+        return _refuse("invalid", _parse_error_message(typed, exc, plus, default_region), example)
+
+    cc = number.country_code
+    if phonenumbers.region_code_for_country_code(cc) == _NON_GEO_REGION:
+        if cc == _INTERNATIONAL_PREMIUM_CC:
+            return _refuse(
+                "premium_rate",
+                f"{typed} is an international premium-rate number (+979); corecall never "
+                "dials premium-rate numbers.",
+                example,
+            )
+        return _refuse(
+            "country_not_allowed",
+            f"{typed} belongs to an international or satellite network (+{cc}), not to a "
+            f"country; corecall doesn't dial those. {_allowed_sentence(allowed)}",
+            example,
+        )
+
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if not phonenumbers.is_valid_number(number):
+        what = _invalid_message(number, typed, e164, plus, default_region)
+        return _refuse("invalid", what, example)
+
+    kind = phonenumbers.number_type(number)
+    if kind == PhoneNumberType.PREMIUM_RATE:
+        return _refuse(
+            "premium_rate",
+            f"{e164} is a premium-rate number; corecall never dials premium-rate numbers.",
+            example,
+        )
+    if kind == PhoneNumberType.SHARED_COST:
+        return _refuse(
+            "shared_cost",
+            f"{e164} is a shared-cost number (the caller pays extra); corecall doesn't dial "
+            "shared-cost numbers.",
+            example,
+        )
+    if kind not in ALLOWED_TYPES:
+        what = _TYPE_WORDS.get(kind, "not a number of a kind corecall dials")
+        return _refuse(
+            "invalid",
+            f"{e164} is {what}; corecall only dials landlines, mobiles, VoIP and toll-free "
+            "numbers.",
+            example,
+        )
+
+    region = phonenumbers.region_code_for_number(number)
+    if not region or region == _NON_GEO_REGION or (allowed is not None and region not in allowed):
+        return _refuse(
+            "country_not_allowed",
+            f"{e164} is a number in the region {_country(region)}. {_allowed_sentence(allowed)}",
+            example,
+        )
+    return NumberVerdict.accept(e164, region)
+
+
+def _check_characters(text: str, example: str) -> NumberVerdict | None:
+    """Refuse anything but ASCII digits, spaces, ``-.()`` and one leading ``+``."""
+    for ch in text:
+        category = unicodedata.category(ch)
+        if ch != " " and (category[0] == "C" or category in ("Zl", "Zp") or ch in "\t\n\r\v\f"):
+            return _refuse(
+                "not_a_number",
+                f"The number contains a control character or line break ({_char_name(ch)}); "
+                "send the number on its own, on one line.",
+                example,
+            )
+    for ch in text:
+        if not ch.isascii():
+            if ch.isdigit() or unicodedata.category(ch) == "Nd":
+                return _refuse(
+                    "not_a_number",
+                    f"The number contains a digit from another script ({_char_name(ch)}); "
+                    "type it with plain digits 0-9.",
+                    example,
+                )
+            return _refuse(
+                "not_a_number",
+                f"The number contains a character that isn't allowed ({_char_name(ch)}); "
+                "use only digits 0-9, spaces, '-', '.', '(', ')' and a leading '+'.",
+                example,
+            )
+
+    if not _PLAIN_RE.fullmatch(text) and _EXTENSION_RE.fullmatch(text):
+        return _refuse(
+            "extension",
+            "Extensions, pauses and star codes can't be dialed: send just the phone "
+            "number, then key in the extension yourself once the call connects.",
+            example,
+        )
+
+    has_digit = any("0" <= c <= "9" for c in text)
+    letter = next((c for c in text if c.isalpha()), None)
+    if not has_digit:
+        return _refuse("not_a_number", "That isn't a phone number: it has no digits.", example)
+    if letter is not None:
+        return _refuse(
+            "not_a_number",
+            f'Phone numbers can\'t contain letters (found "{letter}"); type the digits '
+            "(for a number like 1-800-FLOWERS, use the digits from a phone keypad).",
+            example,
+        )
+    other = next((c for c in text if not (c.isdigit() or c in " +().-")), None)
+    if other is not None:
+        return _refuse(
+            "not_a_number",
+            f'The number contains a character that isn\'t allowed ("{other}"); use only '
+            "digits 0-9, spaces, '-', '.', '(', ')' and a leading '+'.",
+            example,
+        )
+    if text.count("+") > 1 or (text.count("+") == 1 and not text.startswith("+")):
+        return _refuse(
+            "not_a_number",
+            "A '+' may only appear once, at the very start of the number.",
+            example,
+        )
+    return None
+
+
+def _check_short(
+    plus: bool,
+    digits: str,
+    typed: str,
+    allowed: frozenset[str] | None,
+    default_region: str | None,
+    example: str,
+) -> NumberVerdict:
+    """Numbers of 6 digits or fewer: emergency, short code or too short."""
+    if _is_emergency(plus, digits, allowed, default_region):
+        return _refuse(
+            "emergency",
+            f"{typed} is an emergency or crisis number. corecall never dials emergency "
+            "services: in an emergency, call them directly from a phone.",
+            example,
+        )
+    if len(digits) >= 3:
+        return _refuse(
+            "short_code",
+            f"{typed} is a short code or service number (like 411 or an SMS short code), not "
+            "a full phone number; corecall only dials full numbers with an area code.",
+            example,
+        )
+    return _refuse("invalid", f"{typed} is too short to be a phone number.", example)
+
+
+def _is_emergency(
+    plus: bool, digits: str, allowed: frozenset[str] | None, default_region: str | None
+) -> bool:
+    regions = set(allowed or ())
+    if default_region:
+        regions.add(default_region)
+    candidates = {digits}
+    if plus:  # "+1 911", "+44 999": strip a country code, check that country's data too
+        for size in (1, 2, 3):
+            if len(digits) > size:
+                found = phonenumbers.region_codes_for_country_code(int(digits[:size]))
+                if found:
+                    candidates.add(digits[size:])
+                    regions.update(r for r in found if r != _NON_GEO_REGION)
+    if candidates & EMERGENCY_NUMBERS:
+        return True
+    for region in list(regions):  # "1-911": strip a national prefix, for the region data only
+        meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        prefix = meta.national_prefix if meta is not None else None
+        if prefix:
+            candidates.update(c[len(prefix) :] for c in list(candidates) if c.startswith(prefix))
+    candidates.discard("")
+    for region in regions:
+        for number in candidates:
+            try:
+                if _sni.connects_to_emergency_number(number, region):
+                    return True
+            except Exception:  # pragma: no cover - data quirks must never crash the policy
+                continue
+    return False
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def _refuse(reason: str, what: str, example: str) -> NumberVerdict:
+    return NumberVerdict.refuse(reason, f"{what} {example}")
+
+
+def _parse_error_message(
+    typed: str, exc: NumberParseException, plus: bool, default_region: str | None
+) -> str:
+    if exc.error_type == NumberParseException.INVALID_COUNTRY_CODE:
+        if plus:
+            return f"{typed} doesn't start with a known country code."
+        return f"{typed} has no country code; start it with + and the country code."
+    if exc.error_type == NumberParseException.TOO_LONG:
+        what = f"{typed} is too long to be a phone number."
+    else:
+        what = f"{typed} is too short to be a phone number."
+    return what + _read_as(plus, default_region)
+
+
+def _invalid_message(
+    number: phonenumbers.PhoneNumber,
+    typed: str,
+    e164: str,
+    plus: bool,
+    default_region: str | None,
+) -> str:
+    reason = phonenumbers.is_possible_number_with_reason(number)
+    national = phonenumbers.national_significant_number(number)
+    if number.country_code == 1 and not plus and len(national) == 7:
+        return (
+            f"{typed} is missing its area code: US and Canadian numbers have 10 digits, "
+            "area code included."
+        )
+    if reason in (ValidationResult.TOO_SHORT, ValidationResult.IS_POSSIBLE_LOCAL_ONLY):
+        what = f"{typed} is too short: it is missing digits."
+    elif reason == ValidationResult.TOO_LONG:
+        what = f"{typed} is too long: it has extra digits."
+    elif number.country_code == 1:
+        what = f"{e164} isn't a real number: its area code or exchange isn't in use."
+    else:
+        what = f"{e164} isn't a valid number in the region {_country(_main_region(number))}."
+    return what + _read_as(plus, default_region)
+
+
+def _main_region(number: phonenumbers.PhoneNumber) -> str | None:
+    return phonenumbers.region_code_for_country_code(number.country_code)
+
+
+def _read_as(plus: bool, default_region: str | None) -> str:
+    """Remind that numbers typed without ``+`` are read as the default region's."""
+    if plus or not default_region:
+        return " Check for a typo."
+    return (
+        f" Check for a typo; numbers typed without + are read as {_country(default_region)} "
+        "numbers, so start others with + and the country code."
+    )
+
+
+def _allowed_sentence(allowed: frozenset[str] | None) -> str:
+    if allowed is None:
+        return "corecall only dials numbers in a country."
+    if not allowed:
+        return "No countries are allowed for calls."
+    names = [_country(r) for r in sorted(allowed)]
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return f"corecall only dials numbers in {listed}."
+
+
+def _country(region: str | None) -> str:
+    if not region or region == _NON_GEO_REGION:
+        return "no country"
+    name = _country_name(region)
+    return f"{name} ({region})" if name else region
+
+
+@functools.lru_cache(maxsize=512)
+def _country_name(region: str) -> str:
+    try:
+        names = geocoder.LOCALE_DATA.get(region) or {}
+        name = names.get("en", "")
+        for _ in range(3):  # entries like "*aa" point at another language's entry
+            if not name.startswith("*"):
+                break
+            name = names.get(name[1:], "")
+        return name if isinstance(name, str) and not name.startswith("*") else ""
+    except Exception:  # pragma: no cover - geocoder data layout is not a public API
+        return ""
+
+
+@functools.lru_cache(maxsize=64)
+def _example(allowed: frozenset[str] | None, default_region: str | None) -> str:
+    """ "Use a full number like ..." for a region the caller may actually dial."""
+    if allowed is None:
+        region = default_region
+    elif default_region in allowed:
+        region = default_region
+    else:
+        region = min(allowed) if allowed else None
+    if region in (None, "US") or region not in phonenumbers.SUPPORTED_REGIONS:
+        return "Use a full number like +12125550123 or (212) 555-0123."
+    number = phonenumbers.example_number(region)
+    if number is None:  # pragma: no cover - every supported region has an example
+        return "Use a full number like +12125550123 or (212) 555-0123."
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if region != default_region:  # its national form would be read as another country's
+        return f"Use a full number like {e164}."
+    national = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+    return f"Use a full number like {e164} or {national}."
+
+
+def _char_name(ch: str) -> str:
+    name = unicodedata.name(ch, "")
+    return f"U+{ord(ch):04X} {name}".rstrip()
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+def _regions(regions: Iterable[str]) -> frozenset[str]:
+    if isinstance(regions, str):  # ("US") is a str, not a tuple: don't split it into letters
+        regions = regions.replace(",", " ").split()
+    return frozenset(str(r).strip().upper() for r in regions if str(r).strip())
+
+
+def _region(region: str | None) -> str | None:
+    region = (region or "").strip().upper()
+    return region or None

@@ -1,0 +1,457 @@
+"""The default number policy: corecall.numbers.check_number and normalize_phone."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from corecall.domain import NumberVerdict
+from corecall.numbers import REASONS, check_number, normalize_phone
+
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def refused(text, reason, **kwargs):
+    verdict = check_number(text, **kwargs)
+    assert not verdict.ok, verdict
+    assert verdict.reason == reason, (text, verdict)
+    assert verdict.e164 is None
+    assert verdict.message
+    return verdict
+
+
+# --------------------------------------------------------------------------- accepted
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "+12125550123",
+        "(212) 555-0123",
+        "212-555-0123",
+        "1 212 555 0123",
+        "2125550123",
+        "+1 212 555 0123",
+        "+1-212-555-0123",
+        "212.555.0123",
+        "+1 (212) 555-0123",
+        "1-212-555-0123",
+        "12125550123",
+        "  2125550123  ",
+        "2125550123\n",  # surrounding whitespace is stripped
+        "011 1 212 555 0123",  # US international prefix
+    ],
+)
+def test_us_formats_are_accepted(text):
+    verdict = check_number(text)
+    assert verdict.ok, verdict
+    assert verdict.e164 == "+12125550123"
+    assert verdict.region == "US"
+    assert verdict.reason is None
+
+
+@pytest.mark.parametrize(
+    ("text", "e164", "region"),
+    [
+        ("+1 800 234 5678", "+18002345678", "US"),  # toll-free is allowed
+        ("1-888-234-5678", "+18882345678", "US"),
+        ("(613) 555-0123", "+16135550123", "CA"),
+        ("+1 416 555 0123", "+14165550123", "CA"),
+        ("+1 650 234 5678", "+16502345678", "US"),
+    ],
+)
+def test_other_allowed_numbers(text, e164, region):
+    verdict = check_number(text)
+    assert verdict.ok, verdict
+    assert (verdict.e164, verdict.region) == (e164, region)
+
+
+def test_allowed_regions_and_default_region_are_honoured():
+    verdict = check_number("020 7946 0000", allowed_regions=["GB"], default_region="GB")
+    assert (verdict.ok, verdict.e164, verdict.region) == (True, "+442079460000", "GB")
+    assert check_number("+442079460000", allowed_regions=("gb",)).ok  # case-insensitive
+    assert check_number("+442079460000", allowed_regions="GB").ok  # a lone string is one region
+    refused("+12125550123", "country_not_allowed", allowed_regions=["GB"])
+    refused("+16135550123", "country_not_allowed", allowed_regions=["US"])
+    refused("+12125550123", "country_not_allowed", allowed_regions=[])
+
+
+def test_accept_returns_a_verdict_with_json():
+    verdict = check_number("212-555-0123")
+    assert isinstance(verdict, NumberVerdict)
+    assert verdict.as_json() == {"ok": True, "e164": "+12125550123"}
+
+
+# --------------------------------------------------------------------------- refused
+
+
+@pytest.mark.parametrize("text", [None, "", " ", "   \t  ", "\n", "\u00a0\u2003"])
+def test_empty(text):
+    refused(text, "empty")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "hello",
+        "call me",
+        "1-800-FLOWERS",
+        "1800FLOWERS",
+        "212555PIZZA",
+        "tel:+12125550123",
+        "+",
+        "++12125550123",
+        "+ +1 212 555 0123",
+        "1+2125550123",
+        "()",
+        "---",
+        "📞 2125550123",
+        "2125550123 ☎",
+        "'; DROP TABLE calls; --",
+        "2125550123; DROP TABLE agents",
+        "212/555-0123",
+        "212_555_0123",
+        "+12125550123\r\nAction: Originate",
+        "+12125550123\nChannel: PJSIP/evil",
+        "2125550123\rx",
+        "2125550123\x00",
+        "\x002125550123",
+        "212\x00555\x000123",
+        "212\t555\t0123",
+        "212\x0b555 0123",
+        "212\u2028555 0123",  # line separator
+        "212\u200b5550123",  # zero-width space
+        "\u202e2125550123",  # right-to-left override
+        "２１２５５５０１２３",  # fullwidth digits
+        "٢١٢٥٥٥٠١٢٣",  # Arabic-Indic digits
+        "۲۱۲۵۵۵۰۱۲۳",  # extended Arabic-Indic digits
+        "२१२५५५०१२३",  # Devanagari digits
+        "212\u00a0555\u00a00123",  # no-break spaces inside
+        "212\u2013555\u20130123",  # en dashes
+        "+１２１２５５５０１２３",
+    ],
+)
+def test_not_a_number(text):
+    refused(text, "not_a_number")
+
+
+def test_not_a_number_messages_are_specific():
+    assert "letters" in refused("1-800-FLOWERS", "not_a_number").message
+    assert "plain digits 0-9" in refused("２１２５５５０１２３", "not_a_number").message
+    assert "FULLWIDTH DIGIT TWO" in refused("２１２５５５０１２３", "not_a_number").message
+    control = refused("+12125550123\r\nAction: Originate", "not_a_number").message
+    assert "control character" in control
+    assert "\r" not in control and "\n" not in control and "Originate" not in control
+    assert "no digits" in refused("+", "not_a_number").message
+    assert "'+'" in refused("++12125550123", "not_a_number").message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2125550123 x12",
+        "2125550123x12",
+        "2125550123 X 12",
+        "212-555-0123 ext. 5",
+        "212-555-0123 ext5",
+        "2125550123ext5",
+        "2125550123 extension 12",
+        "+12125550123;ext=3",
+        "+1 212 555 0123 ; ext = 3",
+        "2125550123,,9",
+        "2125550123,",
+        "2125550123;",
+        "2125550123#",
+        "2125550123#123",
+        "2125550123*5",
+        "2125550123p123",
+        "2125550123 P 123",
+        "2125550123w",
+        "2125550123w123",
+        "2125550123pw1,2",
+        "*67 212 555 0123",
+        "*672125550123",
+        "#31#2125550123",
+        "(212) 555-0123 x 101",
+    ],
+)
+def test_extension(text):
+    verdict = refused(text, "extension")
+    assert "Extensions" in verdict.message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "911",
+        "1-911",
+        "1 911",
+        "+1911",
+        "+1 911",
+        "+1-911",
+        "(911)",
+        "9 1 1",
+        "112",
+        "+1 112",
+        "999",
+        "000",
+        "933",
+        "988",
+        "110",
+        "119",
+        "+44 999",
+        "+44 112",
+        "+61 000",
+        "+49 110",
+    ],
+)
+def test_emergency(text):
+    verdict = refused(text, "emergency")
+    assert "never dials emergency" in verdict.message
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["411", "611", "311", "211", "511", "711", "811", "22222", "12345", "123456", "+1411", "1000"],
+)
+def test_short_code(text):
+    refused(text, "short_code")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "+19002000000",
+        "+1 900 200 0000",
+        "1-900-234-5678",
+        "(900) 234-5678",
+        "+979 1234 5678",  # international premium rate, not even valid
+        "+979123456789",  # international premium rate, valid
+        "+44 909 876 5432",  # premium in a country that isn't allowed: premium wins
+        "+43 900 123456",
+    ],
+)
+def test_premium_rate(text):
+    verdict = refused(text, "premium_rate")
+    assert "premium-rate" in verdict.message
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["+43 810 123456", "+41 840 123 456", "+61 1300 123 456", "+971 700 012345", "+32 78 79 12 34"],
+)
+def test_shared_cost(text):
+    verdict = refused(text, "shared_cost")
+    assert "shared-cost" in verdict.message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1",
+        "12",
+        "+1",
+        "555-0123",  # seven digits, no area code
+        "5550123",
+        "+1 212 055 0123",  # exchange can't start with 0
+        "+12121550123",  # ... nor with 1
+        "+1 211 555 0123",  # N11 area codes
+        "+1 411 555 0123",
+        "+1 911 555 0123",
+        "+1 555 765 4321",  # 555 is not a geographic area code
+        "(555) 765-4321",
+        "+1 700 234 5678",
+        "12345678901234567890",  # 20 digits
+        "+1234567890123456",  # 16 digits
+        "2125550123 2125550123",
+        "21255501234",
+        "+0 212 555 0123",
+        "+999 1234 5678",  # unassigned country code
+        "+44 20 7946 000",
+        "+1 500 234 5678",  # personal (follow-me) number: not a line
+        "+1 533 234 5678",
+        "+44 7640 123456",  # pager
+        "+44 70 1234 5678",  # UK personal number
+    ],
+)
+def test_invalid(text):
+    refused(text, "invalid")
+
+
+def test_invalid_messages_are_specific():
+    assert "area code" in refused("555-0123", "invalid").message
+    assert "15" in refused("12345678901234567890", "invalid").message
+    assert "pager" in refused("+44 7640 123456", "invalid").message
+    assert "+ and the country code" in refused("020 7946 0000", "invalid").message
+
+
+@pytest.mark.parametrize(
+    ("text", "region_word"),
+    [
+        ("+1 809 555 0123", "Dominican Republic (DO)"),
+        ("+1 876 234 5678", "Jamaica (JM)"),
+        ("+1 284 496 1234", "VG"),
+        ("+1 473 403 1234", "GD"),
+        ("+1 268 460 1234", "AG"),
+        ("+44 20 7946 0000", "United Kingdom (GB)"),
+        ("+52 55 1234 5678", "MX"),
+        ("011 44 20 7946 0000", "GB"),
+        ("+881 612 345 678", "+881"),  # satellite: region 001
+        ("+882 345678901", "+882"),
+        ("+883 510012345", "+883"),
+        ("+800 1234 5678", "+800"),
+        ("+870 301 234 567", "+870"),
+    ],
+)
+def test_country_not_allowed(text, region_word):
+    message = refused(text, "country_not_allowed").message
+    assert region_word in message
+    assert "United States (US)" in message or "country" in message
+
+
+def test_country_message_lists_the_allowed_countries():
+    message = refused("+18095550123", "country_not_allowed").message
+    assert "Canada (CA) and United States (US)" in message
+
+
+def test_every_message_has_an_example_that_works():
+    for text in ["", "hello", "2125550123 x1", "911", "411", "+19002000000", "555-0123"]:
+        verdict = check_number(text)
+        assert "+12125550123" in verdict.message
+        assert check_number("+12125550123").ok
+
+
+def test_example_follows_the_allowed_region():
+    verdict = check_number("x", allowed_regions=["GB"], default_region="GB")
+    assert "+44" in verdict.message
+
+
+def test_non_string_input_is_refused():
+    assert check_number(2125550123).reason == "not_a_number"  # type: ignore[arg-type]
+
+
+def test_very_long_input_is_not_echoed():
+    text = "2" + " " * 10_000 + "125550123"
+    verdict = check_number(text)
+    assert verdict.ok and verdict.e164 == "+12125550123"
+    verdict = check_number("1" * 10_000)
+    assert verdict.reason == "invalid" and len(verdict.message) < 300
+
+
+# --------------------------------------------------------------------------- normalize_phone
+
+
+@pytest.mark.parametrize(
+    ("text", "e164"),
+    [
+        ("(212) 555-0123", "+12125550123"),
+        ("+44 20 7946 0000", "+442079460000"),
+        ("+44 7911 123456", "+447911123456"),
+        ("+1 809 555 0123", "+18095550123"),
+        ("+49 30 123456", "+4930123456"),
+    ],
+)
+def test_normalize_phone_accepts_any_country(text, e164):
+    verdict = normalize_phone(text)
+    assert verdict.ok, verdict
+    assert verdict.e164 == e164
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("911", "emergency"),
+        ("+44 999", "emergency"),
+        ("411", "short_code"),
+        ("+1 900 200 0000", "premium_rate"),
+        ("+43 810 123456", "shared_cost"),
+        ("+881 612 345 678", "country_not_allowed"),
+        ("+979 123456789", "premium_rate"),
+        ("2125550123 x5", "extension"),
+        ("", "empty"),
+        ("+1212\r\n5550123", "not_a_number"),
+    ],
+)
+def test_normalize_phone_refusals(text, reason):
+    verdict = normalize_phone(text)
+    assert not verdict.ok
+    assert verdict.reason == reason
+
+
+def test_normalize_phone_with_allowed_regions():
+    assert normalize_phone("+442079460000", allowed_regions=["GB"]).ok
+    assert normalize_phone("+12125550123", allowed_regions=["GB"]).reason == "country_not_allowed"
+
+
+# --------------------------------------------------------------------------- properties
+
+phone_like = st.from_regex(
+    r"\A[ +]?\+?[0-9 ().\-]{0,22}(?:[ ]?(?:x|ext\.?|;ext=|,|#|\*|p|w)[0-9]{0,4})?\Z"
+)
+nanp = st.builds(
+    lambda a, b, c, d: f"{a}{b:02d}{c}{d:06d}",
+    st.integers(2, 9),
+    st.integers(0, 99),
+    st.integers(2, 9),
+    st.integers(0, 999_999),
+)
+
+
+def assert_well_formed(verdict):
+    assert isinstance(verdict, NumberVerdict)
+    if verdict.ok:
+        assert E164.fullmatch(verdict.e164), verdict
+        assert verdict.reason is None
+    else:
+        assert verdict.e164 is None
+        assert verdict.reason in REASONS, verdict
+        assert verdict.message.strip()
+
+
+@FAST
+@given(st.text())
+def test_any_text_gives_a_well_formed_verdict(text):
+    assert_well_formed(check_number(text))
+    assert_well_formed(normalize_phone(text))
+
+
+@FAST
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=40) | phone_like)
+def test_phone_like_text_gives_a_well_formed_verdict(text):
+    verdict = check_number(text)
+    assert_well_formed(verdict)
+    if verdict.ok:
+        assert verdict.region in ("US", "CA")
+        assert check_number(verdict.e164).e164 == verdict.e164  # round trip
+
+
+@FAST
+@given(nanp, st.sampled_from(["{}", "+1{}", "1 {}", "({0}{1}{2}) {3}{4}{5}-{6}{7}{8}{9}"]))
+def test_nanp_numbers_round_trip(digits, template):
+    text = template.format(*digits) if "{0}" in template else template.format(digits)
+    verdict = check_number(text)
+    assert_well_formed(verdict)
+    if verdict.ok:
+        assert verdict.e164 == "+1" + digits
+        again = check_number(verdict.e164)
+        assert (again.ok, again.e164, again.region) == (True, verdict.e164, verdict.region)
+        assert normalize_phone(verdict.e164).e164 == verdict.e164
+
+
+@settings(FAST, max_examples=100)  # three checks per example
+@given(st.from_regex(r"\A\+?[0-9]{7,15}\Z"), st.sampled_from(["\r", "\n", "\x00", "\t", "\x1b"]))
+def test_control_characters_inside_are_always_refused(digits, bad):
+    for i in (1, len(digits) // 2, len(digits) - 1):
+        verdict = check_number(digits[:i] + bad + digits[i:])
+        assert verdict.reason == "not_a_number"
+
+
+@FAST
+@given(st.text(alphabet=st.characters(categories=["L"]), min_size=1, max_size=3), nanp)
+def test_letters_are_never_rewritten_to_digits(letters, digits):
+    verdict = check_number(digits[:6] + letters + digits[6:])
+    assert not verdict.ok
