@@ -20,9 +20,7 @@ from corecall.telephony.driver import TrunkDriver
 
 
 class App:
-    def __init__(
-        self, config: Config, *, extra_plugins: Iterable[tuple[str, object]] = ()
-    ) -> None:
+    def __init__(self, config: Config, *, extra_plugins: Iterable[tuple[str, object]] = ()) -> None:
         self.config = config
         self._extra_plugins = list(extra_plugins)
         self._store: Store | None = None

@@ -109,7 +109,7 @@ class CallManager:
         for name in list(self._started_drivers):
             try:
                 await self.drivers[name].stop()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("trunk driver %r failed to stop", name)
             self._started_drivers.discard(name)
         for handle in self._watchdogs.values():
@@ -224,7 +224,7 @@ class CallManager:
             await driver.originate(originate, self.progress)
         except CorecallError as exc:
             self.progress(call_id, CallState.ENDED, EndReason.TRUNK_UNAVAILABLE, str(exc))
-        except Exception as exc:  # noqa: BLE001 - a driver bug must still end the call
+        except Exception as exc:
             log.exception("trunk driver %r failed to originate", trunk.driver)
             self.progress(
                 call_id, CallState.ENDED, EndReason.TRUNK_UNAVAILABLE,
@@ -389,7 +389,7 @@ class CallManager:
         futs = [asyncio.shield(f) for f in self._finished.values()]
         if not futs:
             return True
-        done, pending = await asyncio.wait(futs, timeout=timeout)
+        _done, pending = await asyncio.wait(futs, timeout=timeout)
         return not pending
 
     # ------------------------------------------------------------------ reconcile
@@ -411,7 +411,7 @@ class CallManager:
                 continue
             try:
                 await driver.reconcile(records, self.progress)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("trunk driver %r failed to reconcile", name)
                 for r in records:
                     self.progress(r.id, CallState.ENDED, EndReason.UNKNOWN, "reconcile failed")

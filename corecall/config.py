@@ -214,8 +214,7 @@ def load_config(explicit: str | os.PathLike | None = None) -> Config:
     if not path.exists():
         if chosen:
             raise ConfigError(
-                "file not found; create one with: corecall --config "
-                f"{path} init",
+                f"file not found; create one with: corecall --config {path} init",
                 path=str(path),
             )
         return parse_config(tomllib.loads(STARTER_CONFIG), path=None, exists=False)
@@ -239,8 +238,10 @@ def parse_config(raw: Mapping[str, Any], *, path: Path | None, exists: bool = Tr
 
     data_dir_raw = p.opt(raw, "data_dir", str, "data_dir", None)
     env_data = os.environ.get("CORECALL_DATA_DIR")
-    data_dir = Path(env_data) if env_data else (
-        Path(data_dir_raw).expanduser() if data_dir_raw else default_data_dir()
+    data_dir = (
+        Path(env_data)
+        if env_data
+        else (Path(data_dir_raw).expanduser() if data_dir_raw else default_data_dir())
     )
 
     bot = _parse_bot(p, p.table(raw, "bot"))
@@ -403,7 +404,7 @@ def _parse_route(
     countries = p.str_list(t, "countries", key, ("US", "CA"))
     for c in countries:
         if not (len(c) == 2 and c.isascii() and c.isalpha() and c.isupper()):
-            p.fail(f"{key}.countries", f"{c!r} is not a two-letter region code like \"US\"")
+            p.fail(f"{key}.countries", f'{c!r} is not a two-letter region code like "US"')
     return RouteConfig(
         code=code,
         trunk=trunk,

@@ -16,7 +16,7 @@ E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 
 def utcnow() -> _dt.datetime:
     """Timezone-aware UTC now; every timestamp corecall stores is UTC."""
-    return _dt.datetime.now(_dt.timezone.utc)
+    return _dt.datetime.now(_dt.UTC)
 
 
 def is_e164(value: object) -> bool:
@@ -134,7 +134,7 @@ class Agent:
 # --------------------------------------------------------------------------- calls
 
 
-class CallState(str, enum.Enum):
+class CallState(enum.StrEnum):
     """Where a call is. Only ever moves forward; ``ENDED`` is final."""
 
     QUEUED = "queued"
@@ -158,7 +158,7 @@ class CallState(str, enum.Enum):
 _STATE_ORDER = {s: i for i, s in enumerate(CallState)}
 
 
-class EndReason(str, enum.Enum):
+class EndReason(enum.StrEnum):
     """Why a call ended. Every started call ends with exactly one of these."""
 
     COMPLETED = "completed"

@@ -133,7 +133,9 @@ def _candidates() -> list[_Candidate]:
         _Candidate(name, module, "corecall", core_version, builtin=True)
         for name, module in BUILTIN_PLUGINS.items()
     ]
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+    # Sorted, so which of two clashing plugins wins does not depend on disk order.
+    eps = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.name, e.value))
+    for ep in eps:
         dist = ep.dist
         found.append(
             _Candidate(
@@ -214,7 +216,7 @@ class Plugins:
                     else importlib.import_module(cand.module)
                 )  # fmt: skip
                 self.pm.register(obj, name=cand.name)
-            except Exception as exc:  # noqa: BLE001 - any import error is the plugin's
+            except Exception as exc:
                 info.error = f"failed to load: {type(exc).__name__}: {exc}"
                 log.error("plugin %r (%s) %s", cand.name, cand.distribution, info.error)
                 continue
@@ -235,7 +237,7 @@ class Plugins:
                 registry.plugin = impl.plugin_name
                 try:
                     impl.function(registry=registry)
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     registry.drop_plugin(impl.plugin_name)
                     self._mark_broken(impl.plugin_name, f"{hook_name} failed: {exc}")
 
@@ -267,7 +269,7 @@ class Plugins:
         for impl in reversed(self.pm.hook.corecall_check_call.get_hookimpls()):
             try:
                 refusal = impl.function(request=request)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 log.exception("plugin %r failed in corecall_check_call", impl.plugin_name)
                 return Refusal(
                     "policy_error",
@@ -289,7 +291,7 @@ class Plugins:
         for impl in reversed(self.pm.hook.corecall_call_state_changed.get_hookimpls()):
             try:
                 impl.function(call=call, previous=previous)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception(
                     "plugin %r failed in corecall_call_state_changed (call %s -> %s)",
                     impl.plugin_name, call.id, call.state.value,

@@ -10,6 +10,7 @@ import logging
 import sys
 
 import typer
+from rich.text import Text
 
 from corecall.cli import (
     admin_commands,
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = app(args=argv, prog_name="corecall", standalone_mode=False)
     except CorecallError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        err_console.print(Text("error: ", style="bold red") + Text(str(exc)))
         return exc.exit_code
     except KeyboardInterrupt:
         err_console.print("interrupted")

@@ -32,8 +32,10 @@ def _agent_json(agent: Agent) -> dict:
 
 def _show(agent: Agent, verb: str) -> None:
     route = agent.route_code or "none"
-    console.print(f"{verb} agent {agent.telegram_id} ({agent.name or 'no name'}): phone "
-                  f"{agent.phone}, route {route}, authorized {'yes' if agent.authorized else 'no'}")  # fmt: skip
+    console.print(
+        f"{verb} agent {agent.telegram_id} ({agent.name or 'no name'}): phone "
+        f"{agent.phone}, route {route}, authorized {'yes' if agent.authorized else 'no'}"
+    )
 
 
 TELEGRAM_ID = typer.Argument(..., help="The agent's numeric Telegram user id.", min=1)
@@ -60,8 +62,14 @@ def agents_list(json_: bool = typer.Option(False, "--json", help="Machine-readab
         return
     table = Table("telegram id", "name", "phone", "authorized", "route", "caller id")
     for a in agents:
-        table.add_row(str(a.telegram_id), a.name, a.phone, "yes" if a.authorized else "no",
-                      a.route_code or "-", admin.caller_id_line(a).removeprefix("Caller ID: "))  # fmt: skip
+        table.add_row(
+            str(a.telegram_id),
+            a.name,
+            a.phone,
+            "yes" if a.authorized else "no",
+            a.route_code or "-",
+            admin.caller_id_line(a).removeprefix("Caller ID: "),
+        )
     console.print(table if agents else "no agents yet; add one with `corecall agents add`")
 
 

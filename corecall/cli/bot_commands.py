@@ -13,4 +13,4 @@ def register(app: typer.Typer) -> None:
 
 def demo() -> None:
     """Run the zero-config demo (coming soon: the conversation front ends land next)."""
-    console.print("corecall demo: coming soon — the Telegram/console conversation is not built yet.")
+    console.print("corecall demo: coming soon (the conversation front ends are not built yet).")

@@ -12,8 +12,9 @@ from rich.console import Console
 from corecall.app import App
 from corecall.config import load_config
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# markup=False: agent names, numbers and config keys like [routes.M] are printed verbatim.
+console = Console(highlight=False, markup=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
 
 
 class _State:
@@ -39,7 +40,7 @@ def actor() -> str:
     """Who is acting, for the audit log."""
     try:
         user = getpass.getuser()
-    except Exception:  # noqa: BLE001 - no login name in some containers
+    except Exception:
         user = "unknown"
     return f"cli:{user}"
 

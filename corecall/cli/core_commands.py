@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from corecall.cli.common import console, print_json, state
 from corecall.config import load_config, resolve_config_path, write_starter_config
@@ -49,11 +50,11 @@ def plugins_list(json_: bool = typer.Option(False, "--json", help="Machine-reada
         return
     table = Table("name", "kind", "distribution", "version", "enabled", "hooks")
     for i in infos:
-        enabled = "[green]yes[/]" if i.enabled else "[dim]no[/]"
+        enabled = Text("yes", style="green") if i.enabled else Text("no", style="dim")
         if i.essential:
             enabled += " (essential)"
         if i.error:
-            enabled = f"[red]broken[/]: {i.error}"
+            enabled = Text("broken: ", style="red") + i.error
         hooks = ", ".join(h.removeprefix("corecall_") for h in i.hooks) or "-"
         table.add_row(i.name, i.kind, i.distribution, i.version, enabled, hooks)
     console.print(table)
@@ -108,9 +109,9 @@ def number_check(
     if json_:
         print_json(verdict.as_json())
     elif verdict.ok:
-        console.print(f"[green]accepted[/] {verdict.e164}")
+        console.print(Text("accepted ", style="green") + verdict.e164)
     else:
-        console.print(f"[red]refused[/] ({verdict.reason}): {verdict.message}")
+        console.print(Text("refused ", style="red") + f"({verdict.reason}): {verdict.message}")
     raise typer.Exit(0 if verdict.ok else 1)
 
 

@@ -37,7 +37,9 @@ def _e164(_inst, attribute, value):
 
 
 def _call_id(_inst, attribute, value):
-    if not (isinstance(value, str) and len(value) == 32 and all(c in "0123456789abcdef" for c in value)):
+    if not (
+        isinstance(value, str) and len(value) == 32 and all(c in "0123456789abcdef" for c in value)
+    ):
         raise UnsafeValueError(f"{attribute.name} must be 32 lower-case hex characters")
 
 

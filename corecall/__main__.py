@@ -1,0 +1,5 @@
+"""``python -m corecall`` runs the CLI."""
+
+from corecall.cli import run
+
+run()

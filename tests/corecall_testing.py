@@ -1,0 +1,63 @@
+"""Helpers shared by tests (importable as `corecall_testing`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+FAST_SIMULATION = {
+    "ring_seconds": 0.01,
+    "answer_seconds": 0.02,
+    "slow_answer_seconds": 0.05,
+    "talk_seconds": 0.05,
+    "timeout_seconds": 0.05,
+}
+
+
+def config_dict(tmp_path: Path, **sections) -> dict:
+    """A complete config as a dict: SQLite in tmp_path, fast simulated trunks, M and D."""
+    raw = {
+        "data_dir": str(tmp_path),
+        "bot": {"super_admins": [1000]},
+        "store": {"backend": "sqlite", "sqlite_path": str(tmp_path / "corecall.sqlite3")},
+        "trunks": {
+            "main": {"driver": "simulated", **FAST_SIMULATION},
+            "dev": {"driver": "simulated", **FAST_SIMULATION},
+        },
+        "routes": {
+            "M": {"trunk": "main", "caller_ids": ["+12125550100", "+12125550101"]},
+            "D": {"trunk": "dev", "caller_ids": ["+12125550199"]},
+        },
+    }
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(raw.get(key), dict):
+            raw[key] = {**raw[key], **value}
+        else:
+            raw[key] = value
+    return raw
+
+
+def write_toml(path: Path, raw: dict) -> Path:
+    """Write a (simple) config dict as TOML: tables of scalars, lists and sub-tables."""
+    lines: list[str] = []
+
+    def value(v) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, int | float):
+            return repr(v)
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    def table(prefix: str, t: dict) -> None:
+        scalars = {k: v for k, v in t.items() if not isinstance(v, dict)}
+        if prefix:
+            lines.append(f"[{prefix}]")
+        lines.extend(f"{k} = {value(v)}" for k, v in scalars.items())
+        for k, v in t.items():
+            if isinstance(v, dict):
+                table(f"{prefix}.{k}" if prefix else k, v)
+
+    table("", raw)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,302 @@
+"""The call state machine and call placement, driven by the simulated PBX and by scripted
+drivers registered at the trunk-driver hook (the same seam third-party drivers use)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+
+from corecall import hookimpl
+from corecall.agents import AgentAdmin
+from corecall.app import App
+from corecall.domain import CallState, EndReason
+from corecall.errors import RefusedError, TelephonyError
+from corecall.telephony.driver import TrunkDriver
+
+AGENT = 501
+ANSWERING_TARGET = "+12125550123"
+
+
+class ScriptedDriver(TrunkDriver):
+    """Records what it was asked to dial; the test drives progress by hand."""
+
+    NAME = "scripted"
+    instances: list[ScriptedDriver] = []
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.originated = []
+        self.hangups = []
+        self.progress = None
+        self.fail_with: Exception | None = None
+        ScriptedDriver.instances.append(self)
+
+    async def originate(self, request, progress):
+        if self.fail_with:
+            raise self.fail_with
+        self.originated.append(request)
+        self.progress = progress
+
+    async def hangup(self, call_id):
+        self.hangups.append(call_id)
+        return True
+
+
+class ScriptedDriverPlugin:
+    @hookimpl
+    def corecall_register_trunk_drivers(self, registry):
+        registry.register(ScriptedDriver)
+
+
+class Recorder:
+    """A listener plugin: what corecall_call_state_changed announced, in order."""
+
+    def __init__(self):
+        self.seen = []
+
+    @hookimpl
+    def corecall_call_state_changed(self, call, previous):
+        self.seen.append((call.id, previous, call.state, call.reason))
+
+
+class Exploding:
+    @hookimpl
+    def corecall_call_state_changed(self, call, previous):
+        raise RuntimeError("listener bug")
+
+
+@pytest.fixture
+async def setup(make_config):
+    """An app with an authorized agent on route M, and a running CallManager."""
+
+    async def build(driver="simulated", extra=(), **config_sections):
+        ScriptedDriver.instances.clear()
+        sections = {}
+        if driver == "scripted":
+            sections["trunks"] = {"main": {"driver": "scripted"}, "dev": {"driver": "scripted"}}
+        sections.update(config_sections)
+        recorder = Recorder()
+        app = App(
+            make_config(**sections),
+            extra_plugins=[("scripted_driver", ScriptedDriverPlugin()), ("recorder", recorder),
+                           *extra],
+        )  # fmt: skip
+        admin = AgentAdmin(app)
+        admin.add(AGENT, "+12125550111", "Ann", authorized=True, actor="test")
+        admin.set_route(AGENT, "M", actor="test")
+        manager = app.call_manager()
+        await manager.start()
+        built.append((app, manager))
+        return app, manager, recorder
+
+    built = []
+    yield build
+    for app, manager in built:
+        await manager.stop()
+        app.close()
+
+
+async def test_completed_call_walks_every_state_and_is_on_record(setup):
+    app, manager, recorder = await setup()
+    call = await manager.place(AGENT, "(212) 555-0123")
+    states = [r.state async for r in manager.watch(call.id)]
+    assert states[-1] is CallState.ENDED
+    final = app.store.get_call(call.id)
+    assert final.reason is EndReason.COMPLETED
+    assert (final.agent_id, final.target, final.route_code, final.caller_id) == (
+        AGENT, ANSWERING_TARGET, "M", "+12125550100",
+    )  # fmt: skip
+    stamps = [
+        final.dialing_agent_at,
+        final.agent_ringing_at,
+        final.agent_answered_at,
+        final.dialing_target_at,
+        final.target_ringing_at,
+        final.connected_at,
+        final.ended_at,
+    ]
+    assert all(stamps) and stamps == sorted(stamps)
+    assert final.talk_seconds > 0 and final.ring_seconds > 0
+    announced = [s for cid, _, s, _ in recorder.seen if cid == call.id]
+    assert announced == [
+        CallState.QUEUED, CallState.DIALING_AGENT, CallState.AGENT_RINGING,
+        CallState.AGENT_ANSWERED, CallState.DIALING_TARGET, CallState.TARGET_RINGING,
+        CallState.CONNECTED, CallState.ENDED,
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("agent_phone", "target", "reason"),
+    [
+        ("+12125550486", ANSWERING_TARGET, EndReason.AGENT_BUSY),
+        ("+12125550408", ANSWERING_TARGET, EndReason.AGENT_NO_ANSWER),
+        ("+12125550403", ANSWERING_TARGET, EndReason.AGENT_REJECTED),
+        ("+12125550111", "+12125550486", EndReason.TARGET_BUSY),
+        ("+12125550111", "+12125550408", EndReason.TARGET_NO_ANSWER),
+        ("+12125550111", "+12125550503", EndReason.TARGET_UNREACHABLE),
+    ],
+)
+async def test_simulated_failures_reach_their_final_reason(setup, agent_phone, target, reason):
+    app, manager, _ = await setup()
+    AgentAdmin(app).set_phone(AGENT, agent_phone, actor="test")
+    call = await manager.place(AGENT, target)
+    final = await manager.wait_final(call.id, timeout=5)
+    assert (final.state, final.reason) == (CallState.ENDED, reason)
+    assert app.store.get_call(call.id).reason is reason
+    assert final.connected_at is None
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [("911", "emergency"), ("+19002000000", "premium_rate"), ("hello", "not_a_number"),
+     ("+1 809 555 0123", "country_not_allowed"), ("", "empty")],
+)  # fmt: skip
+async def test_refused_numbers_dial_nothing_and_record_nothing(setup, text, reason):
+    app, manager, _ = await setup(driver="scripted")
+    with pytest.raises(RefusedError) as err:
+        await manager.place(AGENT, text)
+    assert err.value.reason == reason
+    assert ScriptedDriver.instances[0].originated == []
+    assert app.store.recent_calls(AGENT) == []
+
+
+async def test_unauthorized_and_routeless_agents_are_refused(setup):
+    app, manager, _ = await setup(driver="scripted")
+    with pytest.raises(RefusedError, match="Telegram id 999") as err:
+        await manager.place(999, ANSWERING_TARGET)
+    assert err.value.reason == "not_authorized"
+    AgentAdmin(app).revoke(AGENT, actor="test")
+    with pytest.raises(RefusedError) as err:
+        await manager.place(AGENT, ANSWERING_TARGET)
+    assert err.value.reason == "not_authorized"
+    AgentAdmin(app).add(600, "+12125550112", authorized=True, actor="test")
+    with pytest.raises(RefusedError, match="Choose a route") as err:
+        await manager.place(600, ANSWERING_TARGET)
+    assert err.value.reason == "no_route"
+    assert ScriptedDriver.instances[0].originated == []
+
+
+async def test_tampered_phone_in_store_never_reaches_the_driver(setup):
+    app, manager, _ = await setup(driver="scripted")
+    db = sqlite3.connect(app.config.sqlite_path)
+    db.execute("UPDATE agents SET phone = ? WHERE telegram_id = ?",
+               ("+12125550111\r\nAction: Originate", AGENT))  # fmt: skip
+    db.commit()
+    db.close()
+    with pytest.raises(RefusedError) as err:
+        await manager.place(AGENT, ANSWERING_TARGET)
+    assert err.value.reason == "agent_phone_invalid"
+    assert ScriptedDriver.instances[0].originated == []
+
+
+async def test_one_live_call_per_agent_and_rate_cap(setup):
+    _app, manager, _ = await setup(driver="scripted", limits={"calls_per_minute": 2})
+    driver = ScriptedDriver.instances[0]
+    first = await manager.place(AGENT, ANSWERING_TARGET)
+    with pytest.raises(RefusedError, match="already have 1 live call") as err:
+        await manager.place(AGENT, ANSWERING_TARGET)
+    assert err.value.reason == "call_in_progress"
+    driver.progress(first.id, CallState.ENDED, EndReason.AGENT_BUSY)
+    await manager.wait_final(first.id, timeout=2)
+    second = await manager.place(AGENT, ANSWERING_TARGET)
+    driver.progress(second.id, CallState.ENDED, EndReason.AGENT_BUSY)
+    await manager.wait_final(second.id, timeout=2)
+    with pytest.raises(RefusedError, match="2 calls in the last minute") as err:
+        await manager.place(AGENT, ANSWERING_TARGET)
+    assert err.value.reason == "rate_limited"
+    assert len(driver.originated) == 2
+
+
+async def test_concurrent_requests_place_only_one_call(setup):
+    _app, manager, _ = await setup(driver="scripted")
+    results = await asyncio.gather(
+        *(manager.place(AGENT, ANSWERING_TARGET) for _ in range(5)), return_exceptions=True
+    )
+    assert sum(not isinstance(r, Exception) for r in results) == 1
+    assert len(ScriptedDriver.instances[0].originated) == 1
+
+
+async def test_state_machine_ignores_repeats_and_backward_moves(setup):
+    app, manager, recorder = await setup(driver="scripted")
+    driver = ScriptedDriver.instances[0]
+    call = await manager.place(AGENT, ANSWERING_TARGET)
+    p = driver.progress
+    p(call.id, CallState.AGENT_ANSWERED)
+    p(call.id, CallState.AGENT_RINGING)  # late event: ignored
+    p(call.id, CallState.AGENT_ANSWERED)  # repeat: ignored
+    p(call.id, CallState.CONNECTED)
+    p(call.id, CallState.ENDED, EndReason.COMPLETED)
+    p(call.id, CallState.ENDED, EndReason.TARGET_BUSY)  # final is final
+    p(call.id, CallState.CONNECTED)
+    final = await manager.wait_final(call.id, timeout=2)
+    assert final.reason is EndReason.COMPLETED
+    assert app.store.get_call(call.id).reason is EndReason.COMPLETED
+    states = [s for cid, _, s, _ in recorder.seen if cid == call.id]
+    assert states == [CallState.QUEUED, CallState.DIALING_AGENT, CallState.AGENT_ANSWERED,
+                      CallState.CONNECTED, CallState.ENDED]  # fmt: skip
+
+
+async def test_hangup_before_connect_is_cancelled_after_connect_completed(setup):
+    _app, manager, _ = await setup(driver="scripted")
+    driver = ScriptedDriver.instances[0]
+    call = await manager.place(AGENT, ANSWERING_TARGET)
+    driver.progress(call.id, CallState.TARGET_RINGING)
+    assert await manager.hangup(call.id) is True
+    assert driver.hangups == [call.id]
+    driver.progress(call.id, CallState.ENDED, EndReason.TARGET_NO_ANSWER)  # what the PBX saw
+    assert (await manager.wait_final(call.id, 2)).reason is EndReason.CANCELLED
+
+    call = await manager.place(AGENT, ANSWERING_TARGET)
+    driver.progress(call.id, CallState.CONNECTED)
+    await manager.hangup(call.id)
+    driver.progress(call.id, CallState.ENDED, EndReason.UNKNOWN)
+    assert (await manager.wait_final(call.id, 2)).reason is EndReason.COMPLETED
+    assert await manager.hangup(call.id) is False  # no longer live
+
+
+async def test_driver_failure_ends_call_as_trunk_unavailable(setup):
+    _app, manager, _ = await setup(driver="scripted")
+    ScriptedDriver.instances[0].fail_with = TelephonyError("AMI login failed on pbx1")
+    call = await manager.place(AGENT, ANSWERING_TARGET)
+    final = await manager.wait_final(call.id, 2)
+    assert final.reason is EndReason.TRUNK_UNAVAILABLE and "AMI login failed" in final.detail
+    ScriptedDriver.instances[0].fail_with = ZeroDivisionError()
+    call = await manager.place(AGENT, ANSWERING_TARGET)
+    assert (await manager.wait_final(call.id, 2)).reason is EndReason.TRUNK_UNAVAILABLE
+
+
+async def test_a_failing_listener_does_not_stop_the_call_or_other_listeners(setup, caplog):
+    _app, manager, recorder = await setup(extra=[("exploding", Exploding())])
+    call = await manager.place(AGENT, ANSWERING_TARGET)
+    final = await manager.wait_final(call.id, 5)
+    assert final.reason is EndReason.COMPLETED
+    assert [s for cid, _, s, _ in recorder.seen if cid == call.id][-1] is CallState.ENDED
+    assert "'exploding' failed in corecall_call_state_changed" in caplog.text
+
+
+async def test_silent_pbx_is_ended_unknown_by_the_watchdog(setup, monkeypatch):
+    monkeypatch.setattr("corecall.calls.WATCHDOG_GRACE", 0.05)
+    _app, manager, _ = await setup(driver="scripted", calls={"agent_ring_timeout": 1,
+                                                            "target_ring_timeout": 1})  # fmt: skip
+    call = await manager.place(AGENT, ANSWERING_TARGET)
+    final = await manager.wait_final(call.id, 5)
+    assert final.reason is EndReason.UNKNOWN and "no word" in final.detail
+
+
+async def test_unfinished_calls_from_a_previous_run_are_reconciled(setup):
+    app, manager, _ = await setup(driver="scripted")
+    call = await manager.place(AGENT, ANSWERING_TARGET)
+    ScriptedDriver.instances[0].progress(call.id, CallState.CONNECTED)
+    await asyncio.sleep(0.05)
+    await manager.stop()  # the process goes away with the call still up
+    assert app.store.get_call(call.id).state is CallState.CONNECTED
+    again = app.call_manager()
+    await again.start()
+    try:
+        final = await again.wait_final(call.id, 2)
+        assert final.reason is EndReason.UNKNOWN  # the base driver cannot know; it says so
+        assert app.store.unfinished_calls() == []
+    finally:
+        await again.stop()

@@ -1,0 +1,178 @@
+"""The operator CLI, run in-process through ``corecall.cli.main`` (and once as a program)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from corecall_testing import config_dict, write_toml
+
+from corecall.cli import main
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch, capsys):
+    """Run the CLI against a fresh config; returns (exit code, stdout, stderr)."""
+    path = write_toml(tmp_path / "corecall.toml", config_dict(tmp_path))
+    monkeypatch.setenv("CORECALL_CONFIG", str(path))
+
+    def run(*args: str):
+        capsys.readouterr()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    run.config_path = path
+    return run
+
+
+def run_json(cli, *args):
+    code, out, _err = cli(*args, "--json")
+    return code, json.loads(out)
+
+
+def test_plugins_list_json(cli):
+    code, rows = run_json(cli, "plugins", "list")
+    assert code == 0
+    by_name = {r["name"]: r for r in rows}
+    for name in ("route_main", "route_dev", "store_sqlite", "store_postgres"):
+        assert by_name[name]["enabled"] is True
+        assert by_name[name]["distribution"] == "corecall-" + name.replace("_", "-")
+    assert by_name["route_dev"]["kind"] == "route"
+    assert "corecall_register_routes" in by_name["route_dev"]["hooks"]
+
+
+def test_disable_and_enable_persist_and_change_routes(cli):
+    assert cli("plugins", "disable", "route_dev")[0] == 0
+    _, rows = run_json(cli, "plugins", "list")
+    assert {r["name"]: r["enabled"] for r in rows}["route_dev"] is False
+    code, _out, err = cli("number", "check", "+12125550123", "--route", "D")
+    assert code == 1 and "route 'D' is not offered" in err and "M" in err
+    assert cli("plugins", "enable", "route_dev")[0] == 0
+    assert cli("number", "check", "+12125550123", "--route", "D")[0] == 0
+
+
+def test_disabling_the_active_store_is_refused(cli):
+    code, _out, err = cli("plugins", "disable", "store_sqlite")
+    assert code == 1
+    assert "store_sqlite" in err and "active store" in err and "Traceback" not in err
+    _, rows = run_json(cli, "plugins", "list")
+    assert {r["name"]: r["enabled"] for r in rows}["store_sqlite"] is True
+
+
+def test_disabling_unknown_plugin_lists_known_ones(cli):
+    code, _, err = cli("plugins", "disable", "nope")
+    assert code == 1 and "no plugin named 'nope'" in err and "route_main" in err
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("+12125550123", {"ok": True, "e164": "+12125550123"}),
+        ("(212) 555-0123", {"ok": True, "e164": "+12125550123"}),
+        ("212-555-0123", {"ok": True, "e164": "+12125550123"}),
+        ("1 212 555 0123", {"ok": True, "e164": "+12125550123"}),
+        ("2125550123", {"ok": True, "e164": "+12125550123"}),
+        ("", "empty"),
+        ("hello", "not_a_number"),
+        ("+1 212 055 0123", "invalid"),
+        ("2125550123 x12", "extension"),
+        ("911", "emergency"),
+        ("112", "emergency"),
+        ("411", "short_code"),
+        ("+19002000000", "premium_rate"),
+        ("+43 810 123456", "shared_cost"),
+        ("+1 809 555 0123", "country_not_allowed"),
+    ],
+)
+def test_number_check_verdicts_and_exit_codes(cli, text, expected):
+    code, verdict = run_json(cli, "number", "check", text)
+    if isinstance(expected, dict):
+        assert (code, verdict) == (0, expected)
+    else:
+        assert code == 1 and verdict["ok"] is False and verdict["reason"] == expected
+        assert verdict["message"]
+
+
+def test_agent_lifecycle_is_audited(cli):
+    assert cli("agents", "add", "--telegram-id", "42", "--phone", "(212) 555-0123",
+               "--name", "Ann")[0] == 0  # fmt: skip
+    assert cli("agents", "authorize", "42")[0] == 0
+    assert cli("agents", "set-route", "42", "d")[0] == 0
+    code, out, _ = cli("agents", "set-caller-id", "42", "+12125550199")
+    assert code == 0 and "Caller ID: +12125550199 [D]" in out
+    assert cli("agents", "set-phone", "42", "+1 415 555 0134")[0] == 0
+    assert cli("agents", "revoke", "42")[0] == 0
+    _, agents = run_json(cli, "agents", "list")
+    assert agents == [
+        {
+            "telegram_id": 42, "phone": "+14155550134", "name": "Ann", "authorized": False,
+            "route_code": "D", "caller_id": "+12125550199", "created_at": agents[0]["created_at"],
+        }
+    ]  # fmt: skip
+    _, log = run_json(cli, "audit")
+    actions = [e["action"] for e in reversed(log)]
+    assert actions == [
+        "agent.add", "agent.authorize", "agent.set_route", "agent.set_caller_id",
+        "agent.set_phone", "agent.revoke",
+    ]  # fmt: skip
+    assert all(e["actor"].startswith("cli:") and e["subject"] == "42" for e in log)
+    assert cli("agents", "remove", "42")[0] == 0
+    assert run_json(cli, "agents", "list")[1] == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("agents", "add", "--telegram-id", "7", "--phone", "911"), "emergency"),
+        (("agents", "add", "--telegram-id", "7", "--phone", "+1 900 200 0000"), "premium"),
+        (("agents", "authorize", "99"), "no agent with Telegram id 99"),
+        (("agents", "set-route", "1", "Z"), "No route 'Z'"),
+        (("agents", "set-caller-id", "1", "+15005550006"), "not one of route M's caller IDs"),
+    ],
+)
+def test_bad_agent_input_is_refused_clearly_and_changes_nothing(cli, args, message):
+    cli("agents", "add", "--telegram-id", "1", "--phone", "+12125550123")
+    cli("agents", "set-route", "1", "M")
+    _, before = run_json(cli, "agents", "list")
+    _, audit_before = run_json(cli, "audit")
+    code, _out, err = cli(*args)
+    assert code == 1 and message in err and "Traceback" not in err
+    assert run_json(cli, "agents", "list")[1] == before
+    assert run_json(cli, "audit")[1] == audit_before
+
+
+def test_duplicate_agent_is_refused(cli):
+    cli("agents", "add", "--telegram-id", "1", "--phone", "+12125550123")
+    code, _, err = cli("agents", "add", "--telegram-id", "1", "--phone", "+12125550124")
+    assert code == 1 and "1" in err
+
+
+def test_usage_errors_exit_2(cli):
+    assert cli("agents", "add", "--phone", "+12125550123")[0] == 2
+    assert cli("agents", "authorize", "not-a-number")[0] == 2
+    assert cli("no-such-command")[0] == 2
+
+
+def test_init_writes_config_and_creates_database(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CORECALL_DATA_DIR", str(tmp_path / "data"))
+    path = tmp_path / "etc" / "corecall.toml"
+    assert main(["--config", str(path), "init"]) == 0
+    assert path.exists() and (tmp_path / "data" / "corecall.sqlite3").exists()
+    assert "[routes.M]" in path.read_text()
+    assert main(["--config", str(path), "init"]) == 1  # never overwrites silently
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_broken_config_is_one_clear_line_not_a_traceback(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[routes.M]\ntrunk = "main"\ncaller_ids = ["555"]\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "corecall", "--config", str(bad), "plugins", "list"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert str(bad) in proc.stderr and "routes.M" in proc.stderr

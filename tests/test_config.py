@@ -1,0 +1,91 @@
+"""Configuration: defaults, environment secrets, and errors that name file, key, expectation."""
+
+from __future__ import annotations
+
+import pytest
+from corecall_testing import config_dict, write_toml
+
+from corecall.config import load_config, parse_config, write_starter_config
+from corecall.errors import ConfigError
+
+
+def test_no_file_means_safe_defaults_simulated_on_both_routes():
+    config = load_config()
+    assert config.exists is False
+    assert sorted(config.routes) == ["D", "M"]
+    assert {t.driver for t in config.trunks.values()} == {"simulated"}
+    assert config.store.backend == "sqlite"
+    assert config.routes["M"].countries == ("US", "CA")
+
+
+def test_starter_config_round_trips(tmp_path):
+    path = tmp_path / "corecall.toml"
+    write_starter_config(path)
+    config = load_config(path)
+    assert config.path == path and config.routes["D"].caller_ids == ("+12125550199",)
+    with pytest.raises(ConfigError, match="already exists"):
+        write_starter_config(path)
+
+
+def test_explicit_missing_file_is_an_error_with_the_fix(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path / "nope.toml")
+    assert "nope.toml" in str(err.value) and "init" in str(err.value)
+
+
+def test_config_env_var_is_used(tmp_path, monkeypatch):
+    path = write_toml(tmp_path / "c.toml", config_dict(tmp_path))
+    monkeypatch.setenv("CORECALL_CONFIG", str(path))
+    assert load_config().path == path
+
+
+def test_secrets_come_from_the_environment(tmp_path, monkeypatch):
+    raw = config_dict(
+        tmp_path,
+        asterisk_servers={"pbx1": {"secret": "from-file"}, "pbx2": {"secret": "file2"}},
+        bot={"token": "file-token"},
+    )
+    monkeypatch.setenv("CORECALL_BOT_TOKEN", "env-token")
+    monkeypatch.setenv("CORECALL_API_ID", "12345")
+    monkeypatch.setenv("CORECALL_AMI_SECRET", "all-servers")
+    monkeypatch.setenv("CORECALL_AMI_SECRET_PBX2", "only-pbx2")
+    monkeypatch.setenv("CORECALL_POSTGRES_DSN", "postgresql://u@127.0.0.1:5/db")
+    config = parse_config(raw, path=None)
+    assert config.bot.token == "env-token" and config.bot.api_id == 12345
+    assert config.asterisk_servers["pbx1"].secret == "all-servers"
+    assert config.asterisk_servers["pbx2"].secret == "only-pbx2"
+    assert config.store.postgres_dsn == "postgresql://u@127.0.0.1:5/db"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "key", "expected"),
+    [
+        (lambda r: r["routes"]["M"].update(caller_ids=["12345"]), "routes.M.caller_ids", "E.164"),
+        (lambda r: r["routes"]["M"].update(caller_ids=[]), "routes.M.caller_ids", "at least one"),
+        (lambda r: r["routes"]["M"].update(trunk="nowhere"), "routes.M.trunk", "trunks.nowhere"),
+        (lambda r: r["routes"]["M"].pop("trunk"), "routes.M.trunk", "missing"),
+        (lambda r: r["routes"]["M"].update(countries=["usa"]), "routes.M.countries", "two-letter"),
+        (lambda r: r["routes"].update(m={"trunk": "main"}), "routes.m", "upper-case"),
+        (lambda r: r["limits"].update(calls_per_minute=0), "limits.calls_per_minute", "at least 1"),
+        (lambda r: r["limits"].update(calls_per_minute="6"), "limits.calls_per_minute", "integer"),
+        (lambda r: r["bot"].update(super_admins=["alice"]), "bot.super_admins", "numeric"),
+        (lambda r: r["bot"].update(tokn="x"), "bot.tokn", "unknown key"),
+        (lambda r: r["trunks"]["main"].update(driver="asterisk_ami"), "trunks.main.server", "asterisk_servers"),  # noqa: E501
+        (lambda r: r["trunks"]["main"].update(endpoint="a/b"), "trunks.main.endpoint", "letters"),
+    ],
+)  # fmt: skip
+def test_mistakes_name_file_key_and_expectation(tmp_path, mutate, key, expected):
+    raw = config_dict(tmp_path, limits={"calls_per_minute": 6})
+    mutate(raw)
+    path = write_toml(tmp_path / "bad.toml", raw)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert str(path) in message and f"[{key}]" in message and expected in message
+
+
+def test_invalid_toml_names_the_file_and_line(tmp_path):
+    path = tmp_path / "broken.toml"
+    path.write_text("[bot\ntoken = 1\n")
+    with pytest.raises(ConfigError, match=r"broken\.toml: is not valid TOML.*line 1"):
+        load_config(path)

@@ -1,0 +1,186 @@
+"""The plugin framework: discovery, disabling without import, essentials, failures named."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from corecall.app import App
+from corecall.domain import Agent
+from corecall.errors import EssentialPluginError, NotFoundError, PluginError
+from corecall.plugins import check_can_disable, load_plugins
+
+BUILT_IN_DISTRIBUTIONS = {
+    "route_main": "corecall-route-main",
+    "route_dev": "corecall-route-dev",
+    "store_sqlite": "corecall-store-sqlite",
+    "store_postgres": "corecall-store-postgres",
+}
+
+
+def make_distribution(site: Path, dist: str, entry_points: dict[str, str], modules: dict) -> None:
+    """Install a tiny distribution into ``site`` the way pip would (dist-info + modules)."""
+    info = site / f"{dist.replace('-', '_')}-1.2.3.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2.3\n")
+    eps = "\n".join(f"{k} = {v}" for k, v in entry_points.items())
+    (info / "entry_points.txt").write_text(f"[corecall]\n{eps}\n")
+    for module, source in modules.items():
+        (site / f"{module}.py").write_text(textwrap.dedent(source))
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    path = tmp_path / "site"
+    path.mkdir()
+    monkeypatch.syspath_prepend(str(path))
+    return path
+
+
+def test_built_ins_come_from_their_own_distributions():
+    infos = {i.name: i for i in load_plugins().list()}
+    for name, dist in BUILT_IN_DISTRIBUTIONS.items():
+        assert infos[name].distribution == dist, name
+        assert infos[name].enabled and infos[name].error is None
+        assert infos[name].version == "0.1.0"
+    assert infos["route_main"].kind == "route" and infos["store_sqlite"].kind == "store"
+    assert infos["route_dev"].hooks == ["corecall_register_routes"]
+    assert infos["number_policy"].essential
+
+
+def test_each_load_is_a_clean_state():
+    first, second = load_plugins(), load_plugins(["route_dev"])
+    assert "D" in first.routes and "D" not in second.routes
+    assert first.pm is not second.pm
+
+
+def test_disabled_plugin_is_never_imported(site):
+    make_distribution(
+        site, "corecall-exploding", {"exploding": "exploding_plugin"},
+        {"exploding_plugin": "raise RuntimeError('imported although disabled')\n"},
+    )  # fmt: skip
+    plugins = load_plugins(["exploding"])
+    info = {i.name: i for i in plugins.list()}["exploding"]
+    assert info.enabled is False and info.error is None
+
+
+def test_broken_plugin_is_named_and_the_others_keep_working(site, caplog):
+    make_distribution(
+        site, "corecall-broken", {"broken": "broken_plugin"},
+        {"broken_plugin": "import does_not_exist_anywhere\n"},
+    )  # fmt: skip
+    plugins = load_plugins()
+    info = {i.name: i for i in plugins.list()}["broken"]
+    assert info.distribution == "corecall-broken"
+    assert "does_not_exist_anywhere" in info.error
+    assert "'broken'" in caplog.text and "corecall-broken" in caplog.text
+    assert sorted(plugins.routes.names()) == ["D", "M"]
+
+
+def test_plugin_failing_to_register_is_marked_broken(site):
+    make_distribution(
+        site, "corecall-badreg", {"badreg": "badreg_plugin"},
+        {"badreg_plugin": """
+            from corecall import hookimpl, RouteDefinition
+
+            @hookimpl
+            def corecall_register_routes(registry):
+                registry.register(RouteDefinition(code="X", name="X", button="X"))
+                raise ValueError("half-way")
+        """},
+    )  # fmt: skip
+    plugins = load_plugins()
+    info = {i.name: i for i in plugins.list()}["badreg"]
+    assert "half-way" in info.error
+    assert "X" not in plugins.routes  # nothing half-registered survives
+
+
+def test_duplicate_route_code_names_both_plugins(site):
+    make_distribution(
+        site, "corecall-copycat", {"copycat": "copycat_plugin"},
+        {"copycat_plugin": """
+            from corecall import hookimpl, RouteDefinition
+
+            @hookimpl
+            def corecall_register_routes(registry):
+                registry.register(RouteDefinition(code="M", name="Mine", button="Mine"))
+        """},
+    )  # fmt: skip
+    plugins = load_plugins()
+    infos = {i.name: i for i in plugins.list()}
+    winner = plugins.routes.get("M").plugin
+    loser = {"copycat": "route_main", "route_main": "copycat"}[winner]
+    assert infos[winner].error is None
+    assert "'M'" in infos[loser].error and winner in infos[loser].error
+
+
+def test_unknown_hook_is_reported_by_check_pending(site):
+    make_distribution(
+        site, "corecall-typo", {"typo": "typo_plugin"},
+        {"typo_plugin": """
+            from corecall import hookimpl
+
+            @hookimpl
+            def corecall_register_ruotes(registry):
+                pass
+        """},
+    )  # fmt: skip
+    with pytest.raises(Exception, match="corecall_register_ruotes"):
+        load_plugins()
+
+
+def test_essential_plugins_cannot_be_disabled():
+    with pytest.raises(EssentialPluginError, match="active store"):
+        check_can_disable("store_sqlite", active_store_plugin="store_sqlite")
+    with pytest.raises(EssentialPluginError, match="essential"):
+        check_can_disable("number_policy", active_store_plugin="store_sqlite")
+    with pytest.raises(NotFoundError, match="route_main"):
+        check_can_disable("no_such_plugin", active_store_plugin="store_sqlite")
+    check_can_disable("store_postgres", active_store_plugin="store_sqlite")
+    # Even when asked, the loader keeps the number policy.
+    assert load_plugins(["number_policy"]).is_active("number_policy")
+
+
+def test_disabling_route_dev_removes_route_d_everywhere(make_config):
+    config = make_config(plugins={"disabled": ["route_dev"]})
+    app = App(config)
+    assert sorted(app.routes()) == ["M"]
+    agent = Agent(telegram_id=1, phone="+12125550123", authorized=True, route_code="D")
+    assert app.plugins.resolve_route(agent, app.routes()) is None
+    agent_m = Agent(telegram_id=1, phone="+12125550123", authorized=True, route_code="M")
+    assert app.plugins.resolve_route(agent_m, app.routes()).code == "M"
+
+
+def test_number_plugin_accepting_garbage_is_caught(make_config):
+    class Sloppy:
+        from corecall import hookimpl
+
+        @hookimpl(tryfirst=True)
+        def corecall_parse_number(self, text, route):
+            from corecall.domain import NumberVerdict
+
+            return NumberVerdict(ok=True, e164=text)  # bypasses accept()'s own check
+
+    app = App(make_config(), extra_plugins=[("sloppy", Sloppy())])
+    with pytest.raises(PluginError, match=r"non-E\.164"):
+        app.plugins.parse_number("123\r\nAction: Originate", app.route("M"))
+
+
+def test_failing_check_call_refuses_and_names_the_plugin(make_config):
+    class Broken:
+        from corecall import hookimpl
+
+        @hookimpl
+        def corecall_check_call(self, request):
+            raise RuntimeError("db down")
+
+    app = App(make_config(), extra_plugins=[("hours", Broken())])
+    from corecall.domain import CallRequest
+
+    agent = Agent(telegram_id=1, phone="+12125550123", authorized=True, route_code="M")
+    route = app.route("M")
+    refusal = app.plugins.check_call(CallRequest(agent, "+12125550123", route, "+12125550100"))
+    assert refusal.plugin == "hours" and refusal.reason == "policy_error"
+    assert "hours" in refusal.message
