@@ -1,0 +1,595 @@
+"""The agent store on peewee: one implementation for SQLite and PostgreSQL.
+
+:class:`PeeweeStore` works on any peewee ``SqliteDatabase`` or ``PostgresqlDatabase`` handed
+to it (the store plugins pass pooled ones). Design notes:
+
+* **Per-instance models.** :func:`make_models` builds fresh model classes bound to one
+  database, so a SQLite and a PostgreSQL store can be open in the same process; nothing is
+  bound at module level.
+* **Threads.** Every method checks a connection out for the duration of the call and gives
+  it back afterwards (peewee keeps connection state per thread; the pooled databases reuse
+  the connections). Methods are therefore safe from ``asyncio.to_thread`` workers; SQLite
+  connections are created with ``check_same_thread=False`` so the pool may hand them to
+  any thread (one thread at a time). Writes run in one transaction, ``BEGIN IMMEDIATE`` on
+  SQLite (no lock-upgrade deadlocks between writers), ``SELECT ... FOR UPDATE`` on the row
+  being changed on PostgreSQL.
+* **Time.** Every datetime is stored and returned as timezone-aware UTC, to the
+  microsecond: ``TIMESTAMPTZ`` on PostgreSQL, fixed-width ISO text
+  (``2024-05-01 12:00:00.000000+00:00``, which sorts correctly) on SQLite. Naive datetimes
+  are refused.
+* **Text.** Text values containing NUL (``\\x00``) or lone surrogates (not UTF-8 encodable)
+  are refused with :class:`StoreError` on every backend: PostgreSQL cannot store NUL, neither
+  backend can encode a lone surrogate, and silently altering a phone number or a name would
+  be worse.
+* **Schema.** Versioned; :data:`MIGRATIONS` maps each version to the function that builds it
+  from the one before. ``open()`` runs the missing steps in one transaction (an empty
+  database goes 0 → 1 → 2, an old one from its version), and refuses a database newer than
+  this code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+from collections.abc import Callable, Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import peewee
+from playhouse.pool import MaxConnectionsExceeded
+
+from corecall.domain import (
+    STAGE_TIMESTAMP_FIELD,
+    Agent,
+    AuditEntry,
+    CallRecord,
+    CallState,
+    EndReason,
+    utcnow,
+)
+from corecall.errors import AlreadyExistsError, NotFoundError, StoreError
+from corecall.store import Store
+
+UTC = _dt.UTC
+_BIGINT = (-(2**63), 2**63 - 1)
+_SCHEMA_LOCK_KEY = 0x636F7265  # pg_advisory_xact_lock key serialising schema upgrades
+
+# --------------------------------------------------------------------------- values
+
+
+def _as_utc(value: Any, what: str = "timestamp") -> _dt.datetime:
+    if not isinstance(value, _dt.datetime) or value.utcoffset() is None:
+        raise StoreError(f"{what} must be a timezone-aware datetime (UTC), got {value!r}")
+    return value.astimezone(UTC)
+
+
+def _text(value: Any, what: str, *, null: bool = False) -> str | None:
+    if value is None and null:
+        return None
+    if not isinstance(value, str):
+        raise StoreError(f"{what} must be text, got {value!r}")
+    if "\x00" in value:
+        raise StoreError(f"{what} contains a NUL character (\\x00); it cannot be stored")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise StoreError(
+            f"{what} is not valid Unicode (lone surrogate); it cannot be stored"
+        ) from None
+    return value
+
+
+def _tid(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise StoreError(f"telegram id must be an integer, got {value!r}")
+    if not _BIGINT[0] <= value <= _BIGINT[1]:
+        raise StoreError(f"telegram id {value} does not fit in 64 bits")
+    return value
+
+
+def _first_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+class UTCDateTimeField(peewee.Field):
+    """Timezone-aware UTC datetimes, microsecond precision, on SQLite and PostgreSQL."""
+
+    field_type = "TIMESTAMPTZ"
+
+    def db_value(self, value):
+        if value is None:
+            return None
+        value = _as_utc(value, self.name)
+        if isinstance(self.model._meta.database, peewee.SqliteDatabase):
+            return value.isoformat(sep=" ", timespec="microseconds")
+        return value
+
+    def python_value(self, value):
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = _dt.datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# --------------------------------------------------------------------------- models
+
+
+def make_models(db: peewee.Database) -> SimpleNamespace:
+    """Model classes for the current schema, bound to ``db`` only."""
+
+    class _Base(peewee.Model):
+        class Meta:
+            database = db
+
+    class AgentRow(_Base):
+        telegram_id = peewee.BigIntegerField(primary_key=True)
+        name = peewee.TextField(default="")
+        phone = peewee.TextField()
+        authorized = peewee.BooleanField(default=False)
+        route_code = peewee.TextField(null=True)
+        caller_id = peewee.TextField(null=True)
+        created_at = UTCDateTimeField()
+        updated_at = UTCDateTimeField()
+
+        class Meta:
+            table_name = "agents"
+
+    class CallRow(_Base):
+        id = peewee.TextField(primary_key=True)
+        agent_id = peewee.BigIntegerField()
+        agent_phone = peewee.TextField()
+        target = peewee.TextField()
+        route_code = peewee.TextField()
+        trunk = peewee.TextField()
+        caller_id = peewee.TextField()
+        state = peewee.TextField()
+        reason = peewee.TextField(null=True)
+        detail = peewee.TextField(default="")
+        created_at = UTCDateTimeField()
+        dialing_agent_at = UTCDateTimeField(null=True)
+        agent_ringing_at = UTCDateTimeField(null=True)
+        agent_answered_at = UTCDateTimeField(null=True)
+        dialing_target_at = UTCDateTimeField(null=True)
+        target_ringing_at = UTCDateTimeField(null=True)
+        connected_at = UTCDateTimeField(null=True)
+        ended_at = UTCDateTimeField(null=True)
+
+        class Meta:
+            table_name = "calls"
+
+    class AuditRow(_Base):
+        id = peewee.BigAutoField()
+        at = UTCDateTimeField()
+        actor = peewee.TextField()
+        action = peewee.TextField()
+        subject = peewee.TextField(default="")
+        detail = peewee.TextField(default="")
+
+        class Meta:
+            table_name = "audit_log"
+
+    return SimpleNamespace(Agent=AgentRow, Call=CallRow, Audit=AuditRow)
+
+
+# --------------------------------------------------------------------------- migrations
+
+#: Column types per dialect, used by the (frozen) migration DDL below.
+DIALECTS: dict[str, dict[str, str]] = {
+    "sqlite": {
+        "ts": "TEXT", "bool": "INTEGER", "false": "0",
+        "serial_pk": "INTEGER PRIMARY KEY AUTOINCREMENT",
+    },
+    "postgres": {
+        "ts": "TIMESTAMPTZ", "bool": "BOOLEAN", "false": "FALSE",
+        "serial_pk": "BIGSERIAL PRIMARY KEY",
+    },
+}  # fmt: skip
+
+Execute = Callable[[str], Any]
+
+
+def _migrate_v1(execute: Execute, t: dict[str, str]) -> None:
+    """v1: agents, calls and schema_version."""
+    execute(
+        "CREATE TABLE agents ("
+        " telegram_id BIGINT PRIMARY KEY,"
+        " name TEXT NOT NULL DEFAULT '',"
+        " phone TEXT NOT NULL,"
+        f" authorized {t['bool']} NOT NULL DEFAULT {t['false']},"
+        " route_code TEXT,"
+        f" created_at {t['ts']} NOT NULL,"
+        f" updated_at {t['ts']} NOT NULL)"
+    )
+    stages = ", ".join(
+        f"{name} {t['ts']}"
+        for name in (
+            "dialing_agent_at", "agent_ringing_at", "agent_answered_at", "dialing_target_at",
+            "target_ringing_at", "connected_at", "ended_at",
+        )
+    )  # fmt: skip
+    execute(
+        "CREATE TABLE calls ("
+        " id TEXT PRIMARY KEY,"
+        " agent_id BIGINT NOT NULL,"
+        " agent_phone TEXT NOT NULL,"
+        " target TEXT NOT NULL,"
+        " route_code TEXT NOT NULL,"
+        " trunk TEXT NOT NULL,"
+        " caller_id TEXT NOT NULL,"
+        " state TEXT NOT NULL,"
+        " reason TEXT,"
+        " detail TEXT NOT NULL DEFAULT '',"
+        f" created_at {t['ts']} NOT NULL, {stages})"
+    )
+    execute("CREATE INDEX calls_agent_created ON calls (agent_id, created_at)")
+    execute("CREATE INDEX calls_state ON calls (state)")
+    execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+
+
+def _migrate_v2(execute: Execute, t: dict[str, str]) -> None:
+    """v2: the audit log, and a per-agent caller ID."""
+    execute(
+        "CREATE TABLE audit_log ("
+        f" id {t['serial_pk']},"
+        f" at {t['ts']} NOT NULL,"
+        " actor TEXT NOT NULL,"
+        " action TEXT NOT NULL,"
+        " subject TEXT NOT NULL DEFAULT '',"
+        " detail TEXT NOT NULL DEFAULT '')"
+    )
+    execute("ALTER TABLE agents ADD COLUMN caller_id TEXT")
+
+
+#: version -> the step that builds it from version - 1. Never edit a released step: add one.
+MIGRATIONS: dict[int, Callable[[Execute, dict[str, str]], None]] = {
+    1: _migrate_v1,
+    2: _migrate_v2,
+}
+assert sorted(MIGRATIONS) == list(range(1, Store.SCHEMA_VERSION + 1)), "migration missing"
+
+_OWN_TABLES = ("agents", "calls", "audit_log", "schema_version")
+
+# --------------------------------------------------------------------------- the store
+
+
+class PeeweeStore(Store):
+    """:class:`~corecall.store.Store` on a peewee SQLite or PostgreSQL database."""
+
+    def __init__(self, database: peewee.Database):
+        if isinstance(database, peewee.SqliteDatabase):
+            self.dialect, self.backend = "sqlite", "SQLite"
+        elif isinstance(database, peewee.PostgresqlDatabase):
+            self.dialect, self.backend = "postgres", "PostgreSQL"
+        else:
+            raise StoreError(f"unsupported peewee database {type(database).__name__}")
+        self._db = database
+        self._m = make_models(database)
+        self._is_open = False
+        # SQLite: take the write lock at BEGIN so two writers never deadlock on upgrade.
+        self._txn = {"lock_type": "IMMEDIATE"} if self.dialect == "sqlite" else {}
+
+    # ---- plumbing
+    @property
+    def database(self) -> peewee.Database:
+        """The peewee database (for diagnostics and tests; use the methods for data)."""
+        return self._db
+
+    @property
+    def location(self) -> str:
+        """Where the data is, for messages (never includes a password)."""
+        return str(self._db.database)
+
+    def describe(self) -> str:
+        return f"{self.backend} store {self.location}"
+
+    def _connect_error(self, exc: BaseException) -> StoreError:
+        return StoreError(f"cannot open the {self.describe()}: {_first_line(exc)}")
+
+    @contextlib.contextmanager
+    def _session(self, write: bool = False) -> Iterator[None]:
+        """A connection for this thread for the call (reused when nested); a transaction
+        when ``write``. Database errors become StoreError."""
+        if not self._is_open:
+            raise StoreError(f"the {self.describe()} is not open; call open() first")
+        db, opened = self._db, False
+        if db.is_closed():
+            try:
+                db.connect()
+            except (peewee.PeeweeException, MaxConnectionsExceeded) as exc:
+                raise self._connect_error(exc) from None
+            opened = True
+        try:
+            if write:
+                with db.atomic(**self._txn):
+                    yield
+            else:
+                yield
+        except peewee.PeeweeException as exc:
+            raise StoreError(f"{self.describe()}: {_first_line(exc)}") from exc
+        finally:
+            if opened:
+                db.close()
+
+    def _locked(self, query: peewee.Select) -> peewee.Select:
+        return query.for_update() if self._db.for_update else query
+
+    # ---- lifecycle
+    def open(self) -> None:
+        if self._is_open:
+            return
+        self._is_open = True
+        try:
+            with self._session(write=True):
+                self._upgrade()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        self._is_open = False
+        try:
+            if hasattr(self._db, "close_all"):
+                self._db.close_all()
+            elif not self._db.is_closed():
+                self._db.close()
+        except peewee.PeeweeException as exc:
+            raise StoreError(f"closing the {self.describe()}: {_first_line(exc)}") from exc
+
+    def schema_version(self) -> int:
+        with self._session():
+            return self._stored_version()
+
+    def _stored_version(self) -> int:
+        if not self._db.table_exists("schema_version"):
+            found = sorted(set(_OWN_TABLES) & set(self._db.get_tables()))
+            if found:
+                raise StoreError(
+                    f"the {self.describe()} has tables {', '.join(found)} but no "
+                    "schema_version table; it was not created by corecall"
+                )
+            return 0
+        rows = self._db.execute_sql("SELECT version FROM schema_version").fetchall()
+        if len(rows) != 1:
+            raise StoreError(
+                f"the {self.describe()} schema_version table holds {len(rows)} rows, expected 1"
+            )
+        return int(rows[0][0])
+
+    def _upgrade(self) -> None:
+        if self.dialect == "postgres":
+            self._db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
+        current, target = self._stored_version(), self.SCHEMA_VERSION
+        if current > target:
+            raise StoreError(
+                f"database schema v{current} is newer than this corecall (v{target}); "
+                "upgrade corecall"
+            )
+        if current == target:
+            return
+        for version in range(current + 1, target + 1):
+            MIGRATIONS[version](self._db.execute_sql, DIALECTS[self.dialect])
+        self._db.execute_sql("DELETE FROM schema_version")
+        self._db.execute_sql(f"INSERT INTO schema_version (version) VALUES ({int(target)})")
+        if current:
+            self._audit("corecall", "store.upgrade", "schema", f"v{current} → v{target}")
+
+    # ---- agents
+    @staticmethod
+    def _agent(row) -> Agent:
+        return Agent(
+            telegram_id=row.telegram_id, phone=row.phone, name=row.name,
+            authorized=bool(row.authorized), route_code=row.route_code,
+            caller_id=row.caller_id, created_at=row.created_at,
+        )  # fmt: skip
+
+    def _agent_row(self, telegram_id: int, *, lock: bool = False):
+        query = self._m.Agent.select().where(self._m.Agent.telegram_id == _tid(telegram_id))
+        row = (self._locked(query) if lock else query).first()
+        if row is None:
+            raise NotFoundError(f"no agent with telegram id {telegram_id}")
+        return row
+
+    def get_agent(self, telegram_id: int) -> Agent | None:
+        with self._session():
+            row = self._m.Agent.get_or_none(self._m.Agent.telegram_id == _tid(telegram_id))
+            return self._agent(row) if row else None
+
+    def list_agents(self) -> list[Agent]:
+        with self._session():
+            query = self._m.Agent.select().order_by(self._m.Agent.telegram_id)
+            return [self._agent(row) for row in query]
+
+    def add_agent(
+        self, telegram_id: int, phone: str, name: str = "", *, authorized: bool = False,
+        actor: str,
+    ) -> Agent:  # fmt: skip
+        values = {
+            "telegram_id": _tid(telegram_id), "phone": _text(phone, "phone"),
+            "name": _text(name, "name"), "authorized": bool(authorized),
+        }  # fmt: skip
+        _text(actor, "actor")
+        with self._session(write=True):
+            now = utcnow()
+            try:
+                self._m.Agent.insert(**values, created_at=now, updated_at=now).execute()
+            except peewee.IntegrityError:
+                raise AlreadyExistsError(f"agent {telegram_id} exists already") from None
+            detail = f"phone={phone!r} name={name!r} authorized={bool(authorized)}"
+            self._audit(actor, "agent.add", str(telegram_id), detail)
+            return self._agent(self._agent_row(telegram_id))
+
+    def remove_agent(self, telegram_id: int, *, actor: str) -> None:
+        _text(actor, "actor")
+        with self._session(write=True):
+            row = self._agent_row(telegram_id, lock=True)
+            self._m.Agent.delete().where(self._m.Agent.telegram_id == telegram_id).execute()
+            detail = f"phone={row.phone!r} name={row.name!r} authorized={bool(row.authorized)}"
+            self._audit(actor, "agent.remove", str(telegram_id), detail)
+
+    def _change_agent(self, telegram_id: int, column: str, value, action: str, actor: str):
+        _text(actor, "actor")
+        with self._session(write=True):
+            old = getattr(self._agent_row(telegram_id, lock=True), column)
+            if column == "authorized":
+                old = bool(old)
+            query = self._m.Agent.update({column: value, "updated_at": utcnow()})
+            query.where(self._m.Agent.telegram_id == telegram_id).execute()
+            self._audit(actor, action, str(telegram_id), f"{column}: {old!r} → {value!r}")
+            return self._agent(self._agent_row(telegram_id))
+
+    def set_authorized(self, telegram_id: int, authorized: bool, *, actor: str) -> Agent:
+        action = "agent.authorize" if authorized else "agent.revoke"
+        return self._change_agent(telegram_id, "authorized", bool(authorized), action, actor)
+
+    def set_phone(self, telegram_id: int, phone: str, *, actor: str) -> Agent:
+        phone = _text(phone, "phone")
+        return self._change_agent(telegram_id, "phone", phone, "agent.set_phone", actor)
+
+    def set_route(self, telegram_id: int, route_code: str | None, *, actor: str) -> Agent:
+        code = _text(route_code, "route code", null=True)
+        return self._change_agent(telegram_id, "route_code", code, "agent.set_route", actor)
+
+    def set_caller_id(self, telegram_id: int, caller_id: str | None, *, actor: str) -> Agent:
+        cid = _text(caller_id, "caller ID", null=True)
+        return self._change_agent(telegram_id, "caller_id", cid, "agent.set_caller_id", actor)
+
+    # ---- calls
+    @staticmethod
+    def _call(row) -> CallRecord:
+        stamps = {name: getattr(row, name) for name in STAGE_TIMESTAMP_FIELD.values()}
+        return CallRecord(
+            id=row.id, agent_id=row.agent_id, agent_phone=row.agent_phone, target=row.target,
+            route_code=row.route_code, trunk=row.trunk, caller_id=row.caller_id,
+            state=CallState(row.state), reason=EndReason(row.reason) if row.reason else None,
+            detail=row.detail, created_at=row.created_at, **stamps,
+        )  # fmt: skip
+
+    def _call_row(self, call_id: str, *, lock: bool = False):
+        query = self._m.Call.select().where(self._m.Call.id == _text(call_id, "call id"))
+        row = (self._locked(query) if lock else query).first()
+        if row is None:
+            raise NotFoundError(f"no call with id {call_id!r}")
+        return row
+
+    def create_call(self, call: CallRecord) -> CallRecord:
+        values = {
+            name: _text(getattr(call, name), name)
+            for name in ("id", "agent_phone", "target", "route_code", "trunk", "caller_id")
+        }
+        values.update(
+            agent_id=_tid(call.agent_id), state=CallState(call.state).value,
+            reason=EndReason(call.reason).value if call.reason else None,
+            detail=_text(call.detail, "detail"),
+            created_at=_as_utc(call.created_at or utcnow(), "created_at"),
+        )  # fmt: skip
+        for name in STAGE_TIMESTAMP_FIELD.values():
+            stamp = getattr(call, name)
+            values[name] = None if stamp is None else _as_utc(stamp, name)
+        with self._session(write=True):
+            try:
+                self._m.Call.insert(**values).execute()
+            except peewee.IntegrityError:
+                raise AlreadyExistsError(f"call {call.id!r} exists already") from None
+            return self._call(self._call_row(call.id))
+
+    def record_transition(
+        self, call_id: str, state: CallState, at: _dt.datetime, *,
+        reason: EndReason | None = None, detail: str = "",
+    ) -> CallRecord:  # fmt: skip
+        """State only moves forward: a late event for an earlier stage records that
+        stage's time (if still empty) but leaves the state alone. A stage's first time
+        wins. ENDED is final: moving an ended call elsewhere raises StoreError; ENDED
+        again changes nothing. ENDED without a reason stores ``unknown``; ``detail`` is
+        kept for ENDED only."""
+        state, at = CallState(state), _as_utc(at, "at")
+        reason = EndReason(reason) if reason is not None else None
+        if reason is not None and state is not CallState.ENDED:
+            raise StoreError(f"an end reason only goes with state ended, not {state.value}")
+        _text(detail, "detail")
+        with self._session(write=True):
+            row = self._call_row(call_id, lock=True)
+            changes = self._transition_changes(row, state, at, reason, detail)
+            if changes:
+                self._m.Call.update(changes).where(self._m.Call.id == call_id).execute()
+            return self._call(self._call_row(call_id))
+
+    @staticmethod
+    def _transition_changes(row, state, at, reason, detail) -> dict[str, Any]:
+        current = CallState(row.state)
+        if current is CallState.ENDED:
+            if state is not CallState.ENDED:
+                raise StoreError(
+                    f"call {row.id} has ended ({row.reason}); it cannot move to "
+                    f"{state.value}: the final state is final"
+                )
+            return {}
+        changes: dict[str, Any] = {}
+        if state.order > current.order:
+            changes["state"] = state.value
+        stamp = STAGE_TIMESTAMP_FIELD.get(state)
+        if stamp and getattr(row, stamp) is None:
+            changes[stamp] = at
+        if state is CallState.ENDED:
+            changes["reason"] = (reason or EndReason.UNKNOWN).value
+            changes["detail"] = detail
+        return changes
+
+    def get_call(self, call_id: str) -> CallRecord | None:
+        with self._session():
+            row = self._m.Call.get_or_none(self._m.Call.id == _text(call_id, "call id"))
+            return self._call(row) if row else None
+
+    def recent_calls(self, telegram_id: int | None = None, limit: int = 10) -> list[CallRecord]:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise StoreError(f"limit must be a whole number >= 0, got {limit!r}")
+        Call = self._m.Call
+        query = Call.select().order_by(Call.created_at.desc(), Call.id.desc()).limit(limit)
+        if telegram_id is not None:
+            query = query.where(Call.agent_id == _tid(telegram_id))
+        with self._session():
+            return [self._call(row) for row in query] if limit else []
+
+    def unfinished_calls(self) -> list[CallRecord]:
+        Call = self._m.Call
+        query = Call.select().where(Call.state != CallState.ENDED.value)
+        with self._session():
+            return [self._call(row) for row in query.order_by(Call.created_at, Call.id)]
+
+    def count_calls_since(self, telegram_id: int, since: _dt.datetime) -> int:
+        Call = self._m.Call
+        query = Call.select().where(
+            (Call.agent_id == _tid(telegram_id)) & (Call.created_at >= _as_utc(since, "since"))
+        )
+        with self._session():
+            return query.count()
+
+    # ---- audit
+    def _audit(self, actor: str, action: str, subject: str, detail: str) -> None:
+        self._m.Audit.insert(
+            at=utcnow(), actor=_text(actor, "actor"), action=_text(action, "action"),
+            subject=_text(subject, "subject"), detail=_text(detail, "detail"),
+        ).execute()  # fmt: skip
+
+    def audit(self, actor: str, action: str, subject: str = "", detail: str = "") -> None:
+        with self._session(write=True):
+            self._audit(actor, action, subject, detail)
+
+    def audit_log(self, limit: int = 50) -> list[AuditEntry]:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise StoreError(f"limit must be a whole number >= 0, got {limit!r}")
+        Audit = self._m.Audit
+        with self._session():
+            rows = Audit.select().order_by(Audit.id.desc()).limit(limit) if limit else []
+            return [self._entry(r) for r in rows]
+
+    @staticmethod
+    def _entry(r) -> AuditEntry:
+        return AuditEntry(
+            actor=r.actor, action=r.action, subject=r.subject, detail=r.detail, at=r.at, id=r.id
+        )
+
+
+__all__ = ["DIALECTS", "MIGRATIONS", "PeeweeStore", "UTCDateTimeField", "make_models"]

@@ -1,0 +1,74 @@
+"""corecall store plugin: the PostgreSQL agent store (``[store] backend = "postgres"``).
+
+The DSN comes from ``CORECALL_POSTGRES_DSN`` or ``[store] postgres_dsn``, e.g.
+``postgresql://corecall@127.0.0.1:5432/corecall`` (libpq ``key=value`` strings work too).
+Connections are pooled and checked before reuse, so a restarted server is reconnected to
+on the next call. Error messages name ``host:port`` and never contain the password.
+"""
+
+from __future__ import annotations
+
+import getpass
+
+import psycopg2.extensions
+from playhouse.pool import PooledPostgresqlDatabase
+
+from corecall.errors import ConfigError, StoreError
+from corecall.hookspecs import hookimpl
+from corecall.store.peewee_store import PeeweeStore
+
+EXAMPLE_DSN = "postgresql://corecall@127.0.0.1:5432/corecall"
+
+
+def _parse_dsn(dsn: str) -> dict[str, str]:
+    if not isinstance(dsn, str) or not dsn.strip():
+        raise ConfigError(
+            f"[store] postgres_dsn (or CORECALL_POSTGRES_DSN) is empty; expected e.g. {EXAMPLE_DSN}"
+        )
+    try:
+        return psycopg2.extensions.parse_dsn(dsn)
+    except psycopg2.Error:  # the driver's message may quote the DSN: do not repeat it
+        raise ConfigError(
+            "[store] postgres_dsn (or CORECALL_POSTGRES_DSN) is not a valid PostgreSQL "
+            f"connection string; expected e.g. {EXAMPLE_DSN}"
+        ) from None
+
+
+class PostgresStore(PeeweeStore):
+    """The agent store in a PostgreSQL database named by ``dsn``."""
+
+    def __init__(self, dsn: str, *, max_connections: int = 32):
+        params = _parse_dsn(dsn)
+        self._password = params.get("password") or ""
+        self.host = params.get("host") or params.get("hostaddr") or "localhost"
+        self.port = params.get("port") or "5432"
+        self.dbname = params.get("dbname") or params.get("user") or getpass.getuser()
+        extra = {k: v for k, v in (("connect_timeout", 5), ("application_name", "corecall"))
+                 if k not in params}  # fmt: skip
+        database = PooledPostgresqlDatabase(
+            self.dbname,
+            dsn=dsn,
+            max_connections=max_connections,
+            timeout=10,  # seconds to wait for a free pooled connection
+            stale_timeout=300,  # recycle connections older than 5 minutes
+            **extra,
+        )
+        super().__init__(database)
+
+    @property
+    def location(self) -> str:
+        return f"{self.host}:{self.port}/{self.dbname}"
+
+    def _connect_error(self, exc: BaseException) -> StoreError:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        if self._password:
+            reason = reason.replace(self._password, "***")
+        return StoreError(f"cannot connect to PostgreSQL at {self.host}:{self.port}: {reason}")
+
+
+@hookimpl
+def corecall_register_stores(registry):
+    registry.register("postgres", lambda config: PostgresStore(config.store.postgres_dsn))
+
+
+__all__ = ["PostgresStore", "corecall_register_stores"]

@@ -1,0 +1,230 @@
+"""The store plugins: entry points, hook registration, factories built from a Config,
+SQLite file safety and pragmas, PostgreSQL DSN and connection errors."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import socket
+import sqlite3
+import stat
+
+import pluggy
+import pytest
+
+import corecall.hookspecs
+from corecall.config import parse_config
+from corecall.errors import ConfigError, StoreError
+from corecall.registries import StoreRegistry
+from corecall.store import Store
+
+import corecall_store_postgres  # isort: skip
+import corecall_store_sqlite  # isort: skip
+from corecall_store_postgres import PostgresStore  # isort: skip
+from corecall_store_sqlite import SqliteStore  # isort: skip
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch):
+    for name in ("CORECALL_POSTGRES_DSN", "CORECALL_DATA_DIR", "CORECALL_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def register(module, name: str) -> StoreRegistry:
+    """Call the plugin's hook through pluggy, as the core does (checks the hookimpl too)."""
+    pm = pluggy.PluginManager(corecall.hookspecs.PROJECT)
+    pm.add_hookspecs(corecall.hookspecs)
+    pm.register(module, name=name)
+    registry = StoreRegistry()
+    registry.plugin = name
+    pm.hook.corecall_register_stores(registry=registry)
+    return registry
+
+
+def test_entry_points_are_installed():
+    eps = {ep.name: ep.value for ep in importlib.metadata.entry_points(group="corecall")}
+    assert eps.get("store_sqlite") == "corecall_store_sqlite"
+    assert eps.get("store_postgres") == "corecall_store_postgres"
+    assert importlib.metadata.version("corecall-store-sqlite") == "0.1.0"
+    requires = importlib.metadata.requires("corecall-store-postgres") or []
+    assert any(r.startswith("psycopg2-binary") for r in requires)
+
+
+# --------------------------------------------------------------------------- sqlite
+
+
+def test_sqlite_plugin_registers_a_working_factory(tmp_path):
+    registry = register(corecall_store_sqlite, "store_sqlite")
+    assert registry.names() == ["sqlite"]
+    assert registry.get("sqlite").plugin == "store_sqlite"
+    path = tmp_path / "new" / "dir" / "corecall.sqlite3"
+    config = parse_config({"store": {"sqlite_path": str(path)}}, path=None)
+    store = registry.get("sqlite").value(config)
+    assert isinstance(store, SqliteStore) and isinstance(store, Store)
+    assert not path.exists()  # building the store touches nothing; open() does
+    store.open()
+    try:
+        store.add_agent(7_000_000_001, "+12125550100", actor="cli:test")
+        assert store.get_agent(7_000_000_001) is not None
+    finally:
+        store.close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    for sidecar in path.parent.glob("corecall.sqlite3-*"):  # -wal / -shm follow the file
+        assert stat.S_IMODE(sidecar.stat().st_mode) == 0o600
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_sqlite_default_path_is_in_the_data_dir(tmp_path):
+    config = parse_config({"data_dir": str(tmp_path / "data")}, path=None)
+    store = register(corecall_store_sqlite, "store_sqlite").get("sqlite").value(config)
+    store.open()
+    store.close()
+    assert (tmp_path / "data" / "corecall.sqlite3").is_file()
+
+
+def test_sqlite_pragmas_are_on_every_connection(tmp_path):
+    store = SqliteStore(tmp_path / "db.sqlite3")
+    store.open()
+    try:
+        with store.database.connection_context():
+            pragma = store.database.pragma
+            assert pragma("journal_mode") == "wal"
+            assert pragma("foreign_keys") == 1
+            assert pragma("busy_timeout") == 5000
+            assert pragma("synchronous") == 1  # NORMAL
+    finally:
+        store.close()
+
+
+def test_sqlite_existing_directory_keeps_its_mode(tmp_path):
+    tmp_path.chmod(0o755)
+    store = SqliteStore(tmp_path / "db.sqlite3")
+    store.open()
+    store.close()
+    assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "db.sqlite3").stat().st_mode) == 0o600
+
+
+def test_sqlite_bad_path_is_a_store_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(StoreError, match="cannot create"):
+        SqliteStore(blocker / "db.sqlite3").open()
+
+
+def test_sqlite_not_a_database_is_a_store_error(tmp_path):
+    path = tmp_path / "db.sqlite3"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match=str(path)):
+        SqliteStore(path).open()
+
+
+# --------------------------------------------------------------------------- postgres
+
+
+@pytest.mark.postgres
+def test_postgres_plugin_registers_a_working_factory(pg_server):
+    registry = register(corecall_store_postgres, "store_postgres")
+    assert registry.names() == ["postgres"]
+    dsn = pg_server.create_schema()
+    config = parse_config({"store": {"backend": "postgres", "postgres_dsn": dsn}}, path=None)
+    store = registry.get("postgres").value(config)
+    assert isinstance(store, PostgresStore)
+    store.open()
+    try:
+        store.add_agent(2**53, "+12125550100", actor="cli:test")
+        assert store.get_agent(2**53).telegram_id == 2**53
+        assert store.schema_version() == Store.SCHEMA_VERSION
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_postgres_dsn_from_the_environment(pg_server, monkeypatch):
+    dsn = pg_server.create_schema()
+    monkeypatch.setenv("CORECALL_POSTGRES_DSN", dsn)
+    config = parse_config({"store": {"backend": "postgres"}}, path=None)
+    store = register(corecall_store_postgres, "store_postgres").get("postgres").value(config)
+    store.open()
+    store.close()
+
+
+def test_postgres_empty_dsn_is_a_config_error():
+    config = parse_config({"store": {"backend": "postgres"}}, path=None)
+    factory = register(corecall_store_postgres, "store_postgres").get("postgres").value
+    with pytest.raises(ConfigError) as info:
+        factory(config)
+    assert str(info.value) == (
+        "[store] postgres_dsn (or CORECALL_POSTGRES_DSN) is empty; "
+        "expected e.g. postgresql://corecall@127.0.0.1:5432/corecall"
+    )
+
+
+def test_postgres_invalid_dsn_is_a_config_error_without_the_secret():
+    with pytest.raises(ConfigError) as info:
+        PostgresStore("host=x password=hunter2 nonsense")
+    assert "hunter2" not in str(info.value)
+    assert "postgresql://corecall@127.0.0.1:5432/corecall" in str(info.value)
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "postgresql://corecall:S3cr3t-pw@127.0.0.1:{port}/corecall",
+        "host=127.0.0.1 port={port} user=corecall password=S3cr3t-pw dbname=corecall",
+    ],
+    ids=["uri", "keywords"],
+)
+def test_postgres_connection_failure_names_host_port_not_password(template):
+    port = _closed_port()
+    store = PostgresStore(template.format(port=port))
+    with pytest.raises(StoreError) as info:
+        store.open()
+    message = str(info.value)
+    assert f"127.0.0.1:{port}" in message
+    assert "refused" in message.lower()  # the underlying reason
+    assert "S3cr3t-pw" not in message
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+    store.close()
+
+
+@pytest.mark.postgres
+def test_postgres_recovers_after_its_connections_are_killed(pg_server):
+    dsn = pg_server.create_schema()
+    store = PostgresStore(dsn)
+    store.open()
+    try:
+        store.add_agent(1, "+12125550100", actor="cli:test")
+        pg_server.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = 'corecall' AND pid <> pg_backend_pid()",
+            "corecall_test",
+        )
+        assert store.get_agent(1) is not None  # the dead pooled connection is replaced
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_sqlite_and_postgres_stores_side_by_side(tmp_path, pg_server):
+    """Models are bound per store: two backends in one process do not interfere."""
+    lite = SqliteStore(tmp_path / "db.sqlite3")
+    pg = PostgresStore(pg_server.create_schema())
+    lite.open()
+    pg.open()
+    try:
+        lite.add_agent(1, "+12125550100", "lite", actor="cli:test")
+        pg.add_agent(1, "+12125550100", "pg", actor="cli:test")
+        pg.add_agent(2, "+12125550100", "pg2", actor="cli:test")
+        assert [a.name for a in lite.list_agents()] == ["lite"]
+        assert [a.name for a in pg.list_agents()] == ["pg", "pg2"]
+    finally:
+        lite.close()
+        pg.close()
