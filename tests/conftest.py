@@ -33,3 +33,26 @@ def make_config(tmp_path):
         return parse_config(config_dict(tmp_path, **sections), path=None)
 
     return make
+
+
+# ----------------------------------------------------------------------------- summary
+# The README's test command must show that the real-server suites ran: one line per marker.
+_REAL_SERVER_MARKERS = {"postgres": "real PostgreSQL", "lab": "Asterisk lab"}
+_outcomes: dict[str, dict[str, int]] = {m: {} for m in _REAL_SERVER_MARKERS}
+
+
+def pytest_runtest_logreport(report):
+    if report.when != "call" and not (report.when == "setup" and report.outcome != "passed"):
+        return
+    for marker in _REAL_SERVER_MARKERS:
+        if marker in report.keywords:
+            counts = _outcomes[marker]
+            counts[report.outcome] = counts.get(report.outcome, 0) + 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    for marker, label in _REAL_SERVER_MARKERS.items():
+        counts = _outcomes[marker]
+        if counts:
+            parts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
+            terminalreporter.write_line(f"tests against the {label} ({marker}): {parts}")
