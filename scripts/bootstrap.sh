@@ -47,7 +47,12 @@ bootstrap_python() {
         [ "$1" = test ] && extras="[test]"
         local args=(-e "$ROOT$extras")
         for p in "$ROOT"/plugins/*/; do args+=(-e "$p"); done
-        "$VENV/bin/python" -m pip install -q "${args[@]}"
+        # Quiet unless it fails: setuptools' editable-install notices are noise here.
+        if ! "$VENV/bin/python" -m pip install -q "${args[@]}" >"$VENV/pip-install.log" 2>&1; then
+            cat "$VENV/pip-install.log" >&2
+            echo "!! pip install failed (log above, also in $VENV/pip-install.log)" >&2
+            exit 1
+        fi
         echo "$inputs" >"$stamp"
     fi
 }
