@@ -49,9 +49,11 @@ class App:
             reg = self.plugins.stores.get(self.config.store.backend)
             if reg is None:
                 known = ", ".join(self.plugins.stores.names()) or "none"
+                off = sorted(self.disabled_plugins)
+                hint = f"; disabled plugins: {', '.join(off)}" if off else ""
                 raise ConfigError(
                     f"store backend {self.config.store.backend!r} is not available: no enabled "
-                    f"plugin registers it (available: {known})",
+                    f"plugin registers it (available: {known}{hint})",
                     path=str(self.config.path) if self.config.path else None,
                     key="store.backend",
                 )

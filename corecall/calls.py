@@ -149,9 +149,8 @@ class CallManager:
         routes = self._routes()
         route = self.plugins.resolve_route(agent, routes)
         if route is None:
-            raise RefusedError(
-                "no_route", "Choose a route first (Main or Development), then call again."
-            )
+            names = " or ".join(r.name for r in routes.values()) or "none is offered yet"
+            raise RefusedError("no_route", f"Choose a route first ({names}), then call again.")
         verdict = self.plugins.parse_number(text, route)
         if not verdict.ok:
             raise RefusedError(verdict.reason or "invalid", verdict.message)

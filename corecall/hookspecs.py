@@ -40,7 +40,8 @@ def corecall_parse_number(text: str, route: Route) -> NumberVerdict | None:
     refused with a stable reason code and a message that says what was wrong and what
     works. Return ``None`` to let the next implementation decide. The first non-``None``
     answer wins; the built-in ``number_policy`` plugin answers last and refuses emergency,
-    short-code, premium-rate, shared-cost and not-allowed-country numbers.
+    short-code, premium-rate, shared-cost and not-allowed-country numbers, and re-checks
+    whatever another plugin accepted, so no plugin can let such a number through.
 
     Whatever you accept must be ``+`` followed by digits only: the core re-checks it and
     treats anything else as a plugin bug.
@@ -51,10 +52,11 @@ def corecall_parse_number(text: str, route: Route) -> NumberVerdict | None:
 def corecall_check_call(request: CallRequest) -> Refusal | None:
     """Check a call about to be placed; return a :class:`~corecall.domain.Refusal` to stop it.
 
-    Called for every plugin; any refusal stops the call before anything is dialed and the
-    agent sees its message. Return ``None`` to allow. Use it for limits (live calls per
-    agent, calls per minute), business hours, deny lists. A plugin that raises here is
-    treated as a refusal naming that plugin (fail closed).
+    Plugins are asked in order until one refuses; a refusal stops the call before
+    anything is dialed and the agent sees its message. Return ``None`` to allow. Use it for
+    limits (live calls per agent, calls per minute), business hours, deny lists. A plugin
+    that raises here, or returns anything but a Refusal or None, refuses the call in its own
+    name (fail closed).
     """
 
 
@@ -83,9 +85,10 @@ def corecall_register_routes(registry: RouteRegistry) -> None:
 def corecall_resolve_route(agent: Agent, routes: dict[str, Route]) -> Route | None:
     """Choose the route for ``agent``'s next call among the enabled, configured ``routes``.
 
-    The first non-``None`` answer wins. The built-in resolver returns the agent's selected
-    route when it is still offered, else ``None`` (the agent is asked to pick one). Choose
-    only: never place a call or change the agent here.
+    The first non-``None`` answer wins; an answer that is not one of ``routes`` is ignored.
+    The built-in resolver returns the agent's selected route when it is still offered, else
+    ``None`` (the agent is asked to pick one). Choose only: never place a call or change the
+    agent here.
     """
 
 
@@ -94,7 +97,8 @@ def corecall_register_trunk_drivers(registry: TrunkDriverRegistry) -> None:
     """Register trunk drivers, the code that originates calls: ``registry.register(cls)``.
 
     ``cls.NAME`` is what a ``[trunks.X] driver = "..."`` line names. The core builds one
-    driver per configured trunk and calls its ``originate(...)`` and ``hangup(...)``
+    driver instance per driver name in use (it serves every trunk naming it; the trunk
+    comes with each call) and calls its ``originate(...)`` and ``hangup(...)``
     (see :class:`corecall.telephony.driver.TrunkDriver`). This is the origination hook:
     replacing a driver here replaces how calls are placed, and nothing else.
     """
@@ -104,7 +108,8 @@ def corecall_register_trunk_drivers(registry: TrunkDriverRegistry) -> None:
 def corecall_call_state_changed(call: CallRecord, previous: CallState | None) -> None:
     """Be told that ``call`` moved from ``previous`` to ``call.state``.
 
-    Called after the change is written to the store, for every transition, in order, for
+    Called after the change is written to the store (or, if the store keeps failing, after
+    the write was given up and logged as critical), for every transition, in order, for
     every plugin. A plugin that raises is logged with its name; the others still run and
     the call is unaffected. Do not block: hand slow work to a task or thread.
     """

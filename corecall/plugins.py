@@ -171,7 +171,7 @@ class Plugins:
     errors name the plugin that failed and one plugin cannot take the others down.
     """
 
-    def __init__(self, essential_store_plugin: str | None = None) -> None:
+    def __init__(self) -> None:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.infos: dict[str, PluginInfo] = {}
@@ -179,8 +179,6 @@ class Plugins:
         self.stores = StoreRegistry()
         self.trunk_drivers = TrunkDriverRegistry()
         self.essential = set(ALWAYS_ESSENTIAL)
-        if essential_store_plugin:
-            self.essential.add(essential_store_plugin)
 
     # ---- loading
     def _load(
@@ -215,37 +213,70 @@ class Plugins:
                     cand.entry_point.load() if cand.entry_point
                     else importlib.import_module(cand.module)
                 )  # fmt: skip
-                self.pm.register(obj, name=cand.name)
             except Exception as exc:
                 info.error = f"failed to load: {type(exc).__name__}: {exc}"
                 log.error("plugin %r (%s) %s", cand.name, cand.distribution, info.error)
                 continue
-            info.hooks = _hook_names(self.pm, obj)
-            info.kind = _kind(info.hooks)
+            self._register(obj, info)
         for name, obj in extra:
             self.register_object(obj, name)
-        self.pm.check_pending()
         self._collect_registrations()
 
+    def _register(self, obj: object, info: PluginInfo) -> None:
+        """Register one plugin; a plugin with a misspelled or invalid hook is refused whole
+        (and named), instead of taking every command down."""
+        try:
+            self.pm.register(obj, name=info.name)
+        except Exception as exc:  # pluggy's PluginValidationError: bad hook signature
+            info.error = f"invalid hook implementation: {exc}"
+            log.error("plugin %r (%s) %s", info.name, info.distribution, info.error)
+            return
+        unknown = [hc.name for hc in self.pm.get_hookcallers(obj) or () if not hc.has_spec()]
+        if unknown:
+            self.pm.unregister(obj)
+            info.error = (
+                f"implements unknown hook(s) {', '.join(sorted(unknown))}; "
+                "see docs/plugin_hooks.md for the hook names"
+            )
+            log.error("plugin %r (%s) %s", info.name, info.distribution, info.error)
+            return
+        info.hooks = _hook_names(self.pm, obj)
+        info.kind = _kind(info.hooks)
+
     def _collect_registrations(self) -> None:
-        for hook_name, registry in (
+        registries = (
             ("corecall_register_routes", self.routes),
             ("corecall_register_stores", self.stores),
             ("corecall_register_trunk_drivers", self.trunk_drivers),
-        ):
-            for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+        )
+        for hook_name, registry in registries:
+            for impl in self._impls(hook_name):
+                if not self.is_active(impl.plugin_name):
+                    continue  # broken by an earlier registration hook
                 registry.plugin = impl.plugin_name
                 try:
-                    impl.function(registry=registry)
+                    _call(impl, registry=registry)
                 except Exception as exc:
-                    registry.drop_plugin(impl.plugin_name)
-                    self._mark_broken(impl.plugin_name, f"{hook_name} failed: {exc}")
+                    self._disable_broken(impl.plugin_name, f"{hook_name} failed: {exc}")
 
-    def _mark_broken(self, plugin: str, message: str) -> None:
+    def _disable_broken(self, plugin: str, message: str) -> None:
+        """A plugin that failed half-way is switched off entirely: nothing it registered and
+        none of its hooks stay active."""
+        for registry in (self.routes, self.stores, self.trunk_drivers):
+            registry.drop_plugin(plugin)
+        obj = self.pm.get_plugin(plugin)
+        if obj is not None:
+            self.pm.unregister(obj)
         info = self.infos.get(plugin)
         if info is not None and info.error is None:
             info.error = message
         log.error("plugin %r: %s", plugin, message)
+
+    def _impls(self, hook_name: str) -> list:
+        """Implementations in call order (pluggy's: tryfirst first, trylast last), without
+        wrappers (corecall's hooks are plain calls)."""
+        impls = getattr(self.pm.hook, hook_name).get_hookimpls()
+        return [i for i in reversed(impls) if not (i.hookwrapper or i.wrapper)]
 
     # ---- introspection
     def list(self) -> list[PluginInfo]:
@@ -257,18 +288,35 @@ class Plugins:
 
     # ---- hooks
     def parse_number(self, text: str, route: Route) -> NumberVerdict:
-        verdict = self.pm.hook.corecall_parse_number(text=text, route=route)
-        if verdict is None:
-            raise PluginError("number_policy", "no plugin parsed the number")
-        if verdict.ok and not is_e164(verdict.e164):
-            raise PluginError("?", f"a number plugin accepted a non-E.164 value {verdict.e164!r}")
-        return verdict
+        """First answer wins; a third-party acceptance is still re-checked by the essential
+        number policy, so no plugin can let an emergency or premium number through."""
+        for impl in self._impls("corecall_parse_number"):
+            verdict = _call(impl, text=text, route=route)
+            if verdict is None:
+                continue
+            if not isinstance(verdict, NumberVerdict):
+                kind = type(verdict).__name__
+                raise PluginError(impl.plugin_name, f"returned {kind}, not a NumberVerdict")
+            if verdict.ok and not is_e164(verdict.e164):
+                bad = verdict.e164
+                raise PluginError(impl.plugin_name, f"accepted a non-E.164 number {bad!r}")
+            if verdict.ok and impl.plugin_name != "number_policy":
+                from corecall.numbers import check_number
+
+                recheck = check_number(verdict.e164, allowed_regions=route.countries)  # type: ignore[arg-type]
+                if not recheck.ok:
+                    return recheck
+            return verdict
+        raise PluginError("number_policy", "no plugin parsed the number")
 
     def check_call(self, request: CallRequest) -> Refusal | None:
-        """First refusal wins; a plugin that raises refuses (fail closed) and is named."""
-        for impl in reversed(self.pm.hook.corecall_check_call.get_hookimpls()):
+        """Plugins are asked in order until one refuses. A plugin that raises or returns
+        something that is not a Refusal refuses (fail closed) and is named."""
+        for impl in self._impls("corecall_check_call"):
             try:
-                refusal = impl.function(request=request)
+                refusal = _call(impl, request=request)
+                if refusal is not None and not isinstance(refusal, Refusal):
+                    raise TypeError(f"returned {type(refusal).__name__}, not a Refusal or None")
             except Exception as exc:
                 log.exception("plugin %r failed in corecall_check_call", impl.plugin_name)
                 return Refusal(
@@ -284,13 +332,24 @@ class Plugins:
         return None
 
     def resolve_route(self, agent: Agent, routes: dict[str, Route]) -> Route | None:
-        return self.pm.hook.corecall_resolve_route(agent=agent, routes=routes)
+        """First answer wins. An answer that is not one of the offered ``routes`` is ignored
+        (and logged with the plugin's name): a resolver chooses, it cannot invent routes."""
+        for impl in self._impls("corecall_resolve_route"):
+            route = _call(impl, agent=agent, routes=routes)
+            if route is None:
+                continue
+            if not isinstance(route, Route) or routes.get(route.code) != route:
+                log.error("plugin %r resolved a route that is not offered: %r",
+                          impl.plugin_name, route)  # fmt: skip
+                continue
+            return route
+        return None
 
     def notify_state_changed(self, call: CallRecord, previous: CallState | None) -> None:
         """Tell every plugin; one failing is logged by name and the rest still hear it."""
-        for impl in reversed(self.pm.hook.corecall_call_state_changed.get_hookimpls()):
+        for impl in self._impls("corecall_call_state_changed"):
             try:
-                impl.function(call=call, previous=previous)
+                _call(impl, call=call, previous=previous)
             except Exception:
                 log.exception(
                     "plugin %r failed in corecall_call_state_changed (call %s -> %s)",
@@ -299,12 +358,16 @@ class Plugins:
 
     def register_object(self, obj: object, name: str) -> None:
         """Register an in-process plugin object (tests, embedders, the front ends)."""
-        self.pm.register(obj, name=name)
-        hooks = _hook_names(self.pm, obj)
-        self.infos[name] = PluginInfo(
-            name=name, distribution="(in process)", version="-", enabled=True, essential=False,
-            hooks=hooks, kind=_kind(hooks),
-        )  # fmt: skip
+        info = PluginInfo(
+            name=name, distribution="(in process)", version="-", enabled=True, essential=False
+        )
+        self.infos[name] = info
+        self._register(obj, info)
+
+
+def _call(impl, **kwargs):
+    """Call one hook implementation with just the arguments it declares (as pluggy does)."""
+    return impl.function(*[kwargs[name] for name in impl.argnames])
 
 
 def _hook_names(pm: pluggy.PluginManager, obj: object) -> list[str]:
@@ -339,6 +402,12 @@ def load_plugins(
         if reg is not None:
             plugins.essential.add(reg.plugin)
             plugins.infos[reg.plugin].essential = True
+        elif disabled:
+            log.error(
+                "store backend %r is not registered; it may come from a disabled plugin "
+                "(%s): enable it with `corecall plugins enable NAME` or remove it from "
+                "[plugins] disabled", store_backend, ", ".join(sorted(disabled)),
+            )  # fmt: skip
     return plugins
 
 

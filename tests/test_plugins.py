@@ -116,7 +116,7 @@ def test_duplicate_route_code_names_both_plugins(site):
     assert "'M'" in infos[loser].error and winner in infos[loser].error
 
 
-def test_unknown_hook_is_reported_by_check_pending(site):
+def test_unknown_hook_breaks_only_that_plugin(site):
     make_distribution(
         site, "corecall-typo", {"typo": "typo_plugin"},
         {"typo_plugin": """
@@ -127,8 +127,10 @@ def test_unknown_hook_is_reported_by_check_pending(site):
                 pass
         """},
     )  # fmt: skip
-    with pytest.raises(Exception, match="corecall_register_ruotes"):
-        load_plugins()
+    plugins = load_plugins()  # every other plugin still works
+    info = {i.name: i for i in plugins.list()}["typo"]
+    assert "corecall_register_ruotes" in info.error and info.hooks == []
+    assert sorted(plugins.routes.names()) == ["D", "M"]
 
 
 def test_essential_plugins_cannot_be_disabled():
@@ -184,3 +186,115 @@ def test_failing_check_call_refuses_and_names_the_plugin(make_config):
     refusal = app.plugins.check_call(CallRequest(agent, "+12125550123", route, "+12125550100"))
     assert refusal.plugin == "hours" and refusal.reason == "policy_error"
     assert "hours" in refusal.message
+
+
+def test_a_plugin_broken_while_registering_is_switched_off_entirely(site, make_config):
+    make_distribution(
+        site, "corecall-halfway", {"halfway": "halfway_plugin"},
+        {"halfway_plugin": """
+            from corecall import hookimpl, RouteDefinition
+            from corecall.domain import Refusal
+
+            @hookimpl
+            def corecall_register_routes(registry):
+                registry.register(RouteDefinition(code="M", name="Dup", button="Dup"))
+
+            @hookimpl
+            def corecall_check_call(request):
+                return Refusal("halfway", "should never be asked")
+        """},
+    )  # fmt: skip
+    app = App(make_config())
+    infos = {i.name: i for i in app.plugins.list()}
+    assert "'M'" in infos["halfway"].error and "route_main" in infos["halfway"].error
+    assert app.plugins.routes.get("M").plugin == "route_main"
+    # Its other hook is off too: a call check is not refused by the broken plugin.
+    from corecall.domain import CallRequest
+
+    agent = Agent(telegram_id=1, phone="+12125550123", authorized=True, route_code="M")
+    assert app.plugins.check_call(CallRequest(agent, "+12125550123", app.route("M"),
+                                              "+12125550100")) is None  # fmt: skip
+
+
+class TimeOfDayResolver:
+    """A third-party resolver: everyone goes out route D, whatever they picked."""
+
+    from corecall import hookimpl
+
+    @hookimpl
+    def corecall_resolve_route(self, agent, routes):
+        return routes.get("D")
+
+
+class InventingResolver:
+    from corecall import hookimpl
+
+    @hookimpl(tryfirst=True)
+    def corecall_resolve_route(self, agent, routes):
+        import attrs
+
+        return attrs.evolve(routes["M"], caller_ids=("+19005550000",))  # not offered
+
+
+def test_corecall_resolve_route_first_answer_wins_and_cannot_invent(make_config):
+    agent = Agent(telegram_id=1, phone="+12125550123", authorized=True, route_code="M")
+    app = App(make_config(), extra_plugins=[("tod", TimeOfDayResolver())])
+    assert app.plugins.resolve_route(agent, app.routes()).code == "D"
+    app = App(make_config(), extra_plugins=[("inventor", InventingResolver())])
+    assert app.plugins.resolve_route(agent, app.routes()) == app.routes()["M"]
+
+
+class ShortSignatureListener:
+    """Hook implementations may declare fewer arguments, as pluggy allows."""
+
+    from corecall import hookimpl
+
+    def __init__(self):
+        self.calls = []
+
+    @hookimpl
+    def corecall_call_state_changed(self, call):
+        self.calls.append(call)
+
+
+def test_hook_with_fewer_arguments_is_called(make_config):
+    from corecall.domain import CallRecord
+
+    listener = ShortSignatureListener()
+    app = App(make_config(), extra_plugins=[("short", listener)])
+    record = CallRecord("a" * 32, 1, "+12125550123", "+12125550124", "M", "main", "+12125550100")
+    app.plugins.notify_state_changed(record, None)
+    assert listener.calls == [record]
+
+
+class LenientParser:
+    from corecall import hookimpl
+
+    @hookimpl(tryfirst=True)
+    def corecall_parse_number(self, text, route):
+        from corecall.domain import NumberVerdict
+
+        return NumberVerdict.accept("+19002000000")  # premium, E.164-shaped
+
+
+def test_essential_policy_rechecks_what_another_parser_accepted(make_config):
+    app = App(make_config(), extra_plugins=[("lenient", LenientParser())])
+    verdict = app.plugins.parse_number("anything", app.route("M"))
+    assert not verdict.ok and verdict.reason == "premium_rate"
+
+
+def test_check_call_returning_garbage_fails_closed(make_config):
+    class Garbage:
+        from corecall import hookimpl
+
+        @hookimpl
+        def corecall_check_call(self, request):
+            return "no"
+
+    from corecall.domain import CallRequest
+
+    app = App(make_config(), extra_plugins=[("garbage", Garbage())])
+    agent = Agent(telegram_id=1, phone="+12125550123", authorized=True, route_code="M")
+    request = CallRequest(agent, "+12125550123", app.route("M"), "+12125550100")
+    refusal = app.plugins.check_call(request)
+    assert refusal.plugin == "garbage" and refusal.reason == "policy_error"
