@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 #: PBX stopped reporting on is ended as ``unknown``.
 WATCHDOG_GRACE = 30.0
 
+#: The agent id on record for calls an operator places from the CLI (``corecall call``).
+OPERATOR_AGENT_ID = 0
+
 
 def effective_caller_id(agent: Agent, route: Route) -> str:
     """The caller ID a call by ``agent`` on ``route`` shows: the agent's assigned number when
@@ -94,14 +97,18 @@ class CallManager:
         self._started_drivers: set[str] = set()
 
     # ------------------------------------------------------------------ lifecycle
-    async def start(self) -> None:
-        """Start the writer, the drivers, and reconcile calls a previous run left open."""
+    async def start(self, *, reconcile: bool = True) -> None:
+        """Start the writer, the drivers, and reconcile calls a previous run left open.
+
+        ``reconcile=False`` is for short-lived helpers (``corecall call``) that must not take
+        over the live calls of a bot running beside them."""
         self._writes = asyncio.Queue()
         self._writer = asyncio.create_task(self._write_loop(), name="corecall-call-writer")
         for name, driver in self.drivers.items():
             await driver.start()
             self._started_drivers.add(name)
-        await self._reconcile_unfinished()
+        if reconcile:
+            await self._reconcile_unfinished()
 
     async def stop(self, *, drain_timeout: float = 10.0) -> None:
         """Stop drivers and flush every pending write. Live calls stay up in the PBX; their
@@ -181,50 +188,104 @@ class CallManager:
         """
         async with self._agent_locks[agent_id]:  # one decision at a time per agent
             request, agent = await self.prepare(agent_id, text)
-            trunk = request.route.trunk
-            driver = self.drivers.get(trunk.driver)
-            if driver is None:
-                raise RefusedError(
-                    "trunk_unavailable",
-                    f"Route {request.route.name} is not available right now (its trunk driver "
-                    f"{trunk.driver!r} is not running). Tell your admin.",
-                )
-            call_id = uuid.uuid4().hex
-            try:
-                originate = OriginateRequest(
-                    call_id=call_id,
-                    agent_phone=agent.phone,
-                    target=request.target,
-                    caller_id=request.caller_id,
-                    trunk=trunk,
-                    agent_ring_timeout=self.config.calls.agent_ring_timeout,
-                    target_ring_timeout=self.config.calls.target_ring_timeout,
-                )
-            except UnsafeValueError as exc:
-                log.error("refusing unsafe call for agent %s: %s", agent_id, exc)
-                raise RefusedError(
-                    "unsafe_value", "This call was refused: a stored number is malformed. "
-                    "Tell your admin.",
-                ) from None  # fmt: skip
-            record = CallRecord(
-                id=call_id,
-                agent_id=agent_id,
+            record, originate, driver = await self._record(request, agent)
+        return await self._originate(record, originate, driver)
+
+    async def place_operator_call(
+        self, route_code: str, agent_phone: str, text: str, *, actor: str
+    ) -> CallRecord:
+        """A test call by an operator (``corecall call``): ring ``agent_phone`` over the
+        route's trunk, then dial the target. Same number policy and policy plugins as an
+        agent's call; recorded with agent id :data:`OPERATOR_AGENT_ID` and audited as
+        ``call.operator`` by ``actor``. Raises :class:`RefusedError` when a check fails."""
+        route = self._routes().get(route_code)
+        if route is None:
+            known = ", ".join(sorted(self._routes())) or "none"
+            raise RefusedError("no_route", f"Route {route_code!r} is not offered ({known}).")
+        phone = self.plugins.parse_number(agent_phone, route)
+        if not phone.ok:
+            raise RefusedError("agent_phone_invalid", f"Agent phone: {phone.message}")
+        agent = Agent(
+            telegram_id=OPERATOR_AGENT_ID,
+            phone=phone.e164,  # type: ignore[arg-type]
+            name=actor,
+            authorized=True,
+            route_code=route.code,
+        )
+        async with self._agent_locks[OPERATOR_AGENT_ID]:
+            verdict = self.plugins.parse_number(text, route)
+            if not verdict.ok:
+                raise RefusedError(verdict.reason or "invalid", verdict.message)
+            request = CallRequest(
+                agent=agent, target=verdict.e164, route=route,  # type: ignore[arg-type]
+                caller_id=route.caller_ids[0],
+                activity=AgentActivity(live_calls=len(self.live_calls(OPERATOR_AGENT_ID))),
+            )  # fmt: skip
+            refusal = self.plugins.check_call(request)
+            if refusal is not None:
+                raise RefusedError(refusal.reason, refusal.message)
+            record, originate, driver = await self._record(request, agent)
+        await run_blocking(
+            self.store.audit, actor, "call.operator", record.id,
+            f"route {route.code}, agent phone {agent.phone}, target {request.target}",
+        )  # fmt: skip
+        return await self._originate(record, originate, driver)
+
+    async def _record(
+        self, request: CallRequest, agent: Agent
+    ) -> tuple[CallRecord, OriginateRequest, TrunkDriver]:
+        """Create the call record for a checked request (the caller holds the agent lock)."""
+        agent_id = agent.telegram_id
+        trunk = request.route.trunk
+        driver = self.drivers.get(trunk.driver)
+        if driver is None:
+            raise RefusedError(
+                "trunk_unavailable",
+                f"Route {request.route.name} is not available right now (its trunk driver "
+                f"{trunk.driver!r} is not running). Tell your admin.",
+            )
+        call_id = uuid.uuid4().hex
+        try:
+            originate = OriginateRequest(
+                call_id=call_id,
                 agent_phone=agent.phone,
                 target=request.target,
-                route_code=request.route.code,
-                trunk=trunk.name,
                 caller_id=request.caller_id,
-                created_at=self._clock(),
+                trunk=trunk,
+                agent_ring_timeout=self.config.calls.agent_ring_timeout,
+                target_ring_timeout=self.config.calls.target_ring_timeout,
             )
-            record = await run_blocking(self.store.create_call, record)
-            self._track(record)
+        except UnsafeValueError as exc:
+            log.error("refusing unsafe call for agent %s: %s", agent_id, exc)
+            raise RefusedError(
+                "unsafe_value", "This call was refused: a stored number is malformed. "
+                "Tell your admin.",
+            ) from None  # fmt: skip
+        record = CallRecord(
+            id=call_id,
+            agent_id=agent_id,
+            agent_phone=agent.phone,
+            target=request.target,
+            route_code=request.route.code,
+            trunk=trunk.name,
+            caller_id=request.caller_id,
+            created_at=self._clock(),
+        )
+        record = await run_blocking(self.store.create_call, record)
+        self._track(record)
+        return record, originate, driver
+
+    async def _originate(
+        self, record: CallRecord, originate: OriginateRequest, driver: TrunkDriver
+    ) -> CallRecord:
+        call_id = record.id
         self.progress(call_id, CallState.DIALING_AGENT)
         try:
             await driver.originate(originate, self.progress)
         except CorecallError as exc:
             self.progress(call_id, CallState.ENDED, EndReason.TRUNK_UNAVAILABLE, str(exc))
         except Exception as exc:
-            log.exception("trunk driver %r failed to originate", trunk.driver)
+            log.exception("trunk driver %r failed to originate", originate.trunk.driver)
             self.progress(
                 call_id, CallState.ENDED, EndReason.TRUNK_UNAVAILABLE,
                 f"driver error: {type(exc).__name__}",
@@ -368,8 +429,12 @@ class CallManager:
         queue: asyncio.Queue[CallRecord] = asyncio.Queue()
         self._watchers[call_id].append(queue)
         yield current
+        last = current.state.order
         while True:
             record = await queue.get()
+            if record.state.order <= last and not record.is_final:
+                continue  # already seen: the in-memory state runs ahead of persistence
+            last = record.state.order
             yield record
             if record.is_final:
                 return

@@ -1,0 +1,641 @@
+"""The bot's dialogue, independent of any messenger.
+
+:class:`Conversation` turns what a person typed or pressed into actions (through
+:class:`~corecall.calls.CallManager` and :class:`~corecall.agents.AgentAdmin`) and into
+messages shown through the front end's :class:`~corecall.conversation.ports.OutputPort`.
+
+Rules it keeps for every front end:
+
+* Authorization is re-read from the store on every message and every button press; super
+  admins are the numeric ids in ``[bot] super_admins``.
+* Commands match the whole text (``/call 123abc`` is the command ``call`` with the argument
+  ``123abc``, which the number policy then refuses); nothing is matched by prefix.
+* Button data is parsed strictly (:mod:`corecall.conversation.callbacks`) and acted on only for
+  the user it was made for.
+* A ``/call`` older than ``[bot] max_command_age`` when it arrives is answered "expired" and
+  nothing is dialed (Telegram replays missed updates after downtime).
+* Private chats only.
+* Every call gets ONE status message, edited as the call moves, coalesced per chat by
+  :class:`~corecall.conversation.edits.EditScheduler`; the final state is always shown.
+* Store calls run off the event loop (:func:`~corecall.store.run_blocking`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+
+from corecall.agents import AgentAdmin
+from corecall.app import App
+from corecall.calls import CallManager, effective_caller_id
+from corecall.conversation import callbacks as cb
+from corecall.conversation import texts
+from corecall.conversation.edits import EditScheduler
+from corecall.conversation.ports import (
+    NO_BUTTONS,
+    Button,
+    Keyboard,
+    OutputPort,
+    RateLimited,
+    UserRef,
+)
+from corecall.domain import Agent, CallRecord, Route, utcnow
+from corecall.errors import CorecallError, NotFoundError, RefusedError, StoreError
+from corecall.store import run_blocking
+
+log = logging.getLogger(__name__)
+
+#: ``/name``, an optional ``@botname`` (clients add it in groups), then the arguments.
+COMMAND_RE = re.compile(
+    r"/(?P<name>[A-Za-z0-9_]{1,32})(?:@[A-Za-z0-9_]{1,64})?(?:\s+(?P<args>.+))?", re.S
+)
+_TELEGRAM_ID = r"(?P<id>[0-9]{1,19})"
+_ID_ONLY_RE = re.compile(_TELEGRAM_ID)
+_ID_AND_REST_RE = re.compile(_TELEGRAM_ID + r"\s+(?P<rest>.+)", re.S)
+_PHONE_TOKEN_RE = re.compile(r"[+0-9().\-]+")
+_ROUTE_CODE_RE = re.compile(r"[A-Za-z0-9]{1,8}")
+
+#: Telegram refuses messages longer than 4096 characters; long lists are split below that.
+MAX_MESSAGE_CHARS = 4000
+HISTORY_LENGTH = 10
+SEND_ATTEMPTS = 5
+MAX_NAME_CHARS = 64
+
+Handler = Callable[[UserRef, str | None, _dt.datetime | None], Awaitable[None]]
+
+
+class Conversation:
+    """One bot's dialogue. Bind an output port (the front end) before handling input."""
+
+    def __init__(
+        self,
+        app: App,
+        calls: CallManager,
+        *,
+        port: OutputPort | None = None,
+        edit_interval: float = 1.0,
+        clock: Callable[[], _dt.datetime] = utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.app = app
+        self.calls = calls
+        self.admin = AgentAdmin(app)
+        self.edit_interval = edit_interval
+        self.sleep = sleep
+        self._clock = clock
+        self._monotonic = monotonic
+        self._port: OutputPort | None = None
+        self._edits: EditScheduler | None = None
+        self._watchers: dict[str, asyncio.Task] = {}
+        self._status_messages: dict[str, tuple[int, int, CallRecord]] = {}
+        self.accepting = True
+        self._commands: dict[str, Handler] = {
+            "start": self._cmd_start,
+            "help": self._cmd_help,
+            "call": self._cmd_call,
+            "settings": self._cmd_settings,
+            "route": self._cmd_route,
+            "history": self._cmd_history,
+            "authorize": self._cmd_authorize,
+            "revoke": self._cmd_revoke,
+            "agents": self._cmd_agents,
+            "setphone": self._cmd_setphone,
+            "callerid": self._cmd_callerid,
+        }
+        if port is not None:
+            self.bind(port)
+
+    # ------------------------------------------------------------------ wiring
+    def bind(self, port: OutputPort) -> None:
+        """Attach the front end's output. Done once."""
+        if self._port is not None:
+            raise RuntimeError("this Conversation is already bound to a front end")
+        self._port = port
+        self._edits = EditScheduler(
+            port, min_interval=self.edit_interval, clock=self._monotonic, sleep=self.sleep
+        )
+
+    @property
+    def edits(self) -> EditScheduler:
+        if self._edits is None:
+            raise RuntimeError("Conversation.bind(port) was not called")
+        return self._edits
+
+    @property
+    def max_command_age(self) -> float:
+        return self.app.config.bot.max_command_age
+
+    def is_admin(self, user_id: int) -> bool:
+        return user_id in self.app.config.bot.super_admins
+
+    # ------------------------------------------------------------------ lifecycle
+    async def flush_edits(self, timeout: float | None = None) -> bool:
+        """Wait until every scheduled edit was delivered."""
+        return await self.edits.flush(timeout)
+
+    async def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until every followed call reached its final state and it was shown."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        watchers = list(self._watchers.values())
+        if watchers:
+            _done, pending = await asyncio.wait(watchers, timeout=timeout)
+            if pending:
+                return False
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return await self.edits.flush(remaining)
+
+    async def shutdown(self, timeout: float = 5.0, *, announce: bool = True) -> None:
+        """Stop intake and status following. With ``announce``, each live call's status
+        message says the bot is restarting and the call goes on (used by ``corecall run``:
+        calls stay up in Asterisk)."""
+        self.accepting = False
+        watchers = list(self._watchers.values())
+        for task in watchers:
+            task.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
+        if self._edits is None:
+            return
+        if announce:
+            for chat_id, message_id, record in list(self._status_messages.values()):
+                if not record.is_final:
+                    self._edits.edit(
+                        chat_id, message_id, texts.call_status_paused(record), NO_BUTTONS
+                    )
+        self._status_messages.clear()
+        await self._edits.flush(timeout)
+        await self._edits.close()
+
+    # ------------------------------------------------------------------ input: text
+    async def handle_text(
+        self, user: UserRef, text: str, sent_at: _dt.datetime | None = None
+    ) -> None:
+        """Handle one message. ``sent_at`` is when the person sent it (for expiry)."""
+        try:
+            await self._handle_text(user, text or "", sent_at)
+        except Exception:
+            log.exception("failed to handle a message from %s", user.user_id)
+            await self._reply(user, texts.INTERNAL_ERROR)
+
+    async def _handle_text(self, user: UserRef, text: str, sent_at: _dt.datetime | None) -> None:
+        text = text.strip()
+        if not user.private:
+            # Groups: answer commands with where to go instead; ignore chatter.
+            if text.startswith("/"):
+                await self._reply(user, texts.PRIVATE_ONLY)
+            return
+        if not self.accepting:
+            await self._reply(user, texts.SHUTTING_DOWN)
+            return
+        match = COMMAND_RE.fullmatch(text)
+        if match is None:
+            if text.startswith("/"):
+                await self._reply(user, texts.UNKNOWN_COMMAND)
+                return
+            agent = await self._agent(user.user_id)
+            authorized = agent is not None and agent.authorized
+            await self._reply(
+                user, texts.PLAIN_TEXT if authorized else texts.not_authorized(user.user_id)
+            )
+            return
+        handler = self._commands.get(match["name"].lower())
+        if handler is None:
+            await self._reply(user, texts.UNKNOWN_COMMAND)
+            return
+        args = match["args"].strip() if match["args"] else None
+        await handler(user, args or None, sent_at)
+
+    # ---- who you are
+    async def _cmd_start(self, user: UserRef, args: str | None, _sent_at) -> None:
+        agent = await self._agent(user.user_id)
+        is_admin = self.is_admin(user.user_id)
+        if agent is not None and agent.authorized:
+            has_route = self.admin.route_of(agent) is not None
+            text = texts.start_agent(agent, has_route=has_route, is_admin=is_admin)
+            await self._reply(user, text)
+        elif is_admin:
+            await self._reply(user, texts.start_admin_only(user.user_id))
+        else:
+            await self._reply(user, texts.not_authorized(user.user_id))
+
+    async def _cmd_help(self, user: UserRef, args: str | None, _sent_at) -> None:
+        agent = await self._agent(user.user_id)
+        is_agent = agent is not None and agent.authorized
+        is_admin = self.is_admin(user.user_id)
+        if not (is_agent or is_admin):
+            await self._reply(user, texts.not_authorized(user.user_id))
+            return
+        limits = self.app.config.limits
+        await self._reply(
+            user,
+            texts.help_text(
+                self.app.routes().values(), is_agent=is_agent, is_admin=is_admin,
+                live_calls=limits.live_calls_per_agent, calls_per_minute=limits.calls_per_minute,
+            ),
+        )  # fmt: skip
+
+    # ---- calls
+    async def _cmd_call(self, user: UserRef, args: str | None, sent_at) -> None:
+        if sent_at is not None:
+            age = (self._clock() - sent_at).total_seconds()
+            if age > self.max_command_age:
+                log.info("expired /call from %s (%.0f s old): not dialed", user.user_id, age)
+                await self._reply(user, texts.call_expired(age))
+                return
+        if args is None:
+            agent = await self._authorized_agent(user)
+            if agent is not None:
+                await self._reply(user, texts.CALL_USAGE)
+            return
+        try:
+            record = await self.calls.place(user.user_id, args)
+        except RefusedError as exc:
+            if exc.reason == "no_route":
+                await self._offer_routes(user, texts.no_route_for_call())
+            else:
+                await self._reply(user, texts.call_refused(exc.message))
+            return
+        await self._follow_call(user, record)
+
+    async def _follow_call(self, user: UserRef, record: CallRecord) -> None:
+        text, buttons = self._status(record)
+        message_id = await self._send(user.chat_id, text, buttons)
+        if message_id is None or record.is_final:
+            return
+        self._status_messages[record.id] = (user.chat_id, message_id, record)
+        task = asyncio.create_task(
+            self._follow(record, user.chat_id, message_id), name=f"corecall-status-{record.id}"
+        )
+        self._watchers[record.id] = task
+        task.add_done_callback(lambda _t, cid=record.id: self._watchers.pop(cid, None))
+
+    async def _follow(self, first: CallRecord, chat_id: int, message_id: int) -> None:
+        shown = first
+        try:
+            async for record in self.calls.watch(first.id):
+                if not record.is_final and record.state.order < shown.state.order:
+                    continue  # an older state announced late: the message only moves forward
+                shown = record
+                self._status_messages[first.id] = (chat_id, message_id, record)
+                self.edits.edit(chat_id, message_id, *self._status(record))
+                if record.is_final:
+                    break
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("following call %s failed", first.id)
+        else:
+            self._status_messages.pop(first.id, None)
+
+    def _status(self, record: CallRecord) -> tuple[str, Keyboard]:
+        route = self.app.routes().get(record.route_code)
+        text = texts.call_status(record, route.name if route else None)
+        if record.is_final:
+            return text, NO_BUTTONS
+        hang_up = cb.make(cb.HANG_UP, record.agent_id, record.id)
+        return text, ((Button(texts.HANG_UP_BUTTON, hang_up),),)
+
+    async def _cmd_history(self, user: UserRef, args: str | None, _sent_at) -> None:
+        if await self._authorized_agent(user) is None:
+            return
+        if args is not None:
+            await self._reply(user, texts.no_arguments("history"))
+            return
+        calls = await run_blocking(self.app.store.recent_calls, user.user_id, HISTORY_LENGTH)
+        await self._reply(user, texts.history(calls))
+
+    # ---- settings and routes
+    async def _cmd_settings(self, user: UserRef, args: str | None, _sent_at) -> None:
+        agent = await self._authorized_agent(user)
+        if agent is None:
+            return
+        if args is not None:
+            await self._reply(user, texts.no_arguments("settings"))
+            return
+        await self._settings_menu(user, agent)
+
+    async def _settings_menu(self, user: UserRef, agent: Agent) -> None:
+        open_routes = cb.make(cb.OPEN_ROUTES, user.user_id)
+        await self._send(
+            user.chat_id,
+            texts.settings_menu(agent, self.admin.caller_id_line(agent)),
+            ((Button(texts.SELECT_ROUTE_BUTTON, open_routes),),),
+        )
+
+    def _route_buttons(self, user_id: int) -> Keyboard:
+        return tuple(
+            (Button(route.button, cb.make(cb.PICK_ROUTE, user_id, code)),)
+            for code, route in self.app.routes().items()
+        )
+
+    async def _offer_routes(self, user: UserRef, text: str) -> None:
+        buttons = self._route_buttons(user.user_id)
+        await self._send(user.chat_id, text if buttons else texts.NO_ROUTES_OFFERED, buttons)
+
+    async def _cmd_route(self, user: UserRef, args: str | None, _sent_at) -> None:
+        agent = await self._authorized_agent(user)
+        if agent is None:
+            return
+        routes = self.app.routes()
+        if args is None:
+            await self._offer_routes(user, texts.route_usage(routes.values()))
+            return
+        code = args.upper()
+        if not _ROUTE_CODE_RE.fullmatch(args) or code not in routes:
+            await self._reply(user, texts.unknown_route(args, routes.values()))
+            return
+        if await self._switch_route(user, code) is not None:
+            await self._reply(user, texts.route_changed(routes[code]))
+
+    async def _switch_route(self, user: UserRef, code: str) -> Agent | None:
+        try:
+            return await run_blocking(
+                self.admin.set_route, user.user_id, code, actor=self._actor(user)
+            )
+        except (RefusedError, NotFoundError) as exc:
+            await self._reply(user, str(exc))
+            return None
+
+    # ---- admin
+    async def _admin_allowed(self, user: UserRef, command: str) -> bool:
+        if self.is_admin(user.user_id):
+            return True
+        # Recorded: someone tried an admin command (who, when, which).
+        await run_blocking(
+            self.app.store.audit, self._actor(user), "admin.denied", f"/{command}", ""
+        )
+        await self._reply(user, texts.ADMIN_ONLY.format(command=f"/{command}"))
+        return False
+
+    async def _cmd_authorize(self, user: UserRef, args: str | None, _sent_at) -> None:
+        if not await self._admin_allowed(user, "authorize"):
+            return
+        match = _ID_AND_REST_RE.fullmatch(args or "")
+        phone, name = _split_phone_and_name(match["rest"]) if match else ("", "")
+        if match is None or not phone:
+            await self._reply(user, texts.AUTHORIZE_USAGE)
+            return
+        agent = await self._admin_action(
+            user, int(match["id"]), self.admin.authorize, phone=phone, name=name
+        )
+        if agent is not None:
+            await self._reply(user, texts.authorized(agent))
+
+    async def _cmd_revoke(self, user: UserRef, args: str | None, _sent_at) -> None:
+        if not await self._admin_allowed(user, "revoke"):
+            return
+        match = _ID_ONLY_RE.fullmatch(args or "")
+        if match is None:
+            await self._reply(user, texts.REVOKE_USAGE)
+            return
+        agent = await self._admin_action(user, int(match["id"]), self.admin.revoke)
+        if agent is not None:
+            await self._reply(user, texts.revoked(agent))
+
+    async def _cmd_setphone(self, user: UserRef, args: str | None, _sent_at) -> None:
+        if not await self._admin_allowed(user, "setphone"):
+            return
+        match = _ID_AND_REST_RE.fullmatch(args or "")
+        if match is None:
+            await self._reply(user, texts.SETPHONE_USAGE)
+            return
+        agent = await self._admin_action(
+            user, int(match["id"]), self.admin.set_phone, match["rest"].strip()
+        )
+        if agent is not None:
+            await self._reply(user, texts.phone_set(agent))
+
+    async def _cmd_agents(self, user: UserRef, args: str | None, _sent_at) -> None:
+        if not await self._admin_allowed(user, "agents"):
+            return
+        if args is not None:
+            await self._reply(user, texts.no_arguments("agents"))
+            return
+        agents = await run_blocking(self.app.store.list_agents)
+        await run_blocking(self.app.store.audit, self._actor(user), "agents.list", "", "")
+        rows = [(a, self.admin.caller_id_line(a)) for a in agents]
+        for chunk in _chunks(texts.agents_list(rows)):
+            await self._reply(user, chunk)
+
+    async def _cmd_callerid(self, user: UserRef, args: str | None, _sent_at) -> None:
+        if not await self._admin_allowed(user, "callerid"):
+            return
+        match = _ID_ONLY_RE.fullmatch(args or "")
+        if match is None:
+            await self._reply(user, texts.CALLERID_USAGE)
+            return
+        agent_id = int(match["id"])
+        agent = await self._agent(agent_id)
+        if agent is None:
+            await self._reply(user, _no_such_agent(agent_id))
+            return
+        route = self.admin.route_of(agent)
+        if route is None:
+            await self._reply(user, texts.caller_id_no_route(agent))
+            return
+        current = effective_caller_id(agent, route)
+        buttons = tuple(
+            (
+                Button(
+                    texts.caller_id_button(number, number == current),
+                    cb.make(cb.SET_CALLER_ID, user.user_id, str(agent_id), number),
+                ),
+            )
+            for number in route.caller_ids
+        )
+        text = texts.caller_id_menu(agent, route, self.admin.caller_id_line(agent))
+        await self._send(user.chat_id, text, buttons)
+
+    async def _admin_action(self, user: UserRef, agent_id: int, action, *args, **kwargs):
+        """Run an AgentAdmin change off the loop, audited as this Telegram user; refusals
+        are answered and give None."""
+        try:
+            return await run_blocking(action, agent_id, *args, actor=self._actor(user), **kwargs)
+        except NotFoundError:
+            await self._reply(user, _no_such_agent(agent_id))
+        except StoreError:
+            raise
+        except CorecallError as exc:
+            await self._reply(user, str(exc))
+        return None
+
+    # ------------------------------------------------------------------ input: buttons
+    async def handle_button(self, user: UserRef, message_id: int, data: bytes) -> str | None:
+        """Handle a button press on ``message_id``. Returns a short notice for the presser
+        (Telegram shows it as a toast), or None."""
+        try:
+            return await self._handle_button(user, message_id, data)
+        except Exception:
+            log.exception("failed to handle a button press from %s", user.user_id)
+            return texts.INTERNAL_ERROR
+
+    async def _handle_button(self, user: UserRef, message_id: int, data: bytes) -> str | None:
+        if not user.private:
+            return texts.PRIVATE_ONLY_TOAST
+        if not self.accepting:
+            return texts.SHUTTING_DOWN
+        press = cb.parse(data)
+        if press is None:
+            log.info("ignored malformed button data from %s: %.100r", user.user_id, data)
+            return texts.INVALID_BUTTON
+        if press.owner != user.user_id:
+            log.info("ignored %s's press of a button made for %s", user.user_id, press.owner)
+            return texts.NOT_YOUR_BUTTON
+        if press.action == cb.HANG_UP:
+            return await self._press_hang_up(user, press.args[0])
+        if press.action == cb.SET_CALLER_ID:
+            return await self._press_caller_id(user, message_id, int(press.args[0]), press.args[1])
+        agent = await self._agent(user.user_id)
+        if agent is None or not agent.authorized:
+            return texts.NOT_AUTHORIZED_TOAST
+        chat, routes = user.chat_id, self.app.routes()
+        if press.action == cb.OPEN_ROUTES:
+            if not routes:
+                return texts.NO_ROUTES_OFFERED
+            self.edits.edit(chat, message_id, texts.CHOOSE_ROUTE, self._route_buttons(user.user_id))
+            return None
+        if press.action == cb.CANCEL_ROUTE:
+            line = self.admin.caller_id_line(agent)
+            self.edits.edit(chat, message_id, texts.route_cancelled(line), NO_BUTTONS)
+            return None
+        code = press.args[0]
+        route = routes.get(code)
+        if route is None:
+            self.edits.edit(chat, message_id, texts.ROUTE_GONE, NO_BUTTONS)
+            return None
+        if press.action == cb.PICK_ROUTE:
+            self._ask_route_confirmation(user, message_id, agent, route)
+            return None
+        # CONFIRM_ROUTE
+        if await self._switch_route(user, code) is not None:
+            self.edits.edit(chat, message_id, texts.route_changed(route), NO_BUTTONS)
+        return None
+
+    def _ask_route_confirmation(
+        self, user: UserRef, message_id: int, agent: Agent, route: Route
+    ) -> None:
+        if self.admin.route_of(agent) == route:
+            line = self.admin.caller_id_line(agent)
+            self.edits.edit(
+                user.chat_id, message_id, texts.already_on_route(route, line), NO_BUTTONS
+            )
+            return
+        yes = cb.make(cb.CONFIRM_ROUTE, user.user_id, route.code)
+        cancel = cb.make(cb.CANCEL_ROUTE, user.user_id)
+        self.edits.edit(
+            user.chat_id,
+            message_id,
+            texts.route_confirmation(route),
+            (
+                (Button(texts.CONFIRM_ROUTE_BUTTON, yes),),
+                (Button(texts.CANCEL_ROUTE_BUTTON, cancel),),
+            ),
+        )
+
+    async def _press_hang_up(self, user: UserRef, call_id: str) -> str:
+        # Anyone may forge a hang-up button with their own id and another agent's call id:
+        # only the agent who placed the call can end it. A revoked agent may still end their
+        # own call (ending a call never costs anything).
+        if any(c.id == call_id for c in self.calls.live_calls(user.user_id)):
+            if await self.calls.hangup(call_id):
+                return texts.HANGING_UP
+            return texts.CALL_ALREADY_ENDED
+        stored = await run_blocking(self.app.store.get_call, call_id)
+        if stored is None or stored.agent_id != user.user_id:
+            log.info("ignored %s's hang-up of call %s (not theirs)", user.user_id, call_id)
+            return texts.NOT_YOUR_BUTTON
+        return texts.CALL_ALREADY_ENDED
+
+    async def _press_caller_id(
+        self, user: UserRef, message_id: int, agent_id: int, number: str
+    ) -> str | None:
+        if not self.is_admin(user.user_id):
+            return texts.ADMIN_ONLY_TOAST
+        try:
+            agent = await run_blocking(
+                self.admin.set_caller_id, agent_id, number, actor=self._actor(user)
+            )
+        except NotFoundError:
+            self.edits.edit(user.chat_id, message_id, _no_such_agent(agent_id), NO_BUTTONS)
+            return None
+        except RefusedError as exc:
+            self.edits.edit(user.chat_id, message_id, exc.message, NO_BUTTONS)
+            return None
+        line = self.admin.caller_id_line(agent)
+        self.edits.edit(user.chat_id, message_id, texts.caller_id_set(agent, line), NO_BUTTONS)
+        return None
+
+    # ------------------------------------------------------------------ helpers
+    async def _agent(self, user_id: int) -> Agent | None:
+        return await run_blocking(self.app.store.get_agent, user_id)
+
+    async def _authorized_agent(self, user: UserRef) -> Agent | None:
+        """The agent, re-read now; None (after saying so) when not authorized."""
+        agent = await self._agent(user.user_id)
+        if agent is None or not agent.authorized:
+            await self._reply(user, texts.not_authorized(user.user_id))
+            return None
+        return agent
+
+    @staticmethod
+    def _actor(user: UserRef) -> str:
+        return f"telegram:{user.user_id}"
+
+    async def _reply(self, user: UserRef, text: str) -> int | None:
+        return await self._send(user.chat_id, text)
+
+    async def _send(self, chat_id: int, text: str, buttons: Keyboard = NO_BUTTONS) -> int | None:
+        """Send a message; on rate limiting wait as told and retry (a reply is never
+        coalesced away). Returns the message id, or None when it could not be sent."""
+        if self._port is None:
+            raise RuntimeError("Conversation.bind(port) was not called")
+        for _attempt in range(SEND_ATTEMPTS):
+            try:
+                message_id = await self._port.send(chat_id, text, buttons)
+            except RateLimited as exc:
+                log.info("chat %s: rate limited for %.0f s before sending", chat_id, exc.seconds)
+                await self.sleep(max(exc.seconds, 0.0))
+                continue
+            self.edits.note_sent(chat_id, message_id, text, buttons)
+            return message_id
+        log.error("chat %s: could not send a message after %d attempts", chat_id, SEND_ATTEMPTS)
+        return None
+
+
+def _split_phone_and_name(rest: str) -> tuple[str, str]:
+    """``(212) 555-0123 Alice Smith`` -> (``(212) 555-0123``, ``Alice Smith``): the leading
+    words that look like parts of a phone number, then the name."""
+    words = rest.split()
+    count = 0
+    while count < len(words) and _PHONE_TOKEN_RE.fullmatch(words[count]):
+        count += 1
+    phone = " ".join(words[:count])
+    name = " ".join(words[count:])[:MAX_NAME_CHARS]  # split() also removed line breaks
+    return phone, name
+
+
+def _no_such_agent(agent_id: int) -> str:
+    return (
+        f"There is no agent with Telegram id {agent_id}. "
+        f"Add one with /authorize {agent_id} <phone> [name]."
+    )
+
+
+def _chunks(text: str, limit: int = MAX_MESSAGE_CHARS) -> list[str]:
+    """Split on line breaks into messages Telegram accepts."""
+    chunks: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        line = line[:limit]
+        if current and len(current) + 1 + len(line) > limit:
+            chunks.append(current)
+            current = line
+        else:
+            current = f"{current}\n{line}" if current else line
+    if current:
+        chunks.append(current)
+    return chunks

@@ -1,0 +1,159 @@
+"""The per-chat edit scheduler: at most one message update per interval per chat.
+
+Telegram allows about one message edit per second per chat and answers faster edits with
+FloodWait. A call can change state several times a second, so status edits are coalesced:
+each chat has at most one pending text per message, a newer text replaces an older pending
+one, and a small worker per chat sends the newest pending text as soon as the interval since
+the chat's last send or edit has passed. The last text scheduled for a message is always
+delivered (unless the message can no longer be edited): nothing newer can replace it.
+
+When the port raises :class:`~corecall.conversation.ports.RateLimited` (FloodWait), the
+worker sleeps the given seconds and then sends whatever is newest by then, so a wait never
+makes the status fall behind. Time and sleeping are injectable so tests run instantly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from corecall.conversation.ports import Keyboard, MessageGone, OutputPort, RateLimited
+
+log = logging.getLogger(__name__)
+
+Content = tuple[str, Keyboard]
+
+#: Attempts for an edit that fails for an unexpected reason (network hiccup) before it is
+#: dropped; each waits a little longer. FloodWait and "message gone" are handled apart.
+MAX_ATTEMPTS = 4
+RETRY_DELAY = 1.0
+#: How many delivered contents are remembered (to skip edits that would change nothing).
+REMEMBERED = 4096
+
+
+class EditScheduler:
+    def __init__(
+        self,
+        port: OutputPort,
+        *,
+        min_interval: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.port = port
+        self.min_interval = min_interval
+        self._clock = clock
+        self._sleep = sleep
+        self._pending: dict[int, dict[int, Content]] = collections.defaultdict(dict)
+        self._last_activity: dict[int, float] = {}
+        self._workers: dict[int, asyncio.Task] = {}
+        self._delivered: collections.OrderedDict[tuple[int, int], Content] = (
+            collections.OrderedDict()
+        )
+
+    # ---- what the conversation calls
+    def note_sent(self, chat_id: int, message_id: int, text: str, buttons: Keyboard) -> None:
+        """A message was just sent to ``chat_id``: it counts towards the chat's rate."""
+        self._last_activity[chat_id] = self._clock()
+        self._remember(chat_id, message_id, (text, buttons))
+
+    def edit(self, chat_id: int, message_id: int, text: str, buttons: Keyboard) -> None:
+        """Schedule an edit; returns at once. A newer edit of the same message replaces this
+        one if it has not been sent yet."""
+        content = (text, buttons)
+        pending = self._pending[chat_id]
+        if message_id not in pending and self._delivered.get((chat_id, message_id)) == content:
+            return  # already showing exactly this
+        pending[message_id] = content
+        worker = self._workers.get(chat_id)
+        if worker is None or worker.done():
+            self._workers[chat_id] = asyncio.create_task(
+                self._work(chat_id), name=f"corecall-edits-{chat_id}"
+            )
+
+    def pending(self, chat_id: int | None = None) -> int:
+        """How many edits wait to be sent (in one chat, or in all)."""
+        if chat_id is not None:
+            return len(self._pending.get(chat_id, {}))
+        return sum(len(p) for p in self._pending.values())
+
+    def pending_content(self, chat_id: int, message_id: int) -> Content | None:
+        """The text and buttons waiting to be shown on a message, if any."""
+        return self._pending.get(chat_id, {}).get(message_id)
+
+    async def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every scheduled edit was sent (or dropped). True when all done."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            workers = [w for w in self._workers.values() if not w.done()]
+            if not workers:
+                return True
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            await asyncio.wait(workers, timeout=remaining)
+
+    async def close(self) -> None:
+        """Stop the workers (pending edits are dropped)."""
+        workers = list(self._workers.values())
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        self._workers.clear()
+        self._pending.clear()
+
+    # ---- the worker
+    async def _work(self, chat_id: int) -> None:
+        pending = self._pending[chat_id]
+        failures: dict[int, int] = collections.defaultdict(int)
+        try:
+            while pending:
+                wait = self._last_activity.get(chat_id, float("-inf")) + self.min_interval
+                wait -= self._clock()
+                if wait > 0:
+                    await self._sleep(wait)
+                    continue  # re-check: the newest text may have changed meanwhile
+                message_id = next(iter(pending))
+                content = pending.pop(message_id)
+                try:
+                    await self.port.edit(chat_id, message_id, *content)
+                except RateLimited as exc:
+                    log.info("chat %s: rate limited for %.0f s; keeping the newest text",
+                             chat_id, exc.seconds)  # fmt: skip
+                    pending.setdefault(message_id, content)  # unless something newer came
+                    self._last_activity[chat_id] = self._clock()
+                    await self._sleep(max(exc.seconds, 0.0))
+                    continue
+                except MessageGone:
+                    log.info("chat %s: message %s can't be edited any more", chat_id, message_id)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    failures[message_id] += 1
+                    if failures[message_id] >= MAX_ATTEMPTS:
+                        log.exception("chat %s: giving up editing message %s", chat_id, message_id)
+                    else:
+                        log.warning("chat %s: editing message %s failed; retrying",
+                                    chat_id, message_id, exc_info=True)  # fmt: skip
+                        pending.setdefault(message_id, content)
+                        self._last_activity[chat_id] = self._clock()
+                        await self._sleep(RETRY_DELAY * failures[message_id])
+                        continue
+                else:
+                    self._remember(chat_id, message_id, content)
+                self._last_activity[chat_id] = self._clock()
+        finally:
+            if not pending:
+                self._pending.pop(chat_id, None)
+            if self._workers.get(chat_id) is asyncio.current_task():
+                del self._workers[chat_id]
+
+    def _remember(self, chat_id: int, message_id: int, content: Content) -> None:
+        key = (chat_id, message_id)
+        self._delivered[key] = content
+        self._delivered.move_to_end(key)
+        while len(self._delivered) > REMEMBERED:
+            self._delivered.popitem(last=False)

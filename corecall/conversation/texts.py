@@ -1,0 +1,349 @@
+"""Every sentence the bot says, in one place.
+
+The seed's texts are reproduced exactly (``ROUTE_*`` and ``SELECT_ROUTE_BUTTON``); the route
+names, buttons and tags come from the route plugins (:class:`~corecall.domain.Route`). Texts
+are plain (no Markdown), so what is written here is exactly what people see.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Iterable
+
+from corecall.domain import Agent, CallRecord, CallState, EndReason, Route
+
+# --------------------------------------------------------------------------- the seed's texts
+
+SELECT_ROUTE_BUTTON = "Select Route 🌐"
+CONFIRM_ROUTE_BUTTON = "✅ Yes, Switch Route"
+CANCEL_ROUTE_BUTTON = "❌ Cancel"
+
+
+def route_confirmation(route: Route) -> str:
+    return (
+        f"Are you sure you want to switch to the {route.name} route?\n"
+        "All outbound calls will now go through this route."
+    )
+
+
+def route_changed(route: Route) -> str:
+    return f"✅ Your route has been successfully changed to [{route.name}]!"
+
+
+# --------------------------------------------------------------------------- menus
+
+HANG_UP_BUTTON = "📴 Hang up"
+
+
+def settings_menu(agent: Agent, caller_id_line: str) -> str:
+    return f"⚙️ Settings\nYour phone: {agent.phone}\n{caller_id_line}"
+
+
+CHOOSE_ROUTE = "Choose a route for your outbound calls:"
+
+
+def no_route_for_call() -> str:
+    return (
+        "You haven't chosen a route yet, so I can't place calls for you. "
+        "Choose one below, then send your /call again."
+    )
+
+
+def route_cancelled(caller_id_line: str) -> str:
+    return f"❌ Route change cancelled.\n{caller_id_line}"
+
+
+def already_on_route(route: Route, caller_id_line: str) -> str:
+    return f"You're already on the {route.name} route.\n{caller_id_line}"
+
+
+def routes_sentence(routes: Iterable[Route]) -> str:
+    """``/route M (Main) or /route D (Development)``."""
+    options = [f"/route {r.code} ({r.name})" for r in routes]
+    if not options:
+        return "no route is available right now; tell your admin"
+    if len(options) == 1:
+        return options[0]
+    return ", ".join(options[:-1]) + " or " + options[-1]
+
+
+def unknown_route(code: str, routes: Iterable[Route]) -> str:
+    return f"There is no route {code!r} to switch to. Use {routes_sentence(routes)}."
+
+
+def route_usage(routes: Iterable[Route]) -> str:
+    return f"Tell me which route: {routes_sentence(routes)}. Or choose one below."
+
+
+ROUTE_GONE = "That route is not available any more. Send /settings to see the routes you can use."
+NO_ROUTES_OFFERED = "No route is available right now, so calls can't be placed. Tell your admin."
+
+# --------------------------------------------------------------------------- who you are
+
+
+def start_agent(agent: Agent, *, has_route: bool, is_admin: bool) -> str:
+    name = f" {agent.name}" if agent.name else ""
+    lines = [
+        f"👋 Hi{name}! You're an authorized agent.",
+        f"Your phone: {agent.phone} (I ring it first, then the number you call).",
+        "Send /call <number> to place a call, /settings for your caller ID and route, "
+        "/help for everything.",
+    ]
+    if not has_route:
+        lines.append("Before your first call, choose a route in /settings.")
+    if is_admin:
+        lines.append("You're also a super admin: /help lists the admin commands.")
+    return "\n".join(lines)
+
+
+def start_admin_only(user_id: int) -> str:
+    return (
+        f"👋 Hi! You're a super admin (Telegram id {user_id}). You aren't an agent, so you "
+        f"can't place calls yourself; to become one, send /authorize {user_id} <your phone>.\n"
+        "Send /help for the admin commands."
+    )
+
+
+def not_authorized(user_id: int) -> str:
+    return (
+        "You're not authorized to use this bot yet.\n"
+        f"Your Telegram id is {user_id}. Send it to your admin and ask them to authorize you "
+        "(they will also need your phone number)."
+    )
+
+
+def help_text(routes: Iterable[Route], *, is_agent: bool, is_admin: bool,
+              live_calls: int, calls_per_minute: int) -> str:  # fmt: skip
+    routes = list(routes)
+    lines: list[str] = []
+    if is_agent:
+        route_line = " or ".join(f"/route {r.code}" for r in routes) or "/route <code>"
+        names = ", ".join(f"{r.code} = {r.name}" for r in routes)
+        calls = "1 live call" if live_calls == 1 else f"{live_calls} live calls"
+        lines += [
+            "Agent commands:",
+            "/call <number> — I ring your phone; when you answer, I dial the number and connect "
+            "you (e.g. /call +12125550123 or /call (212) 555-0123)",
+            "/settings — your caller ID and route, and route selection",
+            f"{route_line} — switch route directly" + (f" ({names})" if names else ""),
+            "/history — your last calls, with result and duration",
+            "/start — who you are",
+            "/help — this help",
+            f"Limits: {calls} at a time, {calls_per_minute} calls per minute.",
+        ]
+    if is_admin:
+        if lines:
+            lines.append("")
+        lines += [
+            "Admin commands:",
+            "/authorize <id> <phone> [name] — authorize an agent (adds them if new)",
+            "/revoke <id> — stop an agent from placing calls",
+            "/agents — list the agents",
+            "/setphone <id> <phone> — set the phone an agent is rung on",
+            "/callerid <id> — choose an agent's caller ID among their route's numbers",
+        ]
+    return "\n".join(lines)
+
+
+UNKNOWN_COMMAND = "I don't know that command. Send /help to see what I can do."
+PLAIN_TEXT = "I only understand commands. To place a call, send /call <number>; /help lists all."
+PRIVATE_ONLY = "I only work in a private chat. Open a private chat with me and send /start there."
+PRIVATE_ONLY_TOAST = "This only works in a private chat with me."
+ADMIN_ONLY = "{command} is for super admins only. Send /help to see what you can do."
+SHUTTING_DOWN = "The bot is restarting, so nothing was done. Send your command again in a minute."
+INTERNAL_ERROR = (
+    "Sorry, something went wrong on my side. Try again; if it keeps happening, tell your admin."
+)
+
+
+def no_arguments(command: str) -> str:
+    return f"/{command} takes nothing after it: send just /{command}."
+
+
+# --------------------------------------------------------------------------- buttons (toasts)
+
+NOT_YOUR_BUTTON = "This button isn't for you."
+NOT_AUTHORIZED_TOAST = "You're not authorized to do this. Send /start to see your Telegram id."
+ADMIN_ONLY_TOAST = "Only super admins can do this."
+INVALID_BUTTON = "This button doesn't work any more. Send the command again."
+HANGING_UP = "Hanging up…"
+CALL_ALREADY_ENDED = "This call has already ended."
+
+# --------------------------------------------------------------------------- calls
+
+CALL_USAGE = "Send the number after /call, e.g. /call +12125550123 or /call (212) 555-0123."
+
+
+def call_refused(message: str) -> str:
+    return f"⛔ Not dialed. {message}"
+
+
+def call_expired(age_seconds: float) -> str:
+    return (
+        f"⌛ Expired: this /call reached me {int(age_seconds)} seconds after you sent it "
+        "(I was offline), so I did not dial it. Send /call again if you still want the call."
+    )
+
+
+def duration(seconds: float | None) -> str:
+    """``0:42``, ``12:05``, ``1:02:03``."""
+    total = round(seconds or 0)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02}:{secs:02}" if hours else f"{minutes}:{secs:02}"
+
+
+def caller_id_of_call(call: CallRecord) -> str:
+    return f"Caller ID: {call.caller_id} [{call.route_code}]"
+
+
+def call_state_line(call: CallRecord, route_name: str | None = None) -> str:
+    """One line saying where the call is, in words an agent understands."""
+    you, target = call.agent_phone, call.target
+    state = call.state
+    if state in (CallState.QUEUED, CallState.DIALING_AGENT):
+        return f"⏳ Calling your phone {you}…"
+    if state is CallState.AGENT_RINGING:
+        return f"🔔 Your phone {you} is ringing: answer it to continue."
+    if state in (CallState.AGENT_ANSWERED, CallState.DIALING_TARGET):
+        return f"✅ You answered. Dialing {target}…"
+    if state is CallState.TARGET_RINGING:
+        return f"🔔 Ringing {target}…"
+    if state is CallState.CONNECTED:
+        return f"🟢 Connected: you're talking to {target}."
+    return _ended_line(call, route_name)
+
+
+def _ended_line(call: CallRecord, route_name: str | None) -> str:
+    you, target = call.agent_phone, call.target
+    reason = call.reason or EndReason.UNKNOWN
+    not_dialed = f"so {target} was not dialed."
+    if reason is EndReason.COMPLETED or (call.connected_at and reason is EndReason.CANCELLED):
+        return f"☎️ Call ended. Duration {duration(call.talk_seconds)}."
+    route = f"the {route_name} route's" if route_name else f"the [{call.route_code}] route's"
+    return {
+        EndReason.AGENT_NO_ANSWER: f"❌ Not connected: you didn't answer your phone {you}, "
+        + not_dialed,
+        EndReason.AGENT_BUSY: f"❌ Not connected: your phone {you} was busy, " + not_dialed,
+        EndReason.AGENT_REJECTED: f"❌ Not connected: your phone {you} declined the call, "
+        + not_dialed,
+        EndReason.TARGET_NO_ANSWER: f"❌ Not connected: {target} didn't answer.",
+        EndReason.TARGET_BUSY: f"❌ Not connected: {target} was busy. Try again later.",
+        EndReason.TARGET_UNREACHABLE: f"❌ Not connected: {target} could not be reached. "
+        "Check the number.",
+        EndReason.CANCELLED: "📴 You hung up before the call connected.",
+        EndReason.TRUNK_UNAVAILABLE: f"❌ Not connected: {route} phone line is not working "
+        "right now. Tell your admin.",
+        EndReason.UNKNOWN: "❓ The phone system lost track of this call, so its outcome is "
+        "unknown. Check /history later or ask your admin.",
+    }[reason]
+
+
+def call_status(call: CallRecord, route_name: str | None = None) -> str:
+    """The ONE status message of a call, as it is at ``call.state``."""
+    return (
+        f"📞 Call to {call.target}\n{caller_id_of_call(call)}\n{call_state_line(call, route_name)}"
+    )
+
+
+def call_status_paused(call: CallRecord) -> str:
+    return (
+        f"📞 Call to {call.target}\n{caller_id_of_call(call)}\n"
+        "⏸ The bot is restarting. Your call goes on; its result will be in /history."
+    )
+
+
+# --------------------------------------------------------------------------- history
+
+_RESULT_WORDS = {
+    EndReason.COMPLETED: "✅ completed",
+    EndReason.AGENT_NO_ANSWER: "❌ you didn't answer",
+    EndReason.AGENT_BUSY: "❌ your phone was busy",
+    EndReason.AGENT_REJECTED: "❌ your phone declined",
+    EndReason.TARGET_NO_ANSWER: "❌ no answer",
+    EndReason.TARGET_BUSY: "❌ busy",
+    EndReason.TARGET_UNREACHABLE: "❌ unreachable",
+    EndReason.CANCELLED: "📴 you hung up",
+    EndReason.TRUNK_UNAVAILABLE: "❌ line not working",
+    EndReason.UNKNOWN: "❓ outcome unknown",
+}
+
+
+def history_line(call: CallRecord) -> str:
+    when = "?"
+    if call.created_at is not None:
+        when = call.created_at.astimezone(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    if not call.is_final:
+        result = "🟢 in progress"
+    else:
+        result = _RESULT_WORDS[call.reason or EndReason.UNKNOWN]
+        if call.connected_at is not None:
+            result += f", talked {duration(call.talk_seconds)}"
+    return f"{when} · {call.target} · [{call.route_code}] · {result}"
+
+
+def history(calls: list[CallRecord]) -> str:
+    if not calls:
+        return "You haven't placed any calls yet. Send /call <number> to place one."
+    count = len(calls)
+    header = "Your last call:" if count == 1 else f"Your last {count} calls, newest first:"
+    return "\n".join([header, *(history_line(c) for c in calls)])
+
+
+# --------------------------------------------------------------------------- admin
+
+AUTHORIZE_USAGE = (
+    "Usage: /authorize <telegram id> <phone> [name], e.g. /authorize 123456789 +12125550123 Alice"
+)
+REVOKE_USAGE = "Usage: /revoke <telegram id>, e.g. /revoke 123456789"
+SETPHONE_USAGE = "Usage: /setphone <telegram id> <phone>, e.g. /setphone 123456789 +12125550123"
+CALLERID_USAGE = "Usage: /callerid <telegram id>, e.g. /callerid 123456789"
+
+
+def agent_label(agent: Agent) -> str:
+    return f"{agent.telegram_id} ({agent.name})" if agent.name else str(agent.telegram_id)
+
+
+def authorized(agent: Agent) -> str:
+    route = "" if agent.route_code else " They have no route yet: they choose one in /settings."
+    return f"✅ Agent {agent_label(agent)} is authorized. Phone: {agent.phone}.{route}"
+
+
+def revoked(agent: Agent) -> str:
+    return f"🚫 Agent {agent_label(agent)} is revoked: they can no longer place calls."
+
+
+def phone_set(agent: Agent) -> str:
+    return f"✅ Agent {agent_label(agent)} will now be rung on {agent.phone}."
+
+
+def agents_list(rows: list[tuple[Agent, str]]) -> str:
+    if not rows:
+        return "No agents yet. Add one with /authorize <telegram id> <phone> [name]."
+    lines = [f"Agents ({len(rows)}):"]
+    for agent, caller_id_line in rows:
+        mark = "✅" if agent.authorized else "🚫"
+        lines.append(f"{mark} {agent_label(agent)} · phone {agent.phone} · {caller_id_line}")
+    return "\n".join(lines)
+
+
+def caller_id_menu(agent: Agent, route: Route, caller_id_line: str) -> str:
+    return (
+        f"Choose the caller ID for agent {agent_label(agent)} on the {route.name} route.\n"
+        f"{caller_id_line}"
+    )
+
+
+def caller_id_no_route(agent: Agent) -> str:
+    return (
+        f"Agent {agent_label(agent)} has no route yet, and a caller ID belongs to a route. "
+        "They choose one in /settings (or /route); then send /callerid again."
+    )
+
+
+def caller_id_set(agent: Agent, caller_id_line: str) -> str:
+    return f"✅ Agent {agent_label(agent)} now calls with\n{caller_id_line}"
+
+
+def caller_id_button(number: str, current: bool) -> str:
+    return f"{number} ✓" if current else number

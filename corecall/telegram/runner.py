@@ -1,0 +1,191 @@
+"""``corecall run``: the real bot, Telegram plus the configured trunk drivers.
+
+Start-up order: credentials are checked first (a missing one is a
+:class:`~corecall.errors.ConfigError` naming it and its environment variable), then the
+store is opened and the trunk drivers are started (an unreachable Asterisk is a clear
+:class:`~corecall.errors.TelephonyError`), then Telegram is logged in. Stopping (SIGTERM or
+Ctrl-C) stops intake, tells agents with a live call that the call goes on, disconnects from
+Telegram and stops the drivers: live calls keep going in Asterisk and every record is kept
+(unfinished ones are reconciled on the next start).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+from telethon import TelegramClient, errors
+
+from corecall.app import App
+from corecall.calls import CallManager
+from corecall.conversation import Conversation
+from corecall.errors import ConfigError, CorecallError, TelephonyError
+from corecall.telegram.adapter import attach_handlers
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_TIMEOUT = 5.0
+
+
+def check_credentials(app: App) -> None:
+    """Raise ConfigError naming every missing Telegram credential and how to set it."""
+    bot = app.config.bot
+    missing = []
+    if not bot.token:
+        missing.append("the bot token (CORECALL_BOT_TOKEN or [bot] token; from @BotFather)")
+    if not bot.api_id:
+        missing.append("the api id (CORECALL_API_ID or [bot] api_id; from my.telegram.org)")
+    if not bot.api_hash:
+        missing.append("the api hash (CORECALL_API_HASH or [bot] api_hash; from my.telegram.org)")
+    if missing:
+        where = f" in {app.config.path}" if app.config.path else " in a config file (corecall init)"
+        raise ConfigError(
+            "cannot start the Telegram bot: missing "
+            + "; ".join(missing)
+            + f". Set the environment variables or the keys{where}. "
+            "To try corecall without Telegram, run `corecall demo`."
+        )
+
+
+def prepare_session_file(path: Path) -> Path:
+    """Make sure the session file (it holds the bot's login) is readable by its owner only:
+    the directory is created 0700, the file 0600 before Telethon opens it."""
+    if path.suffix != ".session":  # Telethon would add it; add it ourselves to chmod the file
+        path = path.with_name(path.name + ".session")
+    try:
+        if not path.parent.exists():
+            path.parent.mkdir(mode=0o700, parents=True)
+            os.chmod(path.parent, 0o700)
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+        os.chmod(path, 0o600)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create the Telegram session file: {exc.strerror}",
+            path=str(path),
+            key="bot.session_path",
+        ) from None
+    return path
+
+
+def _pbx_advice(app: App) -> str:
+    servers = ", ".join(
+        f"[asterisk_servers.{s.name}] {s.host}:{s.port}"
+        for s in app.config.asterisk_servers.values()
+    ) or "none configured"  # fmt: skip
+    return (
+        f"Check that Asterisk is running and its AMI is reachable ({servers}), the AMI "
+        "username and secret (CORECALL_AMI_SECRET), or set the trunks' driver to "
+        '"simulated" to run without Asterisk.'
+    )
+
+
+async def start_calls(app: App) -> CallManager:
+    """Open the store, start the trunk drivers; clear errors when Asterisk can't be reached."""
+    manager = app.call_manager()
+    try:
+        await manager.start()
+    except BaseException as exc:
+        await manager.stop(drain_timeout=1.0)
+        if isinstance(exc, CorecallError) and not isinstance(exc, TelephonyError):
+            raise
+        if not isinstance(exc, TelephonyError | OSError | TimeoutError):
+            raise
+        raise TelephonyError(
+            f"cannot start the trunk drivers: {exc or type(exc).__name__}. {_pbx_advice(app)}"
+        ) from None
+    # The AMI driver keeps reconnecting in the background instead of failing its start; at
+    # start-up an Asterisk that can't be reached is an error the operator must see now.
+    unreachable = [
+        f"{link.describe()}: {link.last_error}"
+        for driver in manager.drivers.values()
+        for link in getattr(driver, "links", {}).values()
+        if not getattr(link, "is_up", True)
+    ]
+    if unreachable:
+        await manager.stop(drain_timeout=1.0)
+        raise TelephonyError(f"cannot reach {'; '.join(unreachable)}. {_pbx_advice(app)}")
+    return manager
+
+
+async def serve(
+    app: App,
+    client: TelegramClient,
+    manager: CallManager,
+    *,
+    stop: asyncio.Event | None = None,
+    conversation_factory: Callable[[App, CallManager], Conversation] = Conversation,
+) -> None:
+    """Run the bot on an already logged-in ``client`` until it disconnects or ``stop`` is
+    set (SIGTERM and SIGINT set it). Stops intake, tells live calls' agents that the call
+    goes on, then disconnects and stops the trunk drivers without ending calls."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    handled = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(signum, stop.set)
+            handled.append(signum)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+            pass
+    conversation = conversation_factory(app, manager)
+    attach_handlers(client, conversation)
+    disconnected = asyncio.ensure_future(client.disconnected)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({disconnected, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        log.info("stopping: no new commands; live calls continue in the PBX")
+        conversation.accepting = False
+        await conversation.shutdown(SHUTDOWN_TIMEOUT)
+    finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)
+        stopping.cancel()
+        await client.disconnect()
+        disconnected.cancel()
+        await manager.stop()
+
+
+async def _run(app: App) -> None:
+    check_credentials(app)
+    bot = app.config.bot
+    session = prepare_session_file(app.config.session_path)
+    app.store  # noqa: B018 - open (and migrate) the store before anything else
+    manager = await start_calls(app)
+    client = TelegramClient(str(session), bot.api_id, bot.api_hash)
+    try:
+        try:
+            await client.start(bot_token=bot.token)
+        except (errors.AccessTokenInvalidError, errors.AccessTokenExpiredError) as exc:
+            raise ConfigError(
+                f"Telegram refused the bot token ({type(exc).__name__}); get a valid one from "
+                "@BotFather and set CORECALL_BOT_TOKEN or [bot] token"
+            ) from None
+        except errors.ApiIdInvalidError:
+            raise ConfigError(
+                "Telegram refused the api id / api hash pair; copy both from my.telegram.org "
+                "into CORECALL_API_ID and CORECALL_API_HASH (or [bot] api_id / api_hash)"
+            ) from None
+        except (OSError, ConnectionError) as exc:
+            raise CorecallError(f"cannot reach Telegram: {exc}") from None
+        os.chmod(session, 0o600)  # in case Telethon re-created it
+        # From now on FloodWait reaches corecall, which waits and coalesces status edits.
+        client.flood_sleep_threshold = 0
+        if not bot.super_admins:
+            log.warning("no [bot] super_admins configured: nobody can use admin commands")
+        me = await client.get_me()
+        log.info("corecall bot @%s is running", getattr(me, "username", "?"))
+    except BaseException:
+        await client.disconnect()
+        await manager.stop()
+        raise
+    await serve(app, client, manager)
+
+
+def run_bot(app: App) -> None:
+    """``corecall run``: blocks until SIGTERM/SIGINT or Telegram disconnects for good."""
+    asyncio.run(_run(app))

@@ -1,0 +1,54 @@
+"""Button callback data: compact, versioned, at most 64 bytes, and parsed strictly."""
+
+from __future__ import annotations
+
+import pytest
+
+from corecall.conversation import callbacks as cb
+
+LONGEST_ID = 2**63 - 1  # 19 digits, more than any Telegram id
+
+
+@pytest.mark.parametrize(
+    ("action", "args", "data"),
+    [
+        (cb.OPEN_ROUTES, (), b"1:rs:501"),
+        (cb.PICK_ROUTE, ("D",), b"1:rp:501:D"),
+        (cb.CONFIRM_ROUTE, ("M",), b"1:ry:501:M"),
+        (cb.CANCEL_ROUTE, (), b"1:rn:501"),
+        (cb.HANG_UP, ("0123456789abcdef" * 2,), b"1:hu:501:" + b"0123456789abcdef" * 2),
+        (cb.SET_CALLER_ID, ("600", "+12125550100"), b"1:ci:501:600:+12125550100"),
+    ],
+)
+def test_every_action_round_trips(action, args, data):
+    assert cb.make(action, 501, *args) == data
+    assert cb.parse(data) == cb.CallbackData(action, 501, args)
+
+
+def test_the_longest_button_fits_telegrams_64_bytes():
+    data = cb.make(cb.SET_CALLER_ID, LONGEST_ID, str(LONGEST_ID), "+" + "9" * 15)
+    assert len(data) <= 64
+    assert cb.parse(data).args == (str(LONGEST_ID), "+" + "9" * 15)
+    hang_up = cb.make(cb.HANG_UP, LONGEST_ID, "f" * 32)
+    assert len(hang_up) <= 64
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        None, b"", b"1", b"1:ry", b"1:ry:501", b"1:ry:501:M:", b"1:ry:501:M:x", b" 1:ry:501:M",
+        b"1:ry:501:M\n", b"2:ry:501:M", b"1:RY:501:M", b"1:ry:-501:M", b"1:ry:0:M",
+        b"1:ry:05:M", b"1:ry:501:m", b"1:ry:501:TOOLONGCODE", b"1:hu:501:" + b"A" * 32,
+        b"1:hu:501:" + b"a" * 31, b"1:ci:501:600:12125550100", b"1:ci:501:600:+0125550100",
+        b"1:rs:501:extra", "1:rs:501", b"1:rs:\xd9\xa5\xd9\xa0\xd9\xa1", b"1:ry:501:M" + b"0" * 60,
+    ],
+)  # fmt: skip
+def test_anything_else_is_refused(data):
+    assert cb.parse(data) is None
+
+
+def test_make_refuses_what_parse_would_refuse():
+    with pytest.raises(ValueError):
+        cb.make(cb.PICK_ROUTE, 501, "m")
+    with pytest.raises(ValueError):
+        cb.make(cb.HANG_UP, 501, "not-a-call-id")

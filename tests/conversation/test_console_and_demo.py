@@ -1,0 +1,149 @@
+"""``corecall console`` and ``corecall demo``: the same conversation in a terminal, scripted
+through stdin (one input per line, every reply and every edit printed)."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import subprocess
+import sys
+
+from corecall_testing import config_dict
+
+from corecall.agents import AgentAdmin
+from corecall.app import App
+from corecall.config import parse_config
+from corecall.console import run_console_async
+
+AGENT = 501
+
+SEED_SELECTION = """\
+you: /settings
+bot #1: ⚙️ Settings
+    Your phone: +12125550111
+    Caller ID: none yet [no route]
+    [1] Select Route 🌐
+you: 1
+bot #1 (edited): Choose a route for your outbound calls:
+    [1] [Main Route]  🌍
+    [2] [Development Route]  🛠️
+you: 2
+bot #1 (edited): Are you sure you want to switch to the Development route?
+    All outbound calls will now go through this route.
+    [1] ✅ Yes, Switch Route
+    [2] ❌ Cancel
+you: 1
+bot #1 (edited): ✅ Your route has been successfully changed to [Development]!
+"""
+
+
+def make_app(tmp_path) -> App:
+    app = App(parse_config(config_dict(tmp_path), path=None))
+    AgentAdmin(app).authorize(AGENT, actor="test", phone="+12125550111", name="Alice")
+    return app
+
+
+async def run_script(app: App, script: str, wait: float = 10.0) -> str:
+    out = io.StringIO()
+    await run_console_async(
+        app, AGENT, stdin=io.StringIO(script), stdout=out, interactive=False, wait=wait
+    )
+    return out.getvalue()
+
+
+async def test_scripted_console_selects_a_route_and_places_a_call(tmp_path):
+    app = make_app(tmp_path)
+    output = await run_script(app, "/settings\n1\n2\n1\n\n/call (212) 555-0123\n")
+    assert output.startswith(SEED_SELECTION)
+    rest = output[len(SEED_SELECTION) :]
+    assert rest.startswith(
+        "you: /call (212) 555-0123\n"
+        "bot #2: 📞 Call to +12125550123\n"
+        "    Caller ID: +12125550199 [D]\n"
+        "    ⏳ Calling your phone +12125550111…\n"
+        "    [1] 📴 Hang up\n"
+    )
+    assert "(end of input: waiting up to 10 s for live calls to end)\n" in rest
+    # Every state is printed as an edit of the same message, ending with the final one.
+    assert rest.count("bot #2 (edited): ") >= 2
+    assert "    🔔 Ringing +12125550123…\n" in rest
+    assert rest.endswith(
+        "bot #2 (edited): 📞 Call to +12125550123\n"
+        "    Caller ID: +12125550199 [D]\n"
+        "    ☎️ Call ended. Duration 0:00.\n"
+    )
+    (call,) = app.store.recent_calls(AGENT)
+    assert (call.target, call.route_code, call.reason.value) == ("+12125550123", "D", "completed")
+    app.close()
+
+
+async def test_hang_up_by_typing_the_buttons_number(tmp_path):
+    app = App(parse_config(config_dict(tmp_path, trunks={
+        "dev": {"driver": "simulated", "ring_seconds": 0.5, "talk_seconds": 5},
+    }), path=None))  # fmt: skip
+    AgentAdmin(app).authorize(AGENT, actor="test", phone="+12125550111", name="Alice")
+    AgentAdmin(app).set_route(AGENT, "D", actor="test")
+    output = await run_script(app, "/call +12125550123\n1\n")
+    assert "you: 1\nbot (notice): Hanging up…\n" in output
+    assert output.endswith("    📴 You hung up before the call connected.\n")
+    app.close()
+
+
+async def test_a_number_without_a_button_says_so(tmp_path):
+    app = make_app(tmp_path)
+    output = await run_script(app, "7\n/route D\n")
+    assert output == (
+        "you: 7\n"
+        "bot (notice): There is no button [7] on screen.\n"
+        "you: /route D\n"
+        "bot #1: ✅ Your route has been successfully changed to [Development]!\n"
+    )
+    app.close()
+
+
+def test_corecall_demo_scripted_end_to_end(tmp_path):
+    """The README's run command, scripted: route selection, then a simulated call."""
+    env = {**os.environ, "CORECALL_DATA_DIR": str(tmp_path), "CORECALL_DEMO_SPEED": "10"}
+    script = "/start\n/call +12125550123\n2\n1\n/call +12125550123\n/history\n"
+    done = subprocess.run(
+        [sys.executable, "-m", "corecall", "demo"], input=script, capture_output=True,
+        text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert out.startswith("corecall demo: the Telegram bot's conversation in your terminal")
+    assert "Before your first call, choose a route in /settings." in out
+    assert (
+        "you: /call +12125550123\n"
+        "bot #2: You haven't chosen a route yet, so I can't place calls for you. Choose one "
+        "below, then send your /call again.\n"
+        "    [1] [Main Route]  🌍\n"
+        "    [2] [Development Route]  🛠️\n"
+        "you: 2\n"
+        "bot #2 (edited): Are you sure you want to switch to the Development route?\n"
+        "    All outbound calls will now go through this route.\n"
+        "    [1] ✅ Yes, Switch Route\n"
+        "    [2] ❌ Cancel\n"
+        "you: 1\n"
+        "bot #2 (edited): ✅ Your route has been successfully changed to [Development]!\n"
+        "you: /call +12125550123\n"
+        "bot #3: 📞 Call to +12125550123\n"
+        "    Caller ID: +12125550199 [D]\n"
+        "    ⏳ Calling your phone +12125550111…\n"
+    ) in out
+    assert "· +12125550123 · [D] · 🟢 in progress\n" in out  # /history while it rings
+    assert re.search(r"\n    ☎️ Call ended\. Duration 0:0[01]\.\n\Z", out)  # ~0.5 s of talk
+    assert (tmp_path / "demo" / "corecall.sqlite3").exists()  # its own database
+
+    # The route persists: the next run calls right away; --reset forgets it.
+    again = subprocess.run(
+        [sys.executable, "-m", "corecall", "demo"], input="/settings\n", capture_output=True,
+        text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert "    Caller ID: +12125550199 [D]\n" in again.stdout
+    reset = subprocess.run(
+        [sys.executable, "-m", "corecall", "demo", "--reset"], input="/settings\n",
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert "    Caller ID: none yet [no route]\n" in reset.stdout

@@ -1,0 +1,164 @@
+"""``corecall run``: credentials, the session file, an unreachable PBX, and SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import stat
+import time
+
+import pytest
+from bot_under_test import AGENT_ID, AGENT_PHONE, TARGET
+from corecall_testing import config_dict, write_toml
+from fakes import Switchboard
+from harness import OfflineTelegram
+
+from corecall.agents import AgentAdmin
+from corecall.app import App
+from corecall.cli import main
+from corecall.config import parse_config
+from corecall.conversation import Conversation
+from corecall.domain import CallState
+from corecall.errors import TelephonyError
+from corecall.telegram.runner import _run, prepare_session_file, serve, start_calls
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())  # the CLI's console wraps long lines
+
+
+def scripted_app(tmp_path, board: Switchboard, **sections) -> App:
+    raw = config_dict(tmp_path, **sections)
+    raw["trunks"] = {"main": {"driver": "scripted"}, "dev": {"driver": "scripted"}}
+    return App(parse_config(raw, path=None), extra_plugins=[("test_driver", board.plugin())])
+
+
+def test_missing_credentials_are_named_with_how_to_fix_them(tmp_path, capsys):
+    path = write_toml(tmp_path / "corecall.toml", config_dict(tmp_path))
+    assert main(["--config", str(path), "run"]) == 1
+    err = one_line(capsys.readouterr().err)
+    assert err == one_line(
+        "error: cannot start the Telegram bot: missing the bot token (CORECALL_BOT_TOKEN or "
+        "[bot] token; from @BotFather); the api id (CORECALL_API_ID or [bot] api_id; from "
+        "my.telegram.org); the api hash (CORECALL_API_HASH or [bot] api_hash; from "
+        f"my.telegram.org). Set the environment variables or the keys in {path}. To try "
+        "corecall without Telegram, run `corecall demo`."
+    )
+
+
+def test_only_the_missing_credential_is_named(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CORECALL_BOT_TOKEN", "123:abc")
+    monkeypatch.setenv("CORECALL_API_ID", "12345")
+    path = write_toml(tmp_path / "corecall.toml", config_dict(tmp_path))
+    assert main(["--config", str(path), "run"]) == 1
+    err = one_line(capsys.readouterr().err)
+    assert "missing the api hash (CORECALL_API_HASH or [bot] api_hash" in err
+    assert "bot token" not in err and "api id" not in err
+    assert "Traceback" not in err
+
+
+def test_the_session_file_is_readable_by_its_owner_only(tmp_path):
+    path = prepare_session_file(tmp_path / "private" / "bot")
+    assert path == tmp_path / "private" / "bot.session"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    loose = tmp_path / "loose.session"
+    loose.write_text("")
+    loose.chmod(0o644)
+    prepare_session_file(loose)
+    assert stat.S_IMODE(loose.stat().st_mode) == 0o600
+
+
+async def test_an_unreachable_pbx_is_a_clear_error_before_telegram_is_touched(
+    tmp_path, monkeypatch
+):
+    for name, value in (("TOKEN", "123:abc"), ("API_ID", "12345"), ("API_HASH", "f" * 32)):
+        monkeypatch.setenv(f"CORECALL_BOT_{name}" if name == "TOKEN" else f"CORECALL_{name}",
+                           value)  # fmt: skip
+    board = Switchboard()
+    board.start_error = ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5038)")
+    app = scripted_app(tmp_path, board, asterisk_servers={"pbx1": {"port": 5038}})
+    with pytest.raises(TelephonyError) as caught:
+        await _run(app)
+    assert str(caught.value) == (
+        "cannot start the trunk drivers: [Errno 111] Connect call failed ('127.0.0.1', 5038). "
+        "Check that Asterisk is running and its AMI is reachable ([asterisk_servers.pbx1] "
+        "127.0.0.1:5038), the AMI username and secret (CORECALL_AMI_SECRET), or set the "
+        'trunks\' driver to "simulated" to run without Asterisk.'
+    )
+    app.close()
+
+
+def test_corecall_run_with_asterisk_unreachable_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    for name, value in (("BOT_TOKEN", "123:abc"), ("API_ID", "12345"), ("API_HASH", "f" * 32)):
+        monkeypatch.setenv(f"CORECALL_{name}", value)
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    raw = config_dict(
+        tmp_path,
+        asterisk_servers={"pbx1": {"port": port, "secret": "s3cret-s3cret", "action_timeout": 0.3}},
+        trunks={"main": {"driver": "asterisk_ami", "server": "pbx1", "endpoint": "corecall-main"}},
+    )
+    path = write_toml(tmp_path / "corecall.toml", raw)
+    assert main(["--config", str(path), "run"]) == 1
+    err = one_line(capsys.readouterr().err)
+    assert err.startswith(f"error: cannot reach Asterisk 'pbx1' (AMI 127.0.0.1:{port}): ")
+    assert err.endswith(
+        f"Check that Asterisk is running and its AMI is reachable ([asterisk_servers.pbx1] "
+        f"127.0.0.1:{port}), the AMI username and secret (CORECALL_AMI_SECRET), or set the "
+        'trunks\' driver to "simulated" to run without Asterisk.'
+    )
+    assert "Traceback" not in err
+
+
+async def test_sigterm_stops_intake_and_leaves_live_calls_to_the_pbx(tmp_path):
+    board = Switchboard()
+    app = scripted_app(tmp_path, board)
+    AgentAdmin(app).authorize(AGENT_ID, actor="test", phone=AGENT_PHONE, name="Alice")
+    AgentAdmin(app).set_route(AGENT_ID, "D", actor="test")
+    calls = await start_calls(app)
+    client = OfflineTelegram()
+    alice = client.user(AGENT_ID, "Alice")
+
+    def unthrottled(app, calls):
+        return Conversation(app, calls, edit_interval=0.0)
+
+    serving = asyncio.create_task(serve(app, client, calls, conversation_factory=unthrottled))
+
+    async def until(predicate):
+        deadline = time.monotonic() + 3
+        while not predicate():
+            assert time.monotonic() < deadline, "timed out"
+            await asyncio.sleep(0.005)
+
+    await until(lambda: client.list_event_handlers())
+    await client.feed(client.private_text(alice, f"/call {TARGET}"))
+    call_id = board.last_call_id
+    board.move(CallState.AGENT_RINGING)
+    await until(lambda: client.edits())
+
+    os.kill(os.getpid(), signal.SIGTERM)
+    await asyncio.wait_for(serving, 5)
+
+    final = client.edits()[-1]
+    assert final.message == (
+        "📞 Call to +12125550123\nCaller ID: +12125550199 [D]\n"
+        "⏸ The bot is restarting. Your call goes on; its result will be in /history."
+    )
+    assert final.reply_markup is None
+    assert board.hangups == [] and board.stopped == 1  # the call was left to the PBX
+    record = app.store.get_call(call_id)
+    assert record.state is CallState.AGENT_RINGING  # kept, not ended
+    assert not client.is_connected()
+
+    # No intake any more: a late /call is not dialed.
+    await client.feed(client.private_text(alice, "/call +12125550124"))
+    assert client.sent()[-1].message == (
+        "The bot is restarting, so nothing was done. Send your command again in a minute."
+    )
+    assert len(board.originated) == 1
+    await client.aclose()
+    app.close()
