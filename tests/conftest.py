@@ -39,15 +39,23 @@ def make_config(tmp_path):
 # The README's test command must show that the real-server suites ran: one line per marker.
 _REAL_SERVER_MARKERS = {"postgres": "real PostgreSQL", "lab": "Asterisk lab"}
 _outcomes: dict[str, dict[str, int]] = {m: {} for m in _REAL_SERVER_MARKERS}
+_marked: dict[str, str] = {}  # nodeid -> marker (markers, not keywords: tests/lab is a dir)
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        for marker in _REAL_SERVER_MARKERS:
+            if item.get_closest_marker(marker) is not None:
+                _marked[item.nodeid] = marker
 
 
 def pytest_runtest_logreport(report):
     if report.when != "call" and not (report.when == "setup" and report.outcome != "passed"):
         return
-    for marker in _REAL_SERVER_MARKERS:
-        if marker in report.keywords:
-            counts = _outcomes[marker]
-            counts[report.outcome] = counts.get(report.outcome, 0) + 1
+    marker = _marked.get(report.nodeid)
+    if marker is not None:
+        counts = _outcomes[marker]
+        counts[report.outcome] = counts.get(report.outcome, 0) + 1
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -1,0 +1,187 @@
+"""Helpers for tests that use the Asterisk lab: load ``asterisk/lab.py``, make instances on
+free ports, build the driver's Originate, and collect AMI events with raw panoramisk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import socket
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+LAB_PY = REPO / "asterisk" / "lab.py"
+
+CALLER_ID = "+15551230001"
+
+
+def load_lab_module():
+    """Import asterisk/lab.py (not a package) once, as ``corecall_lab``."""
+    name = "corecall_lab"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, LAB_PY)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+labmod = load_lab_module()
+
+
+def free_udp(host: str) -> int:
+    return labmod.free_port(host, socket.SOCK_DGRAM)
+
+
+def make_lab(instance: str, hosts: tuple[str, str] = ("127.0.0.2", "127.0.0.3"), **kwargs):
+    """A Lab on free ports; carriers corecall-main/corecall-dev on the two given addresses.
+
+    The processes die with the test process even if it is killed (PR_SET_PDEATHSIG), and a
+    later run reaps instances whose owner is gone.
+    """
+    main, dev = hosts
+    options: dict[str, Any] = {
+        "ami_port": labmod.free_port(),
+        "sip_port": free_udp("127.0.0.1"),
+        "carriers": {
+            "corecall-main": f"{main}:{free_udp(main)}",
+            "corecall-dev": f"{dev}:{free_udp(dev)}",
+        },
+        "rtp_ports": (20000, 29999),
+        "die_with_parent": True,
+    }
+    options.update(kwargs)
+    return labmod.Lab(instance, **options)
+
+
+def new_call_id() -> str:
+    return uuid.uuid4().hex
+
+
+def originate_action(
+    call_id: str,
+    agent: str,
+    target: str,
+    *,
+    trunk: str = "corecall-main",
+    caller_id: str = CALLER_ID,
+    agent_timeout_ms: int = 30000,
+    dial_timeout: int = 10,
+    exten: str | None = None,
+    variables: str | None = None,
+) -> dict[str, str]:
+    """The Originate exactly as the AMI driver sends it (Async, never Application/Data)."""
+    return {
+        "Action": "Originate",
+        "Channel": f"PJSIP/{agent}@{trunk}",
+        "Context": "corecall-bridge",
+        "Exten": target if exten is None else exten,
+        "Priority": "1",
+        "CallerID": target,
+        "Timeout": str(agent_timeout_ms),
+        "ChannelId": f"{call_id}-a",
+        "Variable": variables
+        or (
+            f"CORECALL_CALL_ID={call_id},CORECALL_TRUNK={trunk},"
+            f"CORECALL_CALLER_ID={caller_id},CORECALL_DIAL_TIMEOUT={dial_timeout}"
+        ),
+        "Async": "true",
+    }
+
+
+async def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02):
+    """Poll predicate() until it returns something truthy; return it or raise TimeoutError."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if loop.time() > deadline:
+            raise TimeoutError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)
+
+
+class AmiSession:
+    """A raw panoramisk connection as the lab's ``corecall`` AMI user, recording events.
+
+    Note: panoramisk routes an event carrying the ActionID of a pending action to that
+    action's future instead of the event callbacks, so the OriginateResponse of an Originate
+    sent through ``send_action`` arrives in the action's result, not in :attr:`events`.
+    """
+
+    def __init__(self, lab) -> None:
+        self.lab = lab
+        self.events: list[Any] = []
+        self.manager = None
+
+    async def __aenter__(self) -> AmiSession:
+        from panoramisk import Manager
+
+        self.manager = Manager(
+            host=self.lab.ami_host,
+            port=self.lab.ami_port,
+            username=self.lab.ami_user,
+            secret=self.lab.ami_secret,
+            loop=asyncio.get_running_loop(),
+            ping_delay=3600,
+            reconnect_timeout=3600,
+        )
+        self.manager.register_event("*", self._on_event)
+        await asyncio.wait_for(self.manager.connect(), 5)
+        await wait_until(lambda: self.named("FullyBooted"), 5)
+        assert self.manager.authenticated
+        return self
+
+    def _on_event(self, _manager, event) -> None:
+        self.events.append(event)
+
+    async def __aexit__(self, *exc: object) -> None:
+        with contextlib.suppress(Exception):
+            self.manager.close()
+
+    async def send(self, action: dict[str, str], timeout: float = 10.0):
+        return await asyncio.wait_for(self.manager.send_action(action), timeout)
+
+    def named(self, name: str, **fields: str) -> list[Any]:
+        return [
+            e
+            for e in self.events
+            if e.get("Event") == name and all(e.get(k) == v for k, v in fields.items())
+        ]
+
+    def of_call(self, call_id: str) -> list[Any]:
+        linked = f"{call_id}-a"
+        return [
+            e
+            for e in self.events
+            if e.get("Linkedid") == linked
+            or e.get("DestLinkedid") == linked
+            or e.get("CallId") == call_id
+        ]
+
+    def end_event(self, call_id: str):
+        found = self.named("UserEvent", UserEvent="CorecallEnd", CallId=call_id)
+        return found[0] if found else None
+
+    async def wait_call_over(self, call_id: str, timeout: float = 15.0) -> list[Any]:
+        """Wait until every channel of the call has hung up; return the call's events."""
+
+        def over():
+            events = self.of_call(call_id)
+            live: set[str] = set()
+            for e in events:
+                if e.get("Event") == "Newchannel":
+                    live.add(e.get("Uniqueid"))
+                elif e.get("Event") == "Hangup":
+                    live.discard(e.get("Uniqueid"))
+            return events if events and not live else None
+
+        await wait_until(over, timeout)
+        await asyncio.sleep(0.1)  # let trailing events of the same instant arrive
+        return self.of_call(call_id)
