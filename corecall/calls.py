@@ -378,23 +378,19 @@ class CallManager:
                     self._writes.task_done()
 
     async def _persist(self, batch: list[_Transition]) -> None:
-        def write() -> None:
-            for item in batch:
-                if item.previous is None:
-                    continue  # creation was written by place()
-                r = item.record
-                self.store.record_transition(
-                    r.id, r.state, item.at, reason=r.reason, detail=r.detail
-                )
-
+        # Only each call's newest record matters: it carries every stage time so far, so a
+        # burst of transitions is one write per call (creation was written by place()).
+        latest = {item.call_id: item.record for item in batch if item.previous is not None}
+        if not latest:
+            return
         for attempt in range(5):
             try:
-                await run_blocking(write)
+                await run_blocking(self.store.save_progress, list(latest.values()))
                 return
             except StoreError:
                 log.exception("writing call state failed (attempt %d)", attempt + 1)
                 await asyncio.sleep(0.2 * 2**attempt)
-        log.critical("call states could not be written: %s", [b.call_id for b in batch])
+        log.critical("call states could not be written: %s", sorted(latest))
 
     def _announce(self, item: _Transition) -> None:
         record = item.record

@@ -16,7 +16,14 @@ import datetime as _dt
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
-from corecall.domain import Agent, AuditEntry, CallRecord, CallState, EndReason
+from corecall.domain import (
+    STAGE_TIMESTAMP_FIELD,
+    Agent,
+    AuditEntry,
+    CallRecord,
+    CallState,
+    EndReason,
+)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -95,6 +102,24 @@ class Store(abc.ABC):
     ) -> CallRecord:  # fmt: skip
         """Write a state change: the new state, the stage timestamp, and for ENDED the
         reason/detail. Returns the updated record."""
+
+    def save_progress(self, calls: list[CallRecord]) -> None:
+        """Write the latest in-memory state of several calls at once (the call writer's fast
+        path): each call's state, every stage time it has (a stage's first time wins) and,
+        once ended, its reason and detail. A call already ENDED on record is left alone.
+
+        The default replays :meth:`record_transition` stage by stage; backends override it
+        with one statement per call in one transaction."""
+        for call in calls:
+            for state, field in STAGE_TIMESTAMP_FIELD.items():
+                at = getattr(call, field)
+                if at is None or state.order > call.state.order:
+                    continue
+                final = state is CallState.ENDED
+                self.record_transition(
+                    call.id, state, at,
+                    reason=call.reason if final else None, detail=call.detail if final else "",
+                )  # fmt: skip
 
     @abc.abstractmethod
     def get_call(self, call_id: str) -> CallRecord | None: ...

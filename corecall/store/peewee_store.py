@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
+import attrs
 import peewee
 from playhouse.pool import MaxConnectionsExceeded
 
@@ -493,7 +494,8 @@ class PeeweeStore(Store):
                 self._m.Call.insert(**values).execute()
             except peewee.IntegrityError:
                 raise AlreadyExistsError(f"call {call.id!r} exists already") from None
-            return self._call(self._call_row(call.id))
+        # What was written, without reading it back (place() waits for this).
+        return attrs.evolve(call, created_at=values["created_at"])
 
     def record_transition(
         self, call_id: str, state: CallState, at: _dt.datetime, *,
@@ -515,6 +517,32 @@ class PeeweeStore(Store):
             if changes:
                 self._m.Call.update(changes).where(self._m.Call.id == call_id).execute()
             return self._call(self._call_row(call_id))
+
+    def save_progress(self, calls: list[CallRecord]) -> None:
+        """One UPDATE per call, all in one transaction: no read-back. Stage times keep the
+        first value written (COALESCE); an ENDED row is never touched again."""
+        Call = self._m.Call
+        updates = []
+        for call in calls:
+            state = CallState(call.state)
+            fields: dict[Any, Any] = {Call.state: state.value}
+            for name in STAGE_TIMESTAMP_FIELD.values():
+                stamp = getattr(call, name)
+                if stamp is not None:
+                    column = getattr(Call, name)
+                    fields[column] = peewee.fn.COALESCE(column, _as_utc(stamp, name))
+            if state is CallState.ENDED:
+                fields[Call.reason] = EndReason(call.reason or EndReason.UNKNOWN).value
+                fields[Call.detail] = _text(call.detail, "detail")
+            call_id = _text(call.id, "call id")
+            updates.append(
+                Call.update(fields).where(
+                    (Call.id == call_id) & (Call.state != CallState.ENDED.value)
+                )
+            )
+        with self._session(write=True):
+            for update in updates:
+                update.execute()
 
     @staticmethod
     def _transition_changes(row, state, at, reason, detail) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -308,6 +309,45 @@ def test_other_timezones_are_stored_as_utc(store: Store):
     assert call.created_at == local
     assert call.created_at.tzinfo is UTC or call.created_at.utcoffset() == dt.timedelta(0)
     assert call.created_at.hour == 12 and call.created_at.microsecond == 654321
+
+
+def test_save_progress_writes_latest_state_of_many_calls(store: Store):
+    t0 = dt.datetime(2026, 1, 2, 3, 4, 5, 123000, tzinfo=dt.UTC)
+    a = store.create_call(make_call(created_at=t0))
+    b = store.create_call(make_call(created_at=t0))
+    a_live = attrs.evolve(
+        a, state=CallState.CONNECTED, dialing_agent_at=t0, agent_answered_at=t0,
+        connected_at=t0 + dt.timedelta(seconds=3),
+    )  # fmt: skip
+    b_done = attrs.evolve(
+        b, state=CallState.ENDED, dialing_agent_at=t0, reason=EndReason.AGENT_BUSY,
+        detail="agent phone busy", ended_at=t0 + dt.timedelta(seconds=1),
+    )  # fmt: skip
+    store.save_progress([a_live, b_done])
+    got_a, got_b = store.get_call(a.id), store.get_call(b.id)
+    assert got_a.state is CallState.CONNECTED and got_a.reason is None
+    assert got_a.connected_at == t0 + dt.timedelta(seconds=3)
+    assert (got_b.state, got_b.reason, got_b.detail) == (
+        CallState.ENDED, EndReason.AGENT_BUSY, "agent phone busy",
+    )  # fmt: skip
+    assert [c.id for c in store.unfinished_calls()] == [a.id]
+
+
+def test_save_progress_keeps_first_stage_time_and_final_state(store: Store):
+    t0 = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    call = store.create_call(make_call(created_at=t0))
+    store.save_progress([attrs.evolve(call, state=CallState.DIALING_AGENT, dialing_agent_at=t0)])
+    later = t0 + dt.timedelta(seconds=9)
+    ended = attrs.evolve(
+        call, state=CallState.ENDED, dialing_agent_at=later, ended_at=later,
+        reason=EndReason.COMPLETED,
+    )  # fmt: skip
+    store.save_progress([ended])
+    got = store.get_call(call.id)
+    assert got.dialing_agent_at == t0  # the first time of a stage wins
+    store.save_progress([attrs.evolve(ended, reason=EndReason.TARGET_BUSY, ended_at=t0)])
+    again = store.get_call(call.id)
+    assert (again.reason, again.ended_at) == (EndReason.COMPLETED, later)  # final is final
 
 
 def test_recent_calls_order_limit_and_agent_filter(store: Store):
