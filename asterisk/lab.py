@@ -112,6 +112,8 @@ LOAD_MODULES = frozenset(
         "pbx_config",
         "app_dial",
         "app_userevent",
+        "func_pjsip_endpoint",  # corecall asterisk check: PJSIP_ENDPOINT() via Getvar
+        "func_dialplan",  # corecall asterisk check: DIALPLAN_EXISTS() via Getvar
         "app_stack",
         "app_verbose",
         "func_strings",
