@@ -140,7 +140,9 @@ class CallManager:
 
     async def prepare(self, agent_id: int, text: str) -> tuple[CallRequest, Agent]:
         """Every check a call must pass, without placing it. Raises RefusedError."""
-        agent = await run_blocking(self.store.get_agent, agent_id)
+        since = self._clock() - _dt.timedelta(minutes=1)
+        # One trip to the store thread for both reads: this is on the path to the Originate.
+        agent, recent = await run_blocking(self._agent_and_recent_calls, agent_id, since)
         if agent is None or not agent.authorized:
             raise RefusedError(
                 "not_authorized",
@@ -161,8 +163,6 @@ class CallManager:
         verdict = self.plugins.parse_number(text, route)
         if not verdict.ok:
             raise RefusedError(verdict.reason or "invalid", verdict.message)
-        since = self._clock() - _dt.timedelta(minutes=1)
-        recent = await run_blocking(self.store.count_calls_since, agent_id, since)
         limits = self.config.limits
         request = CallRequest(
             agent=agent,
@@ -180,6 +180,12 @@ class CallManager:
         if refusal is not None:
             raise RefusedError(refusal.reason, refusal.message)
         return request, agent
+
+    def _agent_and_recent_calls(
+        self, agent_id: int, since: _dt.datetime
+    ) -> tuple[Agent | None, int]:
+        agent = self.store.get_agent(agent_id)
+        return agent, (self.store.count_calls_since(agent_id, since) if agent else 0)
 
     async def place(self, agent_id: int, text: str) -> CallRecord:
         """Check and place a call; returns its record (already DIALING_AGENT or ENDED).

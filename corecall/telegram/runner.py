@@ -99,16 +99,11 @@ async def start_calls(app: App) -> CallManager:
             f"cannot start the trunk drivers: {exc or type(exc).__name__}. {_pbx_advice(app)}"
         ) from None
     # The AMI driver keeps reconnecting in the background instead of failing its start; at
-    # start-up an Asterisk that can't be reached is an error the operator must see now.
-    unreachable = [
-        f"{link.describe()}: {link.last_error}"
-        for driver in manager.drivers.values()
-        for link in getattr(driver, "links", {}).values()
-        if not getattr(link, "is_up", True)
-    ]
-    if unreachable:
+    # start-up a PBX that can't be reached is an error the operator must see now.
+    problems = [p for driver in manager.drivers.values() for p in driver.problems()]
+    if problems:
         await manager.stop(drain_timeout=1.0)
-        raise TelephonyError(f"cannot reach {'; '.join(unreachable)}. {_pbx_advice(app)}")
+        raise TelephonyError(f"{'; '.join(problems)}. {_pbx_advice(app)}")
     return manager
 
 

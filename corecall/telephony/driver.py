@@ -76,6 +76,12 @@ class TrunkDriver(abc.ABC):
     async def stop(self) -> None:
         """Disconnect. Live calls are left to finish in the PBX."""
 
+    def problems(self) -> list[str]:
+        """What stops this driver from placing calls right now, one sentence each (empty
+        when it can). ``corecall run`` refuses to start while there are problems at start-up;
+        a driver that reconnects in the background reports its unreachable PBXs here."""
+        return []
+
     @abc.abstractmethod
     async def originate(self, request: OriginateRequest, progress: ProgressCallback) -> None:
         """Start the call and return once the PBX accepted the request.
