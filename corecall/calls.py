@@ -20,6 +20,8 @@ import datetime as _dt
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import attrs
 
@@ -38,10 +40,11 @@ from corecall.domain import (
 )
 from corecall.errors import CorecallError, RefusedError, StoreError, UnsafeValueError
 from corecall.plugins import Plugins
-from corecall.store import Store, run_blocking
+from corecall.store import Store
 from corecall.telephony.driver import OriginateRequest, TrunkDriver
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Extra seconds, beyond both ring timeouts, before a call that never connected and that the
 #: PBX stopped reporting on is ended as ``unknown``.
@@ -95,6 +98,13 @@ class CallManager:
         self._writes: asyncio.Queue[_Transition] | None = None
         self._writer: asyncio.Task | None = None
         self._started_drivers: set[str] = set()
+        # Every store call of this manager runs on ONE worker thread: SQLite then never has
+        # two of our writers contending for its lock (a contended writer sleeps in its busy
+        # handler for milliseconds), and the event loop is never blocked by the database.
+        self._store_thread = ThreadPoolExecutor(1, thread_name_prefix="corecall-store")
+
+    async def _in_store(self, fn: Callable[..., T], *args) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._store_thread, fn, *args)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self, *, reconcile: bool = True) -> None:
@@ -142,7 +152,7 @@ class CallManager:
         """Every check a call must pass, without placing it. Raises RefusedError."""
         since = self._clock() - _dt.timedelta(minutes=1)
         # One trip to the store thread for both reads: this is on the path to the Originate.
-        agent, recent = await run_blocking(self._agent_and_recent_calls, agent_id, since)
+        agent, recent = await self._in_store(self._agent_and_recent_calls, agent_id, since)
         if agent is None or not agent.authorized:
             raise RefusedError(
                 "not_authorized",
@@ -231,7 +241,7 @@ class CallManager:
             if refusal is not None:
                 raise RefusedError(refusal.reason, refusal.message)
             record, originate, driver = await self._record(request, agent)
-        await run_blocking(
+        await self._in_store(
             self.store.audit, actor, "call.operator", record.id,
             f"route {route.code}, agent phone {agent.phone}, target {request.target}",
         )  # fmt: skip
@@ -277,7 +287,7 @@ class CallManager:
             caller_id=request.caller_id,
             created_at=self._clock(),
         )
-        record = await run_blocking(self.store.create_call, record)
+        record = await self._in_store(self.store.create_call, record)
         self._track(record)
         return record, originate, driver
 
@@ -391,7 +401,7 @@ class CallManager:
             return
         for attempt in range(5):
             try:
-                await run_blocking(self.store.save_progress, list(latest.values()))
+                await self._in_store(self.store.save_progress, list(latest.values()))
                 return
             except StoreError:
                 log.exception("writing call state failed (attempt %d)", attempt + 1)
@@ -424,7 +434,7 @@ class CallManager:
         """
         current = self._live.get(call_id)
         if current is None:
-            stored = await run_blocking(self.store.get_call, call_id)
+            stored = await self._in_store(self.store.get_call, call_id)
             if stored is not None:
                 yield stored
             return
@@ -444,7 +454,7 @@ class CallManager:
     async def wait_final(self, call_id: str, timeout: float | None = None) -> CallRecord:
         fut = self._finished.get(call_id)
         if fut is None:
-            stored = await run_blocking(self.store.get_call, call_id)
+            stored = await self._in_store(self.store.get_call, call_id)
             if stored is None:
                 raise KeyError(call_id)
             return stored
@@ -460,7 +470,7 @@ class CallManager:
 
     # ------------------------------------------------------------------ reconcile
     async def _reconcile_unfinished(self) -> None:
-        unfinished = await run_blocking(self.store.unfinished_calls)
+        unfinished = await self._in_store(self.store.unfinished_calls)
         by_driver: dict[str, list[CallRecord]] = collections.defaultdict(list)
         for record in unfinished:
             self._live[record.id] = record
