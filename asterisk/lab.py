@@ -434,6 +434,39 @@ def render_modules_conf(available: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def originate_action(
+    call_id: str,
+    agent: str,
+    target: str,
+    *,
+    trunk: str = "corecall-main",
+    caller_id: str = "+15551230001",
+    agent_timeout_ms: int = 30000,
+    dial_timeout: int = 10,
+    exten: str | None = None,
+    variables: str | None = None,
+) -> dict[str, str]:
+    """The Originate exactly as corecall's AMI driver sends it (Async, never
+    Application/Data), for the lab's own checks, recordings and tests."""
+    return {
+        "Action": "Originate",
+        "Channel": f"PJSIP/{agent}@{trunk}",
+        "Context": "corecall-bridge",
+        "Exten": exten if exten is not None else target,
+        "Priority": "1",
+        "CallerID": target,
+        "Timeout": str(agent_timeout_ms),
+        "ChannelId": f"{call_id}-a",
+        "Variable": variables
+        if variables is not None
+        else (
+            f"CORECALL_CALL_ID={call_id},CORECALL_TRUNK={trunk},"
+            f"CORECALL_CALLER_ID={caller_id},CORECALL_DIAL_TIMEOUT={dial_timeout}"
+        ),
+        "Async": "true",
+    }
+
+
 def render_logger_conf() -> str:
     full = "notice,warning,error,verbose,debug" if os.environ.get("CORECALL_LAB_VERBOSE") else ""
     lines = ["[general]", "[logfiles]", "messages.log => notice,warning,error"]

@@ -129,38 +129,6 @@ class RawAMI:
                 await self._task
 
 
-def originate_action(
-    call_id: str,
-    agent: str,
-    target: str,
-    *,
-    trunk: str = "corecall-main",
-    caller_id: str = CALLER_ID,
-    agent_timeout_ms: int = 30000,
-    dial_timeout: int = 10,
-    exten: str | None = None,
-    variables: str | None = None,
-) -> dict[str, str]:
-    """The Originate exactly as corecall's AMI driver sends it."""
-    return {
-        "Action": "Originate",
-        "Channel": f"PJSIP/{agent}@{trunk}",
-        "Context": "corecall-bridge",
-        "Exten": exten if exten is not None else target,
-        "Priority": "1",
-        "CallerID": target,
-        "Timeout": str(agent_timeout_ms),
-        "ChannelId": f"{call_id}-a",
-        "Variable": variables
-        if variables is not None
-        else (
-            f"CORECALL_CALL_ID={call_id},CORECALL_TRUNK={trunk},"
-            f"CORECALL_CALLER_ID={caller_id},CORECALL_DIAL_TIMEOUT={dial_timeout}"
-        ),
-        "Async": "true",
-    }
-
-
 def belongs(msg: dict[str, str], call_id: str, action_id: str) -> bool:
     linked = f"{call_id}-a"
     return (
@@ -356,7 +324,7 @@ async def run_scenario(ami: RawAMI, lab: labmod.Lab, sc: Scenario) -> None:
     lab.clear_invites()
     start = len(ami.messages)
     t0 = time.monotonic()
-    action = originate_action(
+    action = labmod.originate_action(
         call_id,
         sc.agent,
         sc.target,
@@ -646,7 +614,9 @@ async def record_stream(lab: labmod.Lab, calls: int, burst: int) -> bytes:
             n = min(burst, calls - done)
             ids = [uuid.uuid4().hex for _ in range(n)]
             start = len(ami.messages)
-            await asyncio.gather(*(ami.send(originate_action(i, AGENT, TARGET)) for i in ids))
+            await asyncio.gather(
+                *(ami.send(labmod.originate_action(i, AGENT, TARGET)) for i in ids)
+            )
             pending = set(ids)
             deadline = time.monotonic() + 60
             while pending and time.monotonic() < deadline:

@@ -63,35 +63,7 @@ def new_call_id() -> str:
     return uuid.uuid4().hex
 
 
-def originate_action(
-    call_id: str,
-    agent: str,
-    target: str,
-    *,
-    trunk: str = "corecall-main",
-    caller_id: str = CALLER_ID,
-    agent_timeout_ms: int = 30000,
-    dial_timeout: int = 10,
-    exten: str | None = None,
-    variables: str | None = None,
-) -> dict[str, str]:
-    """The Originate exactly as the AMI driver sends it (Async, never Application/Data)."""
-    return {
-        "Action": "Originate",
-        "Channel": f"PJSIP/{agent}@{trunk}",
-        "Context": "corecall-bridge",
-        "Exten": target if exten is None else exten,
-        "Priority": "1",
-        "CallerID": target,
-        "Timeout": str(agent_timeout_ms),
-        "ChannelId": f"{call_id}-a",
-        "Variable": variables
-        or (
-            f"CORECALL_CALL_ID={call_id},CORECALL_TRUNK={trunk},"
-            f"CORECALL_CALLER_ID={caller_id},CORECALL_DIAL_TIMEOUT={dial_timeout}"
-        ),
-        "Async": "true",
-    }
+originate_action = labmod.originate_action
 
 
 async def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02):
