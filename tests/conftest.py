@@ -9,6 +9,9 @@ from corecall_testing import config_dict
 
 from corecall.config import parse_config
 
+# The Asterisk lab fixtures (lab_environment, lab, fresh_lab), for every test directory.
+pytest_plugins = ["lab_fixtures"]
+
 _SECRET_ENV = (
     "CORECALL_CONFIG", "CORECALL_BOT_TOKEN", "CORECALL_API_ID", "CORECALL_API_HASH",
     "CORECALL_AMI_SECRET", "CORECALL_POSTGRES_DSN", "CORECALL_DATA_DIR",

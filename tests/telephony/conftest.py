@@ -1,51 +1,27 @@
 """Fixtures for the AMI driver tests.
 
-The lab fixtures come from ``tests/lab/conftest.py`` (loaded here as a module): the same
-environment check, the same "skip locally, FAIL when CI is set" rule. This directory runs
+The lab fixtures come from ``tests/lab_fixtures.py``: the same environment check, the same
+"skip locally, FAIL when CI is set" rule. This directory runs
 its own session instance (``tel-<pid>``): two session instances with the lab conftest's
 instance name would collide when the whole suite runs.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import os
-import sys
-from pathlib import Path
 
 import attrs
 import pytest
+from ami_testing import ami_sections, server_of  # noqa: F401
+from corecall_testing import config_dict
+from lab_fixtures import lab_unavailable
+from lab_helpers import make_lab
 
-LAB_TESTS = Path(__file__).resolve().parents[1] / "lab"
-if str(LAB_TESTS) not in sys.path:
-    sys.path.insert(0, str(LAB_TESTS))
-
-from ami_testing import ami_sections, server_of  # noqa: E402, F401
-from corecall_testing import config_dict  # noqa: E402
-from lab_helpers import make_lab  # noqa: E402
-
-from corecall.agents import AgentAdmin  # noqa: E402
-from corecall.app import App  # noqa: E402
-from corecall.config import parse_config  # noqa: E402
-from corecall.telephony.ami import AmiLink, AsteriskAmiDriver  # noqa: E402
-
-
-def _load_lab_conftest():
-    name = "corecall_lab_conftest"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, LAB_TESTS / "conftest.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-_lab_conftest = _load_lab_conftest()
-lab_environment = _lab_conftest.lab_environment  # the lab conftest's fixture, reused
-lab_unavailable = _lab_conftest.lab_unavailable
-
+from corecall.agents import AgentAdmin
+from corecall.app import App
+from corecall.config import parse_config
+from corecall.telephony.ami import AmiLink, AsteriskAmiDriver
 
 _instances = itertools.count(1)
 

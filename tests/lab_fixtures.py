@@ -1,4 +1,5 @@
-"""Fixtures for tests against the Asterisk lab (``asterisk/lab.py``).
+"""The Asterisk lab as pytest fixtures, for every test directory (a plugin loaded by
+``tests/conftest.py``).
 
 ``lab`` (session scope) builds the Debian-unstable chroot if needed (~25 s, once per
 machine), then starts one Asterisk and two sipp carriers on free loopback ports (~1 s) and
@@ -15,12 +16,6 @@ import os
 
 import pytest
 from lab_helpers import labmod, make_lab
-
-
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers", "lab: needs the Asterisk lab (root on Debian); a skip in CI is a failure"
-    )
 
 
 def in_ci() -> bool:

@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 LAB_PY = REPO / "asterisk" / "lab.py"
 
 CALLER_ID = "+15551230001"
