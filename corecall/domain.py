@@ -225,7 +225,7 @@ class CallRecord:
     @property
     def ring_seconds(self) -> float | None:
         """Time the target rang before answering (or until the call ended unanswered)."""
-        start = self.dialing_target_at
+        start = self.dialing_target_at or self.target_ringing_at
         end = self.connected_at or self.ended_at
         if start is None or end is None:
             return None

@@ -422,6 +422,9 @@ class CallTracker:
                 elif st == "6":
                     self.advance(call, CallState.AGENT_ANSWERED)
             elif st == "5":
+                # The target's 180 can be published before the agent leg's DialBegin (they
+                # come from different Asterisk threads): a ringing target was being dialed.
+                self.advance(call, CallState.DIALING_TARGET)
                 self.advance(call, CallState.TARGET_RINGING)
         elif name == "DialBegin":
             if agent:

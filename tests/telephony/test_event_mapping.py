@@ -153,6 +153,22 @@ def test_events_of_other_calls_and_other_event_types_are_ignored():
     assert seen == [(CALL_ID, CallState.AGENT_RINGING)]
 
 
+def test_target_ringing_before_dialbegin_still_records_dialing_the_target():
+    """Seen in CI: the target's Newstate Ringing was published before the agent leg's
+    DialBegin (they come from different Asterisk threads)."""
+    seen = []
+    tracker = CallTracker()
+    tracker.track(TrackedCall(CALL_ID, lambda *a: seen.append(a[1])))
+    link = f"Linkedid: {CALL_ID}-a"
+    for block in (
+        f"Event: Newstate\r\nUniqueid: {CALL_ID}-a\r\n{link}\r\nChannelState: 6",
+        f"Event: Newstate\r\nUniqueid: {TARGET_UID}\r\n{link}\r\nChannelState: 5",
+        f"Event: DialBegin\r\nUniqueid: {CALL_ID}-a\r\n{link}\r\nDestUniqueid: {TARGET_UID}",
+    ):
+        tracker.feed(block)
+    assert seen == [CallState.AGENT_ANSWERED, CallState.DIALING_TARGET, CallState.TARGET_RINGING]
+
+
 @pytest.mark.parametrize(
     ("cause", "reason_code", "rang", "expected"),
     [
