@@ -28,10 +28,10 @@ def init(
     path, _ = resolve_config_path(state.config_path)
     write_starter_config(path, force=force)
     state.config_path = str(path)
-    app = state.app()
+    app = state.reload()
     store = app.store  # opening creates the schema
     console.print(f"wrote {path}")
-    where = app.config.sqlite_path if app.config.store.backend == "sqlite" else "PostgreSQL"
+    where = getattr(store, "location", "")
     console.print(f"database ready ({app.config.store.backend}, schema v{store.schema_version()}):"
                   f" {where}")  # fmt: skip
     console.print("next: edit the file (bot token, super_admins, trunks), then "
