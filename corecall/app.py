@@ -146,7 +146,9 @@ class App:
                     path=str(self.config.path) if self.config.path else None,
                     key=f"trunks.{route.trunk.name}.driver",
                 )
-            drivers[name] = reg.value(self.config)
+            driver = reg.value(self.config)
+            driver.context = self.plugins.context(reg.plugin)
+            drivers[name] = driver
         return drivers
 
     def call_manager(self, drivers: dict[str, TrunkDriver] | None = None):

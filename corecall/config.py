@@ -112,6 +112,8 @@ class Config:
     #: ``[plugins.NAME]`` tables, raw: each plugin's options class validates its own.
     plugin_tables: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
     exists: bool = True  # False when the defaults are used because no file exists
+    #: The TOML document as read (for ``corecall config show``: which keys the file set).
+    raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
 
     @property
     def where(self) -> str:
@@ -297,6 +299,7 @@ def parse_config(raw: Mapping[str, Any], *, path: Path | None, exists: bool = Tr
         disabled_plugins=tuple(disabled),
         plugin_tables=plugin_tables,
         exists=exists,
+        raw=raw,
     )
 
 
@@ -492,9 +495,10 @@ class _Parser:
             )
 
 
-def write_starter_config(path: Path, *, force: bool = False) -> None:
-    """Write the commented starter configuration (``corecall init``)."""
+def write_starter_config(path: Path, *, force: bool = False, extra: str = "") -> None:
+    """Write the commented starter configuration (``corecall init``), followed by
+    ``extra`` (the commented sections of the installed plugins' options)."""
     if path.exists() and not force:
         raise ConfigError("already exists; pass --force to overwrite", path=str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(STARTER_CONFIG, encoding="utf-8")
+    path.write_text(STARTER_CONFIG + extra, encoding="utf-8")

@@ -123,4 +123,81 @@ def resolve_options(config: Config, plugins: Plugins) -> EffectiveOptions:
     return out
 
 
-__all__ = ["CORE_TRUNK_KEYS", "EffectiveOptions", "resolve_options"]
+# --------------------------------------------------------------------------- config show
+
+#: Core keys that are secrets, and the environment variables that set core keys.
+_CORE_SECRETS = {"bot.token", "bot.api_hash"}
+_CORE_ENV = {
+    "data_dir": "CORECALL_DATA_DIR",
+    "bot.token": "CORECALL_BOT_TOKEN",
+    "bot.api_id": "CORECALL_API_ID",
+    "bot.api_hash": "CORECALL_API_HASH",
+}
+
+
+def effective_values(config: Config, options: EffectiveOptions) -> list[ValueOrigin]:
+    """Every effective configuration value with where it came from (file, environment,
+    default), core tables first, then the plugin-owned ones. Secret values are flagged
+    (:meth:`ValueOrigin.shown` masks them)."""
+    import os
+
+    raw = config.raw
+    rows: list[ValueOrigin] = []
+
+    def in_file(key: str) -> bool:
+        node: Any = raw
+        for part in key.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                return False
+            node = node[part]
+        return True
+
+    def core(key: str, value: Any, *, env: tuple[str, ...] = (), secret: bool = False) -> None:
+        names = tuple(n for n in (*env, _CORE_ENV.get(key)) if n)
+        used = next((n for n in names if os.environ.get(n)), None)
+        source = "environment" if used else "file" if in_file(key) else "default"
+        rows.append(ValueOrigin(key, value, source, secret or key in _CORE_SECRETS, used))
+
+    core("data_dir", config.data_dir)
+    for section in ("bot", "limits", "calls"):
+        values = attrs.asdict(getattr(config, section), recurse=False)
+        for name, value in values.items():
+            core(f"{section}.{name}", value)
+    core("store.backend", config.store.backend)
+    if options.store is not None:
+        rows.extend(options.store.origins)
+    for name, server in config.asterisk_servers.items():
+        for field, value in attrs.asdict(server, recurse=False).items():
+            if field == "name":
+                continue
+            env = (f"CORECALL_AMI_SECRET_{name.upper()}", "CORECALL_AMI_SECRET")
+            core(f"asterisk_servers.{name}.{field}", value,
+                 env=env if field == "secret" else (), secret=field == "secret")  # fmt: skip
+    for name, trunk in config.trunks.items():
+        core(f"trunks.{name}.driver", trunk.driver)
+        for field in ("server", "endpoint"):
+            if getattr(trunk, field) is not None:
+                core(f"trunks.{name}.{field}", getattr(trunk, field))
+        if name in options.trunk_origins:
+            rows.extend(options.trunk_origins[name])
+        else:
+            for key, value in trunk.options.items() if isinstance(trunk.options, dict) else ():
+                core(f"trunks.{name}.{key}", value)
+    for code, route in config.routes.items():
+        for field, value in attrs.asdict(route, recurse=False).items():
+            if field != "code" and value is not None:
+                core(f"routes.{code}.{field}", value)
+    core("plugins.disabled", config.disabled_plugins)
+    for name in sorted(options.plugins):
+        rows.extend(options.plugins[name].origins)
+        for (plugin, _code), parsed in sorted(options.plugin_routes.items()):
+            if plugin == name:
+                rows.extend(o for o in parsed.origins if o.source != "default")
+    for name, table in sorted(options.unvalidated.items()):
+        for key, value in table.items():
+            rows.append(ValueOrigin(f"plugins.{name}.{key}", value, "file", False, None,
+                                    "not validated: the plugin is disabled"))  # fmt: skip
+    return rows
+
+
+__all__ = ["CORE_TRUNK_KEYS", "EffectiveOptions", "effective_values", "resolve_options"]

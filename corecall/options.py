@@ -415,9 +415,10 @@ def render_commented(cls: type, table_name: str, *, title: str = "") -> str:
         if _options_class_of(typ) or _table_of(typ):
             lines.append(f"# {field.name}: {info.doc} (sub-tables [{table_name}.{field.name}...])")
             continue
-        env = env_name(table_name, field.name)
-        secret = f" Secret: better set ${env}." if info.secret else ""
-        lines.append(f"# {info.doc}{secret}")
+        lines.append(f"# {info.doc}")
+        if info.secret:
+            names = " or ".join(f"${n}" for n in (env_name(table_name, field.name), *info.env))
+            lines.append(f"# (a secret: better set {names} than write it here)")
         default = _default_of(field)
         if default is attrs.NOTHING:
             lines.append(f"# {field.name} = ...  (required: {describe_type(typ)})")

@@ -5,6 +5,7 @@ handed to hooks, and plugin CLI commands (issue #8)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import textwrap
 import threading
 from pathlib import Path
@@ -331,3 +332,61 @@ def test_plugin_commands_are_left_out_when_the_config_is_broken(tmp_path, site, 
     path.write_text("[bot\n")
     assert main(["--config", str(path), "greet", "Ann"]) == 2
     assert "plugin commands are unavailable" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- init, config show
+
+
+def test_init_writes_a_commented_section_for_every_plugin_with_options(tmp_path, site, capsys):
+    install(site, "greeter", COMMANDS_PLUGIN)
+    path = tmp_path / "new.toml"
+    assert main(["--config", str(path), "init"]) == 0
+    text = path.read_text()
+    assert "# Plugin greeter (greeter 1.0)\n# [plugins.greeter]\n# What to say.\n" in text
+    assert '# greeting = "hello"\n' in text
+    assert '# Keys of [store] with backend = "postgres" (plugin store_postgres)' in text
+    assert "$CORECALL_STORE_POSTGRES_DSN or $CORECALL_POSTGRES_DSN" in text
+    assert '# Keys of a [trunks.X] table with driver = "simulated"' in text
+    # Uncommenting a section gives a valid table.
+    section = text.split("# [plugins.greeter]\n")[1].split("\n\n")[0]
+    body = "\n".join(line[2:] for line in section.splitlines() if not line.startswith("# What"))
+    path.write_text(text + "\n[plugins.greeter]\n" + body + "\n")
+    capsys.readouterr()
+    assert main(["--config", str(path), "greet", "Al"]) == 0
+    assert capsys.readouterr().out == "hello Al (0 agents)\n"
+
+
+def test_config_show_gives_every_value_its_source_and_masks_secrets(tmp_path, monkeypatch, capsys):
+    raw = config_dict(tmp_path, bot={"token": "file-token-123", "super_admins": [5]},
+                      plugins={"desk": {"opens": "21:00"}})  # fmt: skip
+    path = write_toml(tmp_path / "c.toml", raw)
+    monkeypatch.setenv("CORECALL_PLUGINS_DESK_TOKEN", "desk-secret-456")
+    monkeypatch.setenv("CORECALL_API_HASH", "hash-789")
+    app = App(load_config(path), extra_plugins=[("desk", DeskPlugin())])
+    from corecall.effective_config import effective_values
+
+    rows = {r.key: r for r in effective_values(app.config, app.options)}
+    assert (rows["bot.token"].source, rows["bot.token"].shown()) == ("file", "***")
+    assert (rows["bot.api_hash"].source, rows["bot.api_hash"].env) == (
+        "environment", "CORECALL_API_HASH",
+    )  # fmt: skip
+    assert (rows["bot.super_admins"].source, rows["bot.super_admins"].shown()) == ("file", [5])
+    assert rows["limits.calls_per_minute"].source == "default"
+    assert rows["bot.max_command_age"].source == "default"
+    assert rows["plugins.desk.opens"].source == "file"
+    assert (rows["plugins.desk.token"].source, rows["plugins.desk.token"].shown()) == (
+        "environment", "***",
+    )  # fmt: skip
+    assert rows["trunks.main.ring_seconds"].shown() == 0.01
+    # Through the CLI, as an operator sees it (text and JSON): no secret anywhere.
+    del raw["plugins"]  # "desk" is an in-process plugin: not installed for the CLI
+    write_toml(path, raw)
+    assert main(["--config", str(path), "config", "show"]) == 0
+    out = capsys.readouterr().out
+    assert 'bot.token = "***"  # file\n' in out
+    assert 'bot.api_hash = "***"  # environment $CORECALL_API_HASH\n' in out
+    assert main(["--config", str(path), "config", "show", "--json"]) == 0
+    shown = capsys.readouterr().out
+    assert json.loads(shown)["store.sqlite_path"]["source"] == "file"
+    for secret in ("file-token-123", "desk-secret-456", "hash-789"):
+        assert secret not in out + shown

@@ -22,6 +22,7 @@ from corecall.errors import UnsafeValueError
 
 if TYPE_CHECKING:
     from corecall.config import Config
+    from corecall.context import PluginContext
     from corecall.domain import CallRecord
 
 
@@ -72,6 +73,11 @@ class TrunkDriver(abc.ABC):
 
     NAME: ClassVar[str]
     OPTIONS: ClassVar[type | None] = None
+
+    #: The registering plugin's context (its ``[plugins.NAME]`` options as
+    #: ``context.options``, the store), set by the application right after construction and
+    #: before :meth:`start`; ``None`` for a driver built by hand.
+    context: PluginContext | None = None
 
     def __init__(self, config: Config) -> None:
         self.config = config
