@@ -15,7 +15,7 @@ Command line (as root, on Debian)::
     python asterisk/lab.py status
     python asterisk/lab.py down
     python asterisk/lab.py cli "pjsip show endpoints"   # Asterisk CLI of the running lab
-    python asterisk/lab.py render    # rewrite asterisk/*.conf from corecall.telephony.asterisk_conf
+    python asterisk/lab.py render    # rewrite asterisk/*.conf from corecall_asterisk.render
 
 Programmatic use (tests, benchmarks)::
 
@@ -50,7 +50,6 @@ import concurrent.futures
 import contextlib
 import ctypes
 import fcntl
-import importlib.util
 import json
 import os
 import re
@@ -147,20 +146,16 @@ class Invite(NamedTuple):
     from_user: str
 
 
-def _load_asterisk_conf():
-    """Import corecall.telephony.asterisk_conf by path (stdlib only, no corecall deps)."""
-    name = "corecall.telephony.asterisk_conf"
-    if name in sys.modules:
-        return sys.modules[name]
-    path = REPO / "corecall" / "telephony" / "asterisk_conf.py"
-    spec = importlib.util.spec_from_file_location("_corecall_lab_asterisk_conf", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-asterisk_conf = _load_asterisk_conf()
+try:
+    # The render and the one Originate builder live in the Asterisk plugin; neither imports
+    # panoramisk. Run the lab with the project's virtualenv (./scripts/test creates it).
+    from corecall_asterisk import render as asterisk_conf
+    from corecall_asterisk.actions import originate_headers
+except ImportError as _exc:  # pragma: no cover - depends on how the lab is started
+    raise SystemExit(
+        f"asterisk/lab.py needs corecall and its Asterisk plugin ({_exc}): run it with "
+        ".venv/bin/python (./scripts/test or ./scripts/demo creates .venv)"
+    ) from None
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -441,30 +436,34 @@ def originate_action(
     *,
     trunk: str = "corecall-main",
     caller_id: str = "+15551230001",
-    agent_timeout_ms: int = 30000,
+    agent_ring_timeout: int = 30,
     dial_timeout: int = 10,
     exten: str | None = None,
     variables: str | None = None,
 ) -> dict[str, str]:
-    """The Originate exactly as corecall's AMI driver sends it (Async, never
-    Application/Data), for the lab's own checks, recordings and tests."""
-    return {
-        "Action": "Originate",
-        "Channel": f"PJSIP/{agent}@{trunk}",
-        "Context": "corecall-bridge",
-        "Exten": exten if exten is not None else target,
-        "Priority": "1",
-        "CallerID": target,
-        "Timeout": str(agent_timeout_ms),
-        "ChannelId": f"{call_id}-a",
-        "Variable": variables
-        if variables is not None
-        else (
-            f"CORECALL_CALL_ID={call_id},CORECALL_TRUNK={trunk},"
-            f"CORECALL_CALLER_ID={caller_id},CORECALL_DIAL_TIMEOUT={dial_timeout}"
-        ),
-        "Async": "true",
-    }
+    """The Originate exactly as corecall's AMI driver sends it, from the driver's own builder
+    (:func:`corecall_asterisk.actions.originate_headers`, which validates every value), for
+    the lab's own checks, recordings and tests. ``agent_ring_timeout`` and ``dial_timeout``
+    are seconds.
+
+    ``exten`` and ``variables`` replace those headers *after* the builder, unchecked: they
+    exist to show that the bridge dialplan itself refuses what the driver never sends.
+    """
+    action = originate_headers(
+        call_id=call_id,
+        agent=agent,
+        target=target,
+        endpoint=trunk,
+        caller_id=caller_id,
+        agent_ring_timeout=agent_ring_timeout,
+        target_ring_timeout=dial_timeout,
+        action_id=False,
+    )
+    if exten is not None:
+        action["Exten"] = exten
+    if variables is not None:
+        action["Variable"] = variables
+    return action
 
 
 def render_logger_conf() -> str:
