@@ -4,7 +4,7 @@ mapped to corecall's :class:`~corecall.domain.EndReason`.
 Sources: ITU-T Q.850 (cause values); Asterisk's mapping of SIP responses to causes
 (``ast_sip_hangup_sip2cause``, after RFC 3398); ``app_dial``'s ``DIALSTATUS`` values; the
 OriginateResponse ``Reason`` (an ``AST_CONTROL_*`` value, not a cause); and the events
-recorded against the lab in ``docs/asterisk-events.md`` (``asterisk/record_events.py``).
+recorded against the lab in ``docs/asterisk-events.md`` (``corecall-lab-record``).
 
 Pure functions of the values Asterisk reported; no I/O, no state.
 """
