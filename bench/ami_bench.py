@@ -46,6 +46,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "asterisk"))
 
+import attrs  # noqa: E402
 import lab as labmod  # noqa: E402
 from panoramisk import Manager  # noqa: E402
 from panoramisk.ami_protocol import AMIProtocol  # noqa: E402
@@ -77,8 +78,16 @@ def pct(values: list[float], p: float) -> float:
     return values[k]
 
 
+#: NANP exchanges for the agents' phones (N11 codes are not numbers).
+_EXCHANGES = [e for e in range(200, 1000) if e % 100 != 11]
+
+
 def agent_number(i: int) -> str:
-    return f"+1212555{1000 + i:04d}"  # answers at once, hangs up after 1 s
+    """Agent ``i``'s phone. It ends in 0999: the lab's carrier answers at once and holds until
+    Asterisk hangs up, as a person who placed the call does. (A carrier that hung up 1 s after
+    answering cancelled the call whenever the busy machine took longer than that to dial and
+    answer the target: neither corecall nor panoramisk had lost it.)"""
+    return f"+1212{_EXCHANGES[i % len(_EXCHANGES)]}0999"
 
 
 def target_number(i: int) -> str:
@@ -221,6 +230,8 @@ class Corecall:
         self.manager = None
         self.driver = None
         self.connected_at: dict[str, float] = {}
+        #: Calls that ended without connecting: call id -> (reason, detail).
+        self.ended_unconnected: dict[str, tuple[str, str]] = {}
 
     async def start(self) -> None:
         drivers = self.app.build_drivers()
@@ -230,11 +241,14 @@ class Corecall:
             routes=self.app.routes, drivers=drivers,
         )  # fmt: skip
         real = self.manager.progress
-        connected_at = self.connected_at
+        connected_at, unconnected = self.connected_at, self.ended_unconnected
 
         def progress(call_id, state, reason=None, detail=""):
             if state is CallState.CONNECTED:
                 connected_at.setdefault(call_id, time.perf_counter())
+            elif state is CallState.ENDED and call_id not in connected_at:
+                why = getattr(reason, "value", reason) or "unknown"
+                unconnected.setdefault(call_id, (why, detail))
             real(call_id, state, reason, detail)
 
         self.manager.progress = progress  # the driver reports through this wrapper
@@ -286,17 +300,52 @@ async def corecall_burst(cc: Corecall, n: int, *, driver_only: bool = False) -> 
                 *(cc.manager.place(1 + i, target_number(i)) for i in range(n))
             )
             ids = {c.id for c in calls}
-        deadline = time.perf_counter() + 60
-        while not ids <= cc.connected_at.keys():
-            if time.perf_counter() > deadline:
-                raise RuntimeError(f"{len(ids - cc.connected_at.keys())} calls never connected")
-            await asyncio.sleep(0.005)
-        elapsed = max(cc.connected_at[i] for i in ids) - t0
-        if not await cc.manager.wait_all_final(30):
-            raise RuntimeError("calls did not end")
-        return n / elapsed
+        return await burst_outcome(cc, ids, t0)
     finally:
         await cc.stop()
+
+
+@attrs.frozen
+class Burst:
+    """One burst: bridged calls per second over the calls that connected, and every call
+    that did not, with why (``failed``: ended on record with that reason and detail;
+    ``stuck``: neither connected nor ended when the benchmark gave up on it)."""
+
+    rate: float
+    calls: int
+    failed: tuple[tuple[str, str], ...] = ()
+    stuck: tuple[str, ...] = ()
+
+
+async def burst_outcome(cc: Corecall, ids: set[str], t0: float, limit: float = 60) -> Burst:
+    """Wait until every call of the burst has connected or ended (bounded), then measure."""
+    deadline = time.perf_counter() + limit
+    while True:
+        open_ = ids - cc.connected_at.keys() - cc.ended_unconnected.keys()
+        if not open_ or time.perf_counter() > deadline:
+            break
+        await asyncio.sleep(0.005)
+    stuck = []
+    for cid in sorted(open_):
+        live = cc.manager._live.get(cid)
+        tracked = cc.driver._find(cid) if cc.driver is not None else None
+        stuck.append(
+            f"{cid}: state {live.state.value if live else 'gone'}, driver "
+            f"{tracked.state.value if tracked else 'not tracking'}"
+        )
+    failed = tuple(cc.ended_unconnected[c] for c in sorted(ids & cc.ended_unconnected.keys()))
+    for why in failed:
+        log(f"    a call ended without connecting: {why[0]} ({why[1]})")
+    for line in stuck:
+        log(f"    a call is STUCK (neither connected nor ended after {limit:g} s): {line}")
+    connected = [cc.connected_at[i] for i in ids if i in cc.connected_at]
+    rate = len(connected) / (max(connected) - t0) if connected else 0.0
+    if not await cc.manager.wait_all_final(30):
+        for cid, rec in cc.manager._live.items():
+            tracked = cc.driver._find(cid) if cc.driver is not None else None
+            log(f"    call {cid} did not end within 30 s of the burst: {rec.state.value}, "
+                f"driver {tracked.state.value if tracked else 'not tracking'}")  # fmt: skip
+    return Burst(rate, len(ids), failed, tuple(stuck))
 
 
 def originate_action(call_id: str, agent: str, target: str) -> dict[str, str]:
@@ -346,17 +395,22 @@ async def panoramisk_burst(lab: labmod.Lab, n: int) -> float:
             for i, cid in enumerate(ids)
         ]
         deadline = time.perf_counter() + 60
-        while not keys <= bridged.keys():
-            if time.perf_counter() > deadline:
-                raise RuntimeError(f"{len(keys - bridged.keys())} raw calls never bridged")
+        while True:
+            if not keys - bridged.keys() - hung_up or time.perf_counter() > deadline:
+                break
             await asyncio.sleep(0.005)
-        elapsed = max(bridged[k] for k in keys) - t0
+        failed = tuple(("hung up unbridged", k) for k in sorted(keys & hung_up - bridged.keys()))
+        stuck = tuple(sorted(keys - bridged.keys() - hung_up))
+        for why in failed + tuple(("STUCK", k) for k in stuck):
+            log(f"    a bare panoramisk call did not bridge: {why[0]} ({why[1]})")
+        done = [bridged[k] for k in keys if k in bridged]
+        rate = len(done) / (max(done) - t0) if done else 0.0
         while not keys <= hung_up:  # let the calls end before the next burst
             if time.perf_counter() > deadline:
                 break
             await asyncio.sleep(0.02)
         await asyncio.gather(*futures, return_exceptions=True)
-        return n / elapsed
+        return Burst(rate, n, failed, stuck)
     finally:
         manager.close()
 
@@ -519,6 +573,7 @@ async def run(opts) -> dict:
         kinds = ["driver", "memory", "sqlite", "raw"]
         rates: dict[str, list[float]] = {k: [] for k in kinds}
         ratios: dict[str, list[float]] = {k: [] for k in kinds if k != "raw"}
+        unconnected: list[tuple] = results.setdefault("unconnected", [])
         for r in range(opts.rounds):
             got = {}
             for which in kinds[r % 4 :] + kinds[: r % 4]:  # rotate the order every round
@@ -532,10 +587,14 @@ async def run(opts) -> dict:
                     got[which] = await corecall_burst(variants[which], opts.burst)
                 await asyncio.sleep(0.5)
             for k in kinds:
-                rates[k].append(got[k])
+                rates[k].append(got[k].rate)
+                for why in got[k].failed:
+                    unconnected.append((k, r + 1, "ended", *why))
+                for line in got[k].stuck:
+                    unconnected.append((k, r + 1, "stuck", line, ""))
             for k in ratios:
-                ratios[k].append(got[k] / got["raw"])
-            log(f"  round {r + 1}: " + ", ".join(f"{k} {got[k]:.0f}" for k in kinds)
+                ratios[k].append(got[k].rate / got["raw"].rate)
+            log(f"  round {r + 1}: " + ", ".join(f"{k} {got[k].rate:.0f}" for k in kinds)
                 + " calls/s")  # fmt: skip
         results["throughput"] = {
             "panoramisk": statistics.median(rates["raw"]),
