@@ -304,6 +304,15 @@ async def corecall_burst(cc: Corecall, n: int, *, driver_only: bool = False) -> 
         await cc.stop()
 
 
+def tracked_call(cc: Corecall, call_id: str) -> TrackedCall | None:
+    """What the driver still knows about a call (None: it stopped tracking it)."""
+    for link in cc.driver.links.values() if cc.driver is not None else ():
+        call = link.tracker.get(call_id)
+        if call is not None:
+            return call
+    return None
+
+
 @attrs.frozen
 class Burst:
     """One burst: bridged calls per second over the calls that connected, and every call
@@ -327,7 +336,7 @@ async def burst_outcome(cc: Corecall, ids: set[str], t0: float, limit: float = 6
     stuck = []
     for cid in sorted(open_):
         live = cc.manager._live.get(cid)
-        tracked = cc.driver._find(cid) if cc.driver is not None else None
+        tracked = tracked_call(cc, cid)
         stuck.append(
             f"{cid}: state {live.state.value if live else 'gone'}, driver "
             f"{tracked.state.value if tracked else 'not tracking'}"
@@ -341,7 +350,7 @@ async def burst_outcome(cc: Corecall, ids: set[str], t0: float, limit: float = 6
     rate = len(connected) / (max(connected) - t0) if connected else 0.0
     if not await cc.manager.wait_all_final(30):
         for cid, rec in cc.manager._live.items():
-            tracked = cc.driver._find(cid) if cc.driver is not None else None
+            tracked = tracked_call(cc, cid)
             log(f"    call {cid} did not end within 30 s of the burst: {rec.state.value}, "
                 f"driver {tracked.state.value if tracked else 'not tracking'}")  # fmt: skip
     return Burst(rate, len(ids), failed, tuple(stuck))
