@@ -13,7 +13,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import datetime as _dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import ParamSpec, TypeVar
 
 from corecall.domain import (
@@ -22,8 +22,10 @@ from corecall.domain import (
     AuditEntry,
     CallRecord,
     CallState,
+    DncEntry,
     EndReason,
 )
+from corecall.errors import AlreadyExistsError, CorecallError, StoreError
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -45,7 +47,7 @@ class Store(abc.ABC):
     """
 
     #: The schema version this code writes; ``open()`` upgrades older databases to it.
-    SCHEMA_VERSION: int = 2
+    SCHEMA_VERSION: int = 3
 
     # ---- lifecycle
     @abc.abstractmethod
@@ -95,6 +97,21 @@ class Store(abc.ABC):
     def create_call(self, call: CallRecord) -> CallRecord:
         """Insert a new call record (state QUEUED); sets ``created_at`` when missing."""
 
+    def create_calls(self, calls: list[CallRecord]) -> list[CallRecord | CorecallError]:
+        """Insert several new call records (a burst of ``/call``); one outcome per record, in
+        order: the record as written, or the error (:class:`~corecall.errors.StoreError`,
+        :class:`~corecall.errors.AlreadyExistsError`) that refused that record alone.
+
+        The default calls :meth:`create_call` for each; backends override it to write them
+        in one transaction (one commit) and fall back to one by one only when that fails."""
+        outcomes: list[CallRecord | CorecallError] = []
+        for call in calls:
+            try:
+                outcomes.append(self.create_call(call))
+            except (StoreError, AlreadyExistsError) as exc:
+                outcomes.append(exc)
+        return outcomes
+
     @abc.abstractmethod
     def record_transition(
         self, call_id: str, state: CallState, at: _dt.datetime, *,
@@ -134,6 +151,53 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def count_calls_since(self, telegram_id: int, since: _dt.datetime) -> int: ...
+
+    def agent_and_recent_calls(
+        self, telegram_id: int, since: _dt.datetime
+    ) -> tuple[Agent | None, int]:
+        """The agent (None if unknown) and how many calls they placed since ``since``: what
+        every ``/call`` reads before it may dial, so backends answer it in one statement.
+        The default calls :meth:`get_agent` then :meth:`count_calls_since`."""
+        agent = self.get_agent(telegram_id)
+        return agent, (self.count_calls_since(telegram_id, since) if agent else 0)
+
+    @abc.abstractmethod
+    def calls_to_target_since(self, target: str, since: _dt.datetime) -> list[_dt.datetime]:
+        """When each call to ``target`` (E.164) created at or after ``since`` was placed,
+        by any agent, oldest first (the repeat-call cap counts and dates them)."""
+
+    # ---- do-not-call (DNC) list: E.164 numbers the operator must never call
+    @abc.abstractmethod
+    def dnc_add(self, number: str, *, reason: str = "", actor: str) -> bool:
+        """List ``number``; True when it was added, False when it was listed already (the
+        first entry, its reason and author are kept). Audited as ``dnc.add`` when added."""
+
+    @abc.abstractmethod
+    def dnc_add_many(self, entries: Sequence[tuple[str, str]], *, actor: str) -> int:
+        """List many ``(number, reason)`` pairs in one transaction (a bulk import's batch);
+        numbers already listed are skipped. Returns how many were added; one ``dnc.import``
+        audit entry per batch. Callers keep batches to a few thousand rows so that live
+        calls never wait long for the write lock."""
+
+    @abc.abstractmethod
+    def dnc_remove(self, number: str, *, actor: str) -> bool:
+        """Unlist ``number``; True when it was listed. Audited as ``dnc.remove``."""
+
+    @abc.abstractmethod
+    def dnc_contains(self, number: str) -> bool:
+        """Whether ``number`` is listed: one indexed lookup, on the path of every call."""
+
+    @abc.abstractmethod
+    def dnc_get(self, number: str) -> DncEntry | None: ...
+
+    @abc.abstractmethod
+    def dnc_entries(self, *, after: str | None = None, limit: int = 1000) -> list[DncEntry]:
+        """Listed numbers in E.164 order, ``limit`` at a time: pass the last number seen
+        as ``after`` for the next page (keyset paging, so exporting a million rows stays
+        fast)."""
+
+    @abc.abstractmethod
+    def dnc_count(self) -> int: ...
 
     # ---- audit
     @abc.abstractmethod

@@ -390,6 +390,47 @@ def test_count_calls_since(store: Store):
     assert store.count_calls_since(2**53, T0) == 1
 
 
+def test_agent_and_recent_calls_in_one_read(store: Store):
+    """What every /call reads: the agent as stored now (revocation shows at once) and the
+    calls they placed since a moment."""
+    assert store.agent_and_recent_calls(AGENT, T0) == (None, 0)
+    store.add_agent(AGENT, PHONE, "Alice", authorized=True, actor=ADMIN)
+    for minutes in (0, 1, 2):
+        store.create_call(make_call(created_at=T0 + dt.timedelta(minutes=minutes)))
+    store.create_call(make_call(AGENT + 1, created_at=T0 + dt.timedelta(minutes=2)))
+    agent, recent = store.agent_and_recent_calls(AGENT, T0 + dt.timedelta(minutes=1))
+    assert agent == store.get_agent(AGENT) and agent.authorized is True
+    assert recent == 2  # inclusive, this agent's only
+    store.set_authorized(AGENT, False, actor=ADMIN)
+    assert store.agent_and_recent_calls(AGENT, T0)[0].authorized is False
+    with pytest.raises(StoreError):
+        store.agent_and_recent_calls(AGENT, dt.datetime(2024, 5, 1))  # naive
+
+
+def test_create_calls_writes_a_burst_in_order(store: Store):
+    calls = [make_call(created_at=T0 + dt.timedelta(microseconds=i)) for i in range(50)]
+    written = store.create_calls(calls)
+    assert [c.id for c in written] == [c.id for c in calls]
+    for sent, got in zip(calls, written, strict=True):
+        assert got == sent and store.get_call(sent.id) == sent
+    assert store.count_calls_since(AGENT, T0) == 50
+    assert store.create_calls([]) == []
+
+
+def test_create_calls_fails_only_the_bad_record(store: Store):
+    """One bad record (duplicate id, NUL) is refused alone; the others of the burst are
+    written."""
+    existing = store.create_call(make_call(created_at=T0))
+    good1, good2 = make_call(created_at=T0), make_call(created_at=T0)
+    burst = [good1, make_call(call_id=existing.id), make_call(call_id="a\x00b"), good2]
+    outcomes = store.create_calls(burst)
+    assert outcomes[0] == good1 and outcomes[3] == good2
+    assert isinstance(outcomes[1], AlreadyExistsError)
+    assert isinstance(outcomes[2], StoreError) and "NUL" in str(outcomes[2])
+    assert store.get_call(good1.id) == good1 and store.get_call(good2.id) == good2
+    assert store.count_calls_since(AGENT, T0) == 3
+
+
 # --------------------------------------------------------------------------- values
 
 
@@ -586,8 +627,8 @@ def test_two_stores_on_one_database(target):
 
 
 def test_fresh_schema_is_current(store: Store, target):
-    assert store.schema_version() == Store.SCHEMA_VERSION == 2
-    assert target.run_sql("SELECT version FROM schema_version") == [(2,)]
+    assert store.schema_version() == Store.SCHEMA_VERSION == 3
+    assert target.run_sql("SELECT version FROM schema_version") == [(3,)]
 
 
 # --------------------------------------------------------------------------- migrations
@@ -636,8 +677,8 @@ def build_v1(target, *, agents_extra: str = "") -> None:
 def test_upgrade_from_v1_keeps_data(target):
     build_v1(target)
     store = target.open_store()
-    assert store.schema_version() == 2
-    assert target.run_sql("SELECT version FROM schema_version") == [(2,)]
+    assert store.schema_version() == Store.SCHEMA_VERSION
+    assert target.run_sql("SELECT version FROM schema_version") == [(Store.SCHEMA_VERSION,)]
     agent = store.get_agent(AGENT)
     assert (agent.name, agent.phone, agent.authorized, agent.route_code, agent.caller_id) == (
         "Zoë 😀", PHONE, True, "M", None,
@@ -651,10 +692,11 @@ def test_upgrade_from_v1_keeps_data(target):
     assert store.set_caller_id(AGENT, "+12125550199", actor=ADMIN).caller_id == "+12125550199"
     log = store.audit_log()
     assert [(e.actor, e.action, e.detail) for e in log][-1] == (
-        "corecall", "store.upgrade", "v1 → v2",
+        "corecall", "store.upgrade", f"v1 → v{Store.SCHEMA_VERSION}",
     )  # fmt: skip
     store.close()
-    assert target.open_store().schema_version() == 2  # reopening does not upgrade again
+    # reopening does not upgrade again
+    assert target.open_store().schema_version() == Store.SCHEMA_VERSION
 
 
 def test_failed_upgrade_rolls_back_completely(target):
@@ -675,7 +717,8 @@ def test_newer_schema_is_refused(target):
     with pytest.raises(StoreError) as info:
         store.open()
     assert str(info.value) == (
-        "database schema v7 is newer than this corecall (v2); upgrade corecall"
+        f"database schema v7 is newer than this corecall (v{Store.SCHEMA_VERSION}); "
+        "upgrade corecall"
     )
     assert target.run_sql("SELECT version FROM schema_version") == [(7,)]
 
@@ -689,5 +732,5 @@ def test_foreign_tables_without_schema_version_are_refused(target):
 def test_unrelated_tables_are_left_alone(target):
     target.run_sql("CREATE TABLE someone_elses (x INTEGER)")
     target.run_sql("INSERT INTO someone_elses VALUES (1)")
-    assert target.open_store().schema_version() == 2
+    assert target.open_store().schema_version() == Store.SCHEMA_VERSION
     assert target.run_sql("SELECT x FROM someone_elses") == [(1,)]
