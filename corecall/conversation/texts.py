@@ -75,6 +75,7 @@ def route_usage(routes: Iterable[Route]) -> str:
     return f"Tell me which route: {routes_sentence(routes)}. Or choose one below."
 
 
+MENU_REPLACED = "This menu was replaced by a newer one."
 ROUTE_GONE = "That route is not available any more. Send /settings to see the routes you can use."
 NO_ROUTES_OFFERED = "No route is available right now, so calls can't be placed. Tell your admin."
 
@@ -166,6 +167,10 @@ NOT_YOUR_BUTTON = "This button isn't for you."
 NOT_AUTHORIZED_TOAST = "You're not authorized to do this. Send /start to see your Telegram id."
 ADMIN_ONLY_TOAST = "Only super admins can do this."
 INVALID_BUTTON = "This button doesn't work any more. Send the command again."
+MENU_CLOSED = (
+    "This menu is closed (already answered, cancelled or replaced by a newer one). "
+    "Send the command again."
+)
 HANGING_UP = "Hanging up…"
 CALL_ALREADY_ENDED = "This call has already ended."
 

@@ -287,5 +287,13 @@ def buttons_of(request) -> list[list[tuple[str, bytes]]]:
     ]  # fmt: skip
 
 
+def data_of(request, label: str) -> bytes:
+    """The callback data of the button labelled ``label`` (menus carry fresh tokens, so
+    tests read the data from the message like a person's client does)."""
+    found = [data for row in buttons_of(request) for text, data in row if text == label]
+    assert len(found) == 1, (label, buttons_of(request))
+    return found[0]
+
+
 def labels_of(request) -> list[str]:
     return [label for row in buttons_of(request) for label, _data in row]
