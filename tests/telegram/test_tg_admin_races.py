@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot_under_test import ADMIN_ID, AGENT_ID, AGENT_PHONE, TARGET
+from corecall_testing.bot_under_test import ADMIN_ID, AGENT_ID, AGENT_PHONE, TARGET
 from telethon.tl import functions
 
 from corecall.conversation import UserRef

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 
-from bot_under_test import AGENT_ID
-from harness import data_of
+from corecall_testing.bot_under_test import AGENT_ID
+from corecall_testing.telegram_harness import data_of
 from telethon.tl import functions
 
 from corecall.conversation import UserRef
