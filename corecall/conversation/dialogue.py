@@ -33,8 +33,9 @@ from corecall.agents import AgentAdmin
 from corecall.app import App
 from corecall.calls import CallManager, effective_caller_id
 from corecall.conversation import callbacks as cb
-from corecall.conversation import texts
+from corecall.conversation import limits, texts
 from corecall.conversation.edits import EditScheduler
+from corecall.conversation.limits import LimitedPort
 from corecall.conversation.menus import LiveMenu, MenuBook
 from corecall.conversation.ports import (
     NO_BUTTONS,
@@ -60,11 +61,11 @@ _ID_AND_REST_RE = re.compile(_TELEGRAM_ID + r"\s+(?P<rest>.+)", re.S)
 _PHONE_TOKEN_RE = re.compile(r"[+0-9().\-]+")
 _ROUTE_CODE_RE = re.compile(r"[A-Za-z0-9]{1,8}")
 
-#: Telegram refuses messages longer than 4096 characters; long lists are split below that.
-MAX_MESSAGE_CHARS = 4000
+#: Long lists are split into messages of at most this many UTF-16 code units (Telegram
+#: refuses more than limits.MESSAGE_MAX).
+MAX_MESSAGE_CHARS = limits.MESSAGE_MAX - 96
 HISTORY_LENGTH = 10
 SEND_ATTEMPTS = 5
-MAX_NAME_CHARS = 64
 
 #: Kinds of single-use menus (see corecall.conversation.menus).
 ROUTE_MENU = "route"
@@ -121,9 +122,10 @@ class Conversation:
         """Attach the front end's output. Done once."""
         if self._port is not None:
             raise RuntimeError("this Conversation is already bound to a front end")
-        self._port = port
+        # Every text, keyboard and toast leaves within Telegram's limits (conversation.limits).
+        self._port = LimitedPort(port)
         self._edits = EditScheduler(
-            port, min_interval=self.edit_interval, clock=self._monotonic, sleep=self.sleep
+            self._port, min_interval=self.edit_interval, clock=self._monotonic, sleep=self.sleep
         )
 
     @property
@@ -510,7 +512,7 @@ class Conversation:
         """Handle a button press on ``message_id``. Returns a short notice for the presser
         (Telegram shows it as a toast), or None."""
         try:
-            return await self._handle_button(user, message_id, data)
+            return limits.fit_toast(await self._handle_button(user, message_id, data))
         except Exception:
             log.exception("failed to handle a button press from %s", user.user_id)
             return texts.INTERNAL_ERROR
@@ -681,7 +683,7 @@ def _split_phone_and_name(rest: str) -> tuple[str, str]:
     while count < len(words) and _PHONE_TOKEN_RE.fullmatch(words[count]):
         count += 1
     phone = " ".join(words[:count])
-    name = " ".join(words[count:])[:MAX_NAME_CHARS]  # split() also removed line breaks
+    name = " ".join(words[count:])  # split() also removed line breaks; AgentAdmin checks it
     return phone, name
 
 
@@ -697,8 +699,8 @@ def _chunks(text: str, limit: int = MAX_MESSAGE_CHARS) -> list[str]:
     chunks: list[str] = []
     current = ""
     for line in text.split("\n"):
-        line = line[:limit]
-        if current and len(current) + 1 + len(line) > limit:
+        line = limits.fit(line, limit)
+        if current and limits.utf16_len(current) + 1 + limits.utf16_len(line) > limit:
             chunks.append(current)
             current = line
         else:

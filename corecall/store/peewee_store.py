@@ -39,6 +39,7 @@ import attrs
 import peewee
 from playhouse.pool import MaxConnectionsExceeded
 
+from corecall import fields as field_limits
 from corecall.domain import (
     STAGE_TIMESTAMP_FIELD,
     Agent,
@@ -64,11 +65,39 @@ def _as_utc(value: Any, what: str = "timestamp") -> _dt.datetime:
     return value.astimezone(UTC)
 
 
+#: The longest text each stored field takes (characters): one limit per field, from
+#: corecall.fields, the same the CLI and the bot check first. Longer values are refused
+#: (details are clipped instead: a call's end or an audit entry must never be lost).
+_MAX_CHARS = {
+    "name": field_limits.NAME_MAX_CHARS,
+    "phone": field_limits.E164_MAX_CHARS,
+    "agent_phone": field_limits.E164_MAX_CHARS,
+    "target": field_limits.E164_MAX_CHARS,
+    "caller_id": field_limits.E164_MAX_CHARS,
+    "caller ID": field_limits.E164_MAX_CHARS,
+    "route_code": field_limits.ROUTE_CODE_MAX_CHARS,
+    "route code": field_limits.ROUTE_CODE_MAX_CHARS,
+    "actor": field_limits.ACTOR_MAX_CHARS,
+    "action": field_limits.ACTOR_MAX_CHARS,
+    "subject": field_limits.ACTOR_MAX_CHARS,
+    "trunk": field_limits.ACTOR_MAX_CHARS,
+    "id": field_limits.ACTOR_MAX_CHARS,
+    "call id": field_limits.ACTOR_MAX_CHARS,
+}
+
+
+def _detail(value: Any) -> str:
+    return field_limits.clip(_text(value, "detail"), field_limits.DETAIL_MAX_CHARS)  # type: ignore[arg-type]
+
+
 def _text(value: Any, what: str, *, null: bool = False) -> str | None:
     if value is None and null:
         return None
     if not isinstance(value, str):
-        raise StoreError(f"{what} must be text, got {value!r}")
+        raise StoreError(f"{what} must be text, got {type(value).__name__}")
+    limit = _MAX_CHARS.get(what)
+    if limit is not None and len(value) > limit:
+        raise StoreError(f"{what} is {len(value)} characters long; at most {limit} are stored")
     if "\x00" in value:
         raise StoreError(f"{what} contains a NUL character (\\x00); it cannot be stored")
     try:
@@ -483,7 +512,7 @@ class PeeweeStore(Store):
         values.update(
             agent_id=_tid(call.agent_id), state=CallState(call.state).value,
             reason=EndReason(call.reason).value if call.reason else None,
-            detail=_text(call.detail, "detail"),
+            detail=_detail(call.detail),
             created_at=_as_utc(call.created_at or utcnow(), "created_at"),
         )  # fmt: skip
         for name in STAGE_TIMESTAMP_FIELD.values():
@@ -510,7 +539,7 @@ class PeeweeStore(Store):
         reason = EndReason(reason) if reason is not None else None
         if reason is not None and state is not CallState.ENDED:
             raise StoreError(f"an end reason only goes with state ended, not {state.value}")
-        _text(detail, "detail")
+        detail = _detail(detail)
         with self._session(write=True):
             row = self._call_row(call_id, lock=True)
             changes = self._transition_changes(row, state, at, reason, detail)
@@ -533,7 +562,7 @@ class PeeweeStore(Store):
                     fields[column] = peewee.fn.COALESCE(column, _as_utc(stamp, name))
             if state is CallState.ENDED:
                 fields[Call.reason] = EndReason(call.reason or EndReason.UNKNOWN).value
-                fields[Call.detail] = _text(call.detail, "detail")
+                fields[Call.detail] = _detail(call.detail)
             call_id = _text(call.id, "call id")
             updates.append(
                 Call.update(fields).where(
@@ -598,7 +627,7 @@ class PeeweeStore(Store):
     def _audit(self, actor: str, action: str, subject: str, detail: str) -> None:
         self._m.Audit.insert(
             at=utcnow(), actor=_text(actor, "actor"), action=_text(action, "action"),
-            subject=_text(subject, "subject"), detail=_text(detail, "detail"),
+            subject=_text(subject, "subject"), detail=_detail(detail),
         ).execute()  # fmt: skip
 
     def audit(self, actor: str, action: str, subject: str = "", detail: str = "") -> None:
