@@ -22,7 +22,6 @@ import functools
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import attrs
@@ -43,6 +42,7 @@ from corecall.domain import (
 from corecall.errors import CorecallError, RefusedError, StoreError, UnsafeValueError
 from corecall.plugins import Plugins
 from corecall.store import Store
+from corecall.store.executor import StoreExecutor
 from corecall.telephony.driver import OriginateRequest, TrunkDriver
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,7 @@ class CallManager:
         routes: Callable[[], dict[str, Route]],
         drivers: dict[str, TrunkDriver],
         clock: Callable[[], _dt.datetime] = utcnow,
+        store_executor: StoreExecutor | None = None,
     ) -> None:
         self.config = config
         self.plugins = plugins
@@ -106,13 +107,13 @@ class CallManager:
         self._writes: asyncio.Queue[_Transition] | None = None
         self._writer: asyncio.Task | None = None
         self._started_drivers: set[str] = set()
-        # Every store call of this manager runs on ONE worker thread: SQLite then never has
-        # two of our writers contending for its lock (a contended writer sleeps in its busy
-        # handler for milliseconds), and the event loop is never blocked by the database.
-        self._store_thread = ThreadPoolExecutor(1, thread_name_prefix="corecall-store")
+        # Every store call of this manager runs on ONE worker thread, in order and in
+        # batches (see corecall.store.executor): SQLite never has two of our writers
+        # contending for its lock, and the event loop is never blocked by the database.
+        self.store_executor = store_executor or StoreExecutor()
 
     async def _in_store(self, fn: Callable[..., T], *args) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._store_thread, fn, *args)
+        return await self.store_executor.run(fn, *args)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self, *, reconcile: bool = True) -> None:
@@ -170,7 +171,7 @@ class CallManager:
         """Every check a call must pass, without placing it. Raises RefusedError."""
         since = self._clock() - _dt.timedelta(minutes=1)
         # One trip to the store thread for both reads: this is on the path to the Originate.
-        agent, recent = await self._in_store(self._agent_and_recent_calls, agent_id, since)
+        agent, recent = await self._in_store(self.store.agent_and_recent_calls, agent_id, since)
         if agent is None or not agent.authorized:
             raise RefusedError(
                 "not_authorized",
@@ -208,12 +209,6 @@ class CallManager:
         if refusal is not None:
             raise RefusedError(refusal.reason, refusal.message)
         return request, agent
-
-    def _agent_and_recent_calls(
-        self, agent_id: int, since: _dt.datetime
-    ) -> tuple[Agent | None, int]:
-        agent = self.store.get_agent(agent_id)
-        return agent, (self.store.count_calls_since(agent_id, since) if agent else 0)
 
     async def place(self, agent_id: int, text: str) -> CallRecord:
         """Check and place a call; returns its record (already DIALING_AGENT or ENDED).
@@ -322,7 +317,9 @@ class CallManager:
             caller_id=request.caller_id,
             created_at=self._clock(),
         )
-        record = await self._in_store(self.store.create_call, record)
+        # A burst of /call is written as one transaction (group commit), before any of its
+        # Originates: a call is on record before the phone can ring.
+        record = await self.store_executor.batched(self.store.create_calls, record)
         self._track(record)
         return record, originate, driver
 
