@@ -229,12 +229,12 @@ class Corecall:
         raw = {
             "data_dir": str(workdir),
             "store": backend,
-            "asterisk_servers": {
+            "plugins": {"asterisk_ami": {"servers": {
                 "pbx1": {
                     "host": lab.ami_host, "port": lab.ami_port, "username": lab.ami_user,
                     "secret": lab.ami_secret, "ping_interval": 5.0, "action_timeout": 5.0,
                 },
-            },
+            }}},
             "trunks": {
                 "main": {"driver": "asterisk_ami", "server": "pbx1", "endpoint": ENDPOINT},
                 "dev": {"driver": "asterisk_ami", "server": "pbx1", "endpoint": "corecall-dev"},
@@ -319,7 +319,7 @@ async def corecall_burst(cc: Corecall, n: int, *, driver_only: bool = False) -> 
     try:
         cc.connected_at.clear()
         if driver_only:
-            trunk = cc.app.config.trunks["main"]
+            trunk = cc.app.trunk("main")
             requests = []
             for i in range(n):
                 req = OriginateRequest(

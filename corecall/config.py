@@ -6,8 +6,7 @@ built-in defaults apply: an SQLite store in the per-user data directory and the 
 PBX on both routes, so nothing can be dialed by accident.
 
 Secrets may live in the environment instead of the file (the environment wins):
-``CORECALL_BOT_TOKEN``, ``CORECALL_API_ID``, ``CORECALL_API_HASH``,
-``CORECALL_AMI_SECRET`` (every AMI server) or ``CORECALL_AMI_SECRET_<SERVER>`` (one).
+``CORECALL_BOT_TOKEN``, ``CORECALL_API_ID``, ``CORECALL_API_HASH``.
 ``CORECALL_DATA_DIR`` moves the data directory. Plugin-owned keys (``[plugins.NAME]``, the
 extra keys of ``[store]`` and of ``[trunks.X]``) follow one rule, ``CORECALL_<TABLE>_<KEY>``
 (see :mod:`corecall.options`); this module keeps those tables raw and the application
@@ -78,18 +77,6 @@ class CallsConfig:
 
 
 @attrs.frozen
-class AmiServerConfig:
-    name: str
-    host: str = "127.0.0.1"
-    port: int = 5038
-    username: str = "corecall"
-    secret: str = ""
-    context: str = "corecall-bridge"
-    ping_interval: float = 5.0
-    action_timeout: float = 5.0
-
-
-@attrs.frozen
 class RouteConfig:
     code: str
     trunk: str
@@ -106,7 +93,6 @@ class Config:
     store: StoreConfig = StoreConfig()
     limits: LimitsConfig = LimitsConfig()
     calls: CallsConfig = CallsConfig()
-    asterisk_servers: Mapping[str, AmiServerConfig] = attrs.field(factory=dict)
     trunks: Mapping[str, TrunkConfig] = attrs.field(factory=dict)
     routes: Mapping[str, RouteConfig] = attrs.field(factory=dict)
     disabled_plugins: tuple[str, ...] = ()
@@ -135,8 +121,9 @@ class Config:
 
 STARTER_CONFIG = """\
 # corecall configuration. Secrets can stay out of this file: the environment variables
-# CORECALL_BOT_TOKEN, CORECALL_API_ID, CORECALL_API_HASH, CORECALL_AMI_SECRET and
-# CORECALL_POSTGRES_DSN override the matching keys below.
+# CORECALL_BOT_TOKEN, CORECALL_API_ID, CORECALL_API_HASH and CORECALL_POSTGRES_DSN override
+# the matching keys below; every plugin key follows CORECALL_<TABLE>_<KEY> (e.g. the AMI
+# secret: CORECALL_AMI_SECRET, or CORECALL_PLUGINS_ASTERISK_AMI_SERVERS_PBX1_SECRET).
 
 # Where the SQLite database, the Telegram session and plugin choices live.
 # data_dir = "/var/lib/corecall"
@@ -166,26 +153,14 @@ calls_per_minute = 6
 agent_ring_timeout = 30   # seconds the agent's own phone rings
 target_ring_timeout = 45  # seconds the target rings
 
-# One table per Asterisk server (AMI connection). Several servers are fine: each trunk
-# names the server it uses.
-[asterisk_servers.pbx1]
-host = "127.0.0.1"
-port = 5038
-username = "corecall"
-secret = ""            # or CORECALL_AMI_SECRET / CORECALL_AMI_SECRET_PBX1
-context = "corecall-bridge"
-
-# Trunks: driver "asterisk_ami" dials for real through a PJSIP endpoint authenticated by
-# the provider's IP; driver "simulated" dials nothing (demo, training). No failover.
+# Trunks: driver "simulated" dials nothing (demo, training); a trunk plugin's driver dials
+# for real, e.g. "asterisk_ami" (the Asterisk plugin: its keys and its server tables are
+# described in the plugin sections at the end of this file). No failover.
 [trunks.main]
-driver = "simulated"   # change to "asterisk_ami" when Asterisk is wired
-server = "pbx1"
-endpoint = "corecall-main"
+driver = "simulated"   # e.g. driver = "asterisk_ami", server = "pbx1", endpoint = "corecall-main"
 
 [trunks.dev]
 driver = "simulated"
-server = "pbx1"
-endpoint = "corecall-dev"
 
 # Routes agents choose between. caller_ids are numbers YOU own; agents never type one.
 [routes.M]
@@ -239,10 +214,13 @@ def load_config(explicit: str | os.PathLike | None = None) -> Config:
 def parse_config(raw: Mapping[str, Any], *, path: Path | None, exists: bool = True) -> Config:
     """Validate a parsed TOML document and build a :class:`Config`."""
     p = _Parser(str(path) if path else "<built-in defaults>")
-    known = {
-        "data_dir", "bot", "store", "limits", "calls", "asterisk_servers", "trunks", "routes",
-        "plugins",
-    }  # fmt: skip
+    known = {"data_dir", "bot", "store", "limits", "calls", "trunks", "routes", "plugins"}
+    if "asterisk_servers" in raw:  # before the Asterisk driver owned its configuration
+        p.fail(
+            "asterisk_servers",
+            "moved: the Asterisk servers are the Asterisk plugin's own tables now; rename each "
+            "[asterisk_servers.NAME] to [plugins.asterisk_ami.servers.NAME] (same keys)",
+        )
     p.no_unknown_keys(raw, known, "")
 
     data_dir_raw = p.opt(raw, "data_dir", str, "data_dir", None)
@@ -267,11 +245,7 @@ def parse_config(raw: Mapping[str, Any], *, path: Path | None, exists: bool = Tr
         agent_ring_timeout=p.positive_int(calls_t, "agent_ring_timeout", "calls", 30),
         target_ring_timeout=p.positive_int(calls_t, "target_ring_timeout", "calls", 45),
     )
-    servers = {
-        name: _parse_server(p, name, t)
-        for name, t in p.table_of_tables(raw, "asterisk_servers").items()
-    }
-    trunks = {name: _parse_trunk(p, name, t, servers) for name, t in
+    trunks = {name: _parse_trunk(p, name, t) for name, t in
               p.table_of_tables(raw, "trunks").items()}  # fmt: skip
     routes = {code: _parse_route(p, code, t, trunks) for code, t in
               p.table_of_tables(raw, "routes").items()}  # fmt: skip
@@ -296,7 +270,6 @@ def parse_config(raw: Mapping[str, Any], *, path: Path | None, exists: bool = Tr
         store=store,
         limits=limits,
         calls=calls,
-        asterisk_servers=servers,
         trunks=trunks,
         routes=routes,
         disabled_plugins=tuple(disabled),
@@ -344,56 +317,13 @@ def _parse_store(p: _Parser, t: Mapping[str, Any]) -> StoreConfig:
     return StoreConfig(backend=backend, options={k: v for k, v in t.items() if k != "backend"})
 
 
-def _parse_server(p: _Parser, name: str, t: Mapping[str, Any]) -> AmiServerConfig:
-    key = f"asterisk_servers.{name}"
-    p.no_unknown_keys(
-        t, {"host", "port", "username", "secret", "context", "ping_interval", "action_timeout"},
-        key,
-    )  # fmt: skip
-    env_secret = os.environ.get(f"CORECALL_AMI_SECRET_{name.upper()}") or os.environ.get(
-        "CORECALL_AMI_SECRET"
-    )
-    port = p.opt(t, "port", int, key, 5038)
-    if not 0 < port < 65536:
-        p.fail(f"{key}.port", "expected a TCP port between 1 and 65535")
-    username = p.opt(t, "username", str, key, "corecall")
-    context = p.opt(t, "context", str, key, "corecall-bridge")
-    for field, value in (("username", username), ("context", context)):
-        if not value or not all(c.isalnum() or c in "-_" for c in value):
-            p.fail(f"{key}.{field}", "expected letters, digits, '-' or '_' only")
-    return AmiServerConfig(
-        name=name,
-        host=p.opt(t, "host", str, key, "127.0.0.1"),
-        port=port,
-        username=username,
-        secret=env_secret or p.opt(t, "secret", str, key, ""),
-        context=context,
-        ping_interval=float(p.opt(t, "ping_interval", (int, float), key, 5.0)),
-        action_timeout=float(p.opt(t, "action_timeout", (int, float), key, 5.0)),
-    )
-
-
-def _parse_trunk(
-    p: _Parser, name: str, t: Mapping[str, Any], servers: Mapping[str, AmiServerConfig]
-) -> TrunkConfig:
+def _parse_trunk(p: _Parser, name: str, t: Mapping[str, Any]) -> TrunkConfig:
+    """``driver`` is the core's; every other key belongs to that driver (its ``OPTIONS``
+    class validates them once the plugins are loaded: :mod:`corecall.effective_config`)."""
     key = f"trunks.{name}"
     driver = p.req(t, "driver", str, key, 'a driver name, e.g. "asterisk_ami" or "simulated"')
-    server = p.opt(t, "server", str, key, None)
-    endpoint = p.opt(t, "endpoint", str, key, None)
-    if driver == "asterisk_ami":
-        if not server:
-            p.fail(f"{key}.server", "expected the name of an [asterisk_servers.NAME] table")
-        if server not in servers:
-            known = ", ".join(sorted(servers)) or "none defined"
-            p.fail(f"{key}.server", f"no [asterisk_servers.{server}] table (known: {known})")
-        if not endpoint:
-            p.fail(f"{key}.endpoint", 'expected the PJSIP endpoint name, e.g. "corecall-main"')
-    if endpoint is not None and (
-        not endpoint or not all(c.isascii() and (c.isalnum() or c in "-_") for c in endpoint)
-    ):
-        p.fail(f"{key}.endpoint", "expected letters, digits, '-' or '_' only")
-    options = {k: v for k, v in t.items() if k not in {"driver", "server", "endpoint"}}
-    return TrunkConfig(name=name, driver=driver, server=server, endpoint=endpoint, options=options)
+    options = {k: v for k, v in t.items() if k != "driver"}
+    return TrunkConfig(name=name, driver=driver, options=options)
 
 
 def _parse_route(

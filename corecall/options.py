@@ -412,8 +412,12 @@ def render_commented(cls: type, table_name: str, *, title: str = "") -> str:
     for field in attrs.fields(cls):
         info = option_info(field)
         typ = hints.get(field.name, field.type)
-        if _options_class_of(typ) or _table_of(typ):
-            lines.append(f"# {field.name}: {info.doc} (sub-tables [{table_name}.{field.name}...])")
+        nested, table_cls = _options_class_of(typ), _table_of(typ)
+        if nested is not None or table_cls is not None:
+            # The sub-table's own keys, documented the same way (NAME: one table per name).
+            sub = f"{table_name}.{field.name}" + ("" if nested is not None else ".NAME")
+            lines.append(f"# {field.name}: {info.doc}")
+            lines.append(render_commented(nested or table_cls, sub).rstrip("\n"))
             continue
         lines.append(f"# {info.doc}")
         if info.secret:

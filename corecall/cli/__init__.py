@@ -4,7 +4,7 @@ Exit codes: 0 success, 1 refused or failed, 2 usage error. Errors corecall raise
 purpose are printed as one clear line, never as a traceback.
 
 Start-up is kept short: the command modules import what a command needs (Telethon,
-panoramisk, peewee, the plugins, rich) inside the command, so ``corecall --version`` and
+peewee, the plugins and their drivers, rich) inside the command, so ``corecall --version`` and
 ``corecall --help`` load none of it (measured in docs/benchmarks.md;
 ``tests/test_cli_startup.py`` keeps it so).
 

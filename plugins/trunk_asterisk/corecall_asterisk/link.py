@@ -44,11 +44,11 @@ from corecall.domain import EndReason
 from corecall.errors import TelephonyError
 from corecall_asterisk.actions import check_header, originate_action_id
 from corecall_asterisk.errors import AmiLoginError, LinkLost
-from corecall_asterisk.protocol import Action, AmiProtocol, LinkManager
 from corecall_asterisk.tracking import CallTracker, TrackedCall
 
 if TYPE_CHECKING:
-    from corecall.config import AmiServerConfig
+    from corecall_asterisk.options import AmiServerConfig
+    from corecall_asterisk.protocol import AmiProtocol
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,10 @@ class AmiLink:
     def __init__(self, server: AmiServerConfig) -> None:
         self.server = server
         self.tracker = CallTracker(on_agent_channel=self._agent_channel_seen)
+        # panoramisk is imported when the first link is built, not when the plugin registers
+        # its driver: `corecall asterisk --help` and commands that dial nothing never load it.
+        from corecall_asterisk.protocol import LinkManager
+
         self.manager = LinkManager(
             self,
             host=server.host,
@@ -214,9 +218,11 @@ class AmiLink:
         timeout = self.server.action_timeout
         self._lost = asyncio.Event()
         self.asterisk_shutting_down = False
+        from corecall_asterisk import protocol
+
         async with asyncio.timeout(timeout):
             _transport, proto = await loop.create_connection(
-                lambda: AmiProtocol(self), self.server.host, self.server.port
+                lambda: protocol.AmiProtocol(self), self.server.host, self.server.port
             )
         # What panoramisk's Manager.connection_made would set up, minus its auto-behaviour.
         proto.factory = self.manager
@@ -303,6 +309,8 @@ class AmiLink:
             raise TelephonyError(f"{self.describe()} is not connected ({self.last_error})")
         for name, value in headers.items():
             check_header(name, value)
+        from corecall_asterisk.protocol import Action
+
         action = Action(headers)
         fut = proto.send(action, as_list=None)  # None: panoramisk detects lists itself
         try:
