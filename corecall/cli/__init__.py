@@ -16,6 +16,7 @@ from corecall.cli import (
     admin_commands,
     bot_commands,
     core_commands,
+    policy_commands,
     telephony_commands,
 )
 from corecall.cli.common import err_console, state
@@ -52,6 +53,7 @@ core_commands.register(app)
 admin_commands.register(app)
 telephony_commands.register(app)
 bot_commands.register(app)
+policy_commands.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:
