@@ -2,13 +2,15 @@
 
 Plugin authors need only::
 
-    from corecall import hookimpl, RouteDefinition
+    from corecall import hookimpl, option, PluginContext, RouteDefinition
 
 Importing corecall loads no plugin and starts nothing.
 """
 
+from corecall.context import PluginContext
 from corecall.domain import RouteDefinition
 from corecall.hookspecs import hookimpl
+from corecall.options import option
 
-__all__ = ["RouteDefinition", "hookimpl"]
+__all__ = ["PluginContext", "RouteDefinition", "hookimpl", "option"]
 __version__ = "0.1.0"

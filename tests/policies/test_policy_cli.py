@@ -127,7 +127,9 @@ def test_policy_check_needs_a_moment_with_its_offset(cli, bad):
 # --------------------------------------------------------------------------- dnc commands
 
 
-@pytest.mark.parametrize("typed", ["+12125550123", "(212) 555-0123", "212-555-0123", "1 212 555 0123"])
+@pytest.mark.parametrize(
+    "typed", ["+12125550123", "(212) 555-0123", "212-555-0123", "1 212 555 0123"]
+)
 def test_dnc_add_any_format_then_refused(cli, typed):
     code, out, _ = cli("dnc", "add", typed, "--reason", "asked on 2026-06-30")
     assert (code, out) == (0, "added +12125550123 to the do-not-call list\n")
@@ -168,7 +170,7 @@ def test_dnc_import_reports_bad_lines_by_number_imports_the_rest_and_is_idempote
         b"+12125550101,asked\n"
         b"(212) 555-0102\n"
         b"call me maybe\n"
-        b"212-555-0103,\"by letter, twice\"\n"
+        b'212-555-0103,"by letter, twice"\n'
         b"911\n"
         b"\xff\n"
         b"+12125550101\n"
@@ -228,7 +230,11 @@ def test_repeat_call_cap_counts_every_agent_in_a_rolling_day(cli):
     assert code == 0  # one call in 24 h
     place_record(store, "+12125550123", at - dt.timedelta(hours=2), agent=2)
     code, result = check(cli, "--target", NY, "--at", at.isoformat())
-    assert (code, result["reason"], result["plugin"]) == (1, "repeat_call_cap", "policy_repeat_calls")
+    assert (code, result["reason"], result["plugin"]) == (
+        1,
+        "repeat_call_cap",
+        "policy_repeat_calls",
+    )
     assert result["message"] == (
         "This number was called 2 times in the last 24 hours, by all agents together (the "
         "limit is 2 calls in 24 hours). It may be called again at 17:00 UTC on Wed 01 Jul, "
@@ -260,7 +266,7 @@ def test_repeat_call_cap_config_mistakes(cli):
 
 
 def test_each_policy_is_listed_from_its_own_distribution(cli):
-    code, out, _ = cli("plugins", "list", "--json")
+    _code, out, _ = cli("plugins", "list", "--json")
     rows = {r["name"]: r for r in json.loads(out)}
     for name, dist in POLICIES.items():
         assert rows[name]["distribution"] == dist
