@@ -23,7 +23,9 @@ def _zone(_instance, _attribute, value: str) -> None:
 
 
 def _not_opening(instance, _attribute, value: str) -> None:
-    if parse_clock(instance.opens) == parse_clock(value):
+    # Compares two keys: runs when the whole table is built (the core checks one key at a
+    # time first, with no instance).
+    if instance is not None and parse_clock(instance.opens) == parse_clock(value):
         raise ValueError(
             f"opens and closes are both {value}: no call could ever be placed (for any hour "
             'use opens = "00:00", closes = "24:00")'

@@ -43,7 +43,8 @@ def refusal(request: CallRequest, options: RepeatCallOptions, store: Store) -> R
     if cap <= 0:
         return None
     at = request.at
-    times = [t for t in store.calls_to_target_since(request.target, at - PERIOD) if t <= at]
+    since = at - PERIOD  # a call exactly 24 h ago has left the window
+    times = [t for t in store.calls_to_target_since(request.target, since) if since < t <= at]
     if len(times) < cap:
         return None
     again = times[len(times) - cap] + PERIOD
