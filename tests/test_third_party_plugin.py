@@ -237,7 +237,9 @@ def test_plugins_list_shows_the_installed_example(cli):
     night = infos["route_night"]
     assert night["distribution"] == DIST and night["version"] == "0.1.0"
     assert night["enabled"] is True and night["error"] is None
-    assert night["hooks"] == ["corecall_register_routes"]
+    assert night["hooks"] == [
+        "corecall_plugin_options", "corecall_register_commands", "corecall_register_routes",
+    ]  # fmt: skip
     assert night == json.loads(doc_blocks()["corecall plugins list --json"])
     assert infos["route_main"]["enabled"]  # the project's own plugins are still there
 
@@ -268,10 +270,15 @@ def test_an_agent_can_select_route_n(cli):
 
 
 def test_without_the_example_route_n_is_refused(cli):
-    """The same config in this venv, where the plugin is not installed: [routes.N] is
-    ignored and N cannot be selected."""
+    """The same config in this venv, where the plugin is not installed: its
+    [plugins.route_night] table is refused (a typo in a plugin name must not pass
+    silently); without that table, [routes.N] is ignored and N cannot be selected."""
     here = Path(sys.executable)
     assert "route_night" not in plugin_infos(cli("plugins", "list", "--json", python=here))
+    proc = cli("agents", "list", python=here, ok=False)
+    assert "[plugins.route_night] no installed plugin is named 'route_night'" in proc.stderr
+    text = cli.config.read_text(encoding="utf-8")
+    cli.config.write_text(text.split("[plugins.route_night]")[0], encoding="utf-8")
     cli("agents", "add", "--telegram-id", "42", "--phone", "+12125550123", python=here)
     proc = cli("agents", "set-route", "42", "N", python=here, ok=False)
     assert proc.returncode == 1

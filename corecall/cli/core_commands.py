@@ -4,24 +4,14 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from corecall.cli.common import actor, console, print_json, state
-from corecall.config import load_config, resolve_config_path, write_starter_config
-from corecall.effective_config import effective_values
-from corecall.errors import NotFoundError
-from corecall.options import render_commented
-from corecall.plugins import (
-    Plugins,
-    check_can_disable,
-    known_plugin_names,
-    load_plugins,
-    read_disabled,
-    write_disabled,
-)
+
+if TYPE_CHECKING:
+    from corecall.plugins import Plugins
 
 plugins_app = typer.Typer(help="List, enable and disable plugins.", no_args_is_help=True)
 number_app = typer.Typer(help="Check numbers against the number policy.", no_args_is_help=True)
@@ -39,6 +29,8 @@ def plugin_sections(plugins: Plugins) -> str:
     """Commented TOML sections for every loaded plugin that declares options: its
     ``[plugins.NAME]`` table, the extra keys of ``[store]`` per store backend and of
     ``[trunks.X]`` per trunk driver (for ``corecall init``)."""
+    from corecall.options import render_commented
+
     parts = []
     for name, cls in plugins.options_classes.items():
         info = plugins.infos[name]
@@ -67,6 +59,9 @@ def init(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing config file."),
 ) -> None:
     """Write a commented starter config and create the database."""
+    from corecall.config import resolve_config_path, write_starter_config
+    from corecall.plugins import load_plugins
+
     path, _ = resolve_config_path(state.config_path)
     write_starter_config(path, force=force, extra=plugin_sections(load_plugins()))
     state.config_path = str(path)
@@ -87,6 +82,8 @@ def init(
 def config_show(json_: bool = typer.Option(False, "--json", help="Machine-readable output.")):
     """Every value in effect and where it came from (file, environment, default); secrets
     are shown as ***."""
+    from corecall.effective_config import effective_values
+
     app = state.app()
     rows = effective_values(app.config, app.options)
     if json_:
@@ -109,6 +106,9 @@ def config_show(json_: bool = typer.Option(False, "--json", help="Machine-readab
 @plugins_app.command("list")
 def plugins_list(json_: bool = typer.Option(False, "--json", help="Machine-readable output.")):
     """Name, kind, distribution and version, enabled, hooks implemented."""
+    from rich.table import Table
+    from rich.text import Text
+
     infos = state.app().plugins.list()
     if json_:
         print_json([i.as_json() for i in infos])
@@ -126,6 +126,14 @@ def plugins_list(json_: bool = typer.Option(False, "--json", help="Machine-reada
 
 
 def _set_enabled(name: str, enabled: bool) -> None:
+    from corecall.errors import NotFoundError
+    from corecall.plugins import (
+        check_can_disable,
+        known_plugin_names,
+        read_disabled,
+        write_disabled,
+    )
+
     app = state.app()
     config = app.config
     disabled = read_disabled(config.plugin_state_path)
@@ -180,6 +188,8 @@ def number_check(
     json_: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ):
     """The number policy's verdict for TEXT. Exit 0 when accepted, 1 when refused."""
+    from rich.text import Text
+
     app = state.app()
     verdict = app.plugins.parse_number(text, app.route(route.strip().upper()))
     if json_:
@@ -191,4 +201,4 @@ def number_check(
     raise typer.Exit(0 if verdict.ok else 1)
 
 
-__all__ = ["load_config", "register"]
+__all__ = ["register"]
