@@ -8,6 +8,7 @@ default (``max_calls = 0``). See docs/compliance.md.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 import attrs
 
@@ -36,7 +37,9 @@ class RepeatCallOptions:
     )  # fmt: skip
 
 
-def refusal(request: CallRequest, options: RepeatCallOptions, store: Store) -> Refusal | None:
+def refusal(
+    request: CallRequest, options: RepeatCallOptions, store: Callable[[], Store]
+) -> Refusal | None:
     """Refuse when ``request.target`` was called ``cap`` times in the 24 hours before
     ``request.at``; the message gives the count and when it may be called again (UTC)."""
     cap = options.max_calls
@@ -44,7 +47,8 @@ def refusal(request: CallRequest, options: RepeatCallOptions, store: Store) -> R
         return None
     at = request.at
     since = at - PERIOD  # a call exactly 24 h ago has left the window
-    times = [t for t in store.calls_to_target_since(request.target, since) if since < t <= at]
+    placed = store().calls_to_target_since(request.target, since)
+    times = [t for t in placed if since < t <= at]
     if len(times) < cap:
         return None
     again = times[len(times) - cap] + PERIOD
@@ -75,7 +79,8 @@ def corecall_plugin_options():
 
 @hookimpl
 def corecall_check_call(request, context):
-    return refusal(request, context.route_options(request.route.code), context.store)
+    # The store is reached only when a cap is set (off by default).
+    return refusal(request, context.route_options(request.route.code), lambda: context.store)
 
 
 __all__ = ["NAME", "PERIOD", "RepeatCallOptions", "refusal"]
