@@ -67,10 +67,11 @@ DEMO_ZONE = "America/New_York"  # the zone of the demo's example numbers (+1 212
 
 def demo_calling_hours(now: _dt.datetime | None = None) -> dict[str, str]:
     """The demo's calling window, chosen when the demo starts so that it is open in New York
-    (the +1 212 numbers every example uses) for the next 17 hours at least, and closed in
-    Honolulu (5-6 hours behind) for the next 5: from an hour before New York's current
-    hour to 18 hours later, wrapping midnight. A newcomer's calls connect at any hour, and
-    ``/call +1 808 555 0123`` shows the calling-hours refusal on demand."""
+    (the +1 212 numbers every example uses) and Chicago for the next 16 hours at least, and
+    closed in Honolulu (5-6 hours behind New York) for the next 3 at least: from an hour
+    before New York's current hour to 18 hours later, wrapping midnight. A newcomer's calls
+    connect at any hour, and ``/call +1 808 555 0123`` shows the calling-hours refusal on
+    demand (restart the demo after 3 hours to re-centre the window)."""
     local = (now or _dt.datetime.now(_dt.UTC)).astimezone(ZoneInfo(DEMO_ZONE))
     opens, closes = (local.hour - 1) % 24, (local.hour + 17) % 24
     return {"opens": f"{opens:02d}:00", "closes": f"{closes:02d}:00"}

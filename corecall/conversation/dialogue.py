@@ -301,8 +301,9 @@ class Conversation:
         route = self.app.routes().get(record.route_code)
         text = texts.call_status(record, route.name if route else None)
         if record.is_final:
-            if record.agent_id > 0 and self._dnc_enforced():
-                # The customer asked not to be called again: one press lists the number.
+            if record.connected_at and record.agent_id > 0 and self._dnc_enforced():
+                # The customer (who was on the line) asked not to be called again: one press
+                # lists the number. Calls that never reached them get no button.
                 listed = cb.make(cb.DO_NOT_CALL, record.agent_id, record.id)
                 return text, ((Button(texts.DNC_BUTTON, listed),),)
             return text, NO_BUTTONS

@@ -10,7 +10,7 @@ from telethon.tl import functions
 
 from corecall.domain import CallState, EndReason
 
-REFUSED = "This number is on the do-not-call list: it may not be called. Nothing was dialed."
+REFUSED = "This number is on the do-not-call list: it may not be called."
 
 
 def dnc_data(owner: int, call_id: str) -> bytes:
@@ -27,7 +27,8 @@ def toast(requests) -> str:
 async def finished_call(bot):
     (status,) = await bot.say(bot.alice, f"/call {TARGET}")
     call_id = bot.board.last_call_id
-    bot.board.move(CallState.ENDED, EndReason.TARGET_BUSY)
+    bot.board.move(CallState.CONNECTED)
+    bot.board.move(CallState.ENDED, EndReason.COMPLETED)
     await bot.conversation.wait_idle(timeout=3)
     return bot.client.message_id(status), call_id
 
@@ -117,6 +118,15 @@ async def test_do_not_call_again_button_lists_the_number_for_the_agent_who_calle
     # and the next call to it is refused
     assert REFUSED in await bot.reply(bot.alice, f"/call {TARGET}")
     assert len(bot.board.originated) == 1
+
+
+async def test_no_button_when_the_call_never_reached_the_customer(make_bot):
+    bot = await make_bot()
+    await bot.say(bot.alice, f"/call {TARGET}")
+    bot.board.move(CallState.TARGET_RINGING)
+    bot.board.move(CallState.ENDED, EndReason.TARGET_BUSY)
+    await bot.conversation.wait_idle(timeout=3)
+    assert bot.client.edits()[-1].reply_markup is None
 
 
 async def test_do_not_call_button_works_only_for_the_agent_who_placed_the_call(make_bot):

@@ -15,7 +15,7 @@ from corecall.store import Store
 NAME = "policy_dnc"
 
 REFUSAL_MESSAGE = (
-    "This number is on the do-not-call list: it may not be called. Nothing was dialed."
+    "This number is on the do-not-call list: it may not be called."
 )
 
 
