@@ -14,9 +14,7 @@ from corecall.store import Store
 
 NAME = "policy_dnc"
 
-REFUSAL_MESSAGE = (
-    "This number is on the do-not-call list: it may not be called."
-)
+REFUSAL_MESSAGE = "This number is on the do-not-call list: it may not be called."
 
 
 def refusal(request: CallRequest, store: Store) -> Refusal | None:
