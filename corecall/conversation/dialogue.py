@@ -523,7 +523,7 @@ class Conversation:
             return
         verdict = parse_on_any_route(self.app.plugins, self.app.routes().values(), args)
         if not verdict.ok:
-            await self._reply(user, texts.dnc_bad_number(args, verdict.message))
+            await self._reply(user, texts.dnc_bad_number(verdict.message))
             return
         e164, actor, store = verdict.e164, self._actor(user), self.app.store
         if command == "dnc":
@@ -550,8 +550,9 @@ class Conversation:
             reason=f"asked during call {record.id}", actor=self._actor(user),
         )  # fmt: skip
         if record.is_final:
-            text, _buttons = self._status(record)
-            self.edits.edit(user.chat_id, message_id, texts.call_status_with_dnc(text), NO_BUTTONS)
+            route = self.app.routes().get(record.route_code)
+            text = texts.call_status_with_dnc(record, route.name if route else None)
+            self.edits.edit(user.chat_id, message_id, text, NO_BUTTONS)
         return texts.DNC_ADDED_TOAST if added else texts.DNC_ALREADY_TOAST
 
     async def _admin_action(self, user: UserRef, agent_id: int, action, *args, **kwargs):

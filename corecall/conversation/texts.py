@@ -382,26 +382,29 @@ DNC_NOT_ENFORCED = (
 )
 
 
-def dnc_bad_number(text: str, message: str) -> str:
+def dnc_bad_number(message: str) -> str:
     return f"Nothing was changed: {message}"
 
 
-def dnc_added(e164: str) -> str:
-    return f"🚫 {e164} is on the do-not-call list now: calls to it are refused."
+def dnc_added(number: str) -> str:
+    return f"🚫 {number} is on the do-not-call list now: calls to it are refused."
 
 
-def dnc_already(e164: str) -> str:
-    return f"{e164} was already on the do-not-call list; nothing changed."
+def dnc_already(number: str) -> str:
+    return f"{number} was already on the do-not-call list; nothing changed."
 
 
-def dnc_removed(e164: str) -> str:
-    return f"{e164} is off the do-not-call list: it may be called again."
+def dnc_removed(number: str) -> str:
+    return f"{number} is off the do-not-call list: it may be called again."
 
 
-def dnc_not_listed(e164: str) -> str:
-    return f"{e164} is not on the do-not-call list; nothing changed."
+def dnc_not_listed(number: str) -> str:
+    return f"{number} is not on the do-not-call list; nothing changed."
 
 
-def call_status_with_dnc(status: str) -> str:
+def call_status_with_dnc(call: CallRecord, route_name: str | None = None) -> str:
     """A finished call's status after its agent pressed "Do not call again"."""
-    return f"{status}\n🚫 Added to the do-not-call list: this number will not be called again."
+    return (
+        f"{call_status(call, route_name)}\n"
+        "🚫 Added to the do-not-call list: this number will not be called again."
+    )
