@@ -229,12 +229,14 @@ class Corecall:
         raw = {
             "data_dir": str(workdir),
             "store": backend,
-            "plugins": {"asterisk_ami": {"servers": {
-                "pbx1": {
+            "plugins": {
+                "asterisk_ami": {"servers": {"pbx1": {
                     "host": lab.ami_host, "port": lab.ami_port, "username": lab.ami_user,
                     "secret": lab.ami_secret, "ping_interval": 5.0, "action_timeout": 5.0,
-                },
-            }}},
+                }}},
+                # the benchmark runs at any hour: calling hours open round the clock
+                "policy_calling_hours": {"opens": "00:00", "closes": "24:00"},
+            },
             "trunks": {
                 "main": {"driver": "asterisk_ami", "server": "pbx1", "endpoint": ENDPOINT},
                 "dev": {"driver": "asterisk_ami", "server": "pbx1", "endpoint": "corecall-dev"},
@@ -245,8 +247,6 @@ class Corecall:
             },
             "calls": {"agent_ring_timeout": 10, "target_ring_timeout": 10},
             "limits": {"live_calls_per_agent": 1000, "calls_per_minute": 100000},
-            # the benchmark runs at any hour: calling hours open round the clock
-            "plugins": {"policy_calling_hours": {"opens": "00:00", "closes": "24:00"}},
         }  # fmt: skip
         self.app = App(parse_config(raw, path=None))
         admin = AgentAdmin(self.app)
