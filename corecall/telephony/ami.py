@@ -194,7 +194,9 @@ def build_originate(request: OriginateRequest, *, context: str) -> bytes:
             ("Context", context),
             ("Exten", target),
             ("Priority", "1"),
-            ("CallerID", target),
+            # The agent's phone shows an operator-owned number (the route's), never the
+            # target's: carriers that enforce caller-ID ownership answer 403 otherwise.
+            ("CallerID", caller_id),
             ("Timeout", str(agent_ms)),
             ("ChannelId", agent_uniqueid(call_id)),
             ("Variable", variables),

@@ -81,5 +81,5 @@ async def test_originate_over_main_bridges_and_reports(fresh_lab):
     invites = await wait_until(
         lambda: len(lab.invites("corecall-main")) >= 2 and lab.invites("corecall-main")
     )
-    assert invites == [(AGENT, TARGET), (TARGET, CALLER_ID)]
+    assert invites == [(AGENT, CALLER_ID), (TARGET, CALLER_ID)]
     assert lab.invites("corecall-dev") == []

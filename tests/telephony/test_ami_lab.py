@@ -62,12 +62,12 @@ async def test_route_m_goes_out_main_and_route_d_goes_out_dev(fresh_lab, telepho
     final_m, final_d = await asyncio.gather(t.final(m), t.final(d))
 
     assert (final_m.reason, final_d.reason) == (EndReason.COMPLETED, EndReason.COMPLETED)
-    # The agent is rung first (showing the target), then the target (showing the route's
-    # own caller ID), each on its route's trunk only.
+    # The agent is rung first, then the target, each on its route's trunk only; both legs
+    # present the route's own caller ID (the carriers answer 403 to any other From).
     main = [tuple(i) for i in lab.invites("corecall-main")]
     dev = [tuple(i) for i in lab.invites("corecall-dev")]
-    assert main == [(agent_m, target_m), (target_m, MAIN_CID)]
-    assert dev == [(agent_d, target_d), (target_d, DEV_CID)]
+    assert main == [(agent_m, MAIN_CID), (target_m, MAIN_CID)]
+    assert dev == [(agent_d, DEV_CID), (target_d, DEV_CID)]
     for final, route in ((final_m, "M"), (final_d, "D")):
         stored = t.app.store.get_call(final.id)
         assert (stored.state, stored.reason, stored.route_code) == (
@@ -154,8 +154,8 @@ async def test_asterisk_restart_mid_call(own_lab, telephony):
     after = await t.place(num(312, "1111"), num(312, "1123"))
     assert (await t.final(after)).reason is EndReason.COMPLETED
     assert [tuple(i) for i in lab.invites("corecall-main")] == [
-        (agent, target), (target, MAIN_CID),
-        (num(312, "1111"), num(312, "1123")), (num(312, "1123"), MAIN_CID),
+        (agent, MAIN_CID), (target, MAIN_CID),
+        (num(312, "1111"), MAIN_CID), (num(312, "1123"), MAIN_CID),
     ]  # fmt: skip
 
 
@@ -276,7 +276,7 @@ async def test_injection_attempts_never_reach_asterisk(fresh_lab, telephony):
         assert (await t.final(ok)).reason is EndReason.COMPLETED
         assert proxy.originates_written() == 1
         assert [tuple(i) for i in lab.invites("corecall-main")] == [
-            (ANSWERS, TARGET), (TARGET, MAIN_CID),
+            (ANSWERS, MAIN_CID), (TARGET, MAIN_CID),
         ]  # fmt: skip
 
 
@@ -298,10 +298,10 @@ async def test_two_asterisk_servers_each_with_its_own_link(fresh_lab, own_lab, t
         EndReason.COMPLETED, EndReason.COMPLETED,
     ]  # fmt: skip
     assert [tuple(i) for i in lab_a.invites("corecall-main")] == [
-        (agent_m, TARGET), (TARGET, MAIN_CID),
+        (agent_m, MAIN_CID), (TARGET, MAIN_CID),
     ]  # fmt: skip
     assert [tuple(i) for i in lab_b.invites("corecall-dev")] == [
-        (agent_d, TARGET), (TARGET, DEV_CID),
+        (agent_d, DEV_CID), (TARGET, DEV_CID),
     ]  # fmt: skip
     assert lab_a.invites("corecall-dev") == [] and lab_b.invites("corecall-main") == []
 

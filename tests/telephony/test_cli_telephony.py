@@ -132,7 +132,7 @@ def test_call_command_follows_a_real_call_to_the_end(fresh_lab, cli):
     ]  # fmt: skip
     assert "ended: completed" in out and "talked 1." in out
     assert [tuple(i) for i in lab.invites("corecall-main")] == [
-        (agent, target), (target, MAIN_CID),
+        (agent, MAIN_CID), (target, MAIN_CID),
     ]  # fmt: skip
     calls, audit = stored(cli)
     assert (calls[0].agent_id, calls[0].target, calls[0].reason) == (
