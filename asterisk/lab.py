@@ -1149,7 +1149,8 @@ def _print_up(lab: Lab) -> None:
         owned = ", ".join(lab.owned_caller_ids.get(name, ())) or "none"
         print(f"  carrier    {name:<16} {addr}  owned caller IDs {owned}")
         print(f"             INVITE log {lab.carrier_log(name)}")
-    print(f"  stop with: python {Path(__file__).relative_to(REPO)} down")
+    where = "" if lab.instance == DEFAULT_INSTANCE else f" --instance {lab.instance}"
+    print(f"  stop with: python {Path(__file__).relative_to(REPO)} down{where}")
 
 
 def main(argv: list[str] | None = None) -> int:

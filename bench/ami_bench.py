@@ -34,7 +34,6 @@ import os
 import platform
 import re
 import shlex
-import socket
 import statistics
 import sys
 import tempfile
@@ -89,17 +88,11 @@ def target_number(i: int) -> str:
 
 
 def start_lab() -> labmod.Lab:
-    def udp(host: str) -> int:
-        return labmod.free_port(host, socket.SOCK_DGRAM)
-
     lab = labmod.Lab(
         f"bench-{os.getpid()}",
-        ami_port=labmod.free_port(),
-        sip_port=udp("127.0.0.1"),
-        carriers={
-            "corecall-main": f"127.0.0.2:{udp('127.0.0.2')}",
-            "corecall-dev": f"127.0.0.3:{udp('127.0.0.3')}",
-        },
+        ami_port=0,  # the lab picks free ports, race-free against other lab instances
+        sip_port=0,
+        carriers={"corecall-main": "127.0.0.2:0", "corecall-dev": "127.0.0.3:0"},
         rtp_ports=(20000, 39999),
         die_with_parent=True,
     )
@@ -306,7 +299,7 @@ def originate_action(call_id: str, agent: str, target: str) -> dict[str, str]:
         "Context": "corecall-bridge",
         "Exten": target,
         "Priority": "1",
-        "CallerID": target,
+        "CallerID": CALLER_ID,  # owned: the lab's carriers answer 403 to any other From
         "Timeout": "10000",
         "ChannelId": f"{call_id}-a",
         "Variable": f"CORECALL_CALL_ID={call_id},CORECALL_TRUNK={ENDPOINT},"
