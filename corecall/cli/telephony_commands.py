@@ -15,7 +15,7 @@ import typer
 
 from corecall.calls import OPERATOR_AGENT_ID
 from corecall.cli.common import actor, console, err_console, state
-from corecall.domain import CallRecord, EndReason
+from corecall.domain import CallRecord, CallState, EndReason
 from corecall.errors import ConfigError, RefusedError
 
 asterisk_app = typer.Typer(
@@ -34,6 +34,8 @@ def register(app: typer.Typer) -> None:
 
 def _line(record: CallRecord, started: float, now: float) -> str:
     text = f"{now - started:7.2f}s  {record.state.value}"
+    if record.state is CallState.AWAITING_CONFIRMATION:
+        text += ": press 1 on the agent's phone to connect"
     if record.is_final:
         text += f": {record.reason.value if record.reason else 'unknown'}"
         if record.detail:

@@ -172,6 +172,7 @@ def build_originate(request: OriginateRequest, *, context: str) -> bytes:
     agent = check_dial_part(check_number(request.agent_phone, "agent phone"), "agent phone")
     target = check_number(request.target, "target")
     caller_id = check_number(request.caller_id, "caller ID")
+    agent_caller_id = check_number(request.agent_caller_id, "agent leg caller ID")
     endpoint = check_dial_part(
         check_name(request.trunk.endpoint, f"trunk {request.trunk.name!r} endpoint"), "endpoint"
     )
@@ -196,7 +197,7 @@ def build_originate(request: OriginateRequest, *, context: str) -> bytes:
             ("Priority", "1"),
             # The agent's phone shows an operator-owned number (the route's), never the
             # target's: carriers that enforce caller-ID ownership answer 403 otherwise.
-            ("CallerID", caller_id),
+            ("CallerID", agent_caller_id),
             ("Timeout", str(agent_ms)),
             ("ChannelId", agent_uniqueid(call_id)),
             ("Variable", variables),

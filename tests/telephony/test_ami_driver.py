@@ -47,7 +47,7 @@ def test_originate_is_exactly_what_the_dialplan_expects():
         "Context: corecall-bridge\r\n"
         f"Exten: {TARGET}\r\n"
         "Priority: 1\r\n"
-        f"CallerID: {TARGET}\r\n"
+        "CallerID: +12125550100\r\n"  # the route's own number, never the target's
         "Timeout: 2000\r\n"
         f"ChannelId: {CALL_ID}-a\r\n"
         f"Variable: CORECALL_CALL_ID={CALL_ID},CORECALL_TRUNK=corecall-main,"
@@ -72,7 +72,7 @@ BAD_NUMBERS = [
 ]
 
 
-@pytest.mark.parametrize("field", ["agent_phone", "target", "caller_id"])
+@pytest.mark.parametrize("field", ["agent_phone", "target", "caller_id", "agent_caller_id"])
 @pytest.mark.parametrize("value", BAD_NUMBERS)
 def test_no_unsafe_number_reaches_the_originate(field, value):
     with pytest.raises(UnsafeValueError):
