@@ -49,6 +49,8 @@ T = TypeVar("T")
 #: Extra seconds, beyond both ring timeouts, before a call that never connected and that the
 #: PBX stopped reporting on is ended as ``unknown``.
 WATCHDOG_GRACE = 30.0
+#: The refusal while the trunk's phone system is (re)starting (nothing was dialed).
+PBX_STARTING = "The phone system is starting, try again in a moment."
 #: Longest confirmation prompt (the target's digits, "if this is correct press 1"), seconds.
 CONFIRM_PROMPT_SECONDS = 15.0
 
@@ -271,6 +273,10 @@ class CallManager:
                 f"Route {request.route.name} is not available right now (its trunk driver "
                 f"{trunk.driver!r} is not running). Tell your admin.",
             )
+        not_ready = await driver.wait_ready(trunk)
+        if not_ready is not None:
+            log.warning("not placing a call on trunk %r: %s", trunk.name, not_ready)
+            raise RefusedError("pbx_starting", PBX_STARTING)
         call_id = uuid.uuid4().hex
         try:
             originate = OriginateRequest(

@@ -107,6 +107,15 @@ class TrunkDriver(abc.ABC):
         a driver that reconnects in the background reports its unreachable PBXs here."""
         return []
 
+    async def wait_ready(self, trunk: TrunkConfig) -> str | None:
+        """Called before a call on ``trunk`` is recorded and placed. A driver whose PBX is
+        starting or restarting may hold the call here for a few seconds; it returns None when
+        the call may go out now (or when it will fail anyway, as :meth:`originate` reports),
+        else one sentence saying why the PBX cannot take calls yet. The core then refuses the
+        call ("the phone system is starting, try again in a moment"): nothing is dialed and
+        nothing is recorded. The default is always ready."""
+        return None
+
     @abc.abstractmethod
     async def originate(self, request: OriginateRequest, progress: ProgressCallback) -> None:
         """Start the call and return once the PBX accepted the request.

@@ -11,12 +11,14 @@ every other answering phone presses 1 (RFC 4733) 250 ms after answering. Each ca
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 
 import pytest
 from corecall_testing.ami import MAIN_CID, TARGET, ami_sections, server_of
 
 from corecall.domain import CallState, EndReason
+from corecall.errors import RefusedError
 
 pytestmark = pytest.mark.lab
 
@@ -166,3 +168,34 @@ async def test_both_legs_present_owned_numbers_and_a_foreign_one_is_refused(fres
     assert final.reason is EndReason.AGENT_REJECTED, final.detail
     assert "403" in final.detail
     assert invites(fresh_lab) == [(agent, target)]  # refused: nothing else was dialed
+
+
+# ------------------------------------------------------------------------------ restarts
+
+
+async def test_calls_during_an_asterisk_restart_are_held_or_refused_never_sent(own_lab, telephony):
+    lab = own_lab()
+    t = await telephony(sections(lab))
+    agent, target = num(212, "0111"), num(212, "1123")
+    written: list[bool] = []  # for each Originate written: was FullyBooted seen first?
+    t.link().write_observer = lambda _cid: written.append(t.link().booted.is_set())
+
+    # Asterisk is down after a Shutdown: the call is held briefly, then refused as starting.
+    t.driver.boot_hold = 0.3
+    await asyncio.to_thread(lab.stop_asterisk)
+    await asyncio.sleep(0.2)
+    assert not t.link().is_up and t.link().last_loss == "Asterisk shut down"
+    with pytest.raises(RefusedError) as err:
+        await t.place(agent, target)
+    assert err.value.reason == "pbx_starting"
+    assert err.value.message == "The phone system is starting, try again in a moment."
+    assert written == [] and t.app.store.recent_calls() == []
+
+    # Placed while Asterisk starts again: held until the link is back AND FullyBooted came.
+    t.driver.boot_hold = 30
+    starting = asyncio.create_task(asyncio.to_thread(lab.start_asterisk))
+    call = await t.place(agent, target)
+    await starting
+    assert written == [True]
+    assert (await t.final(call)).reason is EndReason.COMPLETED
+    assert invites(lab) == [(agent, MAIN_CID), (target, MAIN_CID)]  # once, after the boot

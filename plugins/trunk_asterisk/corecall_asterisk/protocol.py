@@ -95,6 +95,9 @@ class AmiProtocol(AMIProtocol):
                         continue
                 if block.startswith("Event: Shutdown\r\n"):
                     link.asterisk_shutting_down = True
+                    link.tracker.pbx_gone()
+                elif block.startswith("Event: FullyBooted\r\n"):
+                    link.fully_booted()
                 feed(block)
                 continue
             msg = Message.from_line(block)

@@ -75,9 +75,11 @@ class TrackedCall:
         "epoch",
         "fallback",
         "hangup_pending",
+        "hangup_sent",
         "key",
         "link",
         "originate_reason",
+        "pending_end",
         "progress",
         "state",
         "target_cause",
@@ -98,6 +100,9 @@ class TrackedCall:
         self.originate_reason: int | None = None
         self.fallback: asyncio.TimerHandle | None = None
         self.hangup_pending = False
+        self.hangup_sent = False  # we asked Asterisk to hang it up (AMI Hangup)
+        # A normal end that nobody on the call caused (see SYSTEM_HANGUP_GRACE).
+        self.pending_end: tuple[EndReason, str] | None = None
 
 
 #: Only these events can change a call; everything else is dropped after one dict lookup.
@@ -115,6 +120,20 @@ _ALERTING = frozenset(("RINGING", "PROGRESS"))
 #: has not arrived after this long, decide from the OriginateResponse reason alone.
 ORIGINATE_FAILURE_GRACE = 2.0
 
+#: A connected call that ends with cause 16 and an empty ``HangupSource`` was hung up by
+#: nobody on it: by the phone system itself. When Asterisk shuts down (restart, ``core stop``)
+#: it hangs every channel up exactly like that and only about a second later sends
+#: ``Shutdown`` and closes the connection (measured in the lab: 1.1 s). Such an end is held
+#: this long (seconds): if ``Shutdown`` or the link's loss follows, the call was cut by a
+#: restart, not completed, and is recorded ``unknown``; otherwise (an operator's AMI or CLI
+#: hangup) it is completed.
+SYSTEM_HANGUP_GRACE = 3.0
+
+#: The detail of a call cut by an Asterisk shutdown or restart.
+CUT_BY_RESTART = (
+    "Asterisk shut down or restarted while the call was up: the call was cut off, not completed"
+)
+
 
 class CallTracker:
     """Turns raw AMI event blocks into state changes of the calls it tracks.
@@ -125,6 +144,7 @@ class CallTracker:
 
     def __init__(self, on_agent_channel: Callable[[TrackedCall], None] | None = None):
         self.calls: dict[str, TrackedCall] = {}  # by agent unique id (= Linkedid)
+        self.pbx_stopping = False  # Shutdown seen or link lost, until the next connection
         self._on_agent_channel = on_agent_channel
         self.events_seen = 0
 
@@ -221,6 +241,8 @@ class CallTracker:
                     rang=call.state is CallState.AGENT_RINGING,
                 )
             else:
+                if call.pending_end is not None:
+                    return  # its CorecallEnd came first and is being held (see pending_end)
                 asked = call.state is CallState.AWAITING_CONFIRMATION
                 reason, detail = end_after_answer(
                     call.dial_status, cause, "not-confirmed" if asked else "ok", call.target_cause
@@ -240,7 +262,42 @@ class CallTracker:
                 header(block, "\r\nReason: "),
                 header(block, "\r\nTargetCause: "),
             )
+            if (
+                reason is EndReason.COMPLETED
+                and not header(block, "\r\nHangupSource: ")
+                and not call.hangup_sent
+            ):
+                self._hold_system_hangup(call, reason, detail)
+                return
             self.finish(call, reason, detail)
+
+    def _hold_system_hangup(self, call: TrackedCall, reason: EndReason, detail: str) -> None:
+        """A connected call hung up by nobody on it: hold the end (SYSTEM_HANGUP_GRACE)."""
+        if self.pbx_stopping:
+            self.finish(call, EndReason.UNKNOWN, CUT_BY_RESTART)
+            return
+        call.pending_end = (reason, detail + "; hung up by the phone system (not by a party)")
+        if call.fallback is not None:
+            call.fallback.cancel()
+        call.fallback = asyncio.get_running_loop().call_later(
+            SYSTEM_HANGUP_GRACE, self._release_held_end, call
+        )
+
+    def _release_held_end(self, call: TrackedCall) -> None:
+        call.fallback = None
+        if call.pending_end is not None:
+            self.finish(call, *call.pending_end)
+
+    def pbx_gone(self) -> None:
+        """Asterisk said ``Shutdown`` or the link dropped: the calls it hung up just before
+        were cut by the shutdown, not completed."""
+        self.pbx_stopping = True
+        for call in [c for c in self.calls.values() if c.pending_end is not None]:
+            self.finish(call, EndReason.UNKNOWN, CUT_BY_RESTART)
+
+    def pbx_back(self) -> None:
+        """A new connection: Asterisk is not known to be stopping any more."""
+        self.pbx_stopping = False
 
     def _agent_dial_state(self, block: str) -> None:
         """DialState of the agent leg itself (the Originate's dial has no calling channel, so
