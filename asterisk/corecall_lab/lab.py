@@ -462,6 +462,8 @@ def originate_action(
     trunk: str = "corecall-main",
     caller_id: str | None = None,
     agent_ring_timeout: int = 30,
+    confirm: str = "key",
+    confirm_timeout: int = 10,
     dial_timeout: int = 10,
     exten: str | None = None,
     variables: str | None = None,
@@ -485,6 +487,8 @@ def originate_action(
         caller_id=caller_id,
         agent_ring_timeout=agent_ring_timeout,
         target_ring_timeout=dial_timeout,
+        confirm=confirm,
+        confirm_timeout=confirm_timeout,
         action_id=False,
     )
     if exten is not None:

@@ -34,6 +34,12 @@ EXPECTED = {
     "target-503": EndReason.TARGET_UNREACHABLE,
     "agent-hangup-target-ringing": EndReason.CANCELLED,
     "ami-hangup-connected": EndReason.COMPLETED,
+    "agent-early-media-no-answer": EndReason.AGENT_NO_ANSWER,
+    "agent-early-media-answers": EndReason.COMPLETED,
+    "target-early-media": EndReason.TARGET_NO_ANSWER,
+    "agent-voicemail": EndReason.AGENT_NOT_CONFIRMED,
+    "agent-wrong-key": EndReason.AGENT_NOT_CONFIRMED,
+    "confirm-none": EndReason.COMPLETED,
     "unknown-endpoint": EndReason.TRUNK_UNAVAILABLE,
     "invalid-caller-id": EndReason.TRUNK_UNAVAILABLE,
     "trunk-mismatch": EndReason.TRUNK_UNAVAILABLE,
@@ -58,7 +64,7 @@ def _block(cells: list[str]) -> str | None:
         return None  # an action's reply, not an event
     headers: list[tuple[str, str]] = [("Event", event)]
     linked = _sub(linked)
-    if event in ("DialBegin", "DialEnd"):
+    if event in ("DialBegin", "DialState", "DialEnd"):
         src_chan, dst_chan = (_sub(x) for x in channel.split("→"))
         src_uid, dst_uid = (_sub(x) for x in uid.split("→"))
         if src_uid != "—":
