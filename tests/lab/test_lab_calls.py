@@ -1,7 +1,7 @@
 """Call outcomes, dialplan defences and AMI privileges, against the real lab Asterisk.
 
 The carriers decide by the dialed number's last 4 digits: 0486 busy, 0408 rings forever,
-0403/0503 reject, 0999 answers and holds, anything else answers and hangs up after 1 s.
+0403/0503 reject, 0999 answers and holds, anything else answers, presses 1 and hangs up after 2 s.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from corecall_testing.lab import (
 pytestmark = pytest.mark.lab
 
 AGENT = "+15550000999"  # the carrier answers and holds until BYE
-TARGET = "+15557654321"  # the carrier answers at once and hangs up after 1 s
+TARGET = "+15557654321"  # the carrier answers at once and hangs up after 2 s
 
 
 @pytest.mark.asyncio

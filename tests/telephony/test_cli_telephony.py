@@ -127,8 +127,8 @@ def test_call_command_follows_a_real_call_to_the_end(fresh_lab, cli):
     assert code == 0, out + err
     states = re.findall(r"^\s+[\d.]+s  (\w+)", out, flags=re.M)
     assert states == [
-        "dialing_agent", "agent_ringing", "agent_answered", "dialing_target", "target_ringing",
-        "connected", "ended",
+        "dialing_agent", "agent_ringing", "agent_answered", "awaiting_confirmation",
+        "dialing_target", "target_ringing", "connected", "ended",
     ]  # fmt: skip
     assert "ended: completed" in out and "talked 1." in out
     assert [tuple(i) for i in lab.invites("corecall-main")] == [

@@ -94,22 +94,23 @@ class AsteriskAmiDriver(TrunkDriver):
 
     async def wait_ready(self, trunk: TrunkConfig) -> str | None:
         """Hold a call (up to :attr:`boot_hold` seconds) while the trunk's Asterisk is
-        starting: logged in but no FullyBooted yet, or gone after a ``Shutdown`` (a restart).
-        Returns why it is still not ready, or None (ready, or down for another reason: then
-        :meth:`originate` fails the call as before)."""
+        starting: logged in but no FullyBooted yet, gone after a ``Shutdown`` that said
+        ``Restart: True`` (``core restart``), or the first connection still being made.
+        Returns why it is still not ready, or None (ready, or down for another reason, e.g.
+        stopped: then :meth:`originate` fails the call at once, as ``trunk_unavailable``)."""
         link = self.link_for(trunk)
         if link.ready:
             return None
-        restarting = not link.is_up and link.last_loss == "Asterisk shut down"
-        if not (link.starting or restarting):
+        restarting = not link.is_up and link.asterisk_restarting
+        if not (link.starting or restarting or link.connecting_first_time):
             return None
         if await link.wait_ready(self.boot_hold):
             return None
         if link.starting:
             return f"{link.describe()} is still starting (logged in, no FullyBooted yet)"
-        if not link.is_up and link.last_loss == "Asterisk shut down":
-            return f"{link.describe()} is restarting (it shut down and is not back yet)"
-        return None
+        if not link.is_up and link.asterisk_restarting:
+            return f"{link.describe()} is restarting (Shutdown with Restart: True; not back yet)"
+        return None  # unreachable for another reason: originate() fails it as before
 
     async def originate(self, request: OriginateRequest, progress: ProgressCallback) -> None:
         link = self.link_for(request.trunk)

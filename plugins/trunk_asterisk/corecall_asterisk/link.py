@@ -107,6 +107,7 @@ class AmiLink:
         self.last_error = "not connected yet"
         self.last_loss = ""  # why the previous connection ended (kept across reconnects)
         self.asterisk_shutting_down = False
+        self.asterisk_restarting = False  # Shutdown said Restart: True; until FullyBooted
         self.write_observer: Callable[[str], None] | None = None
         self._lost: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
@@ -132,6 +133,11 @@ class AmiLink:
         return self.is_up and self.booted.is_set()
 
     @property
+    def connecting_first_time(self) -> bool:
+        """The first connection attempt since start() has not ended yet."""
+        return self._task is not None and not self._first_attempt.is_set()
+
+    @property
     def starting(self) -> bool:
         """Logged in, but Asterisk has not said FullyBooted yet (it is still starting)."""
         return self.is_up and not self.booted.is_set()
@@ -139,6 +145,7 @@ class AmiLink:
     def fully_booted(self) -> None:
         if not self.booted.is_set():
             log.info("%s: FullyBooted", self.describe())
+        self.asterisk_restarting = False
         self.booted.set()
 
     async def wait_ready(self, timeout: float) -> bool:

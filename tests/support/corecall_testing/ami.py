@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 # Numbers by carrier behaviour (the sipp carriers decide on the last four digits).
 HOLDS = "+12125550999"  # answers at once, holds until BYE
-ANSWERS = "+12125550111"  # answers at once, hangs up after 1 s
-TARGET = "+12125550123"  # answers at once, hangs up after 1 s
+ANSWERS = "+12125550111"  # answers at once, presses 1, hangs up after 2 s
+TARGET = "+12125550123"  # answers at once, hangs up after 2 s
 BUSY = "+12125550486"
 RINGS = "+12125550408"  # rings forever
 FORBIDDEN = "+12125550403"
