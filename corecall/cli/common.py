@@ -5,25 +5,47 @@ from __future__ import annotations
 import getpass
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
+if TYPE_CHECKING:
+    from rich.console import Console
 
-from corecall.app import App
-from corecall.config import load_config
+    from corecall.app import App
+
+
+class _LazyConsole:
+    """A rich Console made on first use: importing rich costs start-up time that
+    ``corecall --version`` and ``--help`` should not pay."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
+
 
 # markup=False: agent names, numbers and config keys like [routes.M] are printed verbatim.
-console = Console(highlight=False, markup=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
+console = _LazyConsole(highlight=False, markup=False, soft_wrap=True)
+err_console = _LazyConsole(stderr=True, highlight=False, markup=False, soft_wrap=True)
 
 
 class _State:
     def __init__(self) -> None:
         self.config_path: str | None = None
         self._app: App | None = None
+        #: Why plugin commands could not be added to this invocation (a config error).
+        self.plugin_commands_error: Exception | None = None
 
     def app(self) -> App:
         if self._app is None:
+            from corecall.app import App
+            from corecall.config import load_config
+
             self._app = App(load_config(self.config_path))
         return self._app
 
@@ -31,6 +53,12 @@ class _State:
         if self._app is not None:
             self._app.close()
             self._app = None
+        self.plugin_commands_error = None
+
+    def reload(self) -> App:
+        """Forget the App built so far (e.g. after ``init`` wrote the file) and build anew."""
+        self.close()
+        return self.app()
 
 
 state = _State()

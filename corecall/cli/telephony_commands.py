@@ -7,16 +7,17 @@ like any other (agent id 0, audited with the operator's name).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 
-from corecall.calls import OPERATOR_AGENT_ID
 from corecall.cli.common import actor, console, err_console, state
-from corecall.domain import CallRecord, CallState, EndReason
 from corecall.errors import ConfigError, RefusedError
+
+if TYPE_CHECKING:
+    from corecall.domain import CallRecord
 
 asterisk_app = typer.Typer(
     help="Asterisk wiring: print the config corecall needs, check a live server.",
@@ -33,6 +34,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _line(record: CallRecord, started: float, now: float) -> str:
+    from corecall.domain import CallState
+
     text = f"{now - started:7.2f}s  {record.state.value}"
     if record.state is CallState.AWAITING_CONFIRMATION:
         text += ": press 1 on the agent's phone to connect"
@@ -61,6 +64,10 @@ def call(
 
     Exit status 0 when the call connected and ended normally, 1 otherwise (with the reason).
     """
+    import asyncio
+
+    from corecall.domain import EndReason
+
     app = state.app()
     chosen = app.route(route.upper())
     drivers = app.build_drivers([chosen])
@@ -79,6 +86,10 @@ def call(
 
 
 async def _run_call(manager, route_code, agent_phone, target, who, timeout):
+    import asyncio
+
+    from corecall.calls import OPERATOR_AGENT_ID
+
     loop = asyncio.get_running_loop()
     await manager.start(reconcile=False)  # never take over a running bot's live calls
     try:
@@ -232,6 +243,8 @@ def check(
     """Check every Asterisk server the routes use: AMI reachable, login, privileges, each
     route's PJSIP endpoint, the bridge context. Prints each problem with its fix; exit 1 if
     there is any. Dials nothing."""
+    import asyncio
+
     check_server = _asterisk_plugin_module("check").check_server
 
     config = state.app().config
