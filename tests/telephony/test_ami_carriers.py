@@ -173,9 +173,7 @@ async def test_both_legs_present_owned_numbers_and_a_foreign_one_is_refused(fres
 # ------------------------------------------------------------------------------ restarts
 
 
-async def test_calls_during_an_asterisk_restart_are_held_or_refused_never_sent(
-    own_lab, telephony
-):
+async def test_calls_during_an_asterisk_restart_are_held_or_refused_never_sent(own_lab, telephony):
     """`core restart now`: Asterisk sends Shutdown (Restart: True), drops the link, accepts AMI
     logins again before it is FullyBooted. A call placed meanwhile is held until FullyBooted
     and only then sent; one held longer than boot_hold is refused with the "starting" text,
