@@ -18,6 +18,7 @@ import asyncio
 import collections
 import datetime as _dt
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +41,7 @@ from corecall.domain import (
 )
 from corecall.errors import CorecallError, RefusedError, StoreError, UnsafeValueError
 from corecall.plugins import Plugins
+from corecall.services import Services
 from corecall.store import Store
 from corecall.telephony.driver import OriginateRequest, TrunkDriver
 
@@ -82,8 +84,12 @@ class CallManager:
         routes: Callable[[], dict[str, Route]],
         drivers: dict[str, TrunkDriver],
         clock: Callable[[], _dt.datetime] = utcnow,
+        services: Services | None = None,
     ) -> None:
         self.config = config
+        #: Plugins' background services, started before the drivers, stopped after the last
+        #: call record was written (so they hear every final state).
+        self.services = services
         self.plugins = plugins
         self.store = store
         self._routes = routes
@@ -114,6 +120,8 @@ class CallManager:
         over the live calls of a bot running beside them."""
         self._writes = asyncio.Queue()
         self._writer = asyncio.create_task(self._write_loop(), name="corecall-call-writer")
+        if self.services is not None:  # first, so they hear every state change
+            await self.services.start()
         for name, driver in self.drivers.items():
             await driver.start()
             self._started_drivers.add(name)
@@ -140,6 +148,8 @@ class CallManager:
             self._writer.cancel()
             await asyncio.gather(self._writer, return_exceptions=True)
             self._writer = None
+        if self.services is not None:
+            await self.services.stop()
 
     # ------------------------------------------------------------------ placing calls
     def live_calls(self, agent_id: int | None = None) -> list[CallRecord]:
@@ -202,9 +212,13 @@ class CallManager:
 
         Raises :class:`RefusedError` (nothing dialed, nothing recorded) when any check fails.
         """
-        async with self._agent_locks[agent_id]:  # one decision at a time per agent
-            request, agent = await self.prepare(agent_id, text)
-            record, originate, driver = await self._record(request, agent)
+        try:
+            async with self._agent_locks[agent_id]:  # one decision at a time per agent
+                request, agent = await self.prepare(agent_id, text)
+                record, originate, driver = await self._record(request, agent)
+        except RefusedError as exc:
+            self.plugins.notify_call_refused(agent_id, exc.reason)
+            raise
         return await self._originate(record, originate, driver)
 
     async def place_operator_call(
@@ -287,7 +301,9 @@ class CallManager:
             caller_id=request.caller_id,
             created_at=self._clock(),
         )
+        started = time.perf_counter()
         record = await self._in_store(self.store.create_call, record)
+        self.plugins.notify_store_write("create_call", time.perf_counter() - started)
         self._track(record)
         return record, originate, driver
 
@@ -401,7 +417,9 @@ class CallManager:
             return
         for attempt in range(5):
             try:
+                started = time.perf_counter()
                 await self._in_store(self.store.save_progress, list(latest.values()))
+                self.plugins.notify_store_write("save_progress", time.perf_counter() - started)
                 return
             except StoreError:
                 log.exception("writing call state failed (attempt %d)", attempt + 1)

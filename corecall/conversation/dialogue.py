@@ -116,9 +116,11 @@ class Conversation:
         if self._port is not None:
             raise RuntimeError("this Conversation is already bound to a front end")
         self._port = port
+        plugins = self.app.plugins
         self._edits = EditScheduler(
-            port, min_interval=self.edit_interval, clock=self._monotonic, sleep=self.sleep
-        )
+            port, min_interval=self.edit_interval, clock=self._monotonic, sleep=self.sleep,
+            on_sent=plugins.notify_chat_edit_sent, on_rate_limited=plugins.notify_chat_rate_limited,
+        )  # fmt: skip
 
     @property
     def edits(self) -> EditScheduler:

@@ -86,7 +86,7 @@ def _pbx_advice(app: App) -> str:
 
 async def start_calls(app: App) -> CallManager:
     """Open the store, start the trunk drivers; clear errors when Asterisk can't be reached."""
-    manager = app.call_manager()
+    manager = app.call_manager(services=True)
     try:
         await manager.start()
     except BaseException as exc:

@@ -1,0 +1,59 @@
+"""corecall plugin: signed webhooks for every call state change and admin action.
+
+Every event is written to the store's outbox before it is sent, then POSTed as JSON to each
+``[plugins.webhooks] urls`` entry, signed with HMAC-SHA256 (see :mod:`.signing`), retried with
+backoff until the receiver accepts it, in order. ``corecall webhooks list|test|redeliver``
+show and manage the outbox. See docs/operations.md.
+"""
+
+from __future__ import annotations
+
+from corecall.hookspecs import hookimpl
+from corecall.services import Service
+from corecall_webhooks.service import WebhookOptions, WebhookService
+
+NAME = "webhooks"
+
+
+def options_for(app) -> WebhookOptions:
+    """The plugin's parsed ``[plugins.webhooks]`` options."""
+    getter = getattr(app, "plugin_options", None)
+    return getter(NAME) if getter is not None else WebhookOptions()
+
+
+class Webhooks(Service):
+    """Runs the outbox writer, the audit follower and one deliverer per URL."""
+
+    NAME = NAME
+
+    def __init__(self, app) -> None:
+        super().__init__(app)
+        self.options = options_for(app)
+        self.delivery: WebhookService | None = None
+
+    async def start(self) -> None:
+        problems = self.options.problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+        self.delivery = WebhookService(self.app.store, self.options)
+        await self.delivery.start()
+
+    async def stop(self) -> None:
+        if self.delivery is not None:
+            await self.delivery.stop()
+
+    @hookimpl
+    def corecall_call_state_changed(self, call, previous) -> None:
+        if self.delivery is not None:
+            self.delivery.call_state_changed(call, previous)
+
+    def problems(self) -> list[str]:
+        return self.options.problems()
+
+
+@hookimpl
+def corecall_register_services(registry) -> None:
+    registry.register(Webhooks)
+
+
+__all__ = ["NAME", "WebhookOptions", "WebhookService", "Webhooks"]
