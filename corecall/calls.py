@@ -40,6 +40,7 @@ from corecall.domain import (
     utcnow,
 )
 from corecall.errors import CorecallError, RefusedError, StoreError, UnsafeValueError
+from corecall.logs import call_extra, log_context
 from corecall.plugins import Plugins
 from corecall.services import Services
 from corecall.store import Store
@@ -212,14 +213,17 @@ class CallManager:
 
         Raises :class:`RefusedError` (nothing dialed, nothing recorded) when any check fails.
         """
-        try:
-            async with self._agent_locks[agent_id]:  # one decision at a time per agent
-                request, agent = await self.prepare(agent_id, text)
-                record, originate, driver = await self._record(request, agent)
-        except RefusedError as exc:
-            self.plugins.notify_call_refused(agent_id, exc.reason)
-            raise
-        return await self._originate(record, originate, driver)
+        with log_context(agent_id=agent_id):
+            try:
+                async with self._agent_locks[agent_id]:  # one decision at a time per agent
+                    request, agent = await self.prepare(agent_id, text)
+                    record, originate, driver = await self._record(request, agent)
+            except RefusedError as exc:
+                self.plugins.notify_call_refused(agent_id, exc.reason)
+                log.info("call refused (%s): %s", exc.reason, exc)
+                raise
+            with log_context(call_id=record.id):  # the driver's work inherits it
+                return await self._originate(record, originate, driver)
 
     async def place_operator_call(
         self, route_code: str, agent_phone: str, text: str, *, actor: str
@@ -259,7 +263,8 @@ class CallManager:
             self.store.audit, actor, "call.operator", record.id,
             f"route {route.code}, agent phone {agent.phone}, target {request.target}",
         )  # fmt: skip
-        return await self._originate(record, originate, driver)
+        with log_context(call_id=record.id, agent_id=OPERATOR_AGENT_ID):
+            return await self._originate(record, originate, driver)
 
     async def _record(
         self, request: CallRequest, agent: Agent
@@ -363,6 +368,12 @@ class CallManager:
                 handle.cancel()
         record = attrs.evolve(current, **changes)
         self._live[call_id] = record
+        if log.isEnabledFor(logging.INFO):
+            why = ""
+            if state is CallState.ENDED and record.reason is not None:
+                why = f" ({record.reason.value}{': ' + detail if detail else ''})"
+            extra = call_extra(call_id, current.agent_id)
+            log.info("call %s: %s%s", call_id, state.value, why, extra=extra)
         if state is CallState.CONNECTED:
             handle = self._watchdogs.pop(call_id, None)
             if handle:
@@ -388,7 +399,8 @@ class CallManager:
         self._watchdogs.pop(call_id, None)
         record = self._live.get(call_id)
         if record is not None and record.state is not CallState.CONNECTED:
-            log.warning("call %s: no word from the PBX; ending it as unknown", call_id)
+            log.warning("call %s: no word from the PBX; ending it as unknown", call_id,
+                        extra=call_extra(call_id, record.agent_id))  # fmt: skip
             self.progress(call_id, CallState.ENDED, EndReason.UNKNOWN, "no word from the PBX")
 
     def _trunk_driver_name(self, record: CallRecord) -> str:

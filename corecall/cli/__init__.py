@@ -16,10 +16,12 @@ from corecall.cli import (
     admin_commands,
     bot_commands,
     core_commands,
+    ops_commands,
     telephony_commands,
 )
 from corecall.cli.common import err_console, state
 from corecall.errors import CorecallError
+from corecall.logs import FORMATS, setup_logging
 
 app = typer.Typer(
     name="corecall",
@@ -40,18 +42,27 @@ def _global_options(
         metavar="FILE",
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens."),
+    log_format: str = typer.Option(
+        "text",
+        "--log-format",
+        help="Log lines as readable 'text' or one JSON object per line ('json', with call_id "
+        "and agent_id fields); logs go to stderr.",
+        metavar="text|json",
+    ),
 ) -> None:
     state.config_path = config
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    if log_format not in FORMATS:
+        raise typer.BadParameter(
+            f"{log_format!r} is not a log format; use text or json", param_hint="--log-format"
+        )
+    setup_logging(logging.INFO if verbose else logging.WARNING, log_format)
 
 
 core_commands.register(app)
 admin_commands.register(app)
 telephony_commands.register(app)
 bot_commands.register(app)
+ops_commands.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

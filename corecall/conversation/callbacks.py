@@ -21,6 +21,7 @@ action arguments               meaning
 ``rn``                         "Cancel"
 ``hu`` call id (32 hex)        hang up this call
 ``ci`` agent id, caller ID     (admin) give the agent this caller ID
+``lv``                         (admin) stop this live view
 ====== ======================= ===========================================
 """
 
@@ -39,6 +40,7 @@ CONFIRM_ROUTE = "ry"
 CANCEL_ROUTE = "rn"
 HANG_UP = "hu"
 SET_CALLER_ID = "ci"
+STOP_LIVE = "lv"
 
 _ID = r"[1-9][0-9]{0,18}"
 _ARGUMENTS = {
@@ -48,6 +50,7 @@ _ARGUMENTS = {
     CANCEL_ROUTE: (),
     HANG_UP: (r"[0-9a-f]{32}",),
     SET_CALLER_ID: (_ID, r"\+[1-9][0-9]{6,14}"),
+    STOP_LIVE: (),
 }
 _PATTERNS = {
     action: re.compile(

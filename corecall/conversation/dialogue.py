@@ -35,6 +35,7 @@ from corecall.calls import CallManager, effective_caller_id
 from corecall.conversation import callbacks as cb
 from corecall.conversation import texts
 from corecall.conversation.edits import EditScheduler
+from corecall.conversation.live_view import LiveViews
 from corecall.conversation.ports import (
     NO_BUTTONS,
     Button,
@@ -106,7 +107,9 @@ class Conversation:
             "agents": self._cmd_agents,
             "setphone": self._cmd_setphone,
             "callerid": self._cmd_callerid,
+            "live": self._cmd_live,
         }
+        self.live_views = LiveViews(self)
         if port is not None:
             self.bind(port)
 
@@ -156,6 +159,7 @@ class Conversation:
         message says the bot is restarting and the call goes on (used by ``corecall run``:
         calls stay up in Asterisk)."""
         self.accepting = False
+        await self.live_views.close_all()
         watchers = list(self._watchers.values())
         for task in watchers:
             task.cancel()
@@ -423,6 +427,14 @@ class Conversation:
         for chunk in _chunks(texts.agents_list(rows)):
             await self._reply(user, chunk)
 
+    async def _cmd_live(self, user: UserRef, args: str | None, _sent_at) -> None:
+        if not await self._admin_allowed(user, "live"):
+            return
+        if args is not None:
+            await self._reply(user, texts.no_arguments("live"))
+            return
+        await self.live_views.open(user)
+
     async def _cmd_callerid(self, user: UserRef, args: str | None, _sent_at) -> None:
         if not await self._admin_allowed(user, "callerid"):
             return
@@ -491,6 +503,10 @@ class Conversation:
             return await self._press_hang_up(user, press.args[0])
         if press.action == cb.SET_CALLER_ID:
             return await self._press_caller_id(user, message_id, int(press.args[0]), press.args[1])
+        if press.action == cb.STOP_LIVE:
+            if not self.is_admin(user.user_id):
+                return texts.ADMIN_ONLY_TOAST
+            return await self.live_views.press_stop(user, message_id)
         agent = await self._agent(user.user_id)
         if agent is None or not agent.authorized:
             return texts.NOT_AUTHORIZED_TOAST
@@ -600,6 +616,7 @@ class Conversation:
                 message_id = await self._port.send(chat_id, text, buttons)
             except RateLimited as exc:
                 log.info("chat %s: rate limited for %.0f s before sending", chat_id, exc.seconds)
+                self.app.plugins.notify_chat_rate_limited(chat_id, exc.seconds)
                 await self.sleep(max(exc.seconds, 0.0))
                 continue
             self.edits.note_sent(chat_id, message_id, text, buttons)

@@ -141,6 +141,7 @@ def help_text(routes: Iterable[Route], *, is_agent: bool, is_admin: bool,
             "/agents — list the agents",
             "/setphone <id> <phone> — set the phone an agent is rung on",
             "/callerid <id> — choose an agent's caller ID among their route's numbers",
+            "/live — live calls and today's totals, kept up to date for 10 minutes",
         ]
     return "\n".join(lines)
 

@@ -137,6 +137,17 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def count_calls_since(self, telegram_id: int, since: _dt.datetime) -> int: ...
 
+    def outcomes_since(self, since: _dt.datetime) -> dict[str, int]:
+        """Calls created at or after ``since`` that have ended, counted by end reason
+        (``completed``, ``target_busy``...). The default reads :meth:`recent_calls`;
+        backends override it with one query."""
+        counts: dict[str, int] = {}
+        for call in self.recent_calls(None, 1_000_000):
+            if call.created_at and call.created_at >= since and call.state is CallState.ENDED:
+                key = (call.reason or EndReason.UNKNOWN).value
+                counts[key] = counts.get(key, 0) + 1
+        return counts
+
     # ---- audit
     @abc.abstractmethod
     def audit(self, actor: str, action: str, subject: str = "", detail: str = "") -> None:

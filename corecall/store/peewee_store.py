@@ -633,6 +633,17 @@ class PeeweeStore(Store):
         with self._session():
             return query.count()
 
+    def outcomes_since(self, since: _dt.datetime) -> dict[str, int]:
+        Call = self._m.Call
+        query = (
+            Call.select(Call.reason, peewee.fn.COUNT(Call.id).alias("n"))
+            .where((Call.created_at >= _as_utc(since, "since"))
+                   & (Call.state == CallState.ENDED.value))
+            .group_by(Call.reason)
+        )  # fmt: skip
+        with self._session():
+            return {(r.reason or EndReason.UNKNOWN.value): int(r.n) for r in query}
+
     # ---- audit
     def _audit(self, actor: str, action: str, subject: str, detail: str) -> None:
         self._m.Audit.insert(

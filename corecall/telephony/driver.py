@@ -72,11 +72,14 @@ class TrunkDriver(abc.ABC):
         self.config = config
         #: Set by the core: tells the plugins (corecall_link_state_changed).
         self.link_observer: Callable[[str, str, bool], None] | None = None
+        #: link -> up, as last reported with :meth:`link_state_changed` (``corecall health``).
+        self.link_states: dict[str, bool] = {}
 
     def link_state_changed(self, link: str, up: bool) -> None:
         """Report that the connection ``link`` (e.g. an Asterisk server's name) went up
         (ready to carry calls) or down; the plugins hear it as
         ``corecall_link_state_changed(driver=NAME, link, up)``. Call it on the event loop."""
+        self.link_states[link] = up
         if self.link_observer is not None:
             self.link_observer(getattr(self, "NAME", type(self).__name__), link, up)
 

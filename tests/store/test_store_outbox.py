@@ -172,3 +172,27 @@ def test_audit_after_follows_the_log_oldest_first(store: Store):
     after = store.audit_after(oldest, limit=3)
     assert [e.subject for e in after] == ["p1", "p2", "p3"]
     assert store.audit_after(max(e.id for e in entries)) == []
+
+
+def test_outcomes_since_counts_ended_calls_by_reason(store: Store):
+    import uuid
+
+    from corecall.domain import CallRecord, CallState, EndReason
+
+    def call(created_at, reason=None):
+        record = CallRecord(
+            id=uuid.uuid4().hex, agent_id=7, agent_phone="+12125550100", target="+14155550123",
+            route_code="M", trunk="main", caller_id="+12125550199", created_at=created_at,
+        )  # fmt: skip
+        store.create_call(record)
+        if reason is not None:
+            store.record_transition(record.id, CallState.ENDED, created_at, reason=reason)
+
+    yesterday = T0 - dt.timedelta(days=1)
+    call(yesterday, EndReason.COMPLETED)
+    call(T0, EndReason.COMPLETED)
+    call(T0, EndReason.COMPLETED)
+    call(T0 + dt.timedelta(hours=1), EndReason.TARGET_BUSY)
+    call(T0)  # still live: not an outcome yet
+    assert store.outcomes_since(T0) == {"completed": 2, "target_busy": 1}
+    assert store.outcomes_since(T0 + dt.timedelta(days=1)) == {}
