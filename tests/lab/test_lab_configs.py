@@ -7,9 +7,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from lab_helpers import REPO
-
-from corecall.telephony import asterisk_conf
+from corecall_asterisk import render as asterisk_conf
+from corecall_testing.lab import REPO
 
 ASTERISK_DIR = REPO / "asterisk"
 
@@ -18,7 +17,7 @@ ASTERISK_DIR = REPO / "asterisk"
 def test_committed_file_equals_render_of_defaults(name):
     committed = (ASTERISK_DIR / name).read_text()
     assert committed == asterisk_conf.render_defaults()[name], (
-        f"asterisk/{name} is stale: regenerate it with `python asterisk/lab.py render`"
+        f"asterisk/{name} is stale: regenerate it with `.venv/bin/corecall-lab render`"
     )
 
 

@@ -10,12 +10,15 @@ address, which logs every INVITE it receives.
 
 Command line (as root, on Debian)::
 
-    python asterisk/lab.py build     # build the chroot if missing
-    python asterisk/lab.py up        # start the default instance, print how to reach it
-    python asterisk/lab.py status
-    python asterisk/lab.py down
-    python asterisk/lab.py cli "pjsip show endpoints"   # Asterisk CLI of the running lab
-    python asterisk/lab.py render    # rewrite asterisk/*.conf from corecall.telephony.asterisk_conf
+    .venv/bin/corecall-lab build     # build the chroot if missing
+    .venv/bin/corecall-lab up        # start the default instance, print how to reach it
+    .venv/bin/corecall-lab status
+    .venv/bin/corecall-lab down
+    .venv/bin/corecall-lab cli "pjsip show endpoints"   # Asterisk CLI of the running lab
+    .venv/bin/corecall-lab render    # rewrite asterisk/*.conf from corecall_asterisk.render
+
+(``corecall-lab`` is the console script of the ``corecall-lab`` distribution in ``asterisk/``,
+installed by ``./scripts/test``; ``python -m corecall_lab`` is the same.)
 
 Programmatic use (tests, benchmarks)::
 
@@ -50,7 +53,6 @@ import concurrent.futures
 import contextlib
 import ctypes
 import fcntl
-import importlib.util
 import json
 import os
 import re
@@ -65,7 +67,13 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-HERE = Path(__file__).resolve().parent
+# The render and the one Originate builder are the Asterisk plugin's own (neither imports
+# panoramisk), so the lab cannot drift from what the driver sends.
+from corecall_asterisk import render as asterisk_conf
+from corecall_asterisk.actions import originate_headers
+
+# The Asterisk side of the repository (asterisk/): conf files, sipp scenarios, the shim.
+HERE = Path(__file__).resolve().parents[1]
 REPO = HERE.parent
 SCENARIO = HERE / "sipp" / "carrier.xml"
 SHIM_SOURCE = HERE / "bind_loopback.c"
@@ -145,22 +153,6 @@ class Invite(NamedTuple):
 
     ruri_user: str
     from_user: str
-
-
-def _load_asterisk_conf():
-    """Import corecall.telephony.asterisk_conf by path (stdlib only, no corecall deps)."""
-    name = "corecall.telephony.asterisk_conf"
-    if name in sys.modules:
-        return sys.modules[name]
-    path = REPO / "corecall" / "telephony" / "asterisk_conf.py"
-    spec = importlib.util.spec_from_file_location("_corecall_lab_asterisk_conf", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-asterisk_conf = _load_asterisk_conf()
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -441,30 +433,34 @@ def originate_action(
     *,
     trunk: str = "corecall-main",
     caller_id: str = "+15551230001",
-    agent_timeout_ms: int = 30000,
+    agent_ring_timeout: int = 30,
     dial_timeout: int = 10,
     exten: str | None = None,
     variables: str | None = None,
 ) -> dict[str, str]:
-    """The Originate exactly as corecall's AMI driver sends it (Async, never
-    Application/Data), for the lab's own checks, recordings and tests."""
-    return {
-        "Action": "Originate",
-        "Channel": f"PJSIP/{agent}@{trunk}",
-        "Context": "corecall-bridge",
-        "Exten": exten if exten is not None else target,
-        "Priority": "1",
-        "CallerID": target,
-        "Timeout": str(agent_timeout_ms),
-        "ChannelId": f"{call_id}-a",
-        "Variable": variables
-        if variables is not None
-        else (
-            f"CORECALL_CALL_ID={call_id},CORECALL_TRUNK={trunk},"
-            f"CORECALL_CALLER_ID={caller_id},CORECALL_DIAL_TIMEOUT={dial_timeout}"
-        ),
-        "Async": "true",
-    }
+    """The Originate exactly as corecall's AMI driver sends it, from the driver's own builder
+    (:func:`corecall_asterisk.actions.originate_headers`, which validates every value), for
+    the lab's own checks, recordings and tests. ``agent_ring_timeout`` and ``dial_timeout``
+    are seconds.
+
+    ``exten`` and ``variables`` replace those headers *after* the builder, unchecked: they
+    exist to show that the bridge dialplan itself refuses what the driver never sends.
+    """
+    action = originate_headers(
+        call_id=call_id,
+        agent=agent,
+        target=target,
+        endpoint=trunk,
+        caller_id=caller_id,
+        agent_ring_timeout=agent_ring_timeout,
+        target_ring_timeout=dial_timeout,
+        action_id=False,
+    )
+    if exten is not None:
+        action["Exten"] = exten
+    if variables is not None:
+        action["Variable"] = variables
+    return action
 
 
 def render_logger_conf() -> str:
@@ -841,7 +837,7 @@ class Lab:
 
     @classmethod
     def from_state(cls, instance: str = DEFAULT_INSTANCE, *, root: Any = None) -> Lab:
-        """Rebuild a handle on an instance started elsewhere (e.g. by ``lab.py up``)."""
+        """Rebuild a handle on an instance started elsewhere (e.g. by ``corecall-lab up``)."""
         root = lab_root(root)
         path = root / INSIDE_BASE.lstrip("/") / instance / "state.json"
         try:
@@ -998,11 +994,11 @@ def _print_up(lab: Lab) -> None:
     print(f"  Asterisk   SIP {d['sip']}  config {d['config_dir']}")
     for name, addr in d["carriers"].items():
         print(f"  carrier    {name:<16} {addr}  INVITE log {lab.carrier_log(name)}")
-    print(f"  stop with: python {Path(__file__).relative_to(REPO)} down")
+    print("  stop with: .venv/bin/corecall-lab down")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lab.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="corecall-lab", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["build", "up", "down", "status", "cli", "render"])
     parser.add_argument("args", nargs="*", help="for cli: the Asterisk CLI command")
     parser.add_argument(
