@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from fakes import RecordingPort
+from corecall_testing.fakes import RecordingPort
 
 from corecall import hookimpl
 from corecall.agents import AgentAdmin

@@ -58,7 +58,9 @@ class LiveViews:
         return LIVE_FOOTER.format(refresh=self.refresh, minutes=self.duration / 60)
 
     async def _snapshot(self) -> Snapshot:
-        return await run_blocking(take_snapshot, self.conversation.app.store)
+        # The conversation's clock: the same one the call manager stamps calls with.
+        now = self.conversation._clock()
+        return await run_blocking(take_snapshot, self.conversation.app.store, now)
 
     def _stop_buttons(self, user: UserRef) -> tuple[tuple[Button, ...], ...]:
         return ((Button(STOP_BUTTON, cb.make(cb.STOP_LIVE, user.user_id)),),)

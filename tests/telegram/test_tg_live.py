@@ -42,7 +42,7 @@ async def test_live_view_follows_calls_and_stops_on_its_button(make_bot):
     assert label == "⏹ Stop" and cb.parse(data) == cb.CallbackData(cb.STOP_LIVE, ADMIN_ID)
 
     await bot.say(bot.alice, f"/call {TARGET}")
-    call_id = bot.board.last_call_id()
+    call_id = bot.board.last_call_id
     bot.board.move(CallState.AGENT_RINGING)
     await bot.until(lambda: bot.calls.live_calls(), what="a live call")
     await bot.time.advance(REFRESH_SECONDS)
@@ -67,6 +67,8 @@ async def test_live_view_follows_calls_and_stops_on_its_button(make_bot):
         r for r in requests if isinstance(r, functions.messages.SetBotCallbackAnswerRequest)
     ]
     assert answer.message == "Live view stopped."
+    await bot.time.advance(1.0)  # the chat's edit budget: one per second
+    await bot.conversation.flush_edits(timeout=2)
     final = edits_of(bot, message_id)[-1]
     assert final.message.endswith("⏹ Stopped. /live to start again.")
     assert final.reply_markup is None
@@ -77,6 +79,7 @@ async def test_live_view_follows_calls_and_stops_on_its_button(make_bot):
     assert len(edits_of(bot, message_id)) == count
     # pressing it again only says it has stopped
     requests = await bot.press(bot.admin, message_id, data)
+    await bot.time.advance(1.0)
     assert (
         "already stopped"
         in next(
@@ -99,11 +102,15 @@ async def test_live_view_stops_by_itself_within_the_edit_budget(make_bot):
     await bot.say(bot.alice, f"/call {TARGET}")  # live all along: the text changes each time
     bot.board.move(CallState.CONNECTED)
     elapsed = 0.0
-    while elapsed <= DURATION_SECONDS + 2 * REFRESH_SECONDS:
+    while bot.conversation.live_views.is_open(ADMIN_ID):
+        assert elapsed <= DURATION_SECONDS + 3 * REFRESH_SECONDS, "the view never stopped"
         bot.wall.advance(REFRESH_SECONDS)  # the call's duration grows: every refresh differs
         await bot.time.advance(REFRESH_SECONDS)
-        await bot.conversation.flush_edits(timeout=2)
+        await bot.until(lambda: bot.time.sleeping, what="the view to wait again")
         elapsed += REFRESH_SECONDS
+    assert elapsed >= DURATION_SECONDS
+    await bot.time.advance(1.0)
+    await bot.conversation.flush_edits(timeout=2)
     final = edits_of(bot, message_id)[-1]
     assert "Stopped updating after 10 min" in final.message and final.reply_markup is None
     # never more than one edit per second in the chat, about one per refresh, then none
