@@ -56,6 +56,12 @@ WATCHDOG_GRACE = 30.0
 #: The agent id on record for calls an operator places from the CLI (``corecall call``).
 OPERATOR_AGENT_ID = 0
 
+#: Seconds :meth:`CallManager.stop` gives each trunk driver's ``stop()`` (a driver that
+#: takes longer is logged by name and left behind: one plugin cannot hang the shutdown).
+DRIVER_STOP_TIMEOUT = 5.0
+#: Seconds :meth:`CallManager.stop` gives the call writer to end once its queue is drained.
+WRITER_STOP_TIMEOUT = 1.0
+
 
 def effective_caller_id(agent: Agent, route: Route) -> str:
     """The caller ID a call by ``agent`` on ``route`` shows: the agent's assigned number when
@@ -131,10 +137,17 @@ class CallManager:
 
     async def stop(self, *, drain_timeout: float = 10.0) -> None:
         """Stop drivers and flush every pending write. Live calls stay up in the PBX; their
-        records stay unfinished and are reconciled on the next start."""
+        records stay unfinished and are reconciled on the next start.
+
+        Bounded whatever the timing: at most :data:`DRIVER_STOP_TIMEOUT` per started driver,
+        plus ``drain_timeout`` for the pending writes, plus :data:`WRITER_STOP_TIMEOUT`
+        seconds. Nothing here relies on a cancellation being delivered."""
         for name in list(self._started_drivers):
             try:
-                await self.drivers[name].stop()
+                async with asyncio.timeout(DRIVER_STOP_TIMEOUT):
+                    await self.drivers[name].stop()
+            except TimeoutError:
+                log.error("trunk driver %r did not stop within %g s", name, DRIVER_STOP_TIMEOUT)
             except Exception:
                 log.exception("trunk driver %r failed to stop", name)
             self._started_drivers.discard(name)
@@ -143,11 +156,14 @@ class CallManager:
         self._watchdogs.clear()
         if self._writes is not None and self._writer is not None:
             try:
-                await asyncio.wait_for(self._writes.join(), drain_timeout)
+                async with asyncio.timeout(drain_timeout):
+                    await self._writes.join()
             except TimeoutError:
                 log.error("call records still being written after %.0fs", drain_timeout)
             self._writer.cancel()
-            await asyncio.gather(self._writer, return_exceptions=True)
+            _done, pending = await asyncio.wait({self._writer}, timeout=WRITER_STOP_TIMEOUT)
+            if pending:
+                log.error("the call writer did not stop within %g s", WRITER_STOP_TIMEOUT)
             self._writer = None
         if self.services is not None:
             await self.services.stop()
@@ -488,7 +504,8 @@ class CallManager:
             if stored is None:
                 raise KeyError(call_id)
             return stored
-        return await asyncio.wait_for(asyncio.shield(fut), timeout)
+        async with asyncio.timeout(timeout):  # not wait_for: it can swallow a cancellation
+            return await asyncio.shield(fut)
 
     async def wait_all_final(self, timeout: float) -> bool:
         """Wait (bounded) for every live call to end. True when none is left."""

@@ -125,12 +125,15 @@ class LiveViews:
         self.conversation.edits.edit(chat_id, message_id, render_text(snapshot, footer=footer),
                                      NO_BUTTONS)  # fmt: skip
 
-    async def close_all(self) -> None:
-        """Stop every view without editing (the process is stopping)."""
+    async def close_all(self, timeout: float = 2.0) -> None:
+        """Stop every view without editing (the process is stopping); bounded by
+        ``timeout`` seconds, like every other stop path."""
         views, self._open = list(self._open.values()), {}
-        for _message_id, task in views:
+        tasks = [task for _message_id, task in views if not task.done()]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*(task for _m, task in views), return_exceptions=True)
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
 
     def is_open(self, chat_id: int) -> bool:
         return chat_id in self._open
