@@ -9,6 +9,7 @@ logged with its plugin's name and left out; the calls go on without it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,9 @@ if TYPE_CHECKING:
     from corecall.app import App
 
 log = logging.getLogger(__name__)
+
+#: Seconds a service's stop() may take before the process goes on stopping without it.
+SERVICE_STOP_TIMEOUT = 5.0
 
 
 class Service:
@@ -70,7 +74,10 @@ class Services:
             if self.app.plugins.pm.is_registered(service):
                 self.app.plugins.pm.unregister(service)
             try:
-                await service.stop()
+                async with asyncio.timeout(SERVICE_STOP_TIMEOUT):  # a stop never hangs
+                    await service.stop()
+            except TimeoutError:
+                log.error("service %r did not stop within %.0f s", name, SERVICE_STOP_TIMEOUT)
             except Exception:
                 log.exception("service %r failed to stop", name)
 
