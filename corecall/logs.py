@@ -113,19 +113,25 @@ class JsonLineFormatter(JsonFormatter):
 
 def setup_logging(
     level: int = logging.WARNING, fmt: str = "text", stream: TextIO | None = None
-) -> logging.Handler:
-    """Configure the root logger once (replacing handlers a previous call installed)."""
+) -> logging.Handler | None:
+    """Configure the root logger (replacing the handler a previous call installed). Like
+    ``logging.basicConfig``, it adds no handler when someone else (an embedding program,
+    pytest) already configured logging; it then only sets the level. Returns the handler
+    installed, or None."""
     if fmt not in FORMATS:
         raise ValueError(f"log format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    root = logging.getLogger()
+    root.setLevel(level)
+    ours = [h for h in root.handlers if h.get_name() == "corecall"]
+    if len(ours) < len(root.handlers):
+        return None
+    for old in ours:
+        root.removeHandler(old)
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonLineFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(ContextFilter())
     handler.set_name("corecall")
-    root = logging.getLogger()
-    for old in [h for h in root.handlers if h.get_name() == "corecall"]:
-        root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(level)
     return handler
 
 

@@ -72,16 +72,18 @@ class Receiver:
 
     # ---- what arrived
     def events(self) -> list[dict[str, Any]]:
+        """Every event of every accepted request, in arrival order."""
         with self._lock:
-            return [json.loads(body) for _h, body in self.accepted]
+            return [event for _h, body in self.accepted for event in json.loads(body)["events"]]
 
     def wait_for(self, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:
+        """Wait until ``count`` events (not requests) arrived; return them."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if len(self.accepted) >= count:
+            if len(self.events()) >= count:
                 return self.events()
             time.sleep(0.02)
-        raise AssertionError(f"{len(self.accepted)} events arrived, expected {count}")
+        raise AssertionError(f"{len(self.events())} events arrived, expected {count}")
 
 
 @pytest.fixture

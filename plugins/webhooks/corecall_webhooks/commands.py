@@ -15,8 +15,7 @@ from corecall.errors import CorecallError, UsageError
 from corecall_webhooks import events
 from corecall_webhooks.service import USER_AGENT, WebhookOptions
 from corecall_webhooks.signing import (
-    EVENT_ID_HEADER,
-    EVENT_TYPE_HEADER,
+    EVENT_COUNT_HEADER,
     IDEMPOTENCY_HEADER,
     SIGNATURE_HEADER,
     sign,
@@ -85,14 +84,14 @@ def test() -> None:
         "occurred_at": utcnow().isoformat(), "sequence": 0,
         "data": {"message": "corecall webhook test"},
     }  # fmt: skip
-    body = events.encode(event).encode("utf-8")
+    body = events.batch_body([events.encode(event)]).encode("utf-8")
     failed = 0
     with httpx.Client(follow_redirects=False, timeout=options.timeout) as client:
         for url in options.urls:
             headers = {
                 "Content-Type": "application/json", "User-Agent": USER_AGENT,
-                SIGNATURE_HEADER: sign(options.secret, body), IDEMPOTENCY_HEADER: event["id"],
-                EVENT_ID_HEADER: event["id"], EVENT_TYPE_HEADER: event["type"],
+                SIGNATURE_HEADER: sign(options.secret, body),
+                IDEMPOTENCY_HEADER: events.batch_key([event["id"]]), EVENT_COUNT_HEADER: "1",
             }  # fmt: skip
             started = time.perf_counter()
             try:

@@ -1,6 +1,7 @@
 """The JSON events the webhooks plugin sends: one per call state change, one per admin action.
 
-Every event is an object::
+A request's body is ``{"events": [event, ...]}``, oldest first (one event when they trickle
+in; up to ``max_batch`` when a backlog is sent). Every event is an object::
 
     {"id": "call-<call id>-<n>",          # the idempotency id (also in Idempotency-Key)
      "type": "call.state_changed",         # or "admin.action"
@@ -23,6 +24,7 @@ the same event twice can never produce two deliveries.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -84,9 +86,29 @@ def admin_event(entry: AuditEntry) -> dict[str, Any]:
     }
 
 
+def batch_body(bodies: list[str]) -> str:
+    """The request body for events already encoded with :func:`encode`, oldest first:
+    ``{"events":[...]}``."""
+    return '{"events":[' + ",".join(bodies) + "]}"
+
+
+def batch_key(event_ids: list[str]) -> str:
+    """The request's Idempotency-Key: the same for a retry of the same events. Receivers
+    should still deduplicate on each event's ``id`` (a retry may carry more events)."""
+    return hashlib.sha256("\n".join(event_ids).encode("utf-8")).hexdigest()[:32]
+
+
 def encode(event: dict[str, Any]) -> str:
     """The exact body sent (and signed): compact JSON, UTF-8, keys in a stable order."""
     return json.dumps(event, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
-__all__ = ["ADMIN_ACTION", "CALL_STATE_CHANGED", "admin_event", "call_event", "encode"]
+__all__ = [
+    "ADMIN_ACTION",
+    "CALL_STATE_CHANGED",
+    "admin_event",
+    "batch_body",
+    "batch_key",
+    "call_event",
+    "encode",
+]

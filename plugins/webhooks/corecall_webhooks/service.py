@@ -7,11 +7,13 @@ Three loops, none of them on the path of a call:
   accumulated into the outbox, one transaction per batch, on its own store thread;
 * the **audit follower**: reads admin actions from the audit log (any process may have
   written them: the CLI, the bot) after the last one already in the outbox, and adds them;
-* one **deliverer per URL**: sends that URL's pending events oldest first, one request per
-  event, signed (see :mod:`corecall_webhooks.signing`). A 2xx answer marks the event
-  delivered; anything else (refused connection, timeout, non-2xx) records the failure and
-  retries the same event after an exponential backoff (``first_backoff`` doubling up to
-  ``max_backoff`` seconds), and nothing behind it overtakes it, so events arrive in order.
+* one **deliverer per URL**: sends that URL's pending events oldest first, in signed
+  requests of up to ``max_batch`` events (``{"events": [...]}``; see
+  :mod:`corecall_webhooks.signing`): one event when they trickle in, a few requests for a
+  backlog. A 2xx answer marks the request's events delivered; anything else (refused
+  connection, timeout, non-2xx) records the failure and retries the same events after an
+  exponential backoff (``first_backoff`` doubling up to ``max_backoff`` seconds), and nothing
+  behind them overtakes them, so events arrive in order.
   Nothing is ever given up: after an outage of any length delivery resumes within
   ``max_backoff`` seconds of the receiver coming back.
 
@@ -34,18 +36,17 @@ from typing import Any, TypeVar
 
 import attrs
 import httpx
-from corecall_webhooks import events
-from corecall_webhooks.signing import (
-    EVENT_ID_HEADER,
-    EVENT_TYPE_HEADER,
-    IDEMPOTENCY_HEADER,
-    SIGNATURE_HEADER,
-    sign,
-)
 
 from corecall.domain import AuditEntry, CallRecord, CallState, OutboxMessage, utcnow
 from corecall.errors import StoreError
 from corecall.store import Store
+from corecall_webhooks import events
+from corecall_webhooks.signing import (
+    EVENT_COUNT_HEADER,
+    IDEMPOTENCY_HEADER,
+    SIGNATURE_HEADER,
+    sign,
+)
 
 log = logging.getLogger("corecall.webhooks")
 T = TypeVar("T")
@@ -69,9 +70,13 @@ class WebhookOptions:
     max_backoff: float = 60.0
     #: Seconds between looks at the store for work written by other processes.
     poll_interval: float = 1.0
+    #: At most this many events per request (a backlog goes out in few requests).
+    max_batch: int = 100
 
     def problems(self) -> list[str]:
         found = []
+        if self.max_batch < 1:
+            found.append(f"webhooks max_batch must be 1 or more, not {self.max_batch}")
         for url in self.urls:
             if not url.startswith(("http://", "https://")):
                 found.append(f"webhook URL {url!r} must start with http:// or https://")
@@ -116,8 +121,8 @@ class WebhookService:
         self._client: httpx.AsyncClient | None = None
         self.delivered = 0  # events delivered by this process (for tests and logs)
         self.failures = 0
-        #: Called after each delivery attempt: (url, message, ok, seconds) - the metrics hook.
-        self.on_attempt: Callable[[str, OutboxMessage, bool, float], None] | None = None
+        #: Called after each request: (url, events in it, ok, seconds).
+        self.on_attempt: Callable[[str, int, bool, float], None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -252,25 +257,27 @@ class WebhookService:
             delivered: list[int] = []
             wait = 0.0
             try:
-                for message in pending:
-                    due = message.next_attempt_at
+                while pending:
+                    head = pending[0]
+                    due = head.next_attempt_at
                     if due is not None and (ahead := (due - self._clock()).total_seconds()) > 0:
                         wait = ahead
                         break
-                    ok, error = await self._post(url, message)
+                    batch = pending[: self.options.max_batch]
+                    ok, error = await self._post(url, batch)
                     if ok:
-                        delivered.append(message.seq)  # type: ignore[arg-type]
+                        delivered.extend(m.seq for m in batch)  # type: ignore[misc]
+                        pending = pending[len(batch) :]
                         continue
-                    tries = message.attempts + 1
+                    tries = head.attempts + 1
                     delay = backoff(tries, self.options.first_backoff, self.options.max_backoff)
                     log.warning(
-                        "webhook %s to %s failed (try %d): %s; next try in %.1f s",
-                        message.event_id, url, tries, error, delay,
+                        "webhooks %s (+%d more) to %s failed (try %d): %s; next try in %.1f s",
+                        head.event_id, len(batch) - 1, url, tries, error, delay,
                     )  # fmt: skip
                     retry_at = self._clock() + _dt.timedelta(seconds=delay)
-                    await self._in_store(
-                        self.store.outbox_mark_failed, [message.seq], error, retry_at
-                    )
+                    seqs = [m.seq for m in batch]
+                    await self._in_store(self.store.outbox_mark_failed, seqs, error, retry_at)
                     wait = delay
                     break
             finally:
@@ -291,14 +298,14 @@ class WebhookService:
         finally:
             waiter.cancel()
 
-    async def _post(self, url: str, message: OutboxMessage) -> tuple[bool, str]:
+    async def _post(self, url: str, batch: list[OutboxMessage]) -> tuple[bool, str]:
+        """POST ``batch`` (oldest first) as one signed request: ``{"events": [...]}``."""
         assert self._client is not None
-        body = message.body.encode("utf-8")
+        body = events.batch_body([m.body for m in batch]).encode("utf-8")
         headers = {
             SIGNATURE_HEADER: sign(self.options.secret, body),
-            IDEMPOTENCY_HEADER: message.event_id,
-            EVENT_ID_HEADER: message.event_id,
-            EVENT_TYPE_HEADER: message.topic,
+            IDEMPOTENCY_HEADER: events.batch_key([m.event_id for m in batch]),
+            EVENT_COUNT_HEADER: str(len(batch)),
         }
         started = asyncio.get_running_loop().time()
         try:
@@ -311,12 +318,12 @@ class WebhookService:
             ok, error = False, f"{type(exc).__name__}: {exc}".strip().rstrip(":")
         elapsed = asyncio.get_running_loop().time() - started
         if ok:
-            self.delivered += 1
+            self.delivered += len(batch)
         else:
             self.failures += 1
         if self.on_attempt is not None:
             try:
-                self.on_attempt(url, message, ok, elapsed)
+                self.on_attempt(url, len(batch), ok, elapsed)
             except Exception:
                 log.exception("webhooks: the attempt observer failed")
         return ok, error

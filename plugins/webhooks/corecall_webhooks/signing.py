@@ -8,8 +8,10 @@ The scheme is Stripe's (``t=...,v1=...``), which receivers already know how to c
 * a receiver recomputes the HMAC over the raw body bytes, compares in constant time, and
   refuses a ``t`` more than :data:`DEFAULT_TOLERANCE` seconds away from its clock (the
   replay window);
-* ``Idempotency-Key`` (and ``Corecall-Event-Id``) carry the event id: a receiver that
-  sees an id again (a retry after a lost answer) acknowledges it without acting twice.
+* the body is ``{"events": [...]}``; each event has an ``id``: a receiver that sees an id
+  again (a retry after a lost answer) acknowledges it without acting twice.
+  ``Idempotency-Key`` is the same for a retry of the same events; ``Corecall-Event-Count``
+  says how many events the request carries.
 
 docs/operations.md shows a receiver-side check in plain Python; a test runs that snippet
 against real deliveries.
@@ -22,9 +24,8 @@ import hmac
 import time
 
 SIGNATURE_HEADER = "Corecall-Signature"
-EVENT_ID_HEADER = "Corecall-Event-Id"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-EVENT_TYPE_HEADER = "Corecall-Event-Type"
+EVENT_COUNT_HEADER = "Corecall-Event-Count"
 
 #: Seconds a signature stays acceptable (receivers refuse older ones: replays).
 DEFAULT_TOLERANCE = 300
@@ -66,8 +67,7 @@ def verify(
 
 __all__ = [
     "DEFAULT_TOLERANCE",
-    "EVENT_ID_HEADER",
-    "EVENT_TYPE_HEADER",
+    "EVENT_COUNT_HEADER",
     "IDEMPOTENCY_HEADER",
     "SIGNATURE_HEADER",
     "sign",
