@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import datetime as _dt
+import functools
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import attrs
@@ -44,6 +45,7 @@ from corecall.logs import call_extra, log_context
 from corecall.plugins import Plugins
 from corecall.services import Services
 from corecall.store import Store
+from corecall.store.executor import StoreExecutor
 from corecall.telephony.driver import OriginateRequest, TrunkDriver
 
 log = logging.getLogger(__name__)
@@ -92,6 +94,7 @@ class CallManager:
         drivers: dict[str, TrunkDriver],
         clock: Callable[[], _dt.datetime] = utcnow,
         services: Services | None = None,
+        store_executor: StoreExecutor | None = None,
     ) -> None:
         self.config = config
         #: Plugins' background services, started before the drivers, stopped after the last
@@ -107,17 +110,19 @@ class CallManager:
         self._watchers: dict[str, list[asyncio.Queue[CallRecord]]] = collections.defaultdict(list)
         self._finished: dict[str, asyncio.Future[CallRecord]] = {}
         self._watchdogs: dict[str, asyncio.TimerHandle] = {}
-        self._agent_locks: dict[int, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
+        self._agent_locks: dict[int, tuple[asyncio.Lock, list[int]]] = {}
         self._writes: asyncio.Queue[_Transition] | None = None
         self._writer: asyncio.Task | None = None
         self._started_drivers: set[str] = set()
-        # Every store call of this manager runs on ONE worker thread: SQLite then never has
-        # two of our writers contending for its lock (a contended writer sleeps in its busy
-        # handler for milliseconds), and the event loop is never blocked by the database.
-        self._store_thread = ThreadPoolExecutor(1, thread_name_prefix="corecall-store")
+        # Every store call of this manager runs on ONE worker thread, in order and in
+        # batches (see corecall.store.executor): SQLite never has two of our writers
+        # contending for its lock, and the event loop is never blocked by the database.
+        self.store_executor = store_executor or StoreExecutor()
+        if services is not None:  # the plugins' services share the one store thread
+            services.run_in_store = self._in_store
 
     async def _in_store(self, fn: Callable[..., T], *args) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._store_thread, fn, *args)
+        return await self.store_executor.run(fn, *args)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self, *, reconcile: bool = True) -> None:
@@ -179,7 +184,7 @@ class CallManager:
         """Every check a call must pass, without placing it. Raises RefusedError."""
         since = self._clock() - _dt.timedelta(minutes=1)
         # One trip to the store thread for both reads: this is on the path to the Originate.
-        agent, recent = await self._in_store(self._agent_and_recent_calls, agent_id, since)
+        agent, recent = await self._in_store(self.store.agent_and_recent_calls, agent_id, since)
         if agent is None or not agent.authorized:
             raise RefusedError(
                 "not_authorized",
@@ -218,12 +223,6 @@ class CallManager:
             raise RefusedError(refusal.reason, refusal.message)
         return request, agent
 
-    def _agent_and_recent_calls(
-        self, agent_id: int, since: _dt.datetime
-    ) -> tuple[Agent | None, int]:
-        agent = self.store.get_agent(agent_id)
-        return agent, (self.store.count_calls_since(agent_id, since) if agent else 0)
-
     async def place(self, agent_id: int, text: str) -> CallRecord:
         """Check and place a call; returns its record (already DIALING_AGENT or ENDED).
 
@@ -231,15 +230,33 @@ class CallManager:
         """
         with log_context(agent_id=agent_id):
             try:
-                async with self._agent_locks[agent_id]:  # one decision at a time per agent
+                # One decision at a time per agent, and the agent's lock is held until the
+                # PBX has the Originate: a change to the agent (change_agent: revoke, new
+                # phone, caller ID, route) waits for a call being placed to be handed over,
+                # and no call checked against the old state is dialed once the change is
+                # acknowledged.
+                async with self._agent_lock(agent_id):
                     request, agent = await self.prepare(agent_id, text)
                     record, originate, driver = await self._record(request, agent)
+                    with log_context(call_id=record.id):  # the driver's work inherits it
+                        return await self._originate(record, originate, driver)
             except RefusedError as exc:
                 self.plugins.notify_call_refused(agent_id, exc.reason)
                 log.info("call refused (%s): %s", exc.reason, exc)
                 raise
-            with log_context(call_id=record.id):  # the driver's work inherits it
-                return await self._originate(record, originate, driver)
+
+    async def change_agent(self, agent_id: int, change: Callable[..., T], *args, **kwargs) -> T:
+        """Apply ``change(*args, **kwargs)`` (a blocking store or
+        :class:`~corecall.agents.AgentAdmin` call that alters how ``agent_id``'s calls are
+        dialed: authorization, phone, route, caller ID) in step with this manager's calls.
+
+        It waits until a call of that agent being checked or placed right now has been handed
+        to the PBX (bounded by the driver's Originate timeout), and no call of theirs is
+        checked until the change is committed. So once the caller acknowledges the change
+        ("revoked"), no call is dialed under the old state. Returns what ``change`` returned
+        and raises what it raised."""
+        async with self._agent_lock(agent_id):
+            return await self._in_store(functools.partial(change, *args, **kwargs))
 
     async def place_operator_call(
         self, route_code: str, agent_phone: str, text: str, *, actor: str
@@ -262,7 +279,7 @@ class CallManager:
             authorized=True,
             route_code=route.code,
         )
-        async with self._agent_locks[OPERATOR_AGENT_ID]:
+        async with self._agent_lock(OPERATOR_AGENT_ID):
             verdict = self.plugins.parse_number(text, route)
             if not verdict.ok:
                 raise RefusedError(verdict.reason or "invalid", verdict.message)
@@ -322,8 +339,10 @@ class CallManager:
             caller_id=request.caller_id,
             created_at=self._clock(),
         )
+        # A burst of /call is written as one transaction (group commit), before any of its
+        # Originates: a call is on record before the phone can ring.
         started = time.perf_counter()
-        record = await self._in_store(self.store.create_call, record)
+        record = await self.store_executor.batched(self.store.create_calls, record)
         self.plugins.notify_store_write("create_call", time.perf_counter() - started)
         self._track(record)
         return record, originate, driver
@@ -465,12 +484,20 @@ class CallManager:
             if fut is not None and not fut.done():
                 fut.set_result(record)
             self._live.pop(record.id, None)
-            self._agent_locks_cleanup(record.agent_id)
 
-    def _agent_locks_cleanup(self, agent_id: int) -> None:
-        lock = self._agent_locks.get(agent_id)
-        if lock is not None and not lock.locked() and not self.live_calls(agent_id):
-            self._agent_locks.pop(agent_id, None)
+    @contextlib.asynccontextmanager
+    async def _agent_lock(self, agent_id: int) -> AsyncIterator[None]:
+        """The agent's lock, dropped from the table when nobody holds or awaits it (a lock
+        dropped while a coroutine still waits on it would let two holders in)."""
+        lock, users = self._agent_locks.setdefault(agent_id, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                self._agent_locks.pop(agent_id, None)
 
     # ------------------------------------------------------------------ watching
     async def watch(self, call_id: str) -> AsyncIterator[CallRecord]:

@@ -11,12 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from corecall.app import App
 
 log = logging.getLogger(__name__)
+
+
+async def _to_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    return await asyncio.to_thread(fn, *args)
+
 
 #: Seconds a service's stop() may take before the process goes on stopping without it.
 SERVICE_STOP_TIMEOUT = 5.0
@@ -35,6 +41,10 @@ class Service:
 
     def __init__(self, app: App) -> None:
         self.app = app
+        #: ``await self.run_in_store(fn, *args)`` runs a blocking store call on the
+        #: application's store thread (one thread for every store call: SQLite writers
+        #: never contend for its lock). Set by the core before start().
+        self.run_in_store: Callable[..., Awaitable[Any]] = _to_thread
 
     async def start(self) -> None:
         """Start background work (tasks, servers); return once started."""
@@ -53,11 +63,14 @@ class Services:
     def __init__(self, app: App) -> None:
         self.app = app
         self.running: list[tuple[str, Service]] = []
+        #: How the services reach the store (the call manager sets its store executor).
+        self.run_in_store: Callable[..., Awaitable[Any]] = _to_thread
 
     async def start(self) -> None:
         for name, registered in self.app.plugins.services.items().items():
             try:
                 service = registered.value(self.app)
+                service.run_in_store = self.run_in_store
                 await service.start()
             except Exception as exc:
                 log.exception("service %r of plugin %r failed to start: %s",

@@ -2,6 +2,11 @@
 
 Exit codes: 0 success, 1 refused or failed, 2 usage error. Errors corecall raises on
 purpose are printed as one clear line, never as a traceback.
+
+Start-up is kept short: the command modules import what a command needs (Telethon,
+panoramisk, peewee, the plugins, rich) inside the command, so ``corecall --version`` and
+``corecall --help`` load none of it (measured in docs/benchmarks.md;
+``tests/test_cli_startup.py`` keeps it so).
 """
 
 from __future__ import annotations
@@ -10,8 +15,8 @@ import logging
 import sys
 
 import typer
-from rich.text import Text
 
+import corecall
 from corecall.cli import (
     admin_commands,
     bot_commands,
@@ -32,6 +37,12 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"corecall {corecall.__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _global_options(
     config: str = typer.Option(
@@ -48,6 +59,13 @@ def _global_options(
         help="Log lines as readable 'text' or one JSON object per line ('json', with call_id "
         "and agent_id fields); logs go to stderr.",
         metavar="text|json",
+    ),
+    version: bool = typer.Option(
+        False,
+        "--version",
+        is_eager=True,
+        callback=_print_version,
+        help="Print corecall's version and exit.",
     ),
 ) -> None:
     state.config_path = config
@@ -70,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = app(args=argv, prog_name="corecall", standalone_mode=False)
     except CorecallError as exc:
+        from rich.text import Text
+
         err_console.print(Text("error: ", style="bold red") + Text(str(exc)))
         return exc.exit_code
     except KeyboardInterrupt:

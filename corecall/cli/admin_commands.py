@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import attrs
-import typer
-from rich.table import Table
+from typing import TYPE_CHECKING
 
-from corecall.agents import AgentAdmin
+import typer
+
 from corecall.cli.common import actor, console, print_json, state
-from corecall.domain import Agent, CallRecord
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from corecall.agents import AgentAdmin
+    from corecall.domain import Agent, CallRecord
 
 agents_app = typer.Typer(help="Manage agents (every change is audited).", no_args_is_help=True)
 calls_app = typer.Typer(help="Read the call record.", no_args_is_help=True)
@@ -21,11 +25,25 @@ def register(app: typer.Typer) -> None:
 
 
 def _admin() -> AgentAdmin:
+    from corecall.agents import AgentAdmin  # the store, plugins and number policy: on use
+
     return AgentAdmin(state.app())
 
 
+def _table(*headers: str) -> Table:
+    from rich.table import Table
+
+    return Table(*headers)
+
+
+def _asdict(value) -> dict:
+    import attrs
+
+    return attrs.asdict(value)
+
+
 def _agent_json(agent: Agent) -> dict:
-    data = attrs.asdict(agent)
+    data = _asdict(agent)
     data["created_at"] = agent.created_at.isoformat() if agent.created_at else None
     return data
 
@@ -60,7 +78,7 @@ def agents_list(json_: bool = typer.Option(False, "--json", help="Machine-readab
     if json_:
         print_json([_agent_json(a) for a in agents])
         return
-    table = Table("telegram id", "name", "phone", "authorized", "route", "caller id")
+    table = _table("telegram id", "name", "phone", "authorized", "route", "caller id")
     for a in agents:
         table.add_row(
             str(a.telegram_id),
@@ -113,7 +131,7 @@ def agents_set_caller_id(telegram_id: int = TELEGRAM_ID, number: str = typer.Arg
 
 
 def _call_json(call: CallRecord) -> dict:
-    data = attrs.asdict(call)
+    data = _asdict(call)
     for key, value in list(data.items()):
         if hasattr(value, "isoformat"):
             data[key] = value.isoformat()
@@ -135,7 +153,7 @@ def calls_list(
     if json_:
         print_json([_call_json(c) for c in calls])
         return
-    table = Table("started", "agent", "target", "route", "caller id", "state", "reason", "talk")
+    table = _table("started", "agent", "target", "route", "caller id", "state", "reason", "talk")
     for c in calls:
         talk = f"{c.talk_seconds:.0f}s" if c.talk_seconds is not None else "-"
         started = c.created_at.strftime("%Y-%m-%d %H:%M:%S") if c.created_at else "-"
@@ -151,9 +169,9 @@ def audit(
     """The audit log of admin actions, newest first."""
     entries = state.app().store.audit_log(limit)
     if json_:
-        print_json([attrs.asdict(e) for e in entries])
+        print_json([_asdict(e) for e in entries])
         return
-    table = Table("when", "actor", "action", "subject", "detail")
+    table = _table("when", "actor", "action", "subject", "detail")
     for e in entries:
         when = e.at.strftime("%Y-%m-%d %H:%M:%S") if e.at else "-"
         table.add_row(when, e.actor, e.action, e.subject, e.detail)

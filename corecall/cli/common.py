@@ -5,16 +5,33 @@ from __future__ import annotations
 import getpass
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
+if TYPE_CHECKING:
+    from rich.console import Console
 
-from corecall.app import App
-from corecall.config import load_config
+    from corecall.app import App
+
+
+class _LazyConsole:
+    """A rich Console made on first use: importing rich costs start-up time that
+    ``corecall --version`` and ``--help`` should not pay."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
+
 
 # markup=False: agent names, numbers and config keys like [routes.M] are printed verbatim.
-console = Console(highlight=False, markup=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
+console = _LazyConsole(highlight=False, markup=False, soft_wrap=True)
+err_console = _LazyConsole(stderr=True, highlight=False, markup=False, soft_wrap=True)
 
 
 class _State:
@@ -24,6 +41,9 @@ class _State:
 
     def app(self) -> App:
         if self._app is None:
+            from corecall.app import App
+            from corecall.config import load_config
+
             self._app = App(load_config(self.config_path))
         return self._app
 

@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from corecall.cli.common import console, print_json, state
-from corecall.config import load_config, resolve_config_path, write_starter_config
-from corecall.errors import NotFoundError
-from corecall.plugins import check_can_disable, known_plugin_names, read_disabled, write_disabled
 
 plugins_app = typer.Typer(help="List, enable and disable plugins.", no_args_is_help=True)
 number_app = typer.Typer(help="Check numbers against the number policy.", no_args_is_help=True)
@@ -25,6 +20,8 @@ def init(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing config file."),
 ) -> None:
     """Write a commented starter config and create the database."""
+    from corecall.config import resolve_config_path, write_starter_config
+
     path, _ = resolve_config_path(state.config_path)
     write_starter_config(path, force=force)
     state.config_path = str(path)
@@ -44,6 +41,9 @@ def init(
 @plugins_app.command("list")
 def plugins_list(json_: bool = typer.Option(False, "--json", help="Machine-readable output.")):
     """Name, kind, distribution and version, enabled, hooks implemented."""
+    from rich.table import Table
+    from rich.text import Text
+
     infos = state.app().plugins.list()
     if json_:
         print_json([i.as_json() for i in infos])
@@ -61,6 +61,14 @@ def plugins_list(json_: bool = typer.Option(False, "--json", help="Machine-reada
 
 
 def _set_enabled(name: str, enabled: bool) -> None:
+    from corecall.errors import NotFoundError
+    from corecall.plugins import (
+        check_can_disable,
+        known_plugin_names,
+        read_disabled,
+        write_disabled,
+    )
+
     app = state.app()
     config = app.config
     disabled = read_disabled(config.plugin_state_path)
@@ -108,6 +116,8 @@ def number_check(
     json_: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ):
     """The number policy's verdict for TEXT. Exit 0 when accepted, 1 when refused."""
+    from rich.text import Text
+
     app = state.app()
     verdict = app.plugins.parse_number(text, app.route(route.strip().upper()))
     if json_:
@@ -119,4 +129,4 @@ def number_check(
     raise typer.Exit(0 if verdict.ok else 1)
 
 
-__all__ = ["load_config", "register"]
+__all__ = ["register"]

@@ -7,16 +7,17 @@ like any other (agent id 0, audited with the operator's name).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 
-from corecall.calls import OPERATOR_AGENT_ID
 from corecall.cli.common import actor, console, err_console, state
-from corecall.domain import CallRecord, EndReason
 from corecall.errors import ConfigError, RefusedError
+
+if TYPE_CHECKING:
+    from corecall.domain import CallRecord
 
 asterisk_app = typer.Typer(
     help="Asterisk wiring: print the config corecall needs, check a live server.",
@@ -59,6 +60,10 @@ def call(
 
     Exit status 0 when the call connected and ended normally, 1 otherwise (with the reason).
     """
+    import asyncio
+
+    from corecall.domain import EndReason
+
     app = state.app()
     chosen = app.route(route.upper())
     drivers = app.build_drivers([chosen])
@@ -77,6 +82,10 @@ def call(
 
 
 async def _run_call(manager, route_code, agent_phone, target, who, timeout):
+    import asyncio
+
+    from corecall.calls import OPERATOR_AGENT_ID
+
     loop = asyncio.get_running_loop()
     await manager.start(reconcile=False)  # never take over a running bot's live calls
     try:
@@ -230,6 +239,8 @@ def check(
     """Check every Asterisk server the routes use: AMI reachable, login, privileges, each
     route's PJSIP endpoint, the bridge context. Prints each problem with its fix; exit 1 if
     there is any. Dials nothing."""
+    import asyncio
+
     check_server = _asterisk_plugin_module("check").check_server
 
     config = state.app().config

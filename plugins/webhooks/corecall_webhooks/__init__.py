@@ -35,7 +35,7 @@ class Webhooks(Service):
         problems = self.options.problems()
         if problems:
             raise ValueError("; ".join(problems))
-        self.delivery = WebhookService(self.app.store, self.options)
+        self.delivery = WebhookService(self.app.store, self.options, run_in_store=self.run_in_store)
         await self.delivery.start()
 
     async def stop(self) -> None:

@@ -31,7 +31,7 @@ import datetime as _dt
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import attrs
@@ -103,14 +103,16 @@ class WebhookService:
         store: Store,
         options: WebhookOptions,
         *,
-        executor: Executor | None = None,
+        run_in_store: Callable[..., Awaitable[Any]] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], _dt.datetime] = utcnow,
     ) -> None:
         self.store = store
         self.options = options
-        self._own_executor = executor is None
-        self._executor = executor or ThreadPoolExecutor(1, thread_name_prefix="corecall-webhooks")
+        # The application's store thread (Service.run_in_store); a thread of its own when
+        # used alone (tests, tools).
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="corecall-webhooks")
+        self._run_in_store = run_in_store
         self._transport = transport
         self._clock = clock
         self._to_write: list[OutboxMessage] = []
@@ -153,8 +155,7 @@ class WebhookService:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
-        if self._own_executor:
-            self._executor.shutdown(wait=True)
+        self._executor.shutdown(wait=True)
 
     def _spawn(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
         async def supervised() -> None:
@@ -171,6 +172,8 @@ class WebhookService:
         self._tasks.append(asyncio.create_task(supervised(), name=name))
 
     async def _in_store(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._run_in_store is not None:
+            return await self._run_in_store(fn, *args)
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     # ------------------------------------------------------------------ intake
