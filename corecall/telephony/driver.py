@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import attrs
 
@@ -23,6 +23,7 @@ from corecall.errors import UnsafeValueError
 
 if TYPE_CHECKING:
     from corecall.config import Config
+    from corecall.context import PluginContext
     from corecall.domain import CallRecord
 
 
@@ -64,9 +65,20 @@ class OriginateRequest:
 
 
 class TrunkDriver(abc.ABC):
-    """Base class for trunk drivers. Subclasses set ``NAME`` and implement the methods."""
+    """Base class for trunk drivers. Subclasses set ``NAME`` and implement the methods.
+
+    ``OPTIONS`` (optional) is the options class (:mod:`corecall.options`) for the keys of a
+    ``[trunks.X]`` table naming this driver, other than ``driver``; the application validates
+    each such table against it and passes the instance as ``request.trunk.options``.
+    """
 
     NAME: ClassVar[str]
+    OPTIONS: ClassVar[type | None] = None
+
+    #: The registering plugin's context (its ``[plugins.NAME]`` options as
+    #: ``context.options``, the store), set by the application right after construction and
+    #: before :meth:`start`; ``None`` for a driver built by hand.
+    context: PluginContext | None = None
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -82,6 +94,18 @@ class TrunkDriver(abc.ABC):
         self.link_states[link] = up
         if self.link_observer is not None:
             self.link_observer(getattr(self, "NAME", type(self).__name__), link, up)
+
+    @classmethod
+    def trunk_options(cls, trunk: TrunkConfig) -> Any:
+        """``trunk.options`` as an ``OPTIONS`` instance; a raw dict (a trunk built by hand,
+        e.g. in a test) is validated on the spot (ConfigError on a mistake)."""
+        if cls.OPTIONS is None or isinstance(trunk.options, cls.OPTIONS):
+            return trunk.options
+        from corecall.options import parse_options
+
+        raw = trunk.options if isinstance(trunk.options, dict) else {}
+        return parse_options(cls.OPTIONS, raw, table_name=f"trunks.{trunk.name}", path=None,
+                             environ={}).value  # fmt: skip
 
     async def start(self) -> None:
         """Connect (if the driver needs to). Called once before the first call."""

@@ -14,6 +14,7 @@ import logging
 import attrs
 from prometheus_client import start_http_server
 
+from corecall import option
 from corecall.hookspecs import hookimpl
 from corecall.services import Service
 from corecall_metrics.metrics import CallMetrics
@@ -26,8 +27,9 @@ log = logging.getLogger("corecall.metrics")
 class MetricsOptions:
     """``[plugins.metrics]``."""
 
-    #: host:port to serve /metrics on (loopback by default); empty: do not serve.
-    listen: str = ""
+    listen: str = option(
+        "", doc='host:port to serve /metrics on, e.g. "127.0.0.1:9464"; empty: no endpoint.'
+    )
 
     def address(self) -> tuple[str, int] | None:
         """(host, port), or None when not serving. Raises ValueError for a bad value."""
@@ -45,8 +47,7 @@ class MetricsOptions:
 
 def options_for(app) -> MetricsOptions:
     """The plugin's parsed ``[plugins.metrics]`` options."""
-    getter = getattr(app, "plugin_options", None)
-    return getter(NAME) if getter is not None else MetricsOptions()
+    return app.plugin_options(NAME) or MetricsOptions()
 
 
 class Metrics(Service):
@@ -107,6 +108,11 @@ class Metrics(Service):
     @hookimpl
     def corecall_store_write(self, operation, seconds) -> None:
         self.metrics.store_write(operation, seconds)
+
+
+@hookimpl
+def corecall_plugin_options():
+    return MetricsOptions
 
 
 @hookimpl

@@ -17,8 +17,7 @@ NAME = "webhooks"
 
 def options_for(app) -> WebhookOptions:
     """The plugin's parsed ``[plugins.webhooks]`` options."""
-    getter = getattr(app, "plugin_options", None)
-    return getter(NAME) if getter is not None else WebhookOptions()
+    return app.plugin_options(NAME) or WebhookOptions()
 
 
 class Webhooks(Service):
@@ -52,8 +51,20 @@ class Webhooks(Service):
 
 
 @hookimpl
+def corecall_plugin_options():
+    return WebhookOptions
+
+
+@hookimpl
 def corecall_register_services(registry) -> None:
     registry.register(Webhooks)
+
+
+@hookimpl
+def corecall_register_commands(cli, context) -> None:
+    from corecall_webhooks.commands import webhooks_group
+
+    cli.add_typer(webhooks_group(context), name="webhooks")
 
 
 __all__ = ["NAME", "WebhookOptions", "WebhookService", "Webhooks"]

@@ -9,7 +9,7 @@ import uuid
 import httpx
 import typer
 
-from corecall.cli.common import console, print_json, state
+from corecall.cli.common import console, print_json
 from corecall.domain import utcnow
 from corecall.errors import CorecallError, UsageError
 from corecall_webhooks import events
@@ -21,26 +21,46 @@ from corecall_webhooks.signing import (
     sign,
 )
 
-webhooks = typer.Typer(
-    name="webhooks", help="Signed webhooks: the outbox, test deliveries, redelivery.",
-    no_args_is_help=True,
-)  # fmt: skip
+
+def webhooks_group(context) -> typer.Typer:
+    """The ``corecall webhooks`` commands, reaching the application through the plugin's
+    ``context`` (options and store loaded on first use)."""
+    group = typer.Typer(
+        help="Signed webhooks: the outbox, test deliveries, redelivery.", no_args_is_help=True
+    )
+
+    def options() -> WebhookOptions:
+        return context.options or WebhookOptions()
+
+    @group.command("list")
+    def list_command(
+        pending: bool = typer.Option(False, "--pending", help="Only events not delivered yet."),
+        limit: int = typer.Option(50, "--limit", min=0, help="How many, newest first."),
+        as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    ) -> None:
+        """The outbox, newest first: event id, URL, state, tries, last error."""
+        list_(context.store, options(), pending=pending, limit=limit, as_json=as_json)
+
+    @group.command("test")
+    def test_command() -> None:
+        """POST a signed webhook.test event to every URL now and show each answer (exit 1
+        when one did not answer 2xx). Nothing is written to the outbox."""
+        test(options())
+
+    @group.command("redeliver")
+    def redeliver_command(
+        event_ids: list[str] = typer.Argument(..., metavar="EVENT_ID...", help="Ids to send."),
+        url: str = typer.Option(None, "--url", help="Only to this URL (default: every URL)."),
+    ) -> None:
+        """Send events again: they become pending, due now, and the running corecall
+        delivers them first (exit 1 when an id is not in the outbox)."""
+        redeliver(context.store, event_ids, url)
+
+    return group
 
 
-def _options() -> WebhookOptions:
-    from corecall_webhooks import options_for
-
-    return options_for(state.app())
-
-
-@webhooks.command("list")
-def list_(
-    pending: bool = typer.Option(False, "--pending", help="Only events not delivered yet."),
-    limit: int = typer.Option(50, "--limit", min=0, help="How many, newest first."),
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
-) -> None:
+def list_(store, options: WebhookOptions, *, pending: bool, limit: int, as_json: bool) -> None:
     """The outbox, newest first: event id, URL, state, tries, last error."""
-    store = state.app().store
     messages = store.outbox_list(pending_only=pending, limit=limit)
     if as_json:
         print_json([
@@ -52,7 +72,7 @@ def list_(
         ])  # fmt: skip
         return
     counts = store.outbox_counts()
-    for url in _options().urls or sorted(counts):
+    for url in options.urls or sorted(counts):
         waiting, done = counts.get(url, (0, 0))
         console.print(f"{url}: {waiting} pending, {done} delivered")
     if not messages:
@@ -68,12 +88,10 @@ def list_(
         console.print(line)
 
 
-@webhooks.command("test")
-def test() -> None:
+def test(options: WebhookOptions) -> None:
     """POST a signed ``webhook.test`` event to every URL now and show each answer.
 
     Exit code 1 when a receiver did not answer 2xx. Nothing is written to the outbox."""
-    options = _options()
     problems = options.problems()
     if problems:
         raise CorecallError("; ".join(problems))
@@ -107,14 +125,9 @@ def test() -> None:
         raise typer.Exit(1)
 
 
-@webhooks.command("redeliver")
-def redeliver(
-    event_ids: list[str] = typer.Argument(..., metavar="EVENT_ID...", help="Ids to send again."),
-    url: str = typer.Option(None, "--url", help="Only to this URL (default: every URL)."),
-) -> None:
+def redeliver(store, event_ids: list[str], url: str | None) -> None:
     """Send events again (delivered or not): they become pending, due now, and the running
     corecall delivers them first. Exit code 1 when an id is not in the outbox."""
-    store = state.app().store
     changed = store.outbox_redeliver(event_ids, destination=url)
     known = {m.event_id for m in store.outbox_list(url, limit=100_000)}
     missing = [e for e in event_ids if e not in known]
@@ -123,8 +136,4 @@ def redeliver(
         raise CorecallError(f"not in the outbox: {', '.join(missing)} (see corecall webhooks list)")
 
 
-def register(cli: typer.Typer) -> None:
-    cli.add_typer(webhooks)
-
-
-__all__ = ["register", "webhooks"]
+__all__ = ["webhooks_group"]

@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 import attrs
 import httpx
 
+from corecall import option
 from corecall.domain import AuditEntry, CallRecord, CallState, OutboxMessage, utcnow
 from corecall.errors import StoreError
 from corecall.store import Store
@@ -58,20 +59,23 @@ USER_AGENT = "corecall-webhooks/0.1"
 class WebhookOptions:
     """``[plugins.webhooks]``."""
 
-    #: Receivers: every event is POSTed to each of these http(s) URLs.
-    urls: tuple[str, ...] = ()
-    #: The HMAC-SHA256 key requests are signed with (env: CORECALL_PLUGINS_WEBHOOKS_SECRET).
-    secret: str = ""
-    #: Seconds one request may take (connect + answer) before it counts as failed.
-    timeout: float = 5.0
-    #: Seconds before the first retry of a failed event; doubles on each further failure.
-    first_backoff: float = 1.0
-    #: Seconds between retries at most (also the longest wait after a receiver comes back).
-    max_backoff: float = 60.0
-    #: Seconds between looks at the store for work written by other processes.
-    poll_interval: float = 1.0
-    #: At most this many events per request (a backlog goes out in few requests).
-    max_batch: int = 100
+    urls: tuple[str, ...] = option(
+        (), doc="Receivers: every event is POSTed to each of these http(s) URLs."
+    )
+    secret: str = option("", doc="The HMAC-SHA256 key requests are signed with.", secret=True)
+    timeout: float = option(
+        5.0, doc="Seconds one request may take (connect + answer) before it counts as failed."
+    )
+    first_backoff: float = option(
+        1.0, doc="Seconds before the first retry of failed events; doubles each time."
+    )
+    max_backoff: float = option(
+        60.0, doc="Seconds between retries at most (the longest wait once a receiver is back)."
+    )
+    poll_interval: float = option(
+        1.0, doc="Seconds between looks at the outbox for events of other processes."
+    )
+    max_batch: int = option(100, doc="Events per request at most (a backlog goes out in few).")
 
     def problems(self) -> list[str]:
         found = []
