@@ -53,11 +53,12 @@ def test_receiver_down_for_20_calls_across_a_restart_then_everything_arrives(tmp
         assert done.returncode == 0, done.stderr
         assert done.stdout.count("Call ended") == 10, done.stdout
     assert receiver.accepted == []
-    listed = corecall(config, env, "webhooks", "list", "--pending", "--json")
+    listed = corecall(config, env, "webhooks", "list", "--pending", "--json", "--limit", "500")
     assert listed.returncode == 0, listed.stderr
     pending = json.loads(listed.stdout)
-    assert len(pending) == 50  # --limit's default; 160 in all
-    assert all(m["attempts"] >= 1 and m["last_error"] for m in pending[-5:])
+    assert len(pending) == 160  # newest first
+    oldest = pending[-1]
+    assert oldest["attempts"] >= 1 and "ConnectError" in oldest["last_error"], oldest
 
     receiver.up()
     idle = subprocess.Popen(
