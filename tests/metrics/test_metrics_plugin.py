@@ -42,7 +42,10 @@ def listen(monkeypatch):
     from corecall_webhooks import WebhookOptions
 
     options = {"metrics": MetricsOptions(listen=address), "webhooks": WebhookOptions()}
-    monkeypatch.setattr(App, "plugin_options", lambda self, name: options[name], raising=False)
+    real = App.plugin_options
+    monkeypatch.setattr(
+        App, "plugin_options", lambda self, name: options.get(name) or real(self, name)
+    )
     return address
 
 
