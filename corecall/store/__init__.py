@@ -161,6 +161,16 @@ class Store(abc.ABC):
         agent = self.get_agent(telegram_id)
         return agent, (self.count_calls_since(telegram_id, since) if agent else 0)
 
+    def agent_and_recent_calls_nowait(
+        self, telegram_id: int, since: _dt.datetime
+    ) -> tuple[Agent | None, int] | None:
+        """:meth:`agent_and_recent_calls`, answered on the calling thread, which is the
+        event loop, ONLY if the backend can do so at once (no network round trip, no wait
+        for a lock); else None, and the caller runs :meth:`agent_and_recent_calls` on the
+        store thread. Saves a thread hop on the path of every call. The default is None
+        (PostgreSQL is a network round trip away)."""
+        return None
+
     @abc.abstractmethod
     def calls_to_target_since(self, target: str, since: _dt.datetime) -> list[_dt.datetime]:
         """When each call to ``target`` (E.164) created at or after ``since`` was placed,

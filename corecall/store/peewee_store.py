@@ -494,10 +494,16 @@ class PeeweeStore(Store):
         self, telegram_id: int, since: _dt.datetime
     ) -> tuple[Agent | None, int]:
         """One statement: the agent and how many calls they placed since ``since``."""
-        tid = _tid(telegram_id)
-        params = (tid, self._db_ts(since, "since"), tid)
+        params = self._hot_read_params(telegram_id, since)
         with self._session():
             row = self._db.execute_sql(self._sql.agent_and_count, params).fetchone()
+        return self._agent_and_count_from(row)
+
+    def _hot_read_params(self, telegram_id: int, since: _dt.datetime) -> tuple:
+        tid = _tid(telegram_id)
+        return (tid, self._db_ts(since, "since"), tid)
+
+    def _agent_and_count_from(self, row: tuple | None) -> tuple[Agent | None, int]:
         if row is None:
             return None, 0
         return self._agent_from(row), int(row[len(_AGENT_COLUMNS)])

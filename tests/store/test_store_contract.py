@@ -734,3 +734,24 @@ def test_unrelated_tables_are_left_alone(target):
     target.run_sql("INSERT INTO someone_elses VALUES (1)")
     assert target.open_store().schema_version() == Store.SCHEMA_VERSION
     assert target.run_sql("SELECT x FROM someone_elses") == [(1,)]
+
+
+def test_nowait_read_is_the_same_read_or_none(store: Store, target):
+    """The event-loop fast path answers exactly what the store thread would, fresh every
+    time (a revocation by another connection shows at once), or None (PostgreSQL)."""
+    store.add_agent(AGENT, PHONE, "Alice", authorized=True, actor=ADMIN)
+    store.create_call(make_call(created_at=T0))
+    got = store.agent_and_recent_calls_nowait(AGENT, T0)
+    if target.backend == "postgres":
+        assert got is None  # a network round trip: never on the event loop
+        return
+    assert got == store.agent_and_recent_calls(AGENT, T0) and got[1] == 1
+    other = target.open_store()  # another process's connection, e.g. the CLI
+    try:
+        other.set_authorized(AGENT, False, actor=ADMIN)
+    finally:
+        other.close()
+    assert store.agent_and_recent_calls_nowait(AGENT, T0)[0].authorized is False
+    assert store.agent_and_recent_calls_nowait(AGENT + 5, T0) == (None, 0)
+    with pytest.raises(StoreError):
+        store.agent_and_recent_calls_nowait(AGENT, dt.datetime(2024, 5, 1))  # naive

@@ -228,3 +228,30 @@ def test_sqlite_and_postgres_stores_side_by_side(tmp_path, pg_server):
     finally:
         lite.close()
         pg.close()
+
+
+def test_sqlite_nowait_read_never_waits_for_a_lock(tmp_path):
+    """The event-loop read uses a connection that never waits for a lock (busy_timeout 0)
+    and cannot write; when SQLite says busy it gives up at once (None: the caller goes
+    through the store thread) instead of blocking the loop."""
+    import datetime as dt
+
+    store = SqliteStore(tmp_path / "s.sqlite3")
+    store.open()
+    try:
+        store.add_agent(5, "+12125550100", authorized=True, actor="t")
+        since = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+        assert store.agent_and_recent_calls_nowait(5, since)[0].telegram_id == 5
+        conn = store._nowait.conn
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 0
+        assert conn.execute("PRAGMA query_only").fetchone()[0] == 1
+
+        class Busy:
+            def execute(self, *_a):
+                raise sqlite3.OperationalError("database is locked")
+
+        store._nowait.conn = Busy()
+        assert store.agent_and_recent_calls_nowait(5, since) is None
+    finally:
+        store.close()
+    assert store.agent_and_recent_calls_nowait(5, since) is None  # closed: not answered
