@@ -165,6 +165,17 @@ class MemoryStore(Store):
     def count_calls_since(self, telegram_id, since):
         return 0
 
+    def calls_to_target_since(self, target, since):
+        return []
+
+    def dnc_contains(self, number):
+        return False
+
+    def dnc_add(self, *a, **k):
+        raise NotImplementedError
+
+    dnc_add_many = dnc_remove = dnc_get = dnc_entries = dnc_count = dnc_add
+
     def audit(self, *a, **k): ...
     def audit_log(self, limit=50):
         return []

@@ -171,6 +171,13 @@ class Store(abc.ABC):
         (PostgreSQL is a network round trip away)."""
         return None
 
+    def create_call_nowait(self, call: CallRecord) -> CallRecord | None:
+        """:meth:`create_call` on the calling thread (the event loop), ONLY if the backend
+        can write it at once (no network round trip, no wait for a lock, no fsync); else
+        None, and the caller writes it through the store thread. Raises what
+        :meth:`create_call` raises for a bad record. The default is None."""
+        return None
+
     @abc.abstractmethod
     def calls_to_target_since(self, target: str, since: _dt.datetime) -> list[_dt.datetime]:
         """When each call to ``target`` (E.164) created at or after ``since`` was placed,

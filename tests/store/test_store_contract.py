@@ -755,3 +755,17 @@ def test_nowait_read_is_the_same_read_or_none(store: Store, target):
     assert store.agent_and_recent_calls_nowait(AGENT + 5, T0) == (None, 0)
     with pytest.raises(StoreError):
         store.agent_and_recent_calls_nowait(AGENT, dt.datetime(2024, 5, 1))  # naive
+
+
+def test_nowait_call_record_is_written_or_left_to_the_store_thread(store: Store, target):
+    call = make_call(created_at=T0)
+    written = store.create_call_nowait(call)
+    if target.backend == "postgres":
+        assert written is None and store.get_call(call.id) is None
+        return
+    assert written == call and store.get_call(call.id) == call
+    with pytest.raises(AlreadyExistsError):
+        store.create_call_nowait(call)
+    with pytest.raises(StoreError, match="NUL"):
+        store.create_call_nowait(make_call(call_id="a\x00b"))
+    assert store.count_calls_since(AGENT, T0) == 1
