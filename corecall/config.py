@@ -25,6 +25,7 @@ from typing import Any
 import attrs
 import platformdirs
 
+from corecall import fields
 from corecall.domain import TrunkConfig, is_e164
 from corecall.errors import ConfigError
 
@@ -266,6 +267,8 @@ def parse_config(raw: Mapping[str, Any], *, path: Path | None, exists: bool = Tr
               p.table_of_tables(raw, "trunks").items()}  # fmt: skip
     routes = {code: _parse_route(p, code, t, trunks) for code, t in
               p.table_of_tables(raw, "routes").items()}  # fmt: skip
+    if len(routes) > fields.MAX_ROUTES:
+        p.fail("routes", f"at most {fields.MAX_ROUTES} routes (got {len(routes)})")
     plugins_t = p.table(raw, "plugins")
     p.no_unknown_keys(plugins_t, {"disabled"}, "plugins")
     disabled = p.str_list(plugins_t, "disabled", "plugins", ())
@@ -401,6 +404,15 @@ def _parse_route(
     for cid in caller_ids:
         if not is_e164(cid):
             p.fail(f"{key}.caller_ids", f"{cid!r} is not E.164 (+ and digits, e.g. +12125550100)")
+    if len(caller_ids) > fields.MAX_CALLER_IDS_PER_ROUTE:
+        p.fail(
+            f"{key}.caller_ids",
+            f"at most {fields.MAX_CALLER_IDS_PER_ROUTE} caller IDs per route "
+            f"(got {len(caller_ids)})",
+        )
+    name = p.opt(t, "name", str, key, None)
+    if name is not None and not 0 < len(name.strip()) <= fields.ROUTE_NAME_MAX_CHARS:
+        p.fail(f"{key}.name", f"a route name is 1 to {fields.ROUTE_NAME_MAX_CHARS} characters")
     countries = p.str_list(t, "countries", key, ("US", "CA"))
     for c in countries:
         if not (len(c) == 2 and c.isascii() and c.isalpha() and c.isupper()):
@@ -410,7 +422,7 @@ def _parse_route(
         trunk=trunk,
         caller_ids=tuple(caller_ids),
         countries=tuple(countries),
-        name=p.opt(t, "name", str, key, None),
+        name=name,
     )
 
 

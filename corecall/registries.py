@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from corecall import fields
 from corecall.domain import RouteDefinition
 from corecall.errors import PluginError
 
@@ -81,6 +82,16 @@ class RouteRegistry(_Registry):
             raise PluginError(
                 self.plugin, f"route code {code!r} must be upper-case letters/digits, e.g. 'M'"
             )
+        for what, value, limit in (
+            ("code", code, fields.ROUTE_CODE_MAX_CHARS),
+            ("name", definition.name, fields.ROUTE_NAME_MAX_CHARS),
+            ("button", definition.button, fields.ROUTE_BUTTON_MAX_CHARS),
+        ):
+            if not isinstance(value, str) or not value.strip() or len(value) > limit:
+                raise PluginError(
+                    self.plugin,
+                    f"route {code!r}: {what} must be 1 to {limit} characters, got {value!r:.80}",
+                )
         self._add(code, definition)
 
     def definition(self, code: str) -> RouteDefinition | None:
