@@ -213,7 +213,9 @@ class CallManager:
                 max_calls_per_minute=limits.calls_per_minute,
             ),
         )
-        refusal = self.plugins.check_call(request)
+        # Policy plugins may read the store (do-not-call lists, repeat caps): they run on the
+        # store thread, never on the event loop.
+        refusal = await self._in_store(self.plugins.check_call, request)
         if refusal is not None:
             raise RefusedError(refusal.reason, refusal.message)
         return request, agent
@@ -275,7 +277,7 @@ class CallManager:
                 caller_id=route.caller_ids[0],
                 activity=AgentActivity(live_calls=len(self.live_calls(OPERATOR_AGENT_ID))),
             )  # fmt: skip
-            refusal = self.plugins.check_call(request)
+            refusal = await self._in_store(self.plugins.check_call, request)
             if refusal is not None:
                 raise RefusedError(refusal.reason, refusal.message)
             record, originate, driver = await self._record(request, agent)
