@@ -209,36 +209,18 @@ class CallManager:
 
     async def prepare(self, agent_id: int, text: str) -> tuple[CallRequest, Agent]:
         """Every check a call must pass, without placing it. Raises RefusedError."""
-<<<<<<< HEAD
-        since = self._clock() - _dt.timedelta(minutes=1)
+        now = self._clock()
+        since = now - _dt.timedelta(minutes=1)
         # Authorization and limits are read fresh on every request; on the event loop when
         # the store can answer at once (SQLite), else in one trip to the store thread.
         read = self.store.agent_and_recent_calls_nowait(agent_id, since)
         if read is None:
             read = await self._in_store(self.store.agent_and_recent_calls, agent_id, since)
         agent, recent = read
-        if agent is None or not agent.authorized:
-            raise RefusedError(
-                "not_authorized",
-                f"You are not authorized to place calls. Ask your admin to authorize "
-                f"Telegram id {agent_id}.",
-            )
-        if not is_e164(agent.phone):
-            raise RefusedError(
-                "agent_phone_invalid",
-                "Your own phone number on file is not valid, so I can't ring you. "
-                "Ask your admin to set it again (/setphone).",
-            )
-=======
-        now = self._clock()
-        since = now - _dt.timedelta(minutes=1)
-        # One trip to the store thread for both reads: this is on the path to the Originate.
-        agent, recent = await self._in_store(self.store.agent_and_recent_calls, agent_id, since)
         refused = authorization_refusal(agent, agent_id)
         if refused is not None:
             raise refused
         assert agent is not None
->>>>>>> main
         routes = self._routes()
         route = self.plugins.resolve_route(agent, routes)
         if route is None:
