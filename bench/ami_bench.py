@@ -853,7 +853,7 @@ def report(results: dict, command: str) -> str:
         "under a burst the records waiting at that moment are written in one transaction "
         "(`Store.create_calls`), ahead of the call writer's work. Every other store call "
         "runs on one `StoreExecutor` thread, whose results reach the event loop in one "
-        "wake-up per batch; the call writer waits 10 ms after a transition and saves each "
+        "wake-up per batch; the call writer saves each "
         "call's newest state with one UPDATE per call per batch (`Store.save_progress`). "
         f"Per-round ratios to panoramisk: driver {rounds(t['driver_ratios'])}; place()/memory "
         f"{rounds(t['memory_ratios'])}; place()/SQLite {rounds(t['sqlite_ratios'])}"

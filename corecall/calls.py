@@ -53,10 +53,6 @@ T = TypeVar("T")
 #: PBX stopped reporting on is ended as ``unknown``.
 WATCHDOG_GRACE = 30.0
 
-#: Seconds the call writer waits after a transition before writing, to batch what follows:
-#: fewer commits competing with new calls' records for the store thread (issue 11).
-WRITE_LINGER = 0.01
-
 #: The agent id on record for calls an operator places from the CLI (``corecall call``).
 OPERATOR_AGENT_ID = 0
 
@@ -471,9 +467,6 @@ class CallManager:
         assert self._writes is not None
         while True:
             batch = [await self._writes.get()]
-            # A call's events come in clusters (ringing, answered, dialing within ms): wait a
-            # moment so a cluster, and the other calls' at that time, is one transaction.
-            await asyncio.sleep(WRITE_LINGER)
             while not self._writes.empty():
                 batch.append(self._writes.get_nowait())
             try:
