@@ -17,7 +17,8 @@ Rules it keeps for every front end:
 * Private chats only.
 * Every call gets ONE status message, edited as the call moves, coalesced per chat by
   :class:`~corecall.conversation.edits.EditScheduler`; the final state is always shown.
-* Store calls run off the event loop (:func:`~corecall.store.run_blocking`).
+* Store calls run off the event loop, on the application's one store thread
+  (:meth:`~corecall.app.App.run_in_store`).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from corecall.conversation.ports import (
 )
 from corecall.domain import Agent, CallRecord, Route, utcnow
 from corecall.errors import CorecallError, NotFoundError, RefusedError, StoreError
-from corecall.store import run_blocking
+from corecall.supervision import log_crash
 
 log = logging.getLogger(__name__)
 
@@ -280,6 +281,7 @@ class Conversation:
             self._follow(record, user.chat_id, message_id), name=f"corecall-status-{record.id}"
         )
         self._watchers[record.id] = task
+        task.add_done_callback(log_crash)
         task.add_done_callback(lambda _t, cid=record.id: self._watchers.pop(cid, None))
 
     async def _follow(self, first: CallRecord, chat_id: int, message_id: int) -> None:
@@ -314,7 +316,9 @@ class Conversation:
         if args is not None:
             await self._reply(user, texts.no_arguments("history"))
             return
-        calls = await run_blocking(self.app.store.recent_calls, user.user_id, HISTORY_LENGTH)
+        calls = await self.app.run_in_store(
+            self.app.store.recent_calls, user.user_id, HISTORY_LENGTH
+        )
         await self._reply(user, texts.history(calls))
 
     # ---- settings and routes
@@ -402,7 +406,7 @@ class Conversation:
         if self.is_admin(user.user_id):
             return True
         # Recorded: someone tried an admin command (who, when, which).
-        await run_blocking(
+        await self.app.run_in_store(
             self.app.store.audit, self._actor(user), "admin.denied", f"/{command}", ""
         )
         await self._reply(user, texts.ADMIN_ONLY.format(command=f"/{command}"))
@@ -452,8 +456,8 @@ class Conversation:
         if args is not None:
             await self._reply(user, texts.no_arguments("agents"))
             return
-        agents = await run_blocking(self.app.store.list_agents)
-        await run_blocking(self.app.store.audit, self._actor(user), "agents.list", "", "")
+        agents = await self.app.run_in_store(self.app.store.list_agents)
+        await self.app.run_in_store(self.app.store.audit, self._actor(user), "agents.list", "", "")
         rows = [(a, self.admin.caller_id_line(a)) for a in agents]
         for chunk in _chunks(texts.agents_list(rows)):
             await self._reply(user, chunk)
@@ -603,7 +607,7 @@ class Conversation:
             if await self.calls.hangup(call_id):
                 return texts.HANGING_UP
             return texts.CALL_ALREADY_ENDED
-        stored = await run_blocking(self.app.store.get_call, call_id)
+        stored = await self.app.run_in_store(self.app.store.get_call, call_id)
         if stored is None or stored.agent_id != user.user_id:
             log.info("ignored %s's hang-up of call %s (not theirs)", user.user_id, call_id)
             return texts.NOT_YOUR_BUTTON
@@ -641,7 +645,7 @@ class Conversation:
 
     # ------------------------------------------------------------------ helpers
     async def _agent(self, user_id: int) -> Agent | None:
-        return await run_blocking(self.app.store.get_agent, user_id)
+        return await self.app.run_in_store(self.app.store.get_agent, user_id)
 
     async def _authorized_agent(self, user: UserRef) -> Agent | None:
         """The agent, re-read now; None (after saying so) when not authorized."""
