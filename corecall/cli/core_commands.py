@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from corecall.cli.common import console, print_json, state
+from corecall.cli.common import actor, console, print_json, state
 
 if TYPE_CHECKING:
     from corecall.plugins import Plugins
@@ -147,6 +147,7 @@ def _set_enabled(name: str, enabled: bool) -> None:
         note = ""
         if name in config.disabled_plugins:
             note = f" (but {config.path} still lists it under [plugins] disabled)"
+        _audit_toggle(app, "plugin.enable", name)
         console.print(f"enabled {name}; takes effect on next start{note}")
     else:
         check_can_disable(
@@ -156,7 +157,13 @@ def _set_enabled(name: str, enabled: bool) -> None:
         )
         disabled.add(name)
         write_disabled(config.plugin_state_path, disabled)
+        _audit_toggle(app, "plugin.disable", name)
         console.print(f"disabled {name}; takes effect on next start")
+
+
+def _audit_toggle(app, action: str, name: str) -> None:
+    """Plugin toggles are admin actions: recorded in the audit log (who, which plugin)."""
+    app.store.audit(actor(), action, name, "")
 
 
 @plugins_app.command("enable")
