@@ -531,10 +531,10 @@ class Conversation:
             return
         e164, actor, store = verdict.e164, self._actor(user), self.app.store
         if command == "dnc":
-            added = await run_blocking(store.dnc_add, e164, reason="", actor=actor)
+            added = await self.app.run_in_store(store.dnc_add, e164, reason="", actor=actor)
             text = texts.dnc_added(e164) if added else texts.dnc_already(e164)
         else:
-            removed = await run_blocking(store.dnc_remove, e164, actor=actor)
+            removed = await self.app.run_in_store(store.dnc_remove, e164, actor=actor)
             text = texts.dnc_removed(e164) if removed else texts.dnc_not_listed(e164)
         if not self._dnc_enforced():
             text += "\n" + texts.DNC_NOT_ENFORCED
@@ -544,12 +544,12 @@ class Conversation:
         # Forged data can carry the presser's id with someone else's call: the call on
         # record must be the presser's own. A revoked agent may still list their own call's
         # number (it only ever stops calls).
-        record = await run_blocking(self.app.store.get_call, call_id)
+        record = await self.app.run_in_store(self.app.store.get_call, call_id)
         if record is None or record.agent_id != user.user_id:
             log.info("ignored %s's do-not-call press for call %s (not theirs)",
                      user.user_id, call_id)  # fmt: skip
             return texts.NOT_YOUR_BUTTON
-        added = await run_blocking(
+        added = await self.app.run_in_store(
             self.app.store.dnc_add, record.target,
             reason=f"asked during call {record.id}", actor=self._actor(user),
         )  # fmt: skip
