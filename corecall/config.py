@@ -17,7 +17,9 @@ and what is expected.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -45,11 +47,19 @@ def default_data_dir() -> Path:
 # --------------------------------------------------------------------------- sections
 
 
+#: Keys whose values are secrets: never shown in a repr or an error message.
+SECRET_KEYS = frozenset({"token", "api_hash", "secret", "postgres_dsn"})
+
+
+def _secret(default: str = ""):
+    return attrs.field(default=default, repr=False)
+
+
 @attrs.frozen
 class BotConfig:
-    token: str = ""
+    token: str = _secret()
     api_id: int = 0
-    api_hash: str = ""
+    api_hash: str = _secret()
     super_admins: tuple[int, ...] = ()
     max_command_age: float = 30.0  # seconds; older /call commands are answered "expired"
     session_path: Path | None = None
@@ -59,7 +69,7 @@ class BotConfig:
 class StoreConfig:
     backend: str = "sqlite"
     sqlite_path: Path | None = None
-    postgres_dsn: str = ""
+    postgres_dsn: str = _secret()
 
 
 @attrs.frozen
@@ -80,7 +90,7 @@ class AmiServerConfig:
     host: str = "127.0.0.1"
     port: int = 5038
     username: str = "corecall"
-    secret: str = ""
+    secret: str = _secret()
     context: str = "corecall-bridge"
     ping_interval: float = 5.0
     action_timeout: float = 5.0
@@ -121,6 +131,61 @@ class Config:
     @property
     def session_path(self) -> Path:
         return self.bot.session_path or self.data_dir / "telegram.session"
+
+    def secrets(self) -> list[str]:
+        """Every secret value in this configuration (for
+        :class:`~corecall.redaction.Redactor`): bot token, api hash, AMI secrets, the
+        PostgreSQL password."""
+        values = [self.bot.token, self.bot.api_hash, dsn_password(self.store.postgres_dsn)]
+        values += [server.secret for server in self.asterisk_servers.values()]
+        return [v for v in values if v]
+
+
+#: Environment variables holding secrets (``CORECALL_AMI_SECRET_<SERVER>`` too).
+SECRET_VARIABLES = ("CORECALL_BOT_TOKEN", "CORECALL_API_HASH", "CORECALL_AMI_SECRET",
+                    "CORECALL_POSTGRES_DSN")  # fmt: skip
+
+
+def environment_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The secret values in the environment, before (or without) a config file."""
+    environ = os.environ if environ is None else environ
+    values = []
+    for name, value in environ.items():
+        if name == "CORECALL_POSTGRES_DSN":
+            values.append(dsn_password(value) or "")
+        elif name in SECRET_VARIABLES or name.startswith("CORECALL_AMI_SECRET_"):
+            values.append(value)
+    return [v for v in values if v]
+
+
+_KV_PASSWORD_RE = re.compile(r"(?:^|\s)password\s*=\s*(?:'((?:[^'\\]|\\.)*)'?|(\S+))")
+
+
+def dsn_password(dsn: str) -> str | None:
+    """The password inside a PostgreSQL DSN (URL or key=value form), or None."""
+    if not dsn:
+        return None
+    if "://" in dsn:
+        try:
+            return urllib.parse.urlsplit(dsn).password
+        except ValueError:
+            head = dsn.split("://", 1)[1].rsplit("@", 1)[0]
+            return head.split(":", 1)[1] if ":" in head and "@" in dsn else None
+    match = _KV_PASSWORD_RE.search(dsn)
+    return (match[1] or match[2]) if match else None
+
+
+def _check_secret(value: str, source: str) -> str:
+    """Refuse a secret with control characters, naming where it came from, never its value
+    (a CRLF env file leaves a CR at the end of every value)."""
+    bad = next((c for c in value if ord(c) < 0x20 or ord(c) == 0x7F), None)
+    if bad is not None:
+        raise ConfigError(
+            f"{source} contains a control character (U+{ord(bad):04X}); secrets can't contain "
+            "CR, LF, NUL or other control characters. A file with Windows line ends (CRLF) "
+            "leaves a CR at the end of each value: convert it (dos2unix) and set it again."
+        )
+    return value
 
 
 # --------------------------------------------------------------------------- defaults
@@ -292,7 +357,7 @@ def _parse_bot(p: _Parser, t: Mapping[str, Any]) -> BotConfig:
         t, {"token", "api_id", "api_hash", "super_admins", "max_command_age", "session_path"},
         "bot",
     )  # fmt: skip
-    token = os.environ.get("CORECALL_BOT_TOKEN") or p.opt(t, "token", str, "bot", "")
+    token = p.secret(t, "token", "bot", "CORECALL_BOT_TOKEN")
     api_id_env = os.environ.get("CORECALL_API_ID")
     if api_id_env:
         if not api_id_env.isdigit():
@@ -300,7 +365,7 @@ def _parse_bot(p: _Parser, t: Mapping[str, Any]) -> BotConfig:
         api_id = int(api_id_env)
     else:
         api_id = p.opt(t, "api_id", int, "bot", 0)
-    api_hash = os.environ.get("CORECALL_API_HASH") or p.opt(t, "api_hash", str, "bot", "")
+    api_hash = p.secret(t, "api_hash", "bot", "CORECALL_API_HASH")
     admins = t.get("super_admins", [])
     if not isinstance(admins, list) or not all(
         isinstance(a, int) and not isinstance(a, bool) and a > 0 for a in admins
@@ -324,7 +389,7 @@ def _parse_store(p: _Parser, t: Mapping[str, Any]) -> StoreConfig:
     p.no_unknown_keys(t, {"backend", "sqlite_path", "postgres_dsn"}, "store")
     backend = p.opt(t, "backend", str, "store", "sqlite")
     sqlite_path = p.opt(t, "sqlite_path", str, "store", None)
-    dsn = os.environ.get("CORECALL_POSTGRES_DSN") or p.opt(t, "postgres_dsn", str, "store", "")
+    dsn = p.secret(t, "postgres_dsn", "store", "CORECALL_POSTGRES_DSN")
     return StoreConfig(
         backend=backend,
         sqlite_path=Path(sqlite_path).expanduser() if sqlite_path else None,
@@ -338,8 +403,8 @@ def _parse_server(p: _Parser, name: str, t: Mapping[str, Any]) -> AmiServerConfi
         t, {"host", "port", "username", "secret", "context", "ping_interval", "action_timeout"},
         key,
     )  # fmt: skip
-    env_secret = os.environ.get(f"CORECALL_AMI_SECRET_{name.upper()}") or os.environ.get(
-        "CORECALL_AMI_SECRET"
+    secret = p.secret(
+        t, "secret", key, f"CORECALL_AMI_SECRET_{name.upper()}", "CORECALL_AMI_SECRET"
     )
     port = p.opt(t, "port", int, key, 5038)
     if not 0 < port < 65536:
@@ -354,7 +419,7 @@ def _parse_server(p: _Parser, name: str, t: Mapping[str, Any]) -> AmiServerConfi
         host=p.opt(t, "host", str, key, "127.0.0.1"),
         port=port,
         username=username,
-        secret=env_secret or p.opt(t, "secret", str, key, ""),
+        secret=secret,
         context=context,
         ping_interval=float(p.opt(t, "ping_interval", (int, float), key, 5.0)),
         action_timeout=float(p.opt(t, "action_timeout", (int, float), key, 5.0)),
@@ -445,8 +510,21 @@ class _Parser:
     def _check(self, value, typ, key: str):
         bad = isinstance(value, bool) and typ is not bool
         if bad or not isinstance(value, typ):
+            if key.rsplit(".", 1)[-1] in SECRET_KEYS:  # name the key, never show a secret
+                self.fail(key, f"expected {self._word(typ)}, got {type(value).__name__}")
             self.fail(key, f"expected {self._word(typ)}, got {value!r}")
         return value
+
+    def secret(self, t: Mapping, name: str, section: str, *variables: str) -> str:
+        """A secret from the first set environment variable, else the file's key; refused
+        (by source, never by value) when it holds control characters."""
+        for variable in variables:
+            value = os.environ.get(variable)
+            if value:
+                return _check_secret(value, f"the environment variable {variable}")
+        value = self.opt(t, name, str, section, "")
+        where = f"{self.where}: " if self.where else ""
+        return _check_secret(value, f"{where}[{section}] {name}")
 
     def opt(self, t: Mapping, name: str, typ, section: str, default):
         if name not in t:

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 
 import typer
 
 import corecall
+from corecall import redaction
 from corecall.cli import (
     admin_commands,
     bot_commands,
@@ -64,6 +66,10 @@ def _global_options(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from corecall.config import environment_secrets
+
+    state.redactor.add_all(environment_secrets())
+    redaction.install(state.redactor)  # no log line of this process shows a secret
 
 
 core_commands.register(app)
@@ -79,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     except CorecallError as exc:
         from rich.text import Text
 
-        err_console.print(Text("error: ", style="bold red") + Text(str(exc)))
+        message = state.redactor.redact(str(exc))
+        err_console.print(Text("error: ", style="bold red") + Text(message))
         return exc.exit_code
     except KeyboardInterrupt:
         err_console.print("interrupted")
@@ -95,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         if callable(show) and isinstance(code, int):  # typer's usage errors
             show()
             return code
-        raise
+        # A bug: show the traceback, redacted like every line this process prints.
+        sys.stderr.write(state.redactor.redact(traceback.format_exc()))
+        return 1
     finally:
         state.close()
     return result if isinstance(result, int) else 0
