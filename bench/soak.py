@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(report.lines()), flush=True)
         for what in report.duplicated_what[:10] + report.told_wrong_what[:10]:
             print("   ", what)
+        for what in report.errors_what:
+            print("    logged:", what)
         if args.json:
             print(json.dumps(attrs.asdict(report), default=str))
     if args.write_docs:

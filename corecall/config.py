@@ -17,9 +17,7 @@ and what is expected.
 from __future__ import annotations
 
 import os
-import re
 import tomllib
-import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ import platformdirs
 from corecall import fields
 from corecall.domain import TrunkConfig, is_e164
 from corecall.errors import ConfigError
+from corecall.redaction import dsn_password
 
 APP_NAME = "corecall"
 ROUTE_CODE_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -139,40 +138,6 @@ class Config:
         values = [self.bot.token, self.bot.api_hash, dsn_password(self.store.postgres_dsn)]
         values += [server.secret for server in self.asterisk_servers.values()]
         return [v for v in values if v]
-
-
-#: Environment variables holding secrets (``CORECALL_AMI_SECRET_<SERVER>`` too).
-SECRET_VARIABLES = ("CORECALL_BOT_TOKEN", "CORECALL_API_HASH", "CORECALL_AMI_SECRET",
-                    "CORECALL_POSTGRES_DSN")  # fmt: skip
-
-
-def environment_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
-    """The secret values in the environment, before (or without) a config file."""
-    environ = os.environ if environ is None else environ
-    values = []
-    for name, value in environ.items():
-        if name == "CORECALL_POSTGRES_DSN":
-            values.append(dsn_password(value) or "")
-        elif name in SECRET_VARIABLES or name.startswith("CORECALL_AMI_SECRET_"):
-            values.append(value)
-    return [v for v in values if v]
-
-
-_KV_PASSWORD_RE = re.compile(r"(?:^|\s)password\s*=\s*(?:'((?:[^'\\]|\\.)*)'?|(\S+))")
-
-
-def dsn_password(dsn: str) -> str | None:
-    """The password inside a PostgreSQL DSN (URL or key=value form), or None."""
-    if not dsn:
-        return None
-    if "://" in dsn:
-        try:
-            return urllib.parse.urlsplit(dsn).password
-        except ValueError:
-            head = dsn.split("://", 1)[1].rsplit("@", 1)[0]
-            return head.split(":", 1)[1] if ":" in head and "@" in dsn else None
-    match = _KV_PASSWORD_RE.search(dsn)
-    return (match[1] or match[2]) if match else None
 
 
 def _check_secret(value: str, source: str) -> str:

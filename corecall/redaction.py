@@ -22,9 +22,11 @@ whitespace, as Python's ``repr`` escapes it (``\\r`` for a carriage return) and 
 from __future__ import annotations
 
 import logging
+import os
+import re
 import traceback
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 MASK = "***"
 #: Shorter values are not treated as secrets (hiding "a" would mangle every line).
@@ -115,3 +117,37 @@ def install(redactor: Redactor, logger: logging.Logger | None = None) -> Redacti
 def uninstall(filt: RedactingFilter, logger: logging.Logger | None = None) -> None:
     for handler in (logger or logging.getLogger()).handlers:
         handler.removeFilter(filt)
+
+
+#: Environment variables holding secrets (``CORECALL_AMI_SECRET_<SERVER>`` too).
+SECRET_VARIABLES = ("CORECALL_BOT_TOKEN", "CORECALL_API_HASH", "CORECALL_AMI_SECRET",
+                    "CORECALL_POSTGRES_DSN")  # fmt: skip
+
+
+def environment_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The secret values in the environment, before (or without) a config file."""
+    environ = os.environ if environ is None else environ
+    values = []
+    for name, value in environ.items():
+        if name == "CORECALL_POSTGRES_DSN":
+            values.append(dsn_password(value) or "")
+        elif name in SECRET_VARIABLES or name.startswith("CORECALL_AMI_SECRET_"):
+            values.append(value)
+    return [v for v in values if v]
+
+
+_KV_PASSWORD_RE = re.compile(r"(?:^|\s)password\s*=\s*(?:'((?:[^'\\]|\\.)*)'?|(\S+))")
+
+
+def dsn_password(dsn: str) -> str | None:
+    """The password inside a PostgreSQL DSN (URL or key=value form), or None."""
+    if not dsn:
+        return None
+    if "://" in dsn:
+        try:
+            return urllib.parse.urlsplit(dsn).password
+        except ValueError:
+            head = dsn.split("://", 1)[1].rsplit("@", 1)[0]
+            return head.split(":", 1)[1] if ":" in head and "@" in dsn else None
+    match = _KV_PASSWORD_RE.search(dsn)
+    return (match[1] or match[2]) if match else None

@@ -66,9 +66,7 @@ def _global_options(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from corecall.config import environment_secrets
-
-    state.redactor.add_all(environment_secrets())
+    state.redactor.add_all(redaction.environment_secrets())
     redaction.install(state.redactor)  # no log line of this process shows a secret
 
 

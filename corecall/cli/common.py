@@ -47,9 +47,9 @@ class _State:
     def app(self) -> App:
         if self._app is None:
             from corecall.app import App
-            from corecall.config import environment_secrets, load_config
+            from corecall.config import load_config
 
-            self.redactor.add_all(environment_secrets())
+            self.redactor.add_all(redaction.environment_secrets())
             config = load_config(self.config_path)
             self.redactor.add_all(config.secrets())
             self._app = App(config)

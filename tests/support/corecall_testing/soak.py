@@ -25,7 +25,9 @@ rings 2 s first), waits for the end, and calls again. After the schedule, the ru
   reached a carrier twice (two INVITEs for one call);
 * agents told the wrong outcome: the status message's last text differs from the final
   record (e.g. a final edit lost in a FloodWait storm);
-* RSS of this process at the start and at the end of the calls.
+* RSS of this process at the first fault (imports, caches and pools warm) and after the
+  drain; the harness's and the proxy's recordings are folded into counts every second so
+  they don't count as corecall's memory.
 
 Run it with ``bench/soak.py`` (figures in docs/benchmarks.md). Targets: 0 lost, 0
 duplicated, RSS growth under 10 %. ``tests/lab/test_soak.py`` runs a one-minute version with
@@ -113,6 +115,7 @@ class Report:
     rss_start_kib: int = 0
     rss_end_kib: int = 0
     errors_logged: int = 0
+    errors_what: list = attrs.field(factory=list)
     seconds: float = 0.0
 
     @property
@@ -154,6 +157,9 @@ class Soak:
         self.sqlite_path = self.tmp / "corecall.sqlite3"
         self.agent_phones: dict[int, str] = {}
         self.requested: list[tuple[int, str]] = []  # (agent, target)
+        self.last_text: dict[str, str] = {}  # target -> the status text Telegram accepted last
+        self.replies: list[str] = []  # other messages sent (refusals, errors)
+        self.originates: collections.Counter = collections.Counter()  # ActionID -> writes
 
     # ------------------------------------------------------------------ set-up
     @staticmethod
@@ -237,12 +243,15 @@ class Soak:
         try:
             await self._calls_and_faults(conversation)
             await self._drain(conversation)
+            self._digest()
             self.report.rss_end_kib = rss_kib()
             self._count(client)
         finally:
             await conversation.shutdown(timeout=5, announce=False)
             await calls.stop(drain_timeout=10)
-            self.report.errors_logged = len(client.errors.take())
+            logged = client.errors.take()
+            self.report.errors_logged = len(logged)
+            self.report.errors_what = sorted({r.getMessage()[:120] for r in logged})[:10]
             await client.aclose()
 
     # ------------------------------------------------------------------ traffic
@@ -265,8 +274,45 @@ class Soak:
                 await asyncio.sleep(0.2)
             await asyncio.sleep(0.5 + self.random.random())
 
+    def _digest(self) -> None:
+        """Fold what the harness and the proxy recorded into the counts and drop the
+        recordings, so the RSS measured is corecall's, not the recorders'. Only requests
+        Telegram accepted count as shown."""
+        sender = self.client._sender
+        for request, result in zip(sender.requests, sender.results, strict=True):
+            message = getattr(request, "message", None)
+            if result is None or not isinstance(message, str):
+                continue  # refused (FloodWait): the person never saw it
+            if message.startswith("📞 Call to "):
+                target = message.split("\n", 1)[0].removeprefix("📞 Call to ")
+                self.last_text[target] = message
+            elif isinstance(request, functions.messages.SendMessageRequest):
+                self.replies.append(message)
+        sender.requests.clear()
+        sender.results.clear()
+        data = bytes(self.proxy.client_bytes)
+        cut = data.rfind(b"\r\n\r\n") + 4 if b"\r\n\r\n" in data else 0
+        for block in data[:cut].split(b"\r\n\r\n"):
+            if b"Action: Originate" in block:
+                match = re.search(rb"ActionID: (\S+)", block)
+                if match:
+                    self.originates[match.group(1)] += 1
+        del self.proxy.client_bytes[:cut]
+
+    async def _digest_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self._digest()
+
     async def _calls_and_faults(self, conversation: Conversation) -> None:
-        self.report.rss_start_kib = rss_kib()
+        digest = asyncio.create_task(self._digest_loop(), name="soak-digest")
+        try:
+            await self._calls_and_faults_inner(conversation)
+        finally:
+            digest.cancel()
+            await asyncio.gather(digest, return_exceptions=True)
+
+    async def _calls_and_faults_inner(self, conversation: Conversation) -> None:
         start = time.monotonic()
         end = start + self.duration
         agents = [
@@ -277,6 +323,9 @@ class Soak:
             delay = start + fraction * self.duration - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
+            if not self.report.rss_start_kib:
+                self._digest()
+                self.report.rss_start_kib = rss_kib()  # at the first fault (warm)
             print(f"  {time.monotonic() - start:6.1f} s  fault: {fault}", flush=True)
             self.report.faults.append(fault)
             await getattr(self, f"_fault_{fault}")()
@@ -344,13 +393,8 @@ class Soak:
         by_target = {r.target: r for r in records}
         routes = self.app.routes()
         # Originates written through the proxy, by ActionID (one per call).
-        actions = collections.Counter(
-            m.group(1)
-            for block in bytes(self.proxy.client_bytes).split(b"\r\n\r\n")
-            if b"Action: Originate" in block
-            for m in [re.search(rb"ActionID: (\S+)", block)]
-            if m
-        )
+        self._digest()
+        actions = self.originates
         report.originates_written = sum(actions.values())
         report.dialed = len(actions)
         for action_id, count in actions.items():
@@ -380,13 +424,7 @@ class Soak:
                 report.lost_ids.append(r.id)
         # What each agent was told: the last text of each call's status message, and the
         # answer to each /call that placed no call.
-        last_text: dict[str, str] = {}
-        for request in client.requests:
-            message = getattr(request, "message", None)
-            if isinstance(message, str) and message.startswith("📞 Call to "):
-                target = message.split("\n", 1)[0].removeprefix("📞 Call to ")
-                last_text[target] = message
-        replies = [r.message for r in client.sent() if not r.message.startswith("📞")]
+        last_text, replies = self.last_text, self.replies
         for _agent_id, target in self.requested:
             record = by_target.get(target)
             if record is None:
