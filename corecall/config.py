@@ -7,8 +7,11 @@ PBX on both routes, so nothing can be dialed by accident.
 
 Secrets may live in the environment instead of the file (the environment wins):
 ``CORECALL_BOT_TOKEN``, ``CORECALL_API_ID``, ``CORECALL_API_HASH``,
-``CORECALL_AMI_SECRET`` (every AMI server) or ``CORECALL_AMI_SECRET_<SERVER>`` (one),
-``CORECALL_POSTGRES_DSN``. ``CORECALL_DATA_DIR`` moves the data directory.
+``CORECALL_AMI_SECRET`` (every AMI server) or ``CORECALL_AMI_SECRET_<SERVER>`` (one).
+``CORECALL_DATA_DIR`` moves the data directory. Plugin-owned keys (``[plugins.NAME]``, the
+extra keys of ``[store]`` and of ``[trunks.X]``) follow one rule, ``CORECALL_<TABLE>_<KEY>``
+(see :mod:`corecall.options`); this module keeps those tables raw and the application
+validates them against the options classes the plugins declare (:mod:`corecall.app`).
 
 A mistake in the file raises :class:`~corecall.errors.ConfigError` naming the file, the key
 and what is expected.
@@ -67,8 +70,8 @@ class BotConfig:
 @attrs.frozen
 class StoreConfig:
     backend: str = "sqlite"
-    sqlite_path: Path | None = None
-    postgres_dsn: str = _secret()
+    #: The other keys of ``[store]``, raw: the active store plugin's options validate them.
+    options: Mapping[str, Any] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -116,11 +119,16 @@ class Config:
     trunks: Mapping[str, TrunkConfig] = attrs.field(factory=dict)
     routes: Mapping[str, RouteConfig] = attrs.field(factory=dict)
     disabled_plugins: tuple[str, ...] = ()
+    #: ``[plugins.NAME]`` tables, raw: each plugin's options class validates its own.
+    plugin_tables: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
     exists: bool = True  # False when the defaults are used because no file exists
+    #: The TOML document as read (for ``corecall config show``: which keys the file set).
+    raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
 
     @property
-    def sqlite_path(self) -> Path:
-        return self.store.sqlite_path or self.data_dir / "corecall.sqlite3"
+    def where(self) -> str:
+        """The file name for messages (or ``<built-in defaults>``)."""
+        return str(self.path) if self.path else "<built-in defaults>"
 
     @property
     def plugin_state_path(self) -> Path:
@@ -135,8 +143,11 @@ class Config:
         """Every secret value in this configuration (for
         :class:`~corecall.redaction.Redactor`): bot token, api hash, AMI secrets, the
         PostgreSQL password."""
-        values = [self.bot.token, self.bot.api_hash, dsn_password(self.store.postgres_dsn)]
+        values = [self.bot.token, self.bot.api_hash]
         values += [server.secret for server in self.asterisk_servers.values()]
+        for key, value in self.store.options.items():  # the store plugin's raw options
+            if key in SECRET_KEYS and isinstance(value, str):
+                values.append(dsn_password(value) if key == "postgres_dsn" else value)
         return [v for v in values if v]
 
 
@@ -300,8 +311,17 @@ def parse_config(raw: Mapping[str, Any], *, path: Path | None, exists: bool = Tr
     if len(routes) > fields.MAX_ROUTES:
         p.fail("routes", f"at most {fields.MAX_ROUTES} routes (got {len(routes)})")
     plugins_t = p.table(raw, "plugins")
-    p.no_unknown_keys(plugins_t, {"disabled"}, "plugins")
     disabled = p.str_list(plugins_t, "disabled", "plugins", ())
+    plugin_tables: dict[str, Mapping[str, Any]] = {}
+    for name, table in plugins_t.items():
+        if name == "disabled":
+            continue
+        if not isinstance(table, dict):
+            p.fail(
+                f"plugins.{name}",
+                "expected `disabled = [...]` or a plugin's table [plugins.NAME]",
+            )
+        plugin_tables[name] = table
     return Config(
         path=path,
         data_dir=data_dir,
@@ -313,7 +333,9 @@ def parse_config(raw: Mapping[str, Any], *, path: Path | None, exists: bool = Tr
         trunks=trunks,
         routes=routes,
         disabled_plugins=tuple(disabled),
+        plugin_tables=plugin_tables,
         exists=exists,
+        raw=raw,
     )
 
 
@@ -351,15 +373,8 @@ def _parse_bot(p: _Parser, t: Mapping[str, Any]) -> BotConfig:
 
 
 def _parse_store(p: _Parser, t: Mapping[str, Any]) -> StoreConfig:
-    p.no_unknown_keys(t, {"backend", "sqlite_path", "postgres_dsn"}, "store")
     backend = p.opt(t, "backend", str, "store", "sqlite")
-    sqlite_path = p.opt(t, "sqlite_path", str, "store", None)
-    dsn = p.secret(t, "postgres_dsn", "store", "CORECALL_POSTGRES_DSN")
-    return StoreConfig(
-        backend=backend,
-        sqlite_path=Path(sqlite_path).expanduser() if sqlite_path else None,
-        postgres_dsn=dsn,
-    )
+    return StoreConfig(backend=backend, options={k: v for k, v in t.items() if k != "backend"})
 
 
 def _parse_server(p: _Parser, name: str, t: Mapping[str, Any]) -> AmiServerConfig:
@@ -538,9 +553,10 @@ class _Parser:
             )
 
 
-def write_starter_config(path: Path, *, force: bool = False) -> None:
-    """Write the commented starter configuration (``corecall init``)."""
+def write_starter_config(path: Path, *, force: bool = False, extra: str = "") -> None:
+    """Write the commented starter configuration (``corecall init``), followed by
+    ``extra`` (the commented sections of the installed plugins' options)."""
     if path.exists() and not force:
         raise ConfigError("already exists; pass --force to overwrite", path=str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(STARTER_CONFIG, encoding="utf-8")
+    path.write_text(STARTER_CONFIG + extra, encoding="utf-8")
