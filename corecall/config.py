@@ -31,7 +31,7 @@ import platformdirs
 from corecall import fields
 from corecall.domain import TrunkConfig, is_e164
 from corecall.errors import ConfigError
-from corecall.redaction import dsn_password
+from corecall.redaction import dsn_password, environment_secrets
 
 APP_NAME = "corecall"
 ROUTE_CODE_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -148,6 +148,7 @@ class Config:
         for key, value in self.store.options.items():  # the store plugin's raw options
             if key in SECRET_KEYS and isinstance(value, str):
                 values.append(dsn_password(value) if key == "postgres_dsn" else value)
+        values += environment_secrets()  # what the environment overrides or adds
         return [v for v in values if v]
 
 

@@ -211,7 +211,8 @@ class Soak:
             agent_ring=4,
             target_ring=4,
         )
-        raw = config_dict(self.tmp, **sections, store=store)
+        raw = config_dict(self.tmp, **sections)
+        raw["store"] = store  # the whole table: each store plugin takes its own keys
         raw["bot"]["super_admins"] = [1000]
         config = parse_config(raw, path=None)
         app = App(config)
