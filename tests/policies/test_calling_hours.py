@@ -287,3 +287,12 @@ def test_options_build_the_window():
 def test_options_mistakes_are_refused_with_what_works(kwargs, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         CallingHoursOptions(**kwargs)
+
+
+def test_a_zone_missing_from_the_tz_database_is_refused_not_guessed(monkeypatch):
+    import corecall_policy_calling_hours.hours as hours
+
+    monkeypatch.setattr(hours, "number_zones", lambda _n: ("America/New_York", "Mars/Olympus"))
+    verdict = check_hours(NEW_YORK, at("2026-07-01T16:00:00Z"), DEFAULT)
+    assert not verdict.allowed and verdict.reason == "unknown_time_zone"
+    assert "Mars/Olympus, which this server's time-zone database does not know" in verdict.message

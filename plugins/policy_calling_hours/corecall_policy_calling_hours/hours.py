@@ -130,6 +130,14 @@ _PLACELESS_TYPES = frozenset({
 })  # fmt: skip
 
 
+def _loadable(name: str) -> bool:
+    try:
+        load_zone(name)
+    except ValueError:
+        return False
+    return True
+
+
 def number_zones(e164: str) -> tuple[str, ...]:
     """Every IANA zone libphonenumber says ``e164`` may be in, sorted; () when unknown
     (no data for its prefix, e.g. a new NANP overlay, or a number type not tied to a place,
@@ -184,6 +192,16 @@ def check_hours(
                 ),
             )
         zones, fallback = (window.fallback_zone,), True
+    missing = [z for z in zones if not _loadable(z)]
+    if missing:  # libphonenumber names a zone this machine's tz database lacks: never guess
+        return HoursVerdict(
+            allowed=False, reason="unknown_time_zone", zones=zones, fallback=fallback,
+            message=(
+                f"This number is in {_or_list(missing)}, which this server's time-zone "
+                "database does not know, so I can't check calling hours there. Ask your "
+                "admin to update the tzdata package."
+            ),
+        )  # fmt: skip
     note = (
         f" (this number's time zone is unknown; using the fallback zone {zones[0]})"
         if fallback
