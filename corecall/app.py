@@ -158,11 +158,18 @@ class App:
                 )
             driver = reg.value(self.config)
             driver.context = self.plugins.context(reg.plugin)
+            driver.link_observer = self.plugins.notify_link_state_changed
             drivers[name] = driver
         return drivers
 
-    def call_manager(self, drivers: dict[str, TrunkDriver] | None = None):
+    def call_manager(
+        self, drivers: dict[str, TrunkDriver] | None = None, *, services: bool = False
+    ):
+        """A CallManager on the offered routes' drivers. ``services``: also run the plugins'
+        background services with it (the long-running front ends do; ``corecall call``
+        does not)."""
         from corecall.calls import CallManager
+        from corecall.services import Services
 
         return CallManager(
             config=self.config,
@@ -170,4 +177,5 @@ class App:
             store=self.store,
             routes=self.routes,
             drivers=drivers if drivers is not None else self.build_drivers(),
+            services=Services(self) if services else None,
         )

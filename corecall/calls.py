@@ -20,6 +20,7 @@ import contextlib
 import datetime as _dt
 import functools
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TypeVar
@@ -41,7 +42,9 @@ from corecall.domain import (
     utcnow,
 )
 from corecall.errors import CorecallError, RefusedError, StoreError, UnsafeValueError
+from corecall.logs import call_extra, log_context
 from corecall.plugins import Plugins
+from corecall.services import Services
 from corecall.store import Store
 from corecall.store.executor import StoreExecutor
 from corecall.telephony.driver import OriginateRequest, TrunkDriver
@@ -126,9 +129,13 @@ class CallManager:
         routes: Callable[[], dict[str, Route]],
         drivers: dict[str, TrunkDriver],
         clock: Callable[[], _dt.datetime] = utcnow,
+        services: Services | None = None,
         store_executor: StoreExecutor | None = None,
     ) -> None:
         self.config = config
+        #: Plugins' background services, started before the drivers, stopped after the last
+        #: call record was written (so they hear every final state).
+        self.services = services
         self.plugins = plugins
         self.store = store
         self._routes = routes
@@ -147,6 +154,8 @@ class CallManager:
         # batches (see corecall.store.executor): SQLite never has two of our writers
         # contending for its lock, and the event loop is never blocked by the database.
         self.store_executor = store_executor or StoreExecutor()
+        if services is not None:  # the plugins' services share the one store thread
+            services.run_in_store = self._in_store
 
     async def _in_store(self, fn: Callable[..., T], *args) -> T:
         return await self.store_executor.run(fn, *args)
@@ -159,6 +168,8 @@ class CallManager:
         over the live calls of a bot running beside them."""
         self._writes = asyncio.Queue()
         self._writer = asyncio.create_task(self._write_loop(), name="corecall-call-writer")
+        if self.services is not None:  # first, so they hear every state change
+            await self.services.start()
         for name, driver in self.drivers.items():
             await driver.start()
             self._started_drivers.add(name)
@@ -195,6 +206,8 @@ class CallManager:
             if pending:
                 log.error("the call writer did not stop within %g s", WRITER_STOP_TIMEOUT)
             self._writer = None
+        if self.services is not None:
+            await self.services.stop()
 
     # ------------------------------------------------------------------ placing calls
     def live_calls(self, agent_id: int | None = None) -> list[CallRecord]:
@@ -258,14 +271,22 @@ class CallManager:
 
         Raises :class:`RefusedError` (nothing dialed, nothing recorded) when any check fails.
         """
-        # One decision at a time per agent, and the agent's lock is held until the PBX has
-        # the Originate: a change to the agent (change_agent: revoke, new phone, caller ID,
-        # route) waits for a call being placed to be handed over, and no call checked
-        # against the old state is dialed once the change is acknowledged.
-        async with self._agent_lock(agent_id):
-            request, agent = await self.prepare(agent_id, text)
-            record, originate, driver = await self._record(request, agent)
-            return await self._originate(record, originate, driver)
+        with log_context(agent_id=agent_id):
+            try:
+                # One decision at a time per agent, and the agent's lock is held until the
+                # PBX has the Originate: a change to the agent (change_agent: revoke, new
+                # phone, caller ID, route) waits for a call being placed to be handed over,
+                # and no call checked against the old state is dialed once the change is
+                # acknowledged.
+                async with self._agent_lock(agent_id):
+                    request, agent = await self.prepare(agent_id, text)
+                    record, originate, driver = await self._record(request, agent)
+                    with log_context(call_id=record.id):  # the driver's work inherits it
+                        return await self._originate(record, originate, driver)
+            except RefusedError as exc:
+                self.plugins.notify_call_refused(agent_id, exc.reason)
+                log.info("call refused (%s): %s", exc.reason, exc)
+                raise
 
     async def change_agent(self, agent_id: int, change: Callable[..., T], *args, **kwargs) -> T:
         """Apply ``change(*args, **kwargs)`` (a blocking store or
@@ -317,7 +338,8 @@ class CallManager:
             self.store.audit, actor, "call.operator", record.id,
             f"route {route.code}, agent phone {agent.phone}, target {request.target}",
         )  # fmt: skip
-        return await self._originate(record, originate, driver)
+        with log_context(call_id=record.id, agent_id=OPERATOR_AGENT_ID):
+            return await self._originate(record, originate, driver)
 
     async def _record(
         self, request: CallRequest, agent: Agent
@@ -361,7 +383,9 @@ class CallManager:
         )
         # A burst of /call is written as one transaction (group commit), before any of its
         # Originates: a call is on record before the phone can ring.
+        started = time.perf_counter()
         record = await self.store_executor.batched(self.store.create_calls, record)
+        self.plugins.notify_store_write("create_call", time.perf_counter() - started)
         self._track(record)
         return record, originate, driver
 
@@ -421,6 +445,12 @@ class CallManager:
                 handle.cancel()
         record = attrs.evolve(current, **changes)
         self._live[call_id] = record
+        if log.isEnabledFor(logging.INFO):
+            why = ""
+            if state is CallState.ENDED and record.reason is not None:
+                why = f" ({record.reason.value}{': ' + detail if detail else ''})"
+            extra = call_extra(call_id, current.agent_id)
+            log.info("call %s: %s%s", call_id, state.value, why, extra=extra)
         if state is CallState.CONNECTED:
             handle = self._watchdogs.pop(call_id, None)
             if handle:
@@ -446,7 +476,8 @@ class CallManager:
         self._watchdogs.pop(call_id, None)
         record = self._live.get(call_id)
         if record is not None and record.state is not CallState.CONNECTED:
-            log.warning("call %s: no word from the PBX; ending it as unknown", call_id)
+            log.warning("call %s: no word from the PBX; ending it as unknown", call_id,
+                        extra=call_extra(call_id, record.agent_id))  # fmt: skip
             self.progress(call_id, CallState.ENDED, EndReason.UNKNOWN, "no word from the PBX")
 
     def _trunk_driver_name(self, record: CallRecord) -> str:
@@ -475,7 +506,9 @@ class CallManager:
             return
         for attempt in range(5):
             try:
+                started = time.perf_counter()
                 await self._in_store(self.store.save_progress, list(latest.values()))
+                self.plugins.notify_store_write("save_progress", time.perf_counter() - started)
                 return
             except StoreError:
                 log.exception("writing call state failed (attempt %d)", attempt + 1)

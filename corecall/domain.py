@@ -287,3 +287,29 @@ class AuditEntry:
     detail: str = ""
     at: _dt.datetime | None = None
     id: int | None = None
+
+
+@attrs.frozen
+class OutboxMessage:
+    """One event waiting for (or done with) delivery to one destination, as the store's
+    outbox keeps it (the webhooks plugin is its user).
+
+    ``seq`` is the store's sequence number: delivery goes in ``seq`` order per destination.
+    ``event_id`` is the idempotency id a receiver deduplicates on (unique per destination).
+    ``body`` is the event as JSON text, written before any attempt to send it.
+    ``next_attempt_at`` is when the next try is due (UTC); ``delivered_at`` is set once a
+    receiver accepted it; ``attempts`` counts tries that failed; ``last_error`` says why the
+    last one failed.
+    """
+
+    destination: str
+    event_id: str
+    topic: str
+    body: str
+    ordering_key: str = ""
+    created_at: _dt.datetime | None = None
+    seq: int | None = None
+    attempts: int = 0
+    next_attempt_at: _dt.datetime | None = None
+    delivered_at: _dt.datetime | None = None
+    last_error: str = ""

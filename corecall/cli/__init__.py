@@ -27,11 +27,13 @@ from corecall.cli import (
     admin_commands,
     bot_commands,
     core_commands,
+    ops_commands,
     policy_commands,
     telephony_commands,
 )
 from corecall.cli.common import err_console, state
 from corecall.errors import CorecallError
+from corecall.logs import FORMATS, setup_logging
 
 
 def _print_version(value: bool) -> None:
@@ -49,6 +51,13 @@ def _global_options(
         metavar="FILE",
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens."),
+    log_format: str = typer.Option(
+        "text",
+        "--log-format",
+        help="Log lines as readable 'text' or one JSON object per line ('json', with call_id "
+        "and agent_id fields); logs go to stderr.",
+        metavar="text|json",
+    ),
     version: bool = typer.Option(
         False,
         "--version",
@@ -58,10 +67,11 @@ def _global_options(
     ),
 ) -> None:
     state.config_path = config
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    if log_format not in FORMATS:
+        raise typer.BadParameter(
+            f"{log_format!r} is not a log format; use text or json", param_hint="--log-format"
+        )
+    setup_logging(logging.INFO if verbose else logging.WARNING, log_format)
 
 
 def build_cli(argv: Sequence[str] = ()) -> typer.Typer:
@@ -83,6 +93,7 @@ def build_cli(argv: Sequence[str] = ()) -> typer.Typer:
     telephony_commands.register(app)
     bot_commands.register(app)
     policy_commands.register(app)
+    ops_commands.register(app)
     command = _command_name(argv)
     if command is not None and command not in _core_names(app):
         try:

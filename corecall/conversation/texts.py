@@ -157,6 +157,7 @@ def help_text(routes: Iterable[Route], *, is_agent: bool, is_admin: bool,
             "/callerid <id> — choose an agent's caller ID among their route's numbers",
             "/dnc <number> — put a number on the do-not-call list (calls to it are refused)",
             "/undnc <number> — take a number off the do-not-call list",
+            "/live — live calls and today's totals, kept up to date for 10 minutes",
         ]
     return "\n".join(lines)
 

@@ -13,6 +13,7 @@ repeated or backward moves, so a driver may report what it sees without bookkeep
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import attrs
@@ -81,6 +82,18 @@ class TrunkDriver(abc.ABC):
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        #: Set by the core: tells the plugins (corecall_link_state_changed).
+        self.link_observer: Callable[[str, str, bool], None] | None = None
+        #: link -> up, as last reported with :meth:`link_state_changed` (``corecall health``).
+        self.link_states: dict[str, bool] = {}
+
+    def link_state_changed(self, link: str, up: bool) -> None:
+        """Report that the connection ``link`` (e.g. an Asterisk server's name) went up
+        (ready to carry calls) or down; the plugins hear it as
+        ``corecall_link_state_changed(driver=NAME, link, up)``. Call it on the event loop."""
+        self.link_states[link] = up
+        if self.link_observer is not None:
+            self.link_observer(getattr(self, "NAME", type(self).__name__), link, up)
 
     @classmethod
     def trunk_options(cls, trunk: TrunkConfig) -> Any:

@@ -143,6 +143,10 @@ async def test_asterisk_restart_mid_call(own_lab, telephony):
     agent, target = num(312, "0999"), num(712, "0999")
     call = await t.place(agent, target)
     await t.reach(call, CallState.CONNECTED)
+    # The link's ups and downs reach the plugins (corecall_link_state_changed: metrics, health).
+    assert t.driver.link_states == {"pbx1": True}
+    seen: list[tuple[str, str, bool]] = []
+    t.driver.link_observer = lambda driver, link, up: seen.append((driver, link, up))
 
     await asyncio.to_thread(lab.restart_asterisk)
     final = await t.final(call, 10)
@@ -150,6 +154,8 @@ async def test_asterisk_restart_mid_call(own_lab, telephony):
     # the call is on record as completed, with its talk time. (A crash: next test.)
     assert final.reason is EndReason.COMPLETED and final.talk_seconds > 0
     await wait_for(lambda: t.link().connects >= 2 and t.link().is_up)
+    assert seen[0] == ("asterisk_ami", "pbx1", False) and seen[-1] == ("asterisk_ami", "pbx1", True)
+    assert t.driver.link_states == {"pbx1": True}
     # Nothing was dialed twice, and the reconnected link places calls again.
     after = await t.place(num(312, "1111"), num(312, "1123"))
     assert (await t.final(after)).reason is EndReason.COMPLETED

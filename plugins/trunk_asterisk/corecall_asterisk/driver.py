@@ -51,7 +51,8 @@ class AsteriskAmiDriver(TrunkDriver):
             if trunk.driver == self.NAME and trunk.server and trunk.server not in self.links:
                 server = config.asterisk_servers.get(trunk.server)
                 if server is not None:
-                    self.links[trunk.server] = AmiLink(server)
+                    link = self.links[trunk.server] = AmiLink(server)
+                    link.state_observer = self.link_state_changed
 
     async def start(self) -> None:
         await asyncio.gather(

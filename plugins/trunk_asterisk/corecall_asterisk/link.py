@@ -104,6 +104,9 @@ class AmiLink:
         self.last_loss = ""  # why the previous connection ended (kept across reconnects)
         self.asterisk_shutting_down = False
         self.write_observer: Callable[[str], None] | None = None
+        #: Told (server name, up) when the link comes up or goes down (the driver passes it
+        #: on as corecall_link_state_changed: metrics, health).
+        self.state_observer: Callable[[str, bool], None] | None = None
         self._lost: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._down_since: float | None = time.monotonic()
@@ -199,6 +202,7 @@ class AmiLink:
             delay = self.reconnect_initial
             self._first_attempt.set()
             log.info("%s: connected and logged in", self.describe())
+            self._tell_state(True)
             self._spawn(self._reconcile_after_connect(self.epoch))
             try:
                 await self._ping_until_lost()
@@ -206,8 +210,16 @@ class AmiLink:
                 self.last_loss = self.last_error or "the connection closed"
                 self._close_protocol()
                 self._down_since = time.monotonic()
+                self._tell_state(False)
             if not self._closing:
                 log.warning("%s: connection lost (%s)", self.describe(), self.last_error)
+
+    def _tell_state(self, up: bool) -> None:
+        if self.state_observer is not None:
+            try:
+                self.state_observer(self.server.name, up)
+            except Exception:
+                log.exception("%s: the link state observer failed", self.describe())
 
     async def _connect_once(self) -> None:
         loop = asyncio.get_running_loop()
