@@ -121,6 +121,9 @@ class App:
                 caller_ids=rc.caller_ids,
                 countries=rc.countries,
                 plugin=reg.plugin,
+                confirm=rc.confirm,
+                confirm_timeout=rc.confirm_timeout,
+                agent_leg_caller_id=rc.agent_leg_caller_id,
             )
         return offered
 

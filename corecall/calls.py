@@ -55,6 +55,18 @@ T = TypeVar("T")
 #: Extra seconds, beyond both ring timeouts, before a call that never connected and that the
 #: PBX stopped reporting on is ended as ``unknown``.
 WATCHDOG_GRACE = 30.0
+#: The refusal while the trunk's phone system is (re)starting (nothing was dialed).
+PBX_STARTING = "The phone system is starting, try again in a moment."
+#: Longest confirmation prompt (the target's digits, "if this is correct press 1"), seconds.
+CONFIRM_PROMPT_SECONDS = 15.0
+
+
+def confirm_budget(request: OriginateRequest) -> float:
+    """Seconds the confirmation step may take (prompt + wait, twice after a wrong key)."""
+    if request.confirm == "none":
+        return 0.0
+    return 2 * (CONFIRM_PROMPT_SECONDS + request.confirm_timeout)
+
 
 #: The agent id on record for calls an operator places from the CLI (``corecall call``).
 OPERATOR_AGENT_ID = 0
@@ -146,6 +158,7 @@ class CallManager:
         self._watchers: dict[str, list[asyncio.Queue[CallRecord]]] = collections.defaultdict(list)
         self._finished: dict[str, asyncio.Future[CallRecord]] = {}
         self._watchdogs: dict[str, asyncio.TimerHandle] = {}
+        self._confirm_budgets: dict[str, float] = {}  # call id -> seconds the key may take
         self._agent_locks: dict[int, tuple[asyncio.Lock, list[int]]] = {}
         self._writes: asyncio.Queue[_Transition] | None = None
         self._writer: asyncio.Task | None = None
@@ -354,6 +367,10 @@ class CallManager:
                 f"Route {request.route.name} is not available right now (its trunk driver "
                 f"{trunk.driver!r} is not running). Tell your admin.",
             )
+        not_ready = await driver.wait_ready(trunk)
+        if not_ready is not None:
+            log.warning("not placing a call on trunk %r: %s", trunk.name, not_ready)
+            raise RefusedError("pbx_starting", PBX_STARTING)
         call_id = uuid.uuid4().hex
         try:
             originate = OriginateRequest(
@@ -364,6 +381,13 @@ class CallManager:
                 trunk=trunk,
                 agent_ring_timeout=self.config.calls.agent_ring_timeout,
                 target_ring_timeout=self.config.calls.target_ring_timeout,
+                confirm=request.route.confirm,
+                confirm_timeout=request.route.confirm_timeout,
+                agent_caller_id=(
+                    request.target
+                    if request.route.agent_leg_caller_id == "target"
+                    else request.caller_id
+                ),
             )
         except UnsafeValueError as exc:
             log.error("refusing unsafe call for agent %s: %s", agent_id, exc)
@@ -387,6 +411,7 @@ class CallManager:
         record = await self.store_executor.batched(self.store.create_calls, record)
         self.plugins.notify_store_write("create_call", time.perf_counter() - started)
         self._track(record)
+        self._confirm_budgets[call_id] = confirm_budget(originate)
         return record, originate, driver
 
     async def _originate(
@@ -429,7 +454,10 @@ class CallManager:
         if state is not CallState.ENDED and state.order <= current.state.order:
             return
         now = self._clock()
-        changes: dict = {"state": state, STAGE_TIMESTAMP_FIELD[state]: now}
+        changes: dict = {"state": state}
+        field = STAGE_TIMESTAMP_FIELD.get(state)  # awaiting_confirmation has no stored time
+        if field is not None:
+            changes[field] = now
         if state is CallState.ENDED:
             reason = reason or EndReason.UNKNOWN
             if call_id in self._hangup_requested:
@@ -455,6 +483,17 @@ class CallManager:
             handle = self._watchdogs.pop(call_id, None)
             if handle:
                 handle.cancel()
+        elif state is CallState.AWAITING_CONFIRMATION and call_id in self._watchdogs:
+            # The prompt and the wait for the key come on top of the ring timeouts.
+            self._watchdogs.pop(call_id).cancel()
+            self._watchdogs[call_id] = asyncio.get_running_loop().call_later(
+                self._confirm_budgets.get(call_id, 0.0)
+                + self.config.calls.target_ring_timeout
+                + WATCHDOG_GRACE,
+                self._watchdog_fired, call_id,
+            )  # fmt: skip
+        if state is CallState.ENDED:
+            self._confirm_budgets.pop(call_id, None)
         assert self._writes is not None, "CallManager.start() was not awaited"
         self._writes.put_nowait(_Transition(call_id, current.state, record, now))
 

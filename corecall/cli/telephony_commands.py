@@ -34,7 +34,11 @@ def register(app: typer.Typer) -> None:
 
 
 def _line(record: CallRecord, started: float, now: float) -> str:
+    from corecall.domain import CallState
+
     text = f"{now - started:7.2f}s  {record.state.value}"
+    if record.state is CallState.AWAITING_CONFIRMATION:
+        text += ": press 1 on the agent's phone to connect"
     if record.is_final:
         text += f": {record.reason.value if record.reason else 'unknown'}"
         if record.detail:

@@ -24,7 +24,8 @@ T0 = dt.datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
 AGENT = 7_000_000_001  # > 2**32: Telegram ids no longer fit in 32 bits
 PHONE = "+12125550100"
 ADMIN = "cli:alice"
-STAGES = [s for s in CallState if s is not CallState.QUEUED]
+#: States with a stored stage time (awaiting_confirmation has none: see STAGE_TIMESTAMP_FIELD).
+STAGES = [s for s in CallState if s in STAGE_TIMESTAMP_FIELD]
 
 
 def make_call(agent_id: int = AGENT, *, created_at=None, call_id=None, **kw) -> CallRecord:
@@ -227,6 +228,20 @@ def test_transition_through_every_state(store: Store):
     talk = times[CallState.ENDED] - times[CallState.CONNECTED]
     assert stored.ring_seconds == pytest.approx(ring.total_seconds(), abs=1e-6)
     assert stored.talk_seconds == pytest.approx(talk.total_seconds(), abs=1e-6)
+
+
+def test_awaiting_confirmation_is_stored_without_a_stage_time(store: Store):
+    call = store.create_call(make_call(created_at=T0))
+    store.record_transition(call.id, CallState.AGENT_ANSWERED, T0)
+    later = T0 + dt.timedelta(seconds=2)
+    waiting = store.record_transition(call.id, CallState.AWAITING_CONFIRMATION, later)
+    assert waiting.state is CallState.AWAITING_CONFIRMATION
+    assert waiting.agent_answered_at == T0  # untouched
+    assert store.unfinished_calls()[0].state is CallState.AWAITING_CONFIRMATION
+    ended = store.record_transition(
+        call.id, CallState.ENDED, later, reason=EndReason.AGENT_NOT_CONFIRMED, detail="voicemail"
+    )
+    assert (ended.reason, ended.dialing_target_at) == (EndReason.AGENT_NOT_CONFIRMED, None)
 
 
 def test_reason_and_detail_stored(store: Store):
