@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
 
 import typer
 
 import corecall
+from corecall import redaction
 from corecall.cli import (
     admin_commands,
     bot_commands,
@@ -72,6 +74,8 @@ def _global_options(
             f"{log_format!r} is not a log format; use text or json", param_hint="--log-format"
         )
     setup_logging(logging.INFO if verbose else logging.WARNING, log_format)
+    state.redactor.add_all(redaction.environment_secrets())
+    redaction.install(state.redactor)  # no log line of this process shows a secret
 
 
 def build_cli(argv: Sequence[str] = ()) -> typer.Typer:
@@ -145,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     except CorecallError as exc:
         from rich.text import Text
 
-        err_console.print(Text("error: ", style="bold red") + Text(str(exc)))
+        message = state.redactor.redact(str(exc))
+        err_console.print(Text("error: ", style="bold red") + Text(message))
         return exc.exit_code
     except KeyboardInterrupt:
         err_console.print("interrupted")
@@ -165,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"note: plugin commands are unavailable: {state.plugin_commands_error}"
                 )
             return code
-        raise
+        # A bug: show the traceback, redacted like every line this process prints.
+        sys.stderr.write(state.redactor.redact(traceback.format_exc()))
+        return 1
     finally:
         state.close()
     return result if isinstance(result, int) else 0

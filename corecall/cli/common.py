@@ -7,6 +7,8 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from corecall import redaction
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -43,6 +45,9 @@ class _State:
     def __init__(self) -> None:
         self.config_path: str | None = None
         self._app: App | None = None
+        #: Every secret this process knows (environment, then config): hidden from every
+        #: line it prints and logs (corecall.redaction).
+        self.redactor = redaction.Redactor()
         #: Why plugin commands could not be added to this invocation (a config error).
         self.plugin_commands_error: Exception | None = None
 
@@ -51,7 +56,10 @@ class _State:
             from corecall.app import App
             from corecall.config import load_config
 
-            self._app = App(load_config(self.config_path))
+            self.redactor.add_all(redaction.environment_secrets())
+            config = load_config(self.config_path)
+            self.redactor.add_all(config.secrets())
+            self._app = App(config)
         return self._app
 
     def close(self) -> None:
