@@ -84,6 +84,7 @@ class App:
                 caller_ids=rc.caller_ids,
                 countries=rc.countries,
                 plugin=reg.plugin,
+                allow_unlisted_nanp=rc.allow_unlisted_nanp,
             )
         return offered
 
@@ -101,6 +102,10 @@ class App:
         for rc in self.config.routes.values():
             regions.extend(r for r in rc.countries if r not in regions)
         return tuple(regions) or ("US", "CA")
+
+    def allows_unlisted_nanp(self) -> bool:
+        """Does any configured route accept NANP numbers the number data doesn't list yet?"""
+        return any(rc.allow_unlisted_nanp for rc in self.config.routes.values())
 
     # ---- trunk drivers
     def build_drivers(self, routes: Iterable[Route] | None = None) -> dict[str, TrunkDriver]:

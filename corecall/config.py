@@ -92,6 +92,7 @@ class RouteConfig:
     caller_ids: tuple[str, ...]
     countries: tuple[str, ...] = ("US", "CA")
     name: str | None = None  # overrides the route plugin's display name
+    allow_unlisted_nanp: bool = False  # see Route.allow_unlisted_nanp
 
 
 @attrs.frozen
@@ -188,6 +189,10 @@ countries = ["US", "CA"]
 trunk = "dev"
 caller_ids = ["+12125550199"]
 countries = ["US", "CA"]
+# Numbers in brand-new US/Canadian area codes are missing from the number data for months;
+# true dials well-formed ones anyway (emergency, N11, premium, toll-free and other-country
+# codes stay refused).
+allow_unlisted_nanp = false
 
 [plugins]
 # Plugins listed here are not even imported (corecall plugins disable NAME does the same).
@@ -387,7 +392,7 @@ def _parse_route(
     key = f"routes.{code}"
     if not code or not all(c in ROUTE_CODE_CHARS for c in code):
         p.fail(key, "route codes are upper-case letters or digits, e.g. [routes.M]")
-    p.no_unknown_keys(t, {"trunk", "caller_ids", "countries", "name"}, key)
+    p.no_unknown_keys(t, {"trunk", "caller_ids", "countries", "name", "allow_unlisted_nanp"}, key)
     trunk = p.req(t, "trunk", str, key, "the name of a [trunks.NAME] table")
     if trunk not in trunks:
         known = ", ".join(sorted(trunks)) or "none defined"
@@ -411,6 +416,7 @@ def _parse_route(
         caller_ids=tuple(caller_ids),
         countries=tuple(countries),
         name=p.opt(t, "name", str, key, None),
+        allow_unlisted_nanp=p.opt(t, "allow_unlisted_nanp", bool, key, False),
     )
 
 

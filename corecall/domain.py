@@ -108,6 +108,9 @@ class Route:
     caller_ids: tuple[str, ...]
     countries: tuple[str, ...] = ("US", "CA")
     plugin: str | None = None
+    #: Accept well-formed US/Canadian numbers that phonenumbers' data does not list yet
+    #: (new area codes); special, premium and other-country codes stay refused.
+    allow_unlisted_nanp: bool = False
 
     @property
     def tag(self) -> str:

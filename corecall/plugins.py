@@ -303,7 +303,11 @@ class Plugins:
             if verdict.ok and impl.plugin_name != "number_policy":
                 from corecall.numbers import check_number
 
-                recheck = check_number(verdict.e164, allowed_regions=route.countries)  # type: ignore[arg-type]
+                recheck = check_number(
+                    verdict.e164,  # type: ignore[arg-type]
+                    allowed_regions=route.countries,
+                    allow_unlisted_nanp=route.allow_unlisted_nanp,
+                )
                 if not recheck.ok:
                     return recheck
             return verdict

@@ -15,4 +15,6 @@ from corecall.numbers import check_number
 
 @hookimpl(trylast=True)
 def corecall_parse_number(text: str, route: Route) -> NumberVerdict:
-    return check_number(text, allowed_regions=route.countries)
+    return check_number(
+        text, allowed_regions=route.countries, allow_unlisted_nanp=route.allow_unlisted_nanp
+    )
