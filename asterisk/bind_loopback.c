@@ -7,7 +7,7 @@
  * whenever /etc/resolv.conf yields a nameserver (glibc always yields one), and any RTP socket
  * a future change might open on the wildcard address.
  *
- * Built by asterisk/lab.py into the lab chroot (gcc -shared -fPIC); used only by the lab.
+ * Built by the lab (corecall_lab) into the lab chroot (gcc -shared -fPIC); used only by the lab.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>

@@ -42,23 +42,20 @@ import time
 import uuid
 from pathlib import Path
 
+from corecall_lab import lab as labmod
+from panoramisk import Manager
+from panoramisk.ami_protocol import AMIProtocol
+
+from corecall.agents import AgentAdmin
+from corecall.app import App
+from corecall.calls import CallManager
+from corecall.config import parse_config
+from corecall.domain import STAGE_TIMESTAMP_FIELD, Agent, CallRecord, CallState
+from corecall.store import Store
+from corecall.telephony.ami import CallTracker, TrackedCall, _Protocol
+from corecall.telephony.driver import OriginateRequest
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "asterisk"))
-
-import lab as labmod  # noqa: E402
-from panoramisk import Manager  # noqa: E402
-from panoramisk.ami_protocol import AMIProtocol  # noqa: E402
-
-from corecall.agents import AgentAdmin  # noqa: E402
-from corecall.app import App  # noqa: E402
-from corecall.calls import CallManager  # noqa: E402
-from corecall.config import parse_config  # noqa: E402
-from corecall.domain import STAGE_TIMESTAMP_FIELD, Agent, CallRecord, CallState  # noqa: E402
-from corecall.store import Store  # noqa: E402
-from corecall.telephony.ami import CallTracker, TrackedCall, _Protocol  # noqa: E402
-from corecall.telephony.driver import OriginateRequest  # noqa: E402
-
 EVENTS_FILE = REPO / "bench" / "data" / "lab-events.ami"
 DOCS = REPO / "docs" / "benchmarks.md"
 START_MARK = "<!-- ami-bench:start -->"
@@ -724,7 +721,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = parser.parse_args(argv)
     events = Path(opts.events)
     if not events.exists():
-        parser.error(f"{events} not found: record it with asterisk/record_events.py --only stream")
+        parser.error(f"{events} not found: record it with corecall-lab-record --only stream")
     opts.events_data = events.read_bytes()
     logging.basicConfig(level=logging.WARNING)
     results = asyncio.run(run(opts))

@@ -39,14 +39,20 @@ bootstrap_python() {
     fi
     local stamp="$VENV/.corecall-installed"
     local inputs
-    inputs="$(cat "$ROOT/pyproject.toml" "$ROOT"/plugins/*/pyproject.toml | sha256sum | cut -c1-16)$1"
+    # The test set-up adds the lab (asterisk/) and the test helpers (tests/support/), both
+    # packages installed like the plugins, so nothing is loaded by path.
+    local extra_dists=()
+    [ "$1" = test ] && extra_dists=("$ROOT/asterisk" "$ROOT/tests/support")
+    local projects=("$ROOT/pyproject.toml" "$ROOT"/plugins/*/pyproject.toml)
+    for d in "${extra_dists[@]}"; do projects+=("$d/pyproject.toml"); done
+    inputs="$(cat "${projects[@]}" | sha256sum | cut -c1-16)$1"
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$inputs" ]; then
         echo "==> installing corecall and its plugins into $VENV"
         "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
         local extras=""
         [ "$1" = test ] && extras="[test]"
         local args=(-e "$ROOT$extras")
-        for p in "$ROOT"/plugins/*/; do args+=(-e "$p"); done
+        for p in "$ROOT"/plugins/*/ "${extra_dists[@]}"; do args+=(-e "$p"); done
         # Quiet unless it fails: setuptools' editable-install notices are noise here.
         if ! "$VENV/bin/python" -m pip install -q "${args[@]}" >"$VENV/pip-install.log" 2>&1; then
             cat "$VENV/pip-install.log" >&2

@@ -10,7 +10,7 @@ from corecall_testing import config_dict
 from corecall.config import parse_config
 
 # The Asterisk lab fixtures (lab_environment, lab, fresh_lab), for every test directory.
-pytest_plugins = ["lab_fixtures"]
+pytest_plugins = ["corecall_testing.lab_fixtures"]
 
 _SECRET_ENV = (
     "CORECALL_CONFIG", "CORECALL_BOT_TOKEN", "CORECALL_API_ID", "CORECALL_API_HASH",

@@ -3,7 +3,7 @@
 
 Pure functions: they take plain values, return the file text, and do no I/O. The files
 committed under ``asterisk/`` are exactly :func:`render_defaults` (a test checks it), and the
-lab (``asterisk/lab.py``) renders its own copies with lab addresses.
+lab (``corecall_lab``, in ``asterisk/``) renders its own copies with lab addresses.
 
 API
 ---

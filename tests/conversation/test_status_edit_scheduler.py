@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from fakes import ManualTime, RecordingPort
+from corecall_testing.fakes import ManualTime, RecordingPort
 
 from corecall.conversation import EditScheduler, MessageGone, RateLimited
 

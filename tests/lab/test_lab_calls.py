@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from lab_helpers import (
+from corecall_testing.lab import (
     CALLER_ID,
     AmiSession,
     free_udp,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from lab_helpers import REPO
+from corecall_testing.lab import REPO
 
 from corecall.telephony import asterisk_conf
 
@@ -18,7 +18,7 @@ ASTERISK_DIR = REPO / "asterisk"
 def test_committed_file_equals_render_of_defaults(name):
     committed = (ASTERISK_DIR / name).read_text()
     assert committed == asterisk_conf.render_defaults()[name], (
-        f"asterisk/{name} is stale: regenerate it with `python asterisk/lab.py render`"
+        f"asterisk/{name} is stale: regenerate it with `.venv/bin/corecall-lab render`"
     )
 
 

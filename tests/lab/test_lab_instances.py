@@ -1,5 +1,5 @@
 """The lab itself: two Asterisk instances side by side, Asterisk restarts, the command line
-(`lab.py up/status/down`), and nothing left running afterwards.
+(`corecall-lab up/status/down`), and nothing left running afterwards.
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ import sys
 import threading
 
 import pytest
-from lab_helpers import (
+from corecall_testing.lab import (
     CALLER_ID,
-    LAB_PY,
     AmiSession,
     free_udp,
     labmod,
@@ -112,7 +111,7 @@ def test_command_line_up_status_down(lab_environment, tmp_path):
 
     def run(*command: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, str(LAB_PY), *command, *args],
+            [sys.executable, "-m", "corecall_lab", *command, *args],
             capture_output=True,
             text=True,
             timeout=120,

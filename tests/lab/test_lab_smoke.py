@@ -5,7 +5,14 @@ places a bridged call over route Main, and everything the driver relies on is ob
 from __future__ import annotations
 
 import pytest
-from lab_helpers import CALLER_ID, AmiSession, labmod, new_call_id, originate_action, wait_until
+from corecall_testing.lab import (
+    CALLER_ID,
+    AmiSession,
+    labmod,
+    new_call_id,
+    originate_action,
+    wait_until,
+)
 
 pytestmark = pytest.mark.lab
 

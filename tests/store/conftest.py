@@ -1,9 +1,10 @@
 """Fixtures for the store contract suite: every test runs on SQLite and on a real PostgreSQL.
 
-``pg_server`` (session) starts one throwaway PostgreSQL cluster (see ``tests/pg_server.py``);
-each PostgreSQL test gets a fresh, empty schema in it (its DSN sets ``search_path``), which is
-as isolated as a fresh database for the store and much faster to make. Without PostgreSQL
-installed the ``[postgres]`` tests are skipped loudly, or fail when ``$CI`` is set.
+``pg_server`` (session) starts one throwaway PostgreSQL cluster (see
+``corecall_testing.pg_server``); each PostgreSQL test gets a fresh, empty schema in it (its
+DSN sets ``search_path``), which is as isolated as a fresh database for the store and much
+faster to make. Without PostgreSQL installed the ``[postgres]`` tests are skipped loudly, or
+fail when ``$CI`` is set.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from pg_server import PgServer, pg_server_or_skip  # tests/ is on pythonpath (pyproject)
+from corecall_testing.pg_server import PgServer, pg_server_or_skip
 
 from corecall.store import Store
 

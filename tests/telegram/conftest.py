@@ -1,9 +1,10 @@
-"""Fixtures for the offline Telegram tests (see bot_under_test.py and harness.py)."""
+"""Fixtures for the offline Telegram tests (see corecall_testing.bot_under_test and
+corecall_testing.telegram_harness)."""
 
 from __future__ import annotations
 
 import pytest
-from bot_under_test import Bot, build_bot
+from corecall_testing.bot_under_test import Bot, build_bot
 
 
 @pytest.fixture

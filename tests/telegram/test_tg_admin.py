@@ -4,8 +4,8 @@ with the admin as actor) and by anyone else (a plain refusal, nothing changed)."
 from __future__ import annotations
 
 import pytest
-from bot_under_test import ADMIN_ID, AGENT_ID, TARGET
-from harness import buttons_of
+from corecall_testing.bot_under_test import ADMIN_ID, AGENT_ID, TARGET
+from corecall_testing.telegram_harness import buttons_of
 from telethon.tl import functions
 
 ADMIN_ACTOR = f"telegram:{ADMIN_ID}"

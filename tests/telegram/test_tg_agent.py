@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from bot_under_test import AGENT_ID, STRANGER_ID
-from harness import buttons_of, labels_of
+from corecall_testing.bot_under_test import AGENT_ID, STRANGER_ID
+from corecall_testing.telegram_harness import buttons_of, labels_of
 from telethon.tl import functions, types
 
 from corecall.domain import CallState, EndReason

@@ -5,8 +5,8 @@ control) or the simulated PBX."""
 
 from __future__ import annotations
 
-from bot_under_test import AGENT_ID, AGENT_PHONE, TARGET
-from harness import buttons_of
+from corecall_testing.bot_under_test import AGENT_ID, AGENT_PHONE, TARGET
+from corecall_testing.telegram_harness import buttons_of
 from telethon import errors
 from telethon.tl import functions, types
 

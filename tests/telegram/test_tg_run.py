@@ -10,10 +10,10 @@ import stat
 import time
 
 import pytest
-from bot_under_test import AGENT_ID, AGENT_PHONE, TARGET
 from corecall_testing import config_dict, write_toml
-from fakes import Switchboard
-from harness import OfflineTelegram
+from corecall_testing.bot_under_test import AGENT_ID, AGENT_PHONE, TARGET
+from corecall_testing.fakes import Switchboard
+from corecall_testing.telegram_harness import OfflineTelegram
 
 from corecall.agents import AgentAdmin
 from corecall.app import App

@@ -1,6 +1,6 @@
 """Fixtures for the AMI driver tests.
 
-The lab fixtures come from ``tests/lab_fixtures.py``: the same environment check, the same
+The lab fixtures come from ``corecall_testing.lab_fixtures``: the same environment check, the same
 "skip locally, FAIL when CI is set" rule. This directory runs
 its own session instance (``tel-<pid>``): two session instances with the lab conftest's
 instance name would collide when the whole suite runs.
@@ -13,10 +13,10 @@ import os
 
 import attrs
 import pytest
-from ami_testing import ami_sections, server_of  # noqa: F401
 from corecall_testing import config_dict
-from lab_fixtures import lab_unavailable
-from lab_helpers import make_lab
+from corecall_testing.ami import ami_sections, server_of  # noqa: F401
+from corecall_testing.lab import make_lab
+from corecall_testing.lab_fixtures import lab_unavailable
 
 from corecall.agents import AgentAdmin
 from corecall.app import App

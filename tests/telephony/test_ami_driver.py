@@ -7,7 +7,7 @@ import asyncio
 
 import attrs
 import pytest
-from ami_testing import HOLDS, TARGET, FakeAmi, ami_sections, server_of
+from corecall_testing.ami import HOLDS, TARGET, FakeAmi, ami_sections, server_of
 
 from corecall.domain import CallState, EndReason, TrunkConfig
 from corecall.errors import UnsafeValueError

@@ -2,7 +2,7 @@
 real carrier behaviour, Asterisk restarts, AMI links cut mid-Originate, injection attempts,
 two Asterisk servers, hang-up, and reconcile after a corecall restart.
 
-The sipp carriers decide on the dialed number's last four digits (see ami_testing).
+The sipp carriers decide on the dialed number's last four digits (see corecall_testing.ami).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sqlite3
 
 import attrs
 import pytest
-from ami_testing import (
+from corecall_testing.ami import (
     ANSWERS,
     DEV_CID,
     HOLDS,

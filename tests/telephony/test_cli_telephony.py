@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from ami_testing import MAIN_CID, ami_sections, server_of
 from corecall_testing import config_dict, write_toml
+from corecall_testing.ami import MAIN_CID, ami_sections, server_of
 
 from corecall.app import App
 from corecall.cli import main

@@ -1,5 +1,5 @@
 """The driver's event → state machine, fed the event sequences Asterisk really produced, as
-recorded in docs/asterisk-events.md (asterisk/record_events.py against the lab). No Asterisk
+recorded in docs/asterisk-events.md (corecall-lab-record against the lab). No Asterisk
 needed: each scenario's table is turned back into AMI event blocks and fed to a CallTracker."""
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def _block(cells: list[str]) -> str | None:
 
 def scenarios() -> dict[str, list[str]]:
     if not DOC.exists():
-        pytest.fail(f"{DOC} is missing: run asterisk/record_events.py --only docs (as root)")
+        pytest.fail(f"{DOC} is missing: run .venv/bin/corecall-lab-record --only docs (as root)")
     text = DOC.read_text()
     found: dict[str, list[str]] = {}
     for part in re.split(r'<a id="', text)[1:]:

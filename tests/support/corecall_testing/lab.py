@@ -1,37 +1,20 @@
-"""Helpers for tests that use the Asterisk lab: load ``asterisk/lab.py``, make instances on
-free ports, build the driver's Originate, and collect AMI events with raw panoramisk.
+"""Helpers for tests that use the Asterisk lab (the ``corecall_lab`` package): make instances
+on free ports, build the driver's Originate, and collect AMI events with raw panoramisk.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import socket
-import sys
 import uuid
-from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-LAB_PY = REPO / "asterisk" / "lab.py"
+from corecall_lab import lab as labmod
+
+REPO = labmod.REPO
 
 CALLER_ID = "+15551230001"
-
-
-def load_lab_module():
-    """Import asterisk/lab.py (not a package) once, as ``corecall_lab``."""
-    name = "corecall_lab"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, LAB_PY)
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-labmod = load_lab_module()
 
 
 def free_udp(host: str) -> int:

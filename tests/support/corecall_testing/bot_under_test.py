@@ -9,18 +9,17 @@ import datetime as _dt
 import time
 from pathlib import Path
 
-# The conversation tests' doubles (manual time, scripted driver) are shared with these tests:
-# tests/conversation is on pytest's pythonpath (pyproject.toml).
-from corecall_testing import config_dict
-from fakes import ManualTime, Switchboard, WallClock
-from harness import OfflineTelegram
-
 from corecall.agents import AgentAdmin
 from corecall.app import App
 from corecall.calls import CallManager
 from corecall.config import parse_config
 from corecall.conversation import Conversation
 from corecall.telegram import attach_handlers
+
+# The conversation tests' doubles (manual time, scripted driver) are shared with these tests:
+from corecall_testing import config_dict
+from corecall_testing.fakes import ManualTime, Switchboard, WallClock
+from corecall_testing.telegram_harness import OfflineTelegram
 
 AGENT_ID = 501
 AGENT_PHONE = "+12125550111"

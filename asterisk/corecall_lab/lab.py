@@ -10,12 +10,15 @@ address, which logs every INVITE it receives.
 
 Command line (as root, on Debian)::
 
-    python asterisk/lab.py build     # build the chroot if missing
-    python asterisk/lab.py up        # start the default instance, print how to reach it
-    python asterisk/lab.py status
-    python asterisk/lab.py down
-    python asterisk/lab.py cli "pjsip show endpoints"   # Asterisk CLI of the running lab
-    python asterisk/lab.py render    # rewrite asterisk/*.conf from corecall.telephony.asterisk_conf
+    .venv/bin/corecall-lab build     # build the chroot if missing
+    .venv/bin/corecall-lab up        # start the default instance, print how to reach it
+    .venv/bin/corecall-lab status
+    .venv/bin/corecall-lab down
+    .venv/bin/corecall-lab cli "pjsip show endpoints"   # Asterisk CLI of the running lab
+    .venv/bin/corecall-lab render    # rewrite asterisk/*.conf from corecall's renderer
+
+(``corecall-lab`` is the console script of the ``corecall-lab`` distribution in ``asterisk/``,
+installed by ``./scripts/test``; ``python -m corecall_lab`` is the same.)
 
 Programmatic use (tests, benchmarks)::
 
@@ -50,7 +53,6 @@ import concurrent.futures
 import contextlib
 import ctypes
 import fcntl
-import importlib.util
 import json
 import os
 import re
@@ -65,7 +67,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-HERE = Path(__file__).resolve().parent
+from corecall.telephony import asterisk_conf
+
+# The Asterisk side of the repository (asterisk/): conf files, sipp scenarios, the shim.
+HERE = Path(__file__).resolve().parents[1]
 REPO = HERE.parent
 SCENARIO = HERE / "sipp" / "carrier.xml"
 SHIM_SOURCE = HERE / "bind_loopback.c"
@@ -145,22 +150,6 @@ class Invite(NamedTuple):
 
     ruri_user: str
     from_user: str
-
-
-def _load_asterisk_conf():
-    """Import corecall.telephony.asterisk_conf by path (stdlib only, no corecall deps)."""
-    name = "corecall.telephony.asterisk_conf"
-    if name in sys.modules:
-        return sys.modules[name]
-    path = REPO / "corecall" / "telephony" / "asterisk_conf.py"
-    spec = importlib.util.spec_from_file_location("_corecall_lab_asterisk_conf", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-asterisk_conf = _load_asterisk_conf()
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -841,7 +830,7 @@ class Lab:
 
     @classmethod
     def from_state(cls, instance: str = DEFAULT_INSTANCE, *, root: Any = None) -> Lab:
-        """Rebuild a handle on an instance started elsewhere (e.g. by ``lab.py up``)."""
+        """Rebuild a handle on an instance started elsewhere (e.g. by ``corecall-lab up``)."""
         root = lab_root(root)
         path = root / INSIDE_BASE.lstrip("/") / instance / "state.json"
         try:
@@ -998,11 +987,11 @@ def _print_up(lab: Lab) -> None:
     print(f"  Asterisk   SIP {d['sip']}  config {d['config_dir']}")
     for name, addr in d["carriers"].items():
         print(f"  carrier    {name:<16} {addr}  INVITE log {lab.carrier_log(name)}")
-    print(f"  stop with: python {Path(__file__).relative_to(REPO)} down")
+    print("  stop with: .venv/bin/corecall-lab down")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lab.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="corecall-lab", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["build", "up", "down", "status", "cli", "render"])
     parser.add_argument("args", nargs="*", help="for cli: the Asterisk CLI command")
     parser.add_argument(

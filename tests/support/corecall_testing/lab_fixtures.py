@@ -1,9 +1,9 @@
 """The Asterisk lab as pytest fixtures, for every test directory (a plugin loaded by
-``tests/conftest.py``).
+``tests/conftest.py`` as ``corecall_testing.lab_fixtures``).
 
 ``lab`` (session scope) builds the Debian-unstable chroot if needed (~25 s, once per
 machine), then starts one Asterisk and two sipp carriers on free loopback ports (~1 s) and
-stops them all at the end of the session. Helpers live in ``lab_helpers.py``.
+stops them all at the end of the session. Helpers live in ``corecall_testing.lab``.
 
 When the machine cannot run the lab (not root, not Debian, apt cannot install mmdebstrap or
 sipp, the chroot cannot be built) the tests are skipped with the reason, except when the ``CI``
@@ -15,7 +15,8 @@ from __future__ import annotations
 import os
 
 import pytest
-from lab_helpers import labmod, make_lab
+
+from corecall_testing.lab import labmod, make_lab
 
 
 def in_ci() -> bool:

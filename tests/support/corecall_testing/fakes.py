@@ -1,6 +1,6 @@
 """Test doubles for the conversation: manual time, a scripted trunk driver, a recording port.
 
-Importable as ``fakes`` from tests/conversation and tests/telegram.
+``corecall_testing.fakes``, used by tests/conversation and tests/telegram.
 """
 
 from __future__ import annotations

@@ -1,4 +1,10 @@
-"""Helpers shared by tests (importable as `corecall_testing`)."""
+"""Helpers shared by corecall's tests, as an installed package (``tests/support``).
+
+Modules: this one (config builders), ``lab`` and ``lab_fixtures`` (the Asterisk lab),
+``pg_server`` (a throwaway PostgreSQL), ``fakes`` (clocks, ports, a scripted trunk driver),
+``ami`` (a fake AMI server and a cutting proxy), ``telegram_harness`` (a real
+TelegramClient, offline) and ``bot_under_test`` (the bot those tests drive).
+"""
 
 from __future__ import annotations
 
