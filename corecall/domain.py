@@ -171,7 +171,8 @@ class EndReason(enum.StrEnum):
     TARGET_NO_ANSWER = "target_no_answer"
     TARGET_BUSY = "target_busy"
     TARGET_UNREACHABLE = "target_unreachable"
-    CANCELLED = "cancelled"
+    CANCELLED = "cancelled"  # the agent hung up before the target answered
+    TIMED_OUT = "timed_out"  # corecall hung up: the call reached a time limit (call --timeout)
     TRUNK_UNAVAILABLE = "trunk_unavailable"
     UNKNOWN = "unknown"  # the PBX lost track of it; we say so rather than guess
 

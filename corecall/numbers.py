@@ -215,7 +215,25 @@ def normalize_phone(
     non-geographic country codes (+800, +881, +882...).
     """
     regions = None if allowed_regions is None else _regions(allowed_regions)
-    return _verdict(text, regions, _region(default_region), allow_unlisted_nanp)
+    verdict = _verdict(text, regions, _region(default_region), allow_unlisted_nanp)
+    what = _NOT_A_PHONE.get(verdict.reason or "")
+    if what is not None:
+        # The /call wording ("in an emergency, call them directly") answers a caller in
+        # need; here an admin typed an agent's phone.
+        example = _example(regions, _region(default_region))
+        return NumberVerdict.refuse(
+            verdict.reason, f"That is {what}, so it can't be an agent's phone. Give the "
+            f"agent's own full phone number. {example}"
+        )  # fmt: skip
+    return verdict
+
+
+_NOT_A_PHONE = {
+    "emergency": "an emergency number",
+    "short_code": "a short code or service number",
+    "premium_rate": "a premium-rate number",
+    "shared_cost": "a shared-cost number",
+}
 
 
 # --------------------------------------------------------------------------- the checks
@@ -639,7 +657,16 @@ def _unlisted_nanp(
 # --------------------------------------------------------------------------- messages
 
 
+#: Refusals about what the number IS (not how it was written): "Use a full number like..."
+#: would be beside the point after them.
+_NO_EXAMPLE = frozenset(
+    {"emergency", "premium_rate", "shared_cost", "country_not_allowed", "not_in_number_data"}
+)
+
+
 def _refuse(reason: str, what: str, example: str) -> NumberVerdict:
+    if reason in _NO_EXAMPLE:
+        return NumberVerdict.refuse(reason, what)
     return NumberVerdict.refuse(reason, f"{what} {example}")
 
 

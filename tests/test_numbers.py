@@ -326,11 +326,31 @@ def test_country_message_lists_the_allowed_countries():
     assert "Canada (CA) and United States (US)" in message
 
 
-def test_every_message_has_an_example_that_works():
-    for text in ["", "hello", "2125550123 x1", "911", "411", "+19002000000", "555-0123"]:
+def test_every_message_about_the_writing_has_an_example_that_works():
+    for text in ["", "hello", "2125550123 x1", "411", "555-0123", "+1 123 123 12321"]:
         verdict = check_number(text)
-        assert "+12125550123" in verdict.message
+        assert "Use a full number like +12125550123" in verdict.message
         assert check_number("+12125550123").ok
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["911", "+1 911", "+19002000000", "+43 810 123456", "+44 20 7946 0000", "+1 809 555 0123",
+     "+1 624 305 1111"],
+)  # fmt: skip
+def test_messages_about_what_the_number_is_have_no_irrelevant_example(text):
+    assert "Use a full number" not in check_number(text).message
+
+
+@pytest.mark.parametrize(
+    ("text", "what"),
+    [("911", "an emergency number"), ("+44 999", "an emergency number"),
+     ("411", "a short code"), ("+1 900 200 0000", "a premium-rate number")],
+)  # fmt: skip
+def test_agent_phone_refusals_speak_of_the_agent_phone(text, what):
+    message = normalize_phone(text).message
+    assert what in message and "can't be an agent's phone" in message
+    assert "in an emergency" not in message
 
 
 def test_example_follows_the_allowed_region():

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import typer
-from rich.table import Table
 from rich.text import Text
 
-from corecall.cli.common import console, print_json, state
+from corecall.cli.common import actor, console, print_json, state
+from corecall.cli.tables import print_table
 from corecall.config import load_config, resolve_config_path, write_starter_config
 from corecall.errors import NotFoundError
 from corecall.plugins import check_can_disable, known_plugin_names, read_disabled, write_disabled
@@ -48,16 +50,17 @@ def plugins_list(json_: bool = typer.Option(False, "--json", help="Machine-reada
     if json_:
         print_json([i.as_json() for i in infos])
         return
-    table = Table("name", "kind", "distribution", "version", "enabled", "hooks")
+    rows = []
     for i in infos:
-        enabled = Text("yes", style="green") if i.enabled else Text("no", style="dim")
+        enabled = "yes" if i.enabled else "no"
         if i.essential:
             enabled += " (essential)"
         if i.error:
-            enabled = Text("broken: ", style="red") + i.error
+            enabled = f"broken: {i.error}"
         hooks = ", ".join(h.removeprefix("corecall_") for h in i.hooks) or "-"
-        table.add_row(i.name, i.kind, i.distribution, i.version, enabled, hooks)
-    console.print(table)
+        rows.append((i.name, i.kind, i.distribution, i.version, enabled, hooks))
+    headers = ("name", "kind", "distribution", "version", "enabled", "hooks")
+    print_table(headers, rows, wrap=("enabled", "hooks"), empty="no plugins installed")
 
 
 def _set_enabled(name: str, enabled: bool) -> None:
@@ -69,17 +72,28 @@ def _set_enabled(name: str, enabled: bool) -> None:
             raise NotFoundError(
                 f"no plugin named {name!r}; known plugins: {', '.join(known_plugin_names())}"
             )
+        was_disabled = name in disabled
         disabled.discard(name)
         write_disabled(config.plugin_state_path, disabled)
+        _audit_toggle(app, "plugin.enable", name, was_disabled)
         note = ""
         if name in config.disabled_plugins:
             note = f" (but {config.path} still lists it under [plugins] disabled)"
         console.print(f"enabled {name}; takes effect on next start{note}")
     else:
         check_can_disable(name, active_store_plugin=app.active_store_plugin())
+        was_enabled = name not in disabled
         disabled.add(name)
         write_disabled(config.plugin_state_path, disabled)
+        _audit_toggle(app, "plugin.disable", name, was_enabled)
         console.print(f"disabled {name}; takes effect on next start")
+
+
+def _audit_toggle(app, action: str, name: str, changed: bool) -> None:
+    """Plugin toggles are admin actions: recorded with the OS user who ran the command."""
+    detail = json.dumps({"plugin": name, "changed": changed, "state_file": str(
+        app.config.plugin_state_path)})  # fmt: skip
+    app.store.audit(actor(), action, name, detail)
 
 
 @plugins_app.command("enable")

@@ -15,7 +15,7 @@ import typer
 
 from corecall.calls import OPERATOR_AGENT_ID
 from corecall.cli.common import actor, console, err_console, state
-from corecall.domain import CallRecord, EndReason
+from corecall.domain import STAGE_TIMESTAMP_FIELD, CallRecord, CallState, EndReason
 from corecall.errors import ConfigError, RefusedError
 
 asterisk_app = typer.Typer(
@@ -32,9 +32,27 @@ def register(app: typer.Typer) -> None:
 # --------------------------------------------------------------------------- corecall call
 
 
-def _line(record: CallRecord, started: float, now: float) -> str:
-    text = f"{now - started:7.2f}s  {record.state.value}"
-    if record.is_final:
+def _stage_lines(record: CallRecord, shown: int) -> tuple[list[str], int]:
+    """One line per stage the call passed since the stage ordered ``shown``.
+
+    Read from the record's per-stage timestamps, not from the updates seen: a watcher that
+    attaches late, or updates coalesced in one write, must not hide a stage.
+    Returns the lines and the order of the last stage shown.
+    """
+    lines = []
+    for stage, field in STAGE_TIMESTAMP_FIELD.items():
+        at = getattr(record, field)
+        if stage.order <= shown or at is None or stage.order > record.state.order:
+            continue
+        lines.append(_line(record, stage, at))
+        shown = stage.order
+    return lines, shown
+
+
+def _line(record: CallRecord, state: CallState, at) -> str:
+    since = (at - record.created_at).total_seconds() if record.created_at else 0.0
+    text = f"{since:7.2f}s  {state.value}"
+    if state is CallState.ENDED:
         text += f": {record.reason.value if record.reason else 'unknown'}"
         if record.detail:
             text += f" ({record.detail})"
@@ -52,12 +70,18 @@ def call(
     ),
     target: str = typer.Option(..., "--target", help="The number to call, e.g. (212) 555-0199."),
     timeout: float = typer.Option(
-        None, "--timeout", min=1, help="Give up waiting (and hang up) after this many seconds."
+        None,
+        "--timeout",
+        min=1,
+        help="Seconds after which corecall hangs up the call itself (recorded as timed_out).",
+        show_default="none: follow the call until it ends",
     ),
 ) -> None:
     """Place a real test call through a route's trunk and follow it until it ends.
 
-    Exit status 0 when the call connected and ended normally, 1 otherwise (with the reason).
+    Exit status 0 when the call connected (and ended normally or at --timeout), 1 otherwise
+    (with the reason). The call is recorded as an operator test call (agent id 0 in
+    `calls list`) and audited with your user name.
     """
     app = state.app()
     chosen = app.route(route.upper())
@@ -67,8 +91,12 @@ def call(
     final = asyncio.run(_run_call(manager, chosen.code, agent_phone, target, who, timeout))
     if final is None:
         raise typer.Exit(1)
-    if final.reason is EndReason.COMPLETED and final.connected_at is not None:
-        console.print(f"call {final.id} completed")
+    if final.connected_at is not None and final.reason in (
+        EndReason.COMPLETED,
+        EndReason.TIMED_OUT,
+    ):
+        how = "completed" if final.reason is EndReason.COMPLETED else "connected; " + final.detail
+        console.print(f"call {final.id} {how}")
         return
     reason = final.reason.value if final.reason else "unknown"
     detail = f" ({final.detail})" if final.detail else ""
@@ -77,7 +105,6 @@ def call(
 
 
 async def _run_call(manager, route_code, agent_phone, target, who, timeout):
-    loop = asyncio.get_running_loop()
     await manager.start(reconcile=False)  # never take over a running bot's live calls
     try:
         try:
@@ -85,26 +112,28 @@ async def _run_call(manager, route_code, agent_phone, target, who, timeout):
         except RefusedError as exc:
             err_console.print(f"refused ({exc.reason}): {exc.message}")
             return None
-        started = loop.time()
         console.print(
             f"call {record.id} on route {route_code}: ringing {record.agent_phone} first, then "
-            f"{record.target} with caller ID {record.caller_id} (agent id {OPERATOR_AGENT_ID})"
+            f"{record.target} with caller ID {record.caller_id} (recorded as an operator test "
+            f"call, agent id {OPERATOR_AGENT_ID})"
         )
         last = record
+        shown = CallState.QUEUED.order
         try:
             async with asyncio.timeout(timeout):
-                shown = None
                 async for update in manager.watch(record.id):
                     last = update
-                    if shown is None or update.state.order > shown.order:
-                        shown = update.state
-                        console.print(_line(update, started, loop.time()))
+                    lines, shown = _stage_lines(update, shown)
+                    for line in lines:
+                        console.print(line)
         except TimeoutError:
-            console.print(f"no end after {timeout:g}s: hanging up")
+            why = f"corecall hung up after {timeout:g}s (--timeout)"
+            console.print(f"no end after {timeout:g}s: corecall is hanging up")
             with contextlib.suppress(Exception):
-                await manager.hangup(record.id)
+                await manager.hangup(record.id, reason=EndReason.TIMED_OUT, detail=why)
             last = await manager.wait_final(record.id, 15)
-            console.print(_line(last, started, loop.time()))
+            for line in _stage_lines(last, shown)[0]:
+                console.print(line)
         except (KeyboardInterrupt, asyncio.CancelledError):
             with contextlib.suppress(Exception):
                 await manager.hangup(record.id)
