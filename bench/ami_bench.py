@@ -42,6 +42,9 @@ import time
 import uuid
 from pathlib import Path
 
+from corecall_asterisk.actions import originate_headers
+from corecall_asterisk.protocol import AmiProtocol
+from corecall_asterisk.tracking import CallTracker, TrackedCall
 from corecall_lab import lab as labmod
 from panoramisk import Manager
 from panoramisk.ami_protocol import AMIProtocol
@@ -52,7 +55,6 @@ from corecall.calls import CallManager
 from corecall.config import parse_config
 from corecall.domain import STAGE_TIMESTAMP_FIELD, Agent, CallRecord, CallState
 from corecall.store import Store
-from corecall.telephony.ami import CallTracker, TrackedCall, _Protocol
 from corecall.telephony.driver import OriginateRequest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -297,19 +299,11 @@ async def corecall_burst(cc: Corecall, n: int, *, driver_only: bool = False) -> 
 
 
 def originate_action(call_id: str, agent: str, target: str) -> dict[str, str]:
-    return {
-        "Action": "Originate",
-        "Channel": f"PJSIP/{agent}@{ENDPOINT}",
-        "Context": "corecall-bridge",
-        "Exten": target,
-        "Priority": "1",
-        "CallerID": target,
-        "Timeout": "10000",
-        "ChannelId": f"{call_id}-a",
-        "Variable": f"CORECALL_CALL_ID={call_id},CORECALL_TRUNK={ENDPOINT},"
-        f"CORECALL_CALLER_ID={CALLER_ID},CORECALL_DIAL_TIMEOUT=10",
-        "Async": "true",
-    }
+    """The driver's own Originate (its one builder), for the bare panoramisk baseline."""
+    return originate_headers(
+        call_id=call_id, agent=agent, target=target, endpoint=ENDPOINT, caller_id=CALLER_ID,
+        agent_ring_timeout=10, target_ring_timeout=10, action_id=False,
+    )  # fmt: skip
 
 
 async def panoramisk_burst(lab: labmod.Lab, n: int) -> float:
@@ -444,7 +438,7 @@ def ingest_corecall(chunks: list[bytes], call_ids: list[str], progress) -> tuple
     tracker = CallTracker()
     for cid in call_ids:
         tracker.track(TrackedCall(cid, progress))
-    proto = _Protocol(_Link(tracker))
+    proto = AmiProtocol(_Link(tracker))
     proto.connection_made(_Transport())
     gc.disable()
     t0 = time.perf_counter()

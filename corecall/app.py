@@ -35,12 +35,22 @@ class App:
         return load_plugins(
             self.disabled_plugins,
             store_backend=self.config.store.backend,
+            trunk_drivers=sorted({t.driver for t in self.config.trunks.values()}),
             extra=self._extra_plugins,
         )
 
     def active_store_plugin(self) -> str | None:
         reg = self.plugins.stores.get(self.config.store.backend)
         return reg.plugin if reg else None
+
+    def trunk_driver_users(self) -> dict[str, dict[str, list[str]]]:
+        """{plugin: {driver: [trunk, ...]}} for the trunk drivers configured trunks use."""
+        users: dict[str, dict[str, list[str]]] = {}
+        for trunk in sorted(self.config.trunks.values(), key=lambda t: t.name):
+            reg = self.plugins.trunk_drivers.get(trunk.driver)
+            if reg is not None:
+                users.setdefault(reg.plugin, {}).setdefault(trunk.driver, []).append(trunk.name)
+        return users
 
     # ---- store
     @property

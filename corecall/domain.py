@@ -190,13 +190,22 @@ class AgentActivity:
 @attrs.frozen
 class CallRequest:
     """A call about to be placed, after number parsing and route resolution,
-    before the policy check. Policy plugins see this."""
+    before the policy check. Policy plugins see this.
+
+    ``at`` is the moment the call would be placed (timezone-aware UTC): now for a real
+    call, the ``--at`` moment for ``corecall policy check``. Policies that depend on time
+    (calling hours, repeat-call caps) must use it, never the wall clock. ``dry_run`` is True
+    for ``corecall policy check``: nothing will be dialed, so a policy must not record or
+    change anything.
+    """
 
     agent: Agent
     target: str  # E.164
     route: Route
     caller_id: str  # E.164, one of route.caller_ids
     activity: AgentActivity = AgentActivity()
+    at: _dt.datetime = attrs.field(factory=utcnow)
+    dry_run: bool = False
 
 
 @attrs.frozen
@@ -252,6 +261,20 @@ STAGE_TIMESTAMP_FIELD = {
     CallState.CONNECTED: "connected_at",
     CallState.ENDED: "ended_at",
 }
+
+
+@attrs.frozen
+class DncEntry:
+    """One number on the operator's do-not-call (DNC) list.
+
+    ``number`` is E.164; ``reason`` is the operator's free text (never shown to agents);
+    ``added_by`` is the actor ("cli:alice", "telegram:123"); ``added_at`` is UTC.
+    """
+
+    number: str
+    reason: str = ""
+    added_by: str = ""
+    added_at: _dt.datetime | None = None
 
 
 @attrs.frozen

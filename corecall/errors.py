@@ -78,5 +78,6 @@ class TelephonyError(CorecallError):
     """The PBX or trunk could not be reached or refused an action."""
 
 
-class UnsafeValueError(CorecallError):
-    """A value that would reach the PBX failed validation (injection guard)."""
+class UnsafeValueError(CorecallError, ValueError):
+    """A value that would reach the PBX failed validation (injection guard). Also a
+    ``ValueError``, so pure helpers (e.g. the Asterisk config render) can raise it."""

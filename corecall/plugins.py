@@ -11,8 +11,8 @@ Plugins come from two places:
 
 A disabled plugin is never imported, so a broken plugin can always be switched off. A
 plugin that fails to import or to register is reported with its name and distribution, and
-the others keep working. Essential plugins (the number policy and the active store's
-plugin) cannot be disabled.
+the others keep working. Essential plugins (the number policy, the active store's plugin
+and the plugins providing a trunk driver that configured trunks use) cannot be disabled.
 """
 
 from __future__ import annotations
@@ -53,7 +53,6 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "call_limits": "corecall.builtin_plugins.call_limits",
     "route_resolver": "corecall.builtin_plugins.route_resolver",
     "simulated_pbx": "corecall.telephony.simulated",
-    "asterisk_ami": "corecall.telephony.ami",
 }
 
 #: Plugins that can never be disabled, whatever the configuration says.
@@ -386,13 +385,15 @@ def load_plugins(
     disabled: Iterable[str] = (),
     *,
     store_backend: str | None = None,
+    trunk_drivers: Iterable[str] = (),
     extra: Iterable[tuple[str, object]] = (),
 ) -> Plugins:
     """Build a fresh :class:`Plugins`: discover, skip the disabled, import, register.
 
     ``store_backend`` is the configured backend name; the plugin registering it becomes
-    essential. Asking to disable an essential plugin is ignored with a warning here (the
-    CLI refuses it up front).
+    essential, and so does every plugin registering one of ``trunk_drivers`` (the driver
+    names configured trunks use). Asking to disable an essential plugin is ignored with a
+    warning here (the CLI refuses it up front).
     """
     candidates = _candidates()
     disabled = set(disabled)
@@ -412,11 +413,25 @@ def load_plugins(
                 "(%s): enable it with `corecall plugins enable NAME` or remove it from "
                 "[plugins] disabled", store_backend, ", ".join(sorted(disabled)),
             )  # fmt: skip
+    for driver in trunk_drivers:
+        reg = plugins.trunk_drivers.get(driver)
+        if reg is not None:
+            plugins.essential.add(reg.plugin)
+            plugins.infos[reg.plugin].essential = True
     return plugins
 
 
-def check_can_disable(name: str, *, active_store_plugin: str | None) -> None:
-    """Raise unless ``name`` is a known plugin that may be disabled."""
+def check_can_disable(
+    name: str,
+    *,
+    active_store_plugin: str | None,
+    trunk_driver_users: dict[str, dict[str, list[str]]] | None = None,
+) -> None:
+    """Raise unless ``name`` is a known plugin that may be disabled.
+
+    ``trunk_driver_users`` maps a plugin name to the trunk drivers it provides that
+    configured trunks use, each with those trunks' names (``{"asterisk_ami":
+    {"asterisk_ami": ["main", "dev"]}}``): such a plugin is essential."""
     names = known_plugin_names()
     if name not in names:
         raise NotFoundError(f"no plugin named {name!r}; known plugins: {', '.join(names)}")
@@ -431,3 +446,12 @@ def check_can_disable(name: str, *, active_store_plugin: str | None) -> None:
             "provides the active store and cannot be disabled; switch [store] backend "
             "to another store first",
         )
+    for driver, trunks in (trunk_driver_users or {}).get(name, {}).items():
+        if trunks:
+            listed = ", ".join(f"[trunks.{t}]" for t in trunks)
+            raise EssentialPluginError(
+                name,
+                f"provides trunk driver {driver!r}, which {listed} "
+                f"{'uses' if len(trunks) == 1 else 'use'}, and cannot be disabled; set another "
+                'driver on those trunks first (e.g. driver = "simulated")',
+            )

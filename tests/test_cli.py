@@ -62,6 +62,43 @@ def test_disabling_the_active_store_is_refused(cli):
     assert {r["name"]: r["enabled"] for r in rows}["store_sqlite"] is True
 
 
+def test_the_asterisk_driver_is_listed_from_its_own_distribution(cli):
+    _, rows = run_json(cli, "plugins", "list")
+    (row,) = [r for r in rows if r["name"] == "asterisk_ami"]
+    assert row["distribution"] == "corecall-trunk-asterisk" and row["builtin"] is False
+    assert row["kind"] == "trunk" and row["error"] is None
+    assert row["essential"] is False  # no configured trunk uses it here
+
+
+def test_disabling_a_trunk_driver_that_trunks_use_is_refused(tmp_path, monkeypatch, capsys):
+    raw = config_dict(
+        tmp_path,
+        asterisk_servers={"pbx1": {"host": "127.0.0.1"}},
+        trunks={
+            "main": {"driver": "asterisk_ami", "server": "pbx1", "endpoint": "corecall-main"},
+            "dev": {"driver": "asterisk_ami", "server": "pbx1", "endpoint": "corecall-dev"},
+        },
+    )
+    monkeypatch.setenv("CORECALL_CONFIG", str(write_toml(tmp_path / "c.toml", raw)))
+    assert main(["plugins", "list", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["asterisk_ami"]["essential"] is True
+    assert main(["plugins", "disable", "asterisk_ami"]) == 1
+    err = capsys.readouterr().err
+    assert "asterisk_ami" in err and "[trunks.dev], [trunks.main]" in err
+    assert "cannot be disabled" in err and "driver" in err and "Traceback" not in err
+    assert main(["plugins", "list", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["asterisk_ami"]["enabled"] is True  # nothing was changed
+
+
+def test_a_trunk_driver_no_trunk_uses_can_be_disabled(cli):
+    assert cli("plugins", "disable", "asterisk_ami")[0] == 0
+    _, rows = run_json(cli, "plugins", "list")
+    assert {r["name"]: r["enabled"] for r in rows}["asterisk_ami"] is False
+    assert cli("plugins", "enable", "asterisk_ami")[0] == 0
+
+
 def test_disabling_unknown_plugin_lists_known_ones(cli):
     code, _, err = cli("plugins", "disable", "nope")
     assert code == 1 and "no plugin named 'nope'" in err and "route_main" in err

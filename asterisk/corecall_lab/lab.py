@@ -15,7 +15,7 @@ Command line (as root, on Debian)::
     .venv/bin/corecall-lab status
     .venv/bin/corecall-lab down
     .venv/bin/corecall-lab cli "pjsip show endpoints"   # Asterisk CLI of the running lab
-    .venv/bin/corecall-lab render    # rewrite asterisk/*.conf from corecall's renderer
+    .venv/bin/corecall-lab render    # rewrite asterisk/*.conf from corecall_asterisk.render
 
 (``corecall-lab`` is the console script of the ``corecall-lab`` distribution in ``asterisk/``,
 installed by ``./scripts/test``; ``python -m corecall_lab`` is the same.)
@@ -67,7 +67,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from corecall.telephony import asterisk_conf
+# The render and the one Originate builder are the Asterisk plugin's own (neither imports
+# panoramisk), so the lab cannot drift from what the driver sends.
+from corecall_asterisk import render as asterisk_conf
+from corecall_asterisk.actions import originate_headers
 
 # The Asterisk side of the repository (asterisk/): conf files, sipp scenarios, the shim.
 HERE = Path(__file__).resolve().parents[1]
@@ -430,30 +433,34 @@ def originate_action(
     *,
     trunk: str = "corecall-main",
     caller_id: str = "+15551230001",
-    agent_timeout_ms: int = 30000,
+    agent_ring_timeout: int = 30,
     dial_timeout: int = 10,
     exten: str | None = None,
     variables: str | None = None,
 ) -> dict[str, str]:
-    """The Originate exactly as corecall's AMI driver sends it (Async, never
-    Application/Data), for the lab's own checks, recordings and tests."""
-    return {
-        "Action": "Originate",
-        "Channel": f"PJSIP/{agent}@{trunk}",
-        "Context": "corecall-bridge",
-        "Exten": exten if exten is not None else target,
-        "Priority": "1",
-        "CallerID": target,
-        "Timeout": str(agent_timeout_ms),
-        "ChannelId": f"{call_id}-a",
-        "Variable": variables
-        if variables is not None
-        else (
-            f"CORECALL_CALL_ID={call_id},CORECALL_TRUNK={trunk},"
-            f"CORECALL_CALLER_ID={caller_id},CORECALL_DIAL_TIMEOUT={dial_timeout}"
-        ),
-        "Async": "true",
-    }
+    """The Originate exactly as corecall's AMI driver sends it, from the driver's own builder
+    (:func:`corecall_asterisk.actions.originate_headers`, which validates every value), for
+    the lab's own checks, recordings and tests. ``agent_ring_timeout`` and ``dial_timeout``
+    are seconds.
+
+    ``exten`` and ``variables`` replace those headers *after* the builder, unchecked: they
+    exist to show that the bridge dialplan itself refuses what the driver never sends.
+    """
+    action = originate_headers(
+        call_id=call_id,
+        agent=agent,
+        target=target,
+        endpoint=trunk,
+        caller_id=caller_id,
+        agent_ring_timeout=agent_ring_timeout,
+        target_ring_timeout=dial_timeout,
+        action_id=False,
+    )
+    if exten is not None:
+        action["Exten"] = exten
+    if variables is not None:
+        action["Variable"] = variables
+    return action
 
 
 def render_logger_conf() -> str:

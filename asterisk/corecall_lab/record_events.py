@@ -149,7 +149,7 @@ class Scenario:
     target: str
     note: str = ""
     trunk: str = "corecall-main"
-    agent_timeout_ms: int = 30000
+    agent_ring_timeout: int = 30  # seconds
     dial_timeout: int = 10
     exten: str | None = None
     variables: str | None = None
@@ -229,7 +229,7 @@ SCENARIOS = [
         number("0408", "+1555000"),
         TARGET,
         "The agent's phone rings until the Originate Timeout; Asterisk CANCELs.",
-        agent_timeout_ms=3000,
+        agent_ring_timeout=3,
     ),
     Scenario("agent-403", "Agent leg rejected 403", number("0403", "+1555000"), TARGET),
     Scenario("agent-503", "Agent leg rejected 503", number("0503", "+1555000"), TARGET),
@@ -310,7 +310,7 @@ SCENARIOS = [
         "The dev carrier's sipp is stopped; Asterisk retransmits the INVITE until timer B "
         "(32 s) unless the Originate Timeout ends it first (here 5000 ms).",
         trunk="corecall-dev",
-        agent_timeout_ms=5000,
+        agent_ring_timeout=5,
         before=lambda lab: lab.stop_carrier("corecall-dev"),
     ),
 ]
@@ -328,7 +328,7 @@ async def run_scenario(ami: RawAMI, lab: labmod.Lab, sc: Scenario) -> None:
         sc.agent,
         sc.target,
         trunk=sc.trunk,
-        agent_timeout_ms=sc.agent_timeout_ms,
+        agent_ring_timeout=sc.agent_ring_timeout,
         dial_timeout=sc.dial_timeout,
         exten=sc.exten,
         variables=sc.variables.format(call_id=call_id) if sc.variables else None,
@@ -409,7 +409,7 @@ def render_scenario(sc: Scenario) -> str:
         out += [sc.note, ""]
     out += [
         f"Agent `{sc.agent}`, target `{sc.target}`, trunk `{sc.trunk}`, Originate Timeout "
-        f"{sc.agent_timeout_ms} ms, CORECALL_DIAL_TIMEOUT {sc.dial_timeout}.",
+        f"{sc.agent_ring_timeout * 1000} ms, CORECALL_DIAL_TIMEOUT {sc.dial_timeout}.",
         "",
         f"Originate reply: `Response: {res['response'].get('Response')}` / "
         f"`Message: {res['response'].get('Message')}`",

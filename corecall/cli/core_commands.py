@@ -81,7 +81,11 @@ def _set_enabled(name: str, enabled: bool) -> None:
             note = f" (but {config.path} still lists it under [plugins] disabled)"
         console.print(f"enabled {name}; takes effect on next start{note}")
     else:
-        check_can_disable(name, active_store_plugin=app.active_store_plugin())
+        check_can_disable(
+            name,
+            active_store_plugin=app.active_store_plugin(),
+            trunk_driver_users=app.trunk_driver_users(),
+        )
         was_enabled = name not in disabled
         disabled.add(name)
         write_disabled(config.plugin_state_path, disabled)

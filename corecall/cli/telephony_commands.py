@@ -147,6 +147,19 @@ async def _run_call(manager, route_code, agent_phone, target, who, timeout):
 # --------------------------------------------------------------------------- corecall asterisk
 
 
+def _asterisk_plugin_module(name: str):
+    """A module of the Asterisk plugin (``corecall-trunk-asterisk``), imported on use."""
+    import importlib
+
+    try:
+        return importlib.import_module(f"corecall_asterisk.{name}")
+    except ImportError:
+        raise ConfigError(
+            "the Asterisk plugin is not installed: pip install corecall-trunk-asterisk "
+            "(plugins/trunk_asterisk in the source tree)"
+        ) from None
+
+
 def _ami_trunks(config):
     """{server: {endpoint: TrunkConfig}} for the routes on asterisk_ami trunks."""
     servers: dict = {}
@@ -188,7 +201,7 @@ def render(
     config (``provider_host``, ``provider_port``); without them a documentation address is
     used and a warning says so.
     """
-    from corecall.telephony import asterisk_conf
+    asterisk_conf = _asterisk_plugin_module("render")
 
     config = state.app().config
     files = ("pjsip", "extensions", "manager")
@@ -246,7 +259,7 @@ def check(
     """Check every Asterisk server the routes use: AMI reachable, login, privileges, each
     route's PJSIP endpoint, the bridge context. Prints each problem with its fix; exit 1 if
     there is any. Dials nothing."""
-    from corecall.telephony.ami import check_server
+    check_server = _asterisk_plugin_module("check").check_server
 
     config = state.app().config
     servers = _ami_trunks(config)

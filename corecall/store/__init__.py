@@ -13,7 +13,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import datetime as _dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import ParamSpec, TypeVar
 
 from corecall.domain import (
@@ -22,6 +22,7 @@ from corecall.domain import (
     AuditEntry,
     CallRecord,
     CallState,
+    DncEntry,
     EndReason,
 )
 
@@ -45,7 +46,7 @@ class Store(abc.ABC):
     """
 
     #: The schema version this code writes; ``open()`` upgrades older databases to it.
-    SCHEMA_VERSION: int = 2
+    SCHEMA_VERSION: int = 3
 
     # ---- lifecycle
     @abc.abstractmethod
@@ -134,6 +135,44 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def count_calls_since(self, telegram_id: int, since: _dt.datetime) -> int: ...
+
+    @abc.abstractmethod
+    def calls_to_target_since(self, target: str, since: _dt.datetime) -> list[_dt.datetime]:
+        """When each call to ``target`` (E.164) created at or after ``since`` was placed,
+        by any agent, oldest first (the repeat-call cap counts and dates them)."""
+
+    # ---- do-not-call (DNC) list: E.164 numbers the operator must never call
+    @abc.abstractmethod
+    def dnc_add(self, number: str, *, reason: str = "", actor: str) -> bool:
+        """List ``number``; True when it was added, False when it was listed already (the
+        first entry, its reason and author are kept). Audited as ``dnc.add`` when added."""
+
+    @abc.abstractmethod
+    def dnc_add_many(self, entries: Sequence[tuple[str, str]], *, actor: str) -> int:
+        """List many ``(number, reason)`` pairs in one transaction (a bulk import's batch);
+        numbers already listed are skipped. Returns how many were added; one ``dnc.import``
+        audit entry per batch. Callers keep batches to a few thousand rows so that live
+        calls never wait long for the write lock."""
+
+    @abc.abstractmethod
+    def dnc_remove(self, number: str, *, actor: str) -> bool:
+        """Unlist ``number``; True when it was listed. Audited as ``dnc.remove``."""
+
+    @abc.abstractmethod
+    def dnc_contains(self, number: str) -> bool:
+        """Whether ``number`` is listed: one indexed lookup, on the path of every call."""
+
+    @abc.abstractmethod
+    def dnc_get(self, number: str) -> DncEntry | None: ...
+
+    @abc.abstractmethod
+    def dnc_entries(self, *, after: str | None = None, limit: int = 1000) -> list[DncEntry]:
+        """Listed numbers in E.164 order, ``limit`` at a time: pass the last number seen
+        as ``after`` for the next page (keyset paging, so exporting a million rows stays
+        fast)."""
+
+    @abc.abstractmethod
+    def dnc_count(self) -> int: ...
 
     # ---- audit
     @abc.abstractmethod

@@ -32,7 +32,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -46,7 +46,9 @@ from corecall.domain import (
     AuditEntry,
     CallRecord,
     CallState,
+    DncEntry,
     EndReason,
+    is_e164,
     utcnow,
 )
 from corecall.errors import AlreadyExistsError, NotFoundError, StoreError
@@ -173,7 +175,16 @@ def make_models(db: peewee.Database) -> SimpleNamespace:
         class Meta:
             table_name = "audit_log"
 
-    return SimpleNamespace(Agent=AgentRow, Call=CallRow, Audit=AuditRow)
+    class DncRow(_Base):
+        number = peewee.TextField(primary_key=True)
+        reason = peewee.TextField(default="")
+        added_at = UTCDateTimeField()
+        added_by = peewee.TextField()
+
+        class Meta:
+            table_name = "do_not_call"
+
+    return SimpleNamespace(Agent=AgentRow, Call=CallRow, Audit=AuditRow, Dnc=DncRow)
 
 
 # --------------------------------------------------------------------------- migrations
@@ -245,14 +256,30 @@ def _migrate_v2(execute: Execute, t: dict[str, str]) -> None:
     execute("ALTER TABLE agents ADD COLUMN caller_id TEXT")
 
 
+def _migrate_v3(execute: Execute, t: dict[str, str]) -> None:
+    """v3: the do-not-call list, and an index for counting calls to one number."""
+    execute(
+        "CREATE TABLE do_not_call ("
+        " number TEXT PRIMARY KEY,"
+        " reason TEXT NOT NULL DEFAULT '',"
+        f" added_at {t['ts']} NOT NULL,"
+        " added_by TEXT NOT NULL)"
+    )
+    execute("CREATE INDEX calls_target_created ON calls (target, created_at)")
+
+
 #: version -> the step that builds it from version - 1. Never edit a released step: add one.
 MIGRATIONS: dict[int, Callable[[Execute, dict[str, str]], None]] = {
     1: _migrate_v1,
     2: _migrate_v2,
+    3: _migrate_v3,
 }
 assert sorted(MIGRATIONS) == list(range(1, Store.SCHEMA_VERSION + 1)), "migration missing"
 
-_OWN_TABLES = ("agents", "calls", "audit_log", "schema_version")
+_OWN_TABLES = ("agents", "calls", "audit_log", "do_not_call", "schema_version")
+
+#: Rows per INSERT statement in dnc_add_many (4 parameters a row; SQLite allows 32766).
+_DNC_ROWS_PER_STATEMENT = 500
 
 # --------------------------------------------------------------------------- the store
 
@@ -597,6 +624,106 @@ class PeeweeStore(Store):
         )
         with self._session():
             return query.count()
+
+    def calls_to_target_since(self, target: str, since: _dt.datetime) -> list[_dt.datetime]:
+        Call = self._m.Call
+        query = (
+            Call.select(Call.created_at)
+            .where(
+                (Call.target == _text(target, "target"))
+                & (Call.created_at >= _as_utc(since, "since"))
+            )
+            .order_by(Call.created_at)
+        )
+        with self._session():
+            return [row.created_at for row in query]
+
+    # ---- do-not-call list
+    @staticmethod
+    def _dnc_number(number: Any) -> str:
+        if not is_e164(number):
+            raise StoreError(f"a do-not-call number must be E.164 (+ and digits), got {number!r}")
+        return number
+
+    def dnc_add(self, number: str, *, reason: str = "", actor: str) -> bool:
+        row = (self._dnc_number(number), _text(reason, "reason"))
+        _text(actor, "actor")
+        with self._session(write=True):
+            added = self._dnc_insert([row], actor)
+            if added:
+                self._audit(actor, "dnc.add", row[0], row[1])
+            return bool(added)
+
+    def dnc_add_many(self, entries: Sequence[tuple[str, str]], *, actor: str) -> int:
+        rows = [(self._dnc_number(n), _text(r, "reason")) for n, r in entries]
+        _text(actor, "actor")
+        if not rows:
+            return 0
+        with self._session(write=True):
+            added = self._dnc_insert(rows, actor)
+            detail = f"{added} added, {len(rows) - added} already listed"
+            self._audit(actor, "dnc.import", f"{len(rows)} numbers", detail)
+        return added
+
+    def _dnc_insert(self, rows: list[tuple[str, str]], actor: str) -> int:
+        """Multi-row INSERT ... ON CONFLICT DO NOTHING (SQLite >= 3.24 and PostgreSQL);
+        the cursor's rowcount is the number of rows actually added."""
+        now = utcnow()
+        stamp = now.isoformat(sep=" ", timespec="microseconds") if self.dialect == "sqlite" else now
+        param = self._db.param
+        added = 0
+        for start in range(0, len(rows), _DNC_ROWS_PER_STATEMENT):
+            chunk = rows[start : start + _DNC_ROWS_PER_STATEMENT]
+            values = ", ".join([f"({param}, {param}, {param}, {param})"] * len(chunk))
+            params = [v for number, reason in chunk for v in (number, reason, stamp, actor)]
+            cursor = self._db.execute_sql(
+                "INSERT INTO do_not_call (number, reason, added_at, added_by) "
+                f"VALUES {values} ON CONFLICT (number) DO NOTHING",
+                params,
+            )
+            added += max(cursor.rowcount, 0)
+        return added
+
+    def dnc_remove(self, number: str, *, actor: str) -> bool:
+        number = self._dnc_number(number)
+        _text(actor, "actor")
+        Dnc = self._m.Dnc
+        with self._session(write=True):
+            removed = Dnc.delete().where(Dnc.number == number).execute()
+            if removed:
+                self._audit(actor, "dnc.remove", number, "")
+            return bool(removed)
+
+    def dnc_contains(self, number: str) -> bool:
+        Dnc = self._m.Dnc
+        with self._session():
+            return Dnc.select(Dnc.number).where(Dnc.number == _text(number, "number")).exists()
+
+    def dnc_get(self, number: str) -> DncEntry | None:
+        Dnc = self._m.Dnc
+        with self._session():
+            row = Dnc.get_or_none(Dnc.number == _text(number, "number"))
+            return self._dnc_entry(row) if row else None
+
+    def dnc_entries(self, *, after: str | None = None, limit: int = 1000) -> list[DncEntry]:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise StoreError(f"limit must be a whole number >= 0, got {limit!r}")
+        Dnc = self._m.Dnc
+        query = Dnc.select().order_by(Dnc.number).limit(limit)
+        if after is not None:
+            query = query.where(Dnc.number > _text(after, "after"))
+        with self._session():
+            return [self._dnc_entry(row) for row in query] if limit else []
+
+    def dnc_count(self) -> int:
+        with self._session():
+            return self._m.Dnc.select().count()
+
+    @staticmethod
+    def _dnc_entry(row) -> DncEntry:
+        return DncEntry(
+            number=row.number, reason=row.reason, added_by=row.added_by, added_at=row.added_at
+        )
 
     # ---- audit
     def _audit(self, actor: str, action: str, subject: str, detail: str) -> None:

@@ -68,7 +68,7 @@ async def test_agent_no_answer_ends_at_the_originate_timeout(fresh_lab):
     async with AmiSession(fresh_lab) as ami:
         call_id = new_call_id()
         origin = await _originate(
-            ami, originate_action(call_id, "+15550000408", TARGET, agent_timeout_ms=1000)
+            ami, originate_action(call_id, "+15550000408", TARGET, agent_ring_timeout=1)
         )
         events = await ami.wait_call_over(call_id)
     assert (origin.get("Response"), origin.get("Reason")) == ("Failure", "3")

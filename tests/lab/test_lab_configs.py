@@ -7,9 +7,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from corecall_asterisk import render as asterisk_conf
 from corecall_testing.lab import REPO
-
-from corecall.telephony import asterisk_conf
 
 ASTERISK_DIR = REPO / "asterisk"
 

@@ -587,8 +587,8 @@ def test_two_stores_on_one_database(target):
 
 
 def test_fresh_schema_is_current(store: Store, target):
-    assert store.schema_version() == Store.SCHEMA_VERSION == 2
-    assert target.run_sql("SELECT version FROM schema_version") == [(2,)]
+    assert store.schema_version() == Store.SCHEMA_VERSION == 3
+    assert target.run_sql("SELECT version FROM schema_version") == [(3,)]
 
 
 # --------------------------------------------------------------------------- migrations
@@ -637,8 +637,8 @@ def build_v1(target, *, agents_extra: str = "") -> None:
 def test_upgrade_from_v1_keeps_data(target):
     build_v1(target)
     store = target.open_store()
-    assert store.schema_version() == 2
-    assert target.run_sql("SELECT version FROM schema_version") == [(2,)]
+    assert store.schema_version() == Store.SCHEMA_VERSION
+    assert target.run_sql("SELECT version FROM schema_version") == [(Store.SCHEMA_VERSION,)]
     agent = store.get_agent(AGENT)
     assert (agent.name, agent.phone, agent.authorized, agent.route_code, agent.caller_id) == (
         "Zoë 😀", PHONE, True, "M", None,
@@ -652,10 +652,11 @@ def test_upgrade_from_v1_keeps_data(target):
     assert store.set_caller_id(AGENT, "+12125550199", actor=ADMIN).caller_id == "+12125550199"
     log = store.audit_log()
     assert [(e.actor, e.action, e.detail) for e in log][-1] == (
-        "corecall", "store.upgrade", "v1 → v2",
+        "corecall", "store.upgrade", f"v1 → v{Store.SCHEMA_VERSION}",
     )  # fmt: skip
     store.close()
-    assert target.open_store().schema_version() == 2  # reopening does not upgrade again
+    # reopening does not upgrade again
+    assert target.open_store().schema_version() == Store.SCHEMA_VERSION
 
 
 def test_failed_upgrade_rolls_back_completely(target):
@@ -676,7 +677,8 @@ def test_newer_schema_is_refused(target):
     with pytest.raises(StoreError) as info:
         store.open()
     assert str(info.value) == (
-        "database schema v7 is newer than this corecall (v2); upgrade corecall"
+        f"database schema v7 is newer than this corecall (v{Store.SCHEMA_VERSION}); "
+        "upgrade corecall"
     )
     assert target.run_sql("SELECT version FROM schema_version") == [(7,)]
 
@@ -690,5 +692,5 @@ def test_foreign_tables_without_schema_version_are_refused(target):
 def test_unrelated_tables_are_left_alone(target):
     target.run_sql("CREATE TABLE someone_elses (x INTEGER)")
     target.run_sql("INSERT INTO someone_elses VALUES (1)")
-    assert target.open_store().schema_version() == 2
+    assert target.open_store().schema_version() == Store.SCHEMA_VERSION
     assert target.run_sql("SELECT x FROM someone_elses") == [(1,)]

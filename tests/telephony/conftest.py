@@ -13,6 +13,8 @@ import os
 
 import attrs
 import pytest
+from corecall_asterisk.driver import AsteriskAmiDriver
+from corecall_asterisk.link import AmiLink
 from corecall_testing import config_dict
 from corecall_testing.ami import ami_sections, server_of  # noqa: F401
 from corecall_testing.lab import make_lab
@@ -21,7 +23,6 @@ from corecall_testing.lab_fixtures import lab_unavailable
 from corecall.agents import AgentAdmin
 from corecall.app import App
 from corecall.config import parse_config
-from corecall.telephony.ami import AmiLink, AsteriskAmiDriver
 
 _instances = itertools.count(1)
 

@@ -7,16 +7,12 @@ import asyncio
 
 import attrs
 import pytest
+from corecall_asterisk.actions import action_bytes, build_originate, check_header
+from corecall_asterisk.link import AmiLink
 from corecall_testing.ami import HOLDS, TARGET, FakeAmi, ami_sections, server_of
 
 from corecall.domain import CallState, EndReason, TrunkConfig
 from corecall.errors import UnsafeValueError
-from corecall.telephony.ami import (
-    AmiLink,
-    action_bytes,
-    build_originate,
-    check_header,
-)
 from corecall.telephony.driver import OriginateRequest
 
 CALL_ID = "0123456789abcdef0123456789abcdef"

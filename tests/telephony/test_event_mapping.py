@@ -9,9 +9,10 @@ import re
 from pathlib import Path
 
 import pytest
+from corecall_asterisk.causes import agent_leg_failure, end_after_answer
+from corecall_asterisk.tracking import CallTracker, TrackedCall
 
 from corecall.domain import CallState, EndReason
-from corecall.telephony.ami import CallTracker, TrackedCall, agent_leg_failure, end_after_answer
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "asterisk-events.md"
 CALL_ID = "5a5dda4a374544a6a8adf8f5114d4dcc"
@@ -108,9 +109,9 @@ def test_the_recorded_document_covers_every_outcome():
 
 @pytest.mark.parametrize("key", sorted(EXPECTED))
 async def test_recorded_events_reach_the_right_final_state(key, monkeypatch):
-    from corecall.telephony import ami
+    from corecall_asterisk import tracking
 
-    monkeypatch.setattr(ami, "ORIGINATE_FAILURE_GRACE", 0.05)
+    monkeypatch.setattr(tracking, "ORIGINATE_FAILURE_GRACE", 0.05)
     seen: list[tuple[CallState, EndReason | None, str]] = []
     tracker = CallTracker()
     tracker.track(TrackedCall(CALL_ID, lambda _cid, s, r=None, d="": seen.append((s, r, d))))

@@ -1,0 +1,167 @@
+"""The trunk driver ``asterisk_ami``: places calls through Asterisk over AMI, one
+:class:`~corecall_asterisk.link.AmiLink` per ``[asterisk_servers.NAME]`` a trunk uses.
+
+How a call goes: :meth:`AsteriskAmiDriver.originate` builds the Originate
+(:func:`~corecall_asterisk.actions.build_originate`), writes it on the trunk's link and waits
+(bounded) for Asterisk's reply; from then on the link's
+:class:`~corecall_asterisk.tracking.CallTracker` reports the call's progress from its events.
+An Originate is never re-sent: a drop or a missing reply leaves the decision to the call's
+events or to the reconcile after the reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from corecall.domain import CallState, EndReason, TrunkConfig
+from corecall.errors import TelephonyError
+from corecall.telephony.driver import OriginateRequest, ProgressCallback, TrunkDriver
+from corecall_asterisk.actions import (
+    CALL_ID_RE,
+    agent_uniqueid,
+    build_originate,
+    check_call_id,
+    originate_action_id,
+)
+from corecall_asterisk.errors import LinkLost
+from corecall_asterisk.link import AmiLink, describe_error
+from corecall_asterisk.tracking import TrackedCall
+
+if TYPE_CHECKING:
+    from corecall.config import Config
+    from corecall.domain import CallRecord
+
+log = logging.getLogger(__name__)
+
+
+class AsteriskAmiDriver(TrunkDriver):
+    """Trunk driver ``asterisk_ami``: places calls through Asterisk over AMI."""
+
+    NAME = "asterisk_ami"
+
+    #: How long :meth:`start` waits for the first login of each server.
+    start_wait = 5.0
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(config)
+        self.links: dict[str, AmiLink] = {}
+        for trunk in config.trunks.values():
+            if trunk.driver == self.NAME and trunk.server and trunk.server not in self.links:
+                server = config.asterisk_servers.get(trunk.server)
+                if server is not None:
+                    self.links[trunk.server] = AmiLink(server)
+
+    async def start(self) -> None:
+        await asyncio.gather(
+            *(link.start(wait=min(self.start_wait, link.server.action_timeout * 2))
+              for link in self.links.values())
+        )  # fmt: skip
+        for link in self.links.values():
+            if not link.is_up:
+                log.warning("%s is not reachable yet: %s", link.describe(), link.last_error)
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(link.stop() for link in self.links.values()))
+
+    def problems(self) -> list[str]:
+        return [
+            f"cannot reach {link.describe()}: {link.last_error}"
+            for link in self.links.values()
+            if not link.is_up
+        ]
+
+    def link_for(self, trunk: TrunkConfig) -> AmiLink:
+        link = self.links.get(trunk.server or "")
+        if link is None:
+            raise TelephonyError(
+                f"trunk {trunk.name!r} names no configured Asterisk server "
+                f"(server = {trunk.server!r})"
+            )
+        return link
+
+    def _find(self, call_id: str) -> TrackedCall | None:
+        key = agent_uniqueid(call_id)
+        for link in self.links.values():
+            call = link.tracker.calls.get(key)
+            if call is not None:
+                return call
+        return None
+
+    async def originate(self, request: OriginateRequest, progress: ProgressCallback) -> None:
+        link = self.link_for(request.trunk)
+        payload = build_originate(request, context=link.server.context)
+        if not link.is_up:
+            raise TelephonyError(f"{link.describe()} is not connected: {link.last_error}")
+        call = TrackedCall(request.call_id, progress, link=link)
+        fut = link.write_originate(call, payload)
+        try:
+            reply = await asyncio.wait_for(fut, link.server.action_timeout)
+        except LinkLost:
+            log.warning(
+                "call %s: the AMI link dropped with the Originate in flight; NOT re-sending it, "
+                "its fate is decided after the reconnect", request.call_id,
+            )  # fmt: skip
+            return
+        except TimeoutError:
+            link.originates.pop(originate_action_id(request.call_id), None)
+            log.warning(
+                "call %s: no reply to the Originate within %g s; NOT re-sending it, its events "
+                "or the reconcile after a reconnect decide it",
+                request.call_id, link.server.action_timeout,
+            )  # fmt: skip
+            return
+        if reply.get("Response") != "Success":
+            link.tracker.calls.pop(call.key, None)
+            raise TelephonyError(
+                f"Asterisk {link.name!r} refused the Originate: {reply.get('Message') or reply}"
+            )
+        call.confirmed = True
+
+    async def hangup(self, call_id: str) -> bool:
+        check_call_id(call_id)
+        call = self._find(call_id)
+        if call is None or call.link is None:
+            return False
+        if not call.agent_channel and call.state is CallState.DIALING_AGENT:
+            # The agent channel may not exist yet: hang up as soon as it shows up, and try now.
+            call.hangup_pending = True
+        try:
+            done = await call.link.hangup(call)
+        except (TelephonyError, TimeoutError) as exc:
+            log.warning("call %s: hangup failed: %s", call_id, describe_error(exc))
+            return call.hangup_pending
+        if done:
+            call.hangup_pending = False
+        return done or call.hangup_pending
+
+    async def reconcile(self, calls: list[CallRecord], progress: ProgressCallback) -> None:
+        """Calls a previous run left unfinished: keep tracking those Asterisk still has a
+        channel for, end the others as ``unknown``."""
+        by_link: dict[str, list[TrackedCall]] = {}
+        for record in calls:
+            trunk = self.config.trunks.get(record.trunk)
+            link = self.links.get(trunk.server or "") if trunk else None
+            if link is None or not CALL_ID_RE.fullmatch(record.id):
+                progress(
+                    record.id, CallState.ENDED, EndReason.UNKNOWN,
+                    "ended while corecall was down; its Asterisk server is no longer configured",
+                )  # fmt: skip
+                continue
+            call = TrackedCall(record.id, progress, link=link)
+            call.state = record.state
+            call.answered = record.agent_answered_at is not None
+            call.confirmed = True
+            call.epoch = -2
+            link.tracker.track(call)
+            by_link.setdefault(link.name, []).append(call)
+        for name, tracked in by_link.items():
+            link = self.links[name]
+            if link.is_up:
+                await link._reconcile_after_connect(link.epoch + 1)
+            else:
+                log.warning(
+                    "%s is down: %d unfinished call(s) will be reconciled when it is back",
+                    link.describe(), len(tracked),
+                )  # fmt: skip
