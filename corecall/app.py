@@ -98,6 +98,40 @@ class App:
             )
         return offered
 
+    def call_problems(self) -> list[tuple[str, str]]:
+        """Configuration reasons a ``/call`` would fail now, as ``(problem, fix)`` pairs.
+
+        The same rules ``call``, ``console`` and ``run`` apply, without connecting to
+        anything: a configured route whose plugin is disabled or missing, no route offered
+        at all, and an offered route whose trunk driver no enabled plugin provides (a typo
+        like ``driver = "asterisk"`` included). ``asterisk check`` starts with these.
+        """
+        problems: list[tuple[str, str]] = []
+        offered = self.routes()
+        disabled = sorted(self.disabled_plugins)
+        for code in sorted(self.config.routes):
+            if code not in offered:
+                problems.append((
+                    f"route {code} is configured, but no enabled plugin registers it",
+                    "enable its plugin (corecall plugins list; corecall plugins enable NAME)"
+                    + (f"; disabled now: {', '.join(disabled)}" if disabled else ""),
+                ))  # fmt: skip
+        if not offered:
+            problems.append((
+                "no route is offered, so every /call is refused",
+                "configure a [routes.CODE] table and enable its route plugin",
+            ))  # fmt: skip
+        available = self.plugins.trunk_drivers.names()
+        for code, route in sorted(offered.items()):
+            driver = route.trunk.driver
+            if self.plugins.trunk_drivers.get(driver) is None:
+                problems.append((
+                    f"route {code}: trunk {route.trunk.name!r} uses driver {driver!r}, which no "
+                    f"enabled plugin provides (available: {', '.join(available) or 'none'})",
+                    f"fix [trunks.{route.trunk.name}] driver, or enable the plugin providing it",
+                ))  # fmt: skip
+        return problems
+
     def route(self, code: str) -> Route:
         """An offered route by code, or a ConfigError listing the offered ones."""
         routes = self.routes()

@@ -173,6 +173,10 @@ context = "corecall-bridge"
 driver = "simulated"   # change to "asterisk_ami" when Asterisk is wired
 server = "pbx1"
 endpoint = "corecall-main"
+# The provider's SIP signalling address: `corecall asterisk render` writes it into the
+# endpoint's IP match (the trunk is authenticated by IP, no registration).
+# provider_host = "198.51.100.7"
+# provider_port = 5060
 
 [trunks.dev]
 driver = "simulated"

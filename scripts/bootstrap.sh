@@ -65,9 +65,10 @@ bootstrap_python() {
     set +e
     "$VENV/bin/python" -m pip install --progress-bar off "${args[@]}" 2>&1 \
         | tee "$VENV/pip-install.log" \
-        | while IFS= read -r line; do
+        | while read -r line; do  # read without IFS= drops the leading indentation
             case "$line" in
-                Collecting*|Building*|"Installing collected"*|Successfully*)
+                Obtaining*|Collecting*|"Building editable"*|"Building wheel"*|\
+                "Installing build dependencies: started"|"Installing collected"*|Successfully*)
                     printf '    [%3ss] %s\n' "$((SECONDS - start))" "${line:0:100}" ;;
             esac
         done

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sys
 
 import typer
@@ -16,7 +17,7 @@ import typer
 from corecall.calls import OPERATOR_AGENT_ID
 from corecall.cli.common import actor, console, err_console, state
 from corecall.domain import STAGE_TIMESTAMP_FIELD, CallRecord, CallState, EndReason
-from corecall.errors import ConfigError, RefusedError
+from corecall.errors import ConfigError, RefusedError, TelephonyError
 
 asterisk_app = typer.Typer(
     help="Asterisk wiring: print the config corecall needs, check a live server.",
@@ -30,6 +31,20 @@ def register(app: typer.Typer) -> None:
 
 
 # --------------------------------------------------------------------------- corecall call
+
+
+class quiet_retries:
+    """One-shot commands print each cause once: a trunk driver's reconnect warnings
+    ("retrying in 0.2 s") are not shown unless --verbose/--debug."""
+
+    def __enter__(self) -> None:
+        self._root = logging.getLogger()
+        self._level = self._root.level
+        if not state.verbose:
+            self._root.setLevel(logging.ERROR)
+
+    def __exit__(self, *exc_info) -> None:
+        self._root.setLevel(self._level)
 
 
 def _stage_lines(record: CallRecord, shown: int) -> tuple[list[str], int]:
@@ -88,7 +103,8 @@ def call(
     drivers = app.build_drivers([chosen])
     manager = app.call_manager(drivers)
     who = actor()
-    final = asyncio.run(_run_call(manager, chosen.code, agent_phone, target, who, timeout))
+    with quiet_retries():
+        final = asyncio.run(_run_call(manager, chosen.code, agent_phone, target, who, timeout))
     if final is None:
         raise typer.Exit(1)
     if final.connected_at is not None and final.reason in (
@@ -98,14 +114,20 @@ def call(
         how = "completed" if final.reason is EndReason.COMPLETED else "connected; " + final.detail
         console.print(f"call {final.id} {how}")
         return
+    # The cause (detail) was printed once, on the "ended" line above: not again here.
     reason = final.reason.value if final.reason else "unknown"
-    detail = f" ({final.detail})" if final.detail else ""
-    err_console.print(f"call {final.id} failed: {reason}{detail}")
+    err_console.print(f"call {final.id} failed: {reason}")
     raise typer.Exit(1)
 
 
 async def _run_call(manager, route_code, agent_phone, target, who, timeout):
     await manager.start(reconcile=False)  # never take over a running bot's live calls
+    # A trunk that cannot work (AMI unreachable, login refused) is said once, with its
+    # cause, before anything is recorded; the driver would otherwise keep retrying.
+    problems = [p for driver in manager.drivers.values() for p in driver.problems()]
+    if problems:
+        await manager.stop()
+        raise TelephonyError("; ".join(dict.fromkeys(problems)))
     try:
         try:
             record = await manager.place_operator_call(route_code, agent_phone, target, actor=who)
@@ -259,9 +281,17 @@ def check(
     """Check every Asterisk server the routes use: AMI reachable, login, privileges, each
     route's PJSIP endpoint, the bridge context. Prints each problem with its fix; exit 1 if
     there is any. Dials nothing."""
+    app = state.app()
+    config = app.config
+    # Whatever would make a /call fail for a configuration reason fails the check first,
+    # with its true cause (a disabled route or driver plugin, an unknown driver name).
+    setup = app.call_problems()
+    for what, fix in setup:
+        console.print(f"PROBLEM  {what}\n         fix: {fix}")
+    if setup:
+        err_console.print(f"{len(setup)} problem(s) found")
+        raise typer.Exit(1)
     check_server = _asterisk_plugin_module("check").check_server
-
-    config = state.app().config
     servers = _ami_trunks(config)
     if not servers:
         raise ConfigError(

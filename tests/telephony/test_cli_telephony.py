@@ -276,3 +276,31 @@ def test_asterisk_check_passes_on_the_lab_and_explains_each_problem(own_lab, cli
     other_context = ami_sections({"pbx1": server_of(lab, context="corecall-other")})
     code, out, _ = cli(other_context, "asterisk", "check")
     assert code == 1 and "'corecall-other'" in out and "extensions.conf" in out
+
+
+# ------------------------------------------------------------------------------ check: config first
+
+
+@pytest.mark.parametrize(
+    ("sections", "words"),
+    [
+        ({"trunks": {"main": {"driver": "asterisk"}}}, ["driver 'asterisk'", "available:"]),
+        ({"plugins": {"disabled": ["route_main", "route_dev"]}}, ["no route is offered",
+                                                                  "route M is configured"]),
+        ({"plugins": {"disabled": ["route_dev"]}}, ["route D is configured"]),
+    ],
+)  # fmt: skip
+def test_check_fails_with_the_true_cause_when_a_call_would_fail(cli, sections, words):
+    code, out, err = cli(sections, "asterisk", "check")
+    assert code == 1, out + err
+    assert "looks right" not in out
+    for word in words:
+        assert word in " ".join(out.split()), out
+
+
+def test_check_names_a_disabled_trunk_driver_plugin(cli):
+    sections = ami_sections({"pbx1": server_of(port=1)})
+    sections["plugins"] = {"disabled": ["asterisk_ami"]}
+    code, out, _err = cli(sections, "asterisk", "check")
+    assert code == 1
+    assert "uses driver 'asterisk_ami', which no enabled plugin provides" in " ".join(out.split())
