@@ -36,12 +36,14 @@ import re
 import shlex
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
+import attrs
 from corecall_asterisk.actions import originate_headers
 from corecall_asterisk.protocol import AmiProtocol
 from corecall_asterisk.tracking import CallTracker, TrackedCall
@@ -76,8 +78,16 @@ def pct(values: list[float], p: float) -> float:
     return values[k]
 
 
+#: NANP exchanges for the agents' phones (N11 codes are not numbers).
+_EXCHANGES = [e for e in range(200, 1000) if e % 100 != 11]
+
+
 def agent_number(i: int) -> str:
-    return f"+1212555{1000 + i:04d}"  # answers at once, hangs up after 1 s
+    """Agent ``i``'s phone. It ends in 0999: the lab's carrier answers at once and holds until
+    Asterisk hangs up, as a person who placed the call does. (A carrier that hung up 1 s after
+    answering cancelled the call whenever the busy machine took longer than that to dial and
+    answer the target: neither corecall nor panoramisk had lost it.)"""
+    return f"+1212{_EXCHANGES[i % len(_EXCHANGES)]}0999"
 
 
 def target_number(i: int) -> str:
@@ -183,10 +193,17 @@ class Corecall:
     :class:`MemoryStore` to show what the driver and the state machine cost on their own.
     """
 
-    def __init__(self, lab: labmod.Lab, workdir: Path, agents: int, store: str) -> None:
+    def __init__(
+        self, lab: labmod.Lab, workdir: Path, agents: int, store: str, dsn: str = ""
+    ) -> None:
+        backend = (
+            {"backend": "postgres", "postgres_dsn": dsn}
+            if store == "postgres"
+            else {"backend": "sqlite", "sqlite_path": str(workdir / "bench.sqlite3")}
+        )
         raw = {
             "data_dir": str(workdir),
-            "store": {"backend": "sqlite", "sqlite_path": str(workdir / "bench.sqlite3")},
+            "store": backend,
             "asterisk_servers": {
                 "pbx1": {
                     "host": lab.ami_host, "port": lab.ami_port, "username": lab.ami_user,
@@ -213,13 +230,15 @@ class Corecall:
                 admin.set_route(1 + i, "M", actor="bench")
         self.agents = agents
         self.store = (
-            self.app.store
-            if store == "sqlite"
-            else MemoryStore([self.app.store.get_agent(1 + i) for i in range(agents)])
+            MemoryStore([self.app.store.get_agent(1 + i) for i in range(agents)])
+            if store == "memory"
+            else self.app.store
         )
         self.manager = None
         self.driver = None
         self.connected_at: dict[str, float] = {}
+        #: Calls that ended without connecting: call id -> (reason, detail).
+        self.ended_unconnected: dict[str, tuple[str, str]] = {}
 
     async def start(self) -> None:
         drivers = self.app.build_drivers()
@@ -229,11 +248,14 @@ class Corecall:
             routes=self.app.routes, drivers=drivers,
         )  # fmt: skip
         real = self.manager.progress
-        connected_at = self.connected_at
+        connected_at, unconnected = self.connected_at, self.ended_unconnected
 
         def progress(call_id, state, reason=None, detail=""):
             if state is CallState.CONNECTED:
                 connected_at.setdefault(call_id, time.perf_counter())
+            elif state is CallState.ENDED and call_id not in connected_at:
+                why = getattr(reason, "value", reason) or "unknown"
+                unconnected.setdefault(call_id, (why, detail))
             real(call_id, state, reason, detail)
 
         self.manager.progress = progress  # the driver reports through this wrapper
@@ -245,6 +267,20 @@ class Corecall:
 
     def close(self) -> None:
         self.app.close()
+
+
+def start_postgres():
+    """A real PostgreSQL server, started as the tests start it (initdb + pg_ctl on a free
+    loopback port; ``fsync=off`` like the tests, see corecall_testing.pg_server)."""
+    from corecall_testing.pg_server import PgServer
+
+    server = PgServer().start()
+    server.bench_dsn = server.create_database("corecall_bench")
+    out = subprocess.run(
+        [str(server.bindir / "postgres"), "--version"], capture_output=True, text=True
+    )
+    server.version = out.stdout.strip() or "PostgreSQL"
+    return server
 
 
 # ------------------------------------------------------------------------------ 1. throughput
@@ -285,17 +321,61 @@ async def corecall_burst(cc: Corecall, n: int, *, driver_only: bool = False) -> 
                 *(cc.manager.place(1 + i, target_number(i)) for i in range(n))
             )
             ids = {c.id for c in calls}
-        deadline = time.perf_counter() + 60
-        while not ids <= cc.connected_at.keys():
-            if time.perf_counter() > deadline:
-                raise RuntimeError(f"{len(ids - cc.connected_at.keys())} calls never connected")
-            await asyncio.sleep(0.005)
-        elapsed = max(cc.connected_at[i] for i in ids) - t0
-        if not await cc.manager.wait_all_final(30):
-            raise RuntimeError("calls did not end")
-        return n / elapsed
+        return await burst_outcome(cc, ids, t0)
     finally:
         await cc.stop()
+
+
+def tracked_call(cc: Corecall, call_id: str) -> TrackedCall | None:
+    """What the driver still knows about a call (None: it stopped tracking it)."""
+    for link in cc.driver.links.values() if cc.driver is not None else ():
+        call = link.tracker.get(call_id)
+        if call is not None:
+            return call
+    return None
+
+
+@attrs.frozen
+class Burst:
+    """One burst: bridged calls per second over the calls that connected, and every call
+    that did not, with why (``failed``: ended on record with that reason and detail;
+    ``stuck``: neither connected nor ended when the benchmark gave up on it)."""
+
+    rate: float
+    calls: int
+    failed: tuple[tuple[str, str], ...] = ()
+    stuck: tuple[str, ...] = ()
+
+
+async def burst_outcome(cc: Corecall, ids: set[str], t0: float, limit: float = 60) -> Burst:
+    """Wait until every call of the burst has connected or ended (bounded), then measure."""
+    deadline = time.perf_counter() + limit
+    while True:
+        open_ = ids - cc.connected_at.keys() - cc.ended_unconnected.keys()
+        if not open_ or time.perf_counter() > deadline:
+            break
+        await asyncio.sleep(0.005)
+    stuck = []
+    for cid in sorted(open_):
+        live = cc.manager._live.get(cid)
+        tracked = tracked_call(cc, cid)
+        stuck.append(
+            f"{cid}: state {live.state.value if live else 'gone'}, driver "
+            f"{tracked.state.value if tracked else 'not tracking'}"
+        )
+    failed = tuple(cc.ended_unconnected[c] for c in sorted(ids & cc.ended_unconnected.keys()))
+    for why in failed:
+        log(f"    a call ended without connecting: {why[0]} ({why[1]})")
+    for line in stuck:
+        log(f"    a call is STUCK (neither connected nor ended after {limit:g} s): {line}")
+    connected = [cc.connected_at[i] for i in ids if i in cc.connected_at]
+    rate = len(connected) / (max(connected) - t0) if connected else 0.0
+    if not await cc.manager.wait_all_final(30):
+        for cid, rec in cc.manager._live.items():
+            tracked = tracked_call(cc, cid)
+            log(f"    call {cid} did not end within 30 s of the burst: {rec.state.value}, "
+                f"driver {tracked.state.value if tracked else 'not tracking'}")  # fmt: skip
+    return Burst(rate, len(ids), failed, tuple(stuck))
 
 
 def originate_action(call_id: str, agent: str, target: str) -> dict[str, str]:
@@ -337,17 +417,22 @@ async def panoramisk_burst(lab: labmod.Lab, n: int) -> float:
             for i, cid in enumerate(ids)
         ]
         deadline = time.perf_counter() + 60
-        while not keys <= bridged.keys():
-            if time.perf_counter() > deadline:
-                raise RuntimeError(f"{len(keys - bridged.keys())} raw calls never bridged")
+        while True:
+            if not keys - bridged.keys() - hung_up or time.perf_counter() > deadline:
+                break
             await asyncio.sleep(0.005)
-        elapsed = max(bridged[k] for k in keys) - t0
+        failed = tuple(("hung up unbridged", k) for k in sorted(keys & hung_up - bridged.keys()))
+        stuck = tuple(sorted(keys - bridged.keys() - hung_up))
+        for why in failed + tuple(("STUCK", k) for k in stuck):
+            log(f"    a bare panoramisk call did not bridge: {why[0]} ({why[1]})")
+        done = [bridged[k] for k in keys if k in bridged]
+        rate = len(done) / (max(done) - t0) if done else 0.0
         while not keys <= hung_up:  # let the calls end before the next burst
             if time.perf_counter() > deadline:
                 break
             await asyncio.sleep(0.02)
         await asyncio.gather(*futures, return_exceptions=True)
-        return n / elapsed
+        return Burst(rate, n, failed, stuck)
     finally:
         manager.close()
 
@@ -493,12 +578,18 @@ async def run(opts) -> dict:
     lab = await asyncio.to_thread(start_lab)
     results["asterisk"] = labmod.asterisk_version(lab.root)
     workdir = Path(tempfile.mkdtemp(prefix="corecall-bench-"))
+    pg = None
     try:
         agents = max(opts.burst, 50)
         variants = {
             "sqlite": Corecall(lab, workdir, agents, "sqlite"),
             "memory": Corecall(lab, workdir, agents, "memory"),
         }
+        if opts.postgres:
+            log("starting PostgreSQL ...")
+            pg = await asyncio.to_thread(start_postgres)
+            results["postgres"] = pg.version
+            variants["postgres"] = Corecall(lab, workdir, agents, "postgres", dsn=pg.bench_dsn)
         # Warm up every path (connections, imports, Asterisk's first-call costs).
         for cc in variants.values():
             await corecall_burst(cc, 20)
@@ -506,13 +597,16 @@ async def run(opts) -> dict:
         await panoramisk_burst(lab, 20)
 
         # driver: driver.originate() + CallManager state machine (in-memory store);
-        # memory / sqlite: the whole place() path with that store; raw: bare panoramisk.
-        kinds = ["driver", "memory", "sqlite", "raw"]
+        # memory / sqlite / postgres: the whole place() path with that store; raw: bare
+        # panoramisk.
+        kinds = ["driver", "memory", "sqlite", *(["postgres"] if pg else []), "raw"]
         rates: dict[str, list[float]] = {k: [] for k in kinds}
         ratios: dict[str, list[float]] = {k: [] for k in kinds if k != "raw"}
+        unconnected: list[tuple] = results.setdefault("unconnected", [])
         for r in range(opts.rounds):
             got = {}
-            for which in kinds[r % 4 :] + kinds[: r % 4]:  # rotate the order every round
+            shift = r % len(kinds)
+            for which in kinds[shift:] + kinds[:shift]:  # rotate the order every round
                 if which == "raw":
                     got[which] = await panoramisk_burst(lab, opts.burst)
                 elif which == "driver":
@@ -523,10 +617,14 @@ async def run(opts) -> dict:
                     got[which] = await corecall_burst(variants[which], opts.burst)
                 await asyncio.sleep(0.5)
             for k in kinds:
-                rates[k].append(got[k])
+                rates[k].append(got[k].rate)
+                for why in got[k].failed:
+                    unconnected.append((k, r + 1, "ended", *why))
+                for line in got[k].stuck:
+                    unconnected.append((k, r + 1, "stuck", line, ""))
             for k in ratios:
-                ratios[k].append(got[k] / got["raw"])
-            log(f"  round {r + 1}: " + ", ".join(f"{k} {got[k]:.0f}" for k in kinds)
+                ratios[k].append(got[k].rate / got["raw"].rate)
+            log(f"  round {r + 1}: " + ", ".join(f"{k} {got[k].rate:.0f}" for k in kinds)
                 + " calls/s")  # fmt: skip
         results["throughput"] = {
             "panoramisk": statistics.median(rates["raw"]),
@@ -535,29 +633,45 @@ async def run(opts) -> dict:
             **{f"{k}_ratios": v for k, v in ratios.items()},
         }
 
+        # Latency: every variant once per round, in rotating order, so each round's
+        # place() p99 can be compared with the driver's own p99 measured beside it.
+        names = list(variants)
+        per: dict[str, dict[str, list[float]]] = {
+            n: {"p50": [], "p99": [], "max": [], "d50": [], "d99": []} for n in names
+        }
+        for r in range(opts.rounds):
+            shift = r % len(names)
+            for name in names[shift:] + names[:shift]:
+                place, orig = await latency_run(variants[name], opts.rate, opts.seconds)
+                got = per[name]
+                got["p50"].append(pct(place, 50) * 1000)
+                got["p99"].append(pct(place, 99) * 1000)
+                got["max"].append(max(place) * 1000)
+                got["d50"].append(pct(orig, 50) * 1000)
+                got["d99"].append(pct(orig, 99) * 1000)
+                log(f"  latency ({name}) round {r + 1}: {len(place)} calls, place->write "
+                    f"p50 {got['p50'][-1]:.2f} ms p99 {got['p99'][-1]:.2f} ms max "
+                    f"{got['max'][-1]:.2f} ms; originate->write p99 "
+                    f"{got['d99'][-1]:.3f} ms")  # fmt: skip
+        driver_p99s = per["memory"]["d99"]  # driver.originate() alone (no store writer)
         results["latency"] = {}
-        for name, cc in variants.items():
-            p99s, p50s, maxes, d99s, d50s = [], [], [], [], []
-            for r in range(opts.rounds):
-                place, orig = await latency_run(cc, opts.rate, opts.seconds)
-                p50s.append(pct(place, 50) * 1000)
-                p99s.append(pct(place, 99) * 1000)
-                maxes.append(max(place) * 1000)
-                d50s.append(pct(orig, 50) * 1000)
-                d99s.append(pct(orig, 99) * 1000)
-                log(f"  latency ({name}) round {r + 1}: {len(place)} calls, place->write p50 "
-                    f"{p50s[-1]:.2f} ms p99 {p99s[-1]:.2f} ms max {maxes[-1]:.2f} ms; "
-                    f"originate->write p99 {d99s[-1]:.3f} ms")  # fmt: skip
+        for name, got in per.items():
+            over_driver = [p / d for p, d in zip(got["p99"], driver_p99s, strict=True)]
             results["latency"][name] = {
                 "calls": int(opts.rate * opts.seconds), "rate": opts.rate,
-                "p50": statistics.median(p50s), "p99": statistics.median(p99s),
-                "max": statistics.median(maxes), "driver_p50": statistics.median(d50s),
-                "driver_p99": statistics.median(d99s), "p99s": p99s,
+                "p50": statistics.median(got["p50"]), "p99": statistics.median(got["p99"]),
+                "max": statistics.median(got["max"]),
+                "driver_p50": statistics.median(got["d50"]),
+                "driver_p99": statistics.median(got["d99"]), "p99s": got["p99"],
+                "p99_over_driver": statistics.median(over_driver),
+                "p99_over_driver_rounds": over_driver,
             }  # fmt: skip
         for cc in variants.values():
             cc.close()
     finally:
         await asyncio.to_thread(lab.stop)
+        if pg is not None:
+            await asyncio.to_thread(pg.stop)
 
     # 3. ingest (no Asterisk needed)
     chunks = chunks_of(data)
@@ -597,62 +711,94 @@ async def run(opts) -> dict:
 def report(results: dict, command: str) -> str:
     t, ing = results["throughput"], results["ingest"]
     lat, mem = results["latency"]["sqlite"], results["latency"]["memory"]
-    ok = lambda c: "yes" if c else "**no**"  # noqa: E731
+    pgl = results["latency"].get("postgres")
+    ok = lambda c: "met" if c else "**not met**"  # noqa: E731
     us = lambda ms: f"{ms * 1000:.0f} µs"  # noqa: E731
     rounds = lambda xs, unit="": ", ".join(f"{x:.2f}" for x in xs) + unit  # noqa: E731
+    load = results["load"]
     lines = [
         START_MARK,
-        "## AMI driver (issue 3)",
+        "## AMI driver and the whole /call path (issues 3 and 11)",
         "",
         f"Measured {_dt.date.today().isoformat()} on {os.cpu_count()} cores (Asterisk, the "
-        f"sipp carriers and corecall share them), Python {platform.python_version()}, "
-        f"{results['asterisk']} (the lab). Medians of {results['rounds']} rounds; ratios are "
-        "taken within each round, where the variants run back to back in rotating order. "
-        "Command:",
+        f"sipp carriers, PostgreSQL and corecall share them), Python "
+        f"{platform.python_version()}, {results['asterisk']} (the lab)"
+        + (f", {results['postgres']}" if "postgres" in results else "")
+        + f". Load average (1 min) {load[0]:.1f} at the start, {load[1]:.1f} at the end: "
+        "other work ran on the machine, so compare ratios taken within one round, not "
+        f"absolute rates. Medians of {results['rounds']} rounds; the variants run back to "
+        "back in rotating order. Command:",
         "",
         "```",
         command,
         "```",
         "",
-        "The same calls are placed three ways and compared with a bare panoramisk script "
+        "The same calls are placed several ways and compared with a bare panoramisk script "
         "sending the same Originates (`Async: true`, preset `ChannelId`, same variables):",
         "",
         "* **driver + state machine**: `AsteriskAmiDriver.originate()` with the CallManager's "
         "state machine (`CallManager.progress`) as its progress callback; the call records "
-        "are made before the clock starts (store in memory). This is what issue 3 adds on "
-        "top of panoramisk.",
+        "are made before the clock starts (store in memory).",
         "* **place(), store in memory**: the whole `/call` path, `CallManager.place()` (agent "
         "and limits read from the store, number policy, policy plugins, call record) then "
         "the driver, with an in-memory store.",
-        "* **place(), SQLite**: the same with the real SQLite store, as deployed.",
+        "* **place(), SQLite** / **place(), PostgreSQL**: the same with the real store, as "
+        "deployed (PostgreSQL: a real server started as the tests start it).",
         "",
         f"Bridged calls per second, bursts of {results['burst']} calls (the clock stops when "
         "the last call of the burst is bridged):",
         "",
-        "| Path | calls/s | ratio to panoramisk | Target | Met |",
+        "| Path | calls/s | ratio to panoramisk | Target | |",
         "|---|---:|---:|---:|:---:|",
         f"| bare panoramisk | {t['panoramisk']:.0f} | 1 | | |",
         f"| driver + state machine | {t['driver']:.0f} | {t['driver_ratio']:.2f} | ≥ 0.9 | "
         f"{ok(t['driver_ratio'] >= 0.9)} |",
         f"| place(), store in memory | {t['memory']:.0f} | {t['memory_ratio']:.2f} | | |",
-        f"| place(), SQLite | {t['sqlite']:.0f} | {t['sqlite_ratio']:.2f} | | |",
+        f"| place(), SQLite | {t['sqlite']:.0f} | {t['sqlite_ratio']:.2f} | ≥ 0.9 | "
+        f"{ok(t['sqlite_ratio'] >= 0.9)} |",
+    ]
+    if "postgres" in t:
+        lines.append(
+            f"| place(), PostgreSQL | {t['postgres']:.0f} | {t['postgres_ratio']:.2f} | ≥ 0.8 "
+            f"| {ok(t['postgres_ratio'] >= 0.8)} |"
+        )
+    lost = results.get("unconnected", [])
+    lines += [
+        "",
+        f"Calls of the bursts that did not connect: {len(lost)}"
+        + (" (each is listed by the benchmark as it happens: ended with its reason on "
+           "record, or stuck)." if lost else ".")
+        + " A call that ends without connecting, or never ends, is reported, not fatal.",
+    ]  # fmt: skip
+    for kind, rnd, how, why, detail in lost[:20]:
+        lines.append(f"* {kind}, round {rnd}: {how}: {why}" + (f" ({detail})" if detail else ""))
+    lines += [
         "",
         f"From placing a call to its Originate bytes handed to the socket, {lat['calls']} "
         f"calls at {lat['rate']:g} calls/s (each lasts ~1 s, so ~{lat['rate']:g} are live "
-        "at any moment and their events are processed meanwhile):",
+        "at any moment and their events are processed meanwhile). The target compares each "
+        "round's place() p99 with `driver.originate()`'s own p99 in the same round:",
         "",
-        "| From | p50 | p99 | max | Target (p99) | Met |",
-        "|---|---:|---:|---:|---:|:---:|",
-        f"| `driver.originate()` | {us(mem['driver_p50'])} | {us(mem['driver_p99'])} | | "
-        f"≤ 5 ms | {ok(mem['driver_p99'] <= 5)} |",
+        "| From | p50 | p99 | max | p99 / driver's p99 | Target | |",
+        "|---|---:|---:|---:|---:|---:|:---:|",
+        f"| `driver.originate()` (store in memory) | {us(mem['driver_p50'])} | "
+        f"{us(mem['driver_p99'])} | | 1 | | |",
         f"| `place()`, store in memory | {mem['p50']:.2f} ms | {mem['p99']:.2f} ms | "
-        f"{mem['max']:.2f} ms | ≤ 5 ms | {ok(mem['p99'] <= 5)} |",
+        f"{mem['max']:.2f} ms | {mem['p99_over_driver']:.1f}× | | |",
         f"| `place()`, SQLite | {lat['p50']:.2f} ms | {lat['p99']:.2f} ms | "
-        f"{lat['max']:.2f} ms | ≤ 5 ms | {ok(lat['p99'] <= 5)} |",
+        f"{lat['max']:.2f} ms | {lat['p99_over_driver']:.1f}× | ≤ 4× | "
+        f"{ok(lat['p99_over_driver'] <= 4)} |",
+    ]
+    if pgl:
+        lines.append(
+            f"| `place()`, PostgreSQL | {pgl['p50']:.2f} ms | {pgl['p99']:.2f} ms | "
+            f"{pgl['max']:.2f} ms | {pgl['p99_over_driver']:.1f}× | | |"
+        )
+    lines += [
         f"| `driver.originate()`, while the SQLite writer runs | {us(lat['driver_p50'])} | "
-        f"{us(lat['driver_p99'])} | | | |",
+        f"{us(lat['driver_p99'])} | | | | |",
         "",
-        "| Event ingest (replay) | events/s | Target | Met |",
+        "| Event ingest (replay) | events/s | Target | |",
         "|---|---:|---:|:---:|",
         f"| Driver: parse, correlate by Linkedid, map to states | {ing['driver']:,.0f} | "
         f"≥ 50,000 | {ok(ing['driver'] >= 50000)} |",
@@ -667,23 +813,26 @@ def report(results: dict, command: str) -> str:
         f"The replay feeds `{ing['file']}` ({ing['bytes']:,} bytes, {ing['events']:,} "
         f"events of {ing['calls']} calls, every call tracked: {ing['tracked_events']:,} events "
         f"matched a live call, {ing['transitions']:,} state changes) in 64 KiB chunks, as a "
-        "socket delivers them. The driver parses only the events of calls it tracks, and "
-        "only the headers it needs; panoramisk builds a case-insensitive dict of every "
-        "header of every message.",
+        "socket delivers them.",
         "",
-        "Notes. Each lab call lasts about 1 s (the carrier answers at once and sends BYE after "
-        "1 s): a burst measures how fast calls are set up and bridged, not hang-ups. Asterisk, "
-        "both sipp carriers and corecall share the 2 cores, so single rounds vary by ±20 %: "
-        "compare the medians and the per-round ratios. What the `place()` rows add over the "
-        "driver is the core's own work before each Originate (two store round trips "
-        "through a worker thread: the agent and their recent calls, then the call record; "
-        "the number policy) and, with SQLite, the store: the call writer saves each call's "
-        "newest state with one UPDATE per call per burst (`Store.save_progress`), and that "
-        "writer thread competes with the event loop for the GIL. "
-        f"Per-round ratios: driver {rounds(t['driver_ratios'])}; place()/memory "
-        f"{rounds(t['memory_ratios'])}; place()/SQLite {rounds(t['sqlite_ratios'])}. "
-        f"Per-round p99 of place(): memory {rounds(mem['p99s'], ' ms')}; SQLite "
-        f"{rounds(lat['p99s'], ' ms')}.",
+        "Notes. Each lab call lasts about 1 s after the target answers (the target's carrier "
+        "hangs up; the agent's phone holds until Asterisk hangs it up, as a person would): a "
+        "burst measures how fast calls are set up and bridged. What the `place()` rows add "
+        "over the driver is the core's own work before each Originate: one store read (the "
+        "agent, re-read on every request, and their calls in the last minute, one "
+        "statement), the number policy and policy plugins, and the call record, written "
+        "before the Originate; under a burst the records waiting at that moment are "
+        "written in one transaction (`Store.create_calls`). Every store call runs on one "
+        "`StoreExecutor` thread, whose results reach the event loop in one wake-up per "
+        "batch; the call writer saves each call's newest state with one UPDATE per call per "
+        "batch (`Store.save_progress`). "
+        f"Per-round ratios to panoramisk: driver {rounds(t['driver_ratios'])}; place()/memory "
+        f"{rounds(t['memory_ratios'])}; place()/SQLite {rounds(t['sqlite_ratios'])}"
+        + (f"; place()/PostgreSQL {rounds(t['postgres_ratios'])}" if "postgres" in t else "")
+        + f". Per-round p99 of place() over the driver's: SQLite "
+        f"{rounds(lat['p99_over_driver_rounds'])}"
+        + (f"; PostgreSQL {rounds(pgl['p99_over_driver_rounds'])}" if pgl else "")
+        + ".",
         END_MARK,
     ]
     return "\n".join(lines) + "\n"
@@ -711,6 +860,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=50.0, help="calls/s for the latency run")
     parser.add_argument("--seconds", type=float, default=6.0, help="length of a latency run")
     parser.add_argument("--events", default=str(EVENTS_FILE))
+    parser.add_argument(
+        "--no-postgres", dest="postgres", action="store_false",
+        help="skip the place(), PostgreSQL rows (they need PostgreSQL's server binaries)",
+    )  # fmt: skip
     parser.add_argument("--write-docs", action="store_true")
     opts = parser.parse_args(argv)
     events = Path(opts.events)
@@ -718,8 +871,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{events} not found: record it with corecall-lab-record --only stream")
     opts.events_data = events.read_bytes()
     logging.basicConfig(level=logging.WARNING)
+    load_before = os.getloadavg()[0]
     results = asyncio.run(run(opts))
     results["burst"] = opts.burst
+    results["load"] = (load_before, os.getloadavg()[0])
     command = ".venv/bin/python bench/ami_bench.py " + " ".join(
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
     )

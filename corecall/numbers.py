@@ -106,12 +106,14 @@ Decisions:
 from __future__ import annotations
 
 import functools
+import importlib.util
 import re
 import unicodedata
 from collections.abc import Iterable
+from pathlib import Path
 
 import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumberType, geocoder
+from phonenumbers import NumberParseException, PhoneNumberType
 from phonenumbers import shortnumberinfo as _sni
 from phonenumbers.phonenumberutil import ValidationResult
 
@@ -740,18 +742,40 @@ def _country(region: str | None) -> str:
     return f"{name} ({region})" if name else region
 
 
-@functools.lru_cache(maxsize=512)
 def _country_name(region: str) -> str:
+    return _country_names().get(region, "")
+
+
+@functools.cache
+def _country_names() -> dict[str, str]:
+    """English country names by region code, from phonenumbers' locale table.
+
+    That table is ``phonenumbers/geodata/locale.py``; importing it the usual way (through
+    ``phonenumbers.geocoder``) first runs ``phonenumbers.geodata/__init__``, which loads the
+    per-prefix geocoding data corecall never uses: 98 MiB of RSS and over a second of start-up
+    (measured, docs/benchmarks.md). So the one file is loaded on its own, the first time a
+    message names a country, and only the English names are kept (~250 short strings)."""
     try:
-        names = geocoder.LOCALE_DATA.get(region) or {}
-        name = names.get("en", "")
+        path = Path(phonenumbers.__file__).with_name("geodata") / "locale.py"
+        spec = importlib.util.spec_from_file_location("phonenumbers.geodata.locale", path)
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        table = module.LOCALE_DATA
+    except Exception:  # pragma: no cover - the data layout is not a public API
+        try:
+            from phonenumbers.geocoder import LOCALE_DATA as table  # the costly way
+        except Exception:
+            return {}
+    names: dict[str, str] = {}
+    for region, by_language in table.items():
+        name = by_language.get("en", "")
         for _ in range(3):  # entries like "*aa" point at another language's entry
-            if not name.startswith("*"):
+            if not isinstance(name, str) or not name.startswith("*"):
                 break
-            name = names.get(name[1:], "")
-        return name if isinstance(name, str) and not name.startswith("*") else ""
-    except Exception:  # pragma: no cover - geocoder data layout is not a public API
-        return ""
+            name = by_language.get(name[1:], "")
+        if isinstance(name, str) and name and not name.startswith("*"):
+            names[region] = name
+    return names
 
 
 @functools.lru_cache(maxsize=64)

@@ -4,6 +4,11 @@ Exit codes: 0 success, 1 refused or failed, 2 usage error, 130 interrupted. Erro
 raises on purpose are printed as one clear line. Anything unexpected is printed as one line
 too, naming the file the full traceback was written to (``--debug`` prints it instead):
 nothing surfaces as a bare "Aborted" or a traceback.
+
+Start-up is kept short: the command modules import what a command needs (Telethon,
+panoramisk, peewee, the plugins, rich) inside the command, so ``corecall --version`` and
+``corecall --help`` load none of it (measured in docs/benchmarks.md;
+``tests/test_cli_startup.py`` keeps it so).
 """
 
 from __future__ import annotations
@@ -12,7 +17,6 @@ import logging
 import sys
 
 import typer
-from rich.text import Text
 
 from corecall.cli import (
     admin_commands,
@@ -91,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         command = tidy(typer.main.get_command(app))
         result = command.main(args=args, prog_name="corecall", standalone_mode=False)
     except CorecallError as exc:
+        from rich.text import Text
+
         err_console.print(Text("error: ", style="bold red") + Text(str(exc)))
         return exc.exit_code
     except KeyboardInterrupt:
@@ -106,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
             err_console.print("interrupted")
             return 130
         if isinstance(cause, CorecallError):
+            from rich.text import Text
+
             err_console.print(Text("error: ", style="bold red") + Text(str(cause)))
             return cause.exit_code
         return report_unexpected(cause)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
-import attrs
 import typer
 
-from corecall.agents import AgentAdmin
-from corecall.calls import OPERATOR_AGENT_ID
 from corecall.cli.common import actor, console, print_json, state
 from corecall.cli.tables import print_table
-from corecall.domain import Agent, CallRecord
+
+if TYPE_CHECKING:
+    from corecall.agents import AgentAdmin
+    from corecall.domain import Agent, CallRecord
 
 agents_app = typer.Typer(help="Manage agents (every change is audited).", no_args_is_help=True)
 calls_app = typer.Typer(help="Read the call record.", no_args_is_help=True)
@@ -24,11 +25,19 @@ def register(app: typer.Typer) -> None:
 
 
 def _admin() -> AgentAdmin:
+    from corecall.agents import AgentAdmin  # the store, plugins and number policy: on use
+
     return AgentAdmin(state.app())
 
 
+def _asdict(value) -> dict:
+    import attrs
+
+    return attrs.asdict(value)
+
+
 def _agent_json(agent: Agent) -> dict:
-    data = attrs.asdict(agent)
+    data = _asdict(agent)
     data["created_at"] = agent.created_at.isoformat() if agent.created_at else None
     return data
 
@@ -114,7 +123,7 @@ def agents_set_caller_id(telegram_id: int = TELEGRAM_ID, number: str = typer.Arg
 
 
 def _call_json(call: CallRecord) -> dict:
-    data = attrs.asdict(call)
+    data = _asdict(call)
     for key, value in list(data.items()):
         if hasattr(value, "isoformat"):
             data[key] = value.isoformat()
@@ -136,6 +145,8 @@ def calls_list(
     if json_:
         print_json([_call_json(c) for c in calls])
         return
+    from corecall.calls import OPERATOR_AGENT_ID
+
     rows = []
     for c in calls:
         talk = f"{c.talk_seconds:.0f}s" if c.talk_seconds is not None else "-"
@@ -178,7 +189,7 @@ def _detail(detail: str):
 
 
 def _audit_json(entry) -> dict:
-    data = attrs.asdict(entry)
+    data = _asdict(entry)
     data["at"] = entry.at.isoformat() if entry.at else None  # ISO 8601, like calls --json
     data["detail"] = _detail(entry.detail)
     return data

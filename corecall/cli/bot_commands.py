@@ -5,7 +5,11 @@ from __future__ import annotations
 import typer
 
 from corecall.cli.common import state
-from corecall.console import DEFAULT_WAIT
+
+#: Seconds ``demo`` and ``console`` wait at the end of piped input for live calls to end
+#: (the same as :data:`corecall.console.DEFAULT_WAIT`; not imported from there so that
+#: ``corecall --help`` does not load the conversation; a test keeps the two equal).
+DEFAULT_WAIT = 60.0
 
 
 def register(app: typer.Typer) -> None:

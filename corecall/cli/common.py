@@ -9,16 +9,33 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
+if TYPE_CHECKING:
+    from rich.console import Console
 
-from corecall.app import App
-from corecall.config import default_data_dir, load_config
+    from corecall.app import App
+
+
+class _LazyConsole:
+    """A rich Console made on first use: importing rich costs start-up time that
+    ``corecall --version`` and ``--help`` should not pay."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
+
 
 # markup=False: agent names, numbers and config keys like [routes.M] are printed verbatim.
-console = Console(highlight=False, markup=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
+console = _LazyConsole(highlight=False, markup=False, soft_wrap=True)
+err_console = _LazyConsole(stderr=True, highlight=False, markup=False, soft_wrap=True)
 
 
 class _State:
@@ -30,6 +47,9 @@ class _State:
 
     def app(self) -> App:
         if self._app is None:
+            from corecall.app import App
+            from corecall.config import load_config
+
             self._app = App(load_config(self.config_path))
         return self._app
 
@@ -92,6 +112,8 @@ def hoist_global_options(args: list[str]) -> list[str]:
 
 def error_log_path() -> Path:
     """Where unexpected errors' tracebacks go: ``<data_dir>/logs/cli-errors.log``."""
+    from corecall.config import default_data_dir
+
     try:
         data_dir = state._app.config.data_dir if state._app is not None else default_data_dir()
     except Exception:  # pragma: no cover - never fail while reporting a failure

@@ -5,13 +5,9 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.text import Text
 
 from corecall.cli.common import actor, console, print_json, state
 from corecall.cli.tables import print_table
-from corecall.config import load_config, resolve_config_path, write_starter_config
-from corecall.errors import NotFoundError
-from corecall.plugins import check_can_disable, known_plugin_names, read_disabled, write_disabled
 
 plugins_app = typer.Typer(help="List, enable and disable plugins.", no_args_is_help=True)
 number_app = typer.Typer(help="Check numbers against the number policy.", no_args_is_help=True)
@@ -27,6 +23,8 @@ def init(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing config file."),
 ) -> None:
     """Write a commented starter config and create the database."""
+    from corecall.config import resolve_config_path, write_starter_config
+
     path, _ = resolve_config_path(state.config_path)
     write_starter_config(path, force=force)
     state.config_path = str(path)
@@ -64,6 +62,14 @@ def plugins_list(json_: bool = typer.Option(False, "--json", help="Machine-reada
 
 
 def _set_enabled(name: str, enabled: bool) -> None:
+    from corecall.errors import NotFoundError
+    from corecall.plugins import (
+        check_can_disable,
+        known_plugin_names,
+        read_disabled,
+        write_disabled,
+    )
+
     app = state.app()
     config = app.config
     disabled = read_disabled(config.plugin_state_path)
@@ -122,6 +128,8 @@ def number_check(
     json_: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ):
     """The number policy's verdict for TEXT. Exit 0 when accepted, 1 when refused."""
+    from rich.text import Text
+
     app = state.app()
     verdict = app.plugins.parse_number(text, app.route(route.strip().upper()))
     if json_:
@@ -133,4 +141,4 @@ def number_check(
     raise typer.Exit(0 if verdict.ok else 1)
 
 
-__all__ = ["load_config", "register"]
+__all__ = ["register"]

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from rich import box
-from rich.table import Table
-
 from corecall.cli.common import console
 
 _MIN_WRAP = 12  # a wrapped text column is never narrower than this
@@ -43,6 +40,9 @@ def print_table(
     if needed > console.width:
         _print_records(headers, rows)
         return
+    from rich import box  # on use: `corecall --help` and `--version` never load rich tables
+    from rich.table import Table
+
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, expand=False)
     for header, width in zip(headers, widths, strict=True):
         if header in wrapping:

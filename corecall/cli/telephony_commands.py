@@ -7,17 +7,18 @@ like any other (agent id 0, audited with the operator's name).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 
-from corecall.calls import OPERATOR_AGENT_ID
 from corecall.cli.common import actor, console, err_console, state
-from corecall.domain import STAGE_TIMESTAMP_FIELD, CallRecord, CallState, EndReason
 from corecall.errors import ConfigError, RefusedError, TelephonyError
+
+if TYPE_CHECKING:
+    from corecall.domain import CallRecord, CallState
 
 asterisk_app = typer.Typer(
     help="Asterisk wiring: print the config corecall needs, check a live server.",
@@ -54,6 +55,8 @@ def _stage_lines(record: CallRecord, shown: int) -> tuple[list[str], int]:
     attaches late, or updates coalesced in one write, must not hide a stage.
     Returns the lines and the order of the last stage shown.
     """
+    from corecall.domain import STAGE_TIMESTAMP_FIELD
+
     lines = []
     for stage, field in STAGE_TIMESTAMP_FIELD.items():
         at = getattr(record, field)
@@ -64,10 +67,12 @@ def _stage_lines(record: CallRecord, shown: int) -> tuple[list[str], int]:
     return lines, shown
 
 
-def _line(record: CallRecord, state: CallState, at) -> str:
+def _line(record: CallRecord, stage: CallState, at) -> str:
+    from corecall.domain import CallState
+
     since = (at - record.created_at).total_seconds() if record.created_at else 0.0
-    text = f"{since:7.2f}s  {state.value}"
-    if state is CallState.ENDED:
+    text = f"{since:7.2f}s  {stage.value}"
+    if stage is CallState.ENDED:
         text += f": {record.reason.value if record.reason else 'unknown'}"
         if record.detail:
             text += f" ({record.detail})"
@@ -98,6 +103,10 @@ def call(
     (with the reason). The call is recorded as an operator test call (agent id 0 in
     `calls list`) and audited with your user name.
     """
+    import asyncio
+
+    from corecall.domain import EndReason
+
     app = state.app()
     chosen = app.route(route.upper())
     drivers = app.build_drivers([chosen])
@@ -121,6 +130,11 @@ def call(
 
 
 async def _run_call(manager, route_code, agent_phone, target, who, timeout):
+    import asyncio
+
+    from corecall.calls import OPERATOR_AGENT_ID
+    from corecall.domain import CallState, EndReason
+
     await manager.start(reconcile=False)  # never take over a running bot's live calls
     # A trunk that cannot work (AMI unreachable, login refused) is said once, with its
     # cause, before anything is recorded; the driver would otherwise keep retrying.
@@ -281,6 +295,8 @@ def check(
     """Check every Asterisk server the routes use: AMI reachable, login, privileges, each
     route's PJSIP endpoint, the bridge context. Prints each problem with its fix; exit 1 if
     there is any. Dials nothing."""
+    import asyncio
+
     app = state.app()
     config = app.config
     # Whatever would make a /call fail for a configuration reason fails the check first,

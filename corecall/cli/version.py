@@ -12,7 +12,9 @@ from importlib import metadata
 def version_lines() -> list[str]:
     """``corecall 0.1.0`` then one line per distribution that registers ``corecall`` plugins,
     then ``phonenumbers X (number data)``."""
-    lines = [f"corecall {_version('corecall')}"]
+    import corecall
+
+    lines = [f"corecall {corecall.__version__}"]
     seen: dict[str, str] = {}
     for ep in metadata.entry_points(group="corecall"):
         dist = ep.dist

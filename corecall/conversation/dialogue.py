@@ -160,10 +160,11 @@ class Conversation:
         message says the bot is restarting and the call goes on (used by ``corecall run``:
         calls stay up in Asterisk)."""
         self.accepting = False
-        watchers = list(self._watchers.values())
+        watchers = [t for t in self._watchers.values() if not t.done()]
         for task in watchers:
             task.cancel()
-        await asyncio.gather(*watchers, return_exceptions=True)
+        if watchers:  # bounded: a watcher that lost its cancellation cannot hold the stop
+            await asyncio.wait(watchers, timeout=timeout)
         if self._edits is None:
             return
         if announce:

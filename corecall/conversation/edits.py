@@ -50,6 +50,7 @@ class EditScheduler:
         self._pending: dict[int, dict[int, Content]] = collections.defaultdict(dict)
         self._last_activity: dict[int, float] = {}
         self._workers: dict[int, asyncio.Task] = {}
+        self._closed = False  # set by close(): workers end on it, not only on cancellation
         self._delivered: collections.OrderedDict[tuple[int, int], Content] = (
             collections.OrderedDict()
         )
@@ -63,6 +64,8 @@ class EditScheduler:
     def edit(self, chat_id: int, message_id: int, text: str, buttons: Keyboard) -> None:
         """Schedule an edit; returns at once. A newer edit of the same message replaces this
         one if it has not been sent yet."""
+        if self._closed:
+            return  # closed: edits are dropped (see close())
         content = (text, buttons)
         pending = self._pending[chat_id]
         if message_id not in pending and self._delivered.get((chat_id, message_id)) == content:
@@ -96,12 +99,21 @@ class EditScheduler:
                 return False
             await asyncio.wait(workers, timeout=remaining)
 
-    async def close(self) -> None:
-        """Stop the workers (pending edits are dropped)."""
-        workers = list(self._workers.values())
+    async def close(self, timeout: float = 2.0) -> None:
+        """Stop the workers (pending edits are dropped). Returns within ``timeout`` seconds
+        whatever the timing: the workers stop on the closed flag and their emptied queues
+        even if a cancellation is lost inside the port (``asyncio.wait_for`` on Python 3.11
+        can swallow one); a worker still running after that is logged and left behind."""
+        self._closed = True
+        for pending in self._pending.values():
+            pending.clear()
+        workers = [w for w in self._workers.values() if not w.done()]
         for worker in workers:
             worker.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+        if workers:
+            _done, running = await asyncio.wait(workers, timeout=timeout)
+            for worker in running:
+                log.error("edit worker %s did not stop within %g s", worker.get_name(), timeout)
         self._workers.clear()
         self._pending.clear()
 
@@ -110,7 +122,7 @@ class EditScheduler:
         pending = self._pending[chat_id]
         failures: dict[int, int] = collections.defaultdict(int)
         try:
-            while pending:
+            while pending and not self._closed:
                 wait = self._last_activity.get(chat_id, float("-inf")) + self.min_interval
                 wait -= self._clock()
                 if wait > 0:

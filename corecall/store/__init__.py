@@ -25,6 +25,7 @@ from corecall.domain import (
     DncEntry,
     EndReason,
 )
+from corecall.errors import AlreadyExistsError, CorecallError, StoreError
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -96,6 +97,21 @@ class Store(abc.ABC):
     def create_call(self, call: CallRecord) -> CallRecord:
         """Insert a new call record (state QUEUED); sets ``created_at`` when missing."""
 
+    def create_calls(self, calls: list[CallRecord]) -> list[CallRecord | CorecallError]:
+        """Insert several new call records (a burst of ``/call``); one outcome per record, in
+        order: the record as written, or the error (:class:`~corecall.errors.StoreError`,
+        :class:`~corecall.errors.AlreadyExistsError`) that refused that record alone.
+
+        The default calls :meth:`create_call` for each; backends override it to write them
+        in one transaction (one commit) and fall back to one by one only when that fails."""
+        outcomes: list[CallRecord | CorecallError] = []
+        for call in calls:
+            try:
+                outcomes.append(self.create_call(call))
+            except (StoreError, AlreadyExistsError) as exc:
+                outcomes.append(exc)
+        return outcomes
+
     @abc.abstractmethod
     def record_transition(
         self, call_id: str, state: CallState, at: _dt.datetime, *,
@@ -135,6 +151,15 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def count_calls_since(self, telegram_id: int, since: _dt.datetime) -> int: ...
+
+    def agent_and_recent_calls(
+        self, telegram_id: int, since: _dt.datetime
+    ) -> tuple[Agent | None, int]:
+        """The agent (None if unknown) and how many calls they placed since ``since``: what
+        every ``/call`` reads before it may dial, so backends answer it in one statement.
+        The default calls :meth:`get_agent` then :meth:`count_calls_since`."""
+        agent = self.get_agent(telegram_id)
+        return agent, (self.count_calls_since(telegram_id, since) if agent else 0)
 
     @abc.abstractmethod
     def calls_to_target_since(self, target: str, since: _dt.datetime) -> list[_dt.datetime]:

@@ -29,6 +29,8 @@ from corecall.telegram.adapter import attach_handlers
 log = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT = 5.0
+#: Seconds given to Telethon's disconnect on stop.
+DISCONNECT_TIMEOUT = 5.0
 
 
 def check_credentials(app: App) -> None:
@@ -140,7 +142,12 @@ async def serve(
         for signum in handled:
             loop.remove_signal_handler(signum)
         stopping.cancel()
-        await client.disconnect()
+        try:
+            async with asyncio.timeout(DISCONNECT_TIMEOUT):
+                await client.disconnect()
+        except TimeoutError:
+            log.error("Telegram did not disconnect within %g s; stopping anyway",
+                      DISCONNECT_TIMEOUT)  # fmt: skip
         disconnected.cancel()
         await manager.stop()
 

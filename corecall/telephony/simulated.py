@@ -96,7 +96,8 @@ class SimulatedPBX(TrunkDriver):
         async def wait(seconds: float) -> bool:
             """Sleep; True when the agent hung up meanwhile."""
             try:
-                await asyncio.wait_for(hangup.wait(), seconds)
+                async with asyncio.timeout(seconds):  # not wait_for: it can lose a cancel
+                    await hangup.wait()
                 return True
             except TimeoutError:
                 return False

@@ -391,6 +391,47 @@ def test_count_calls_since(store: Store):
     assert store.count_calls_since(2**53, T0) == 1
 
 
+def test_agent_and_recent_calls_in_one_read(store: Store):
+    """What every /call reads: the agent as stored now (revocation shows at once) and the
+    calls they placed since a moment."""
+    assert store.agent_and_recent_calls(AGENT, T0) == (None, 0)
+    store.add_agent(AGENT, PHONE, "Alice", authorized=True, actor=ADMIN)
+    for minutes in (0, 1, 2):
+        store.create_call(make_call(created_at=T0 + dt.timedelta(minutes=minutes)))
+    store.create_call(make_call(AGENT + 1, created_at=T0 + dt.timedelta(minutes=2)))
+    agent, recent = store.agent_and_recent_calls(AGENT, T0 + dt.timedelta(minutes=1))
+    assert agent == store.get_agent(AGENT) and agent.authorized is True
+    assert recent == 2  # inclusive, this agent's only
+    store.set_authorized(AGENT, False, actor=ADMIN)
+    assert store.agent_and_recent_calls(AGENT, T0)[0].authorized is False
+    with pytest.raises(StoreError):
+        store.agent_and_recent_calls(AGENT, dt.datetime(2024, 5, 1))  # naive
+
+
+def test_create_calls_writes_a_burst_in_order(store: Store):
+    calls = [make_call(created_at=T0 + dt.timedelta(microseconds=i)) for i in range(50)]
+    written = store.create_calls(calls)
+    assert [c.id for c in written] == [c.id for c in calls]
+    for sent, got in zip(calls, written, strict=True):
+        assert got == sent and store.get_call(sent.id) == sent
+    assert store.count_calls_since(AGENT, T0) == 50
+    assert store.create_calls([]) == []
+
+
+def test_create_calls_fails_only_the_bad_record(store: Store):
+    """One bad record (duplicate id, NUL) is refused alone; the others of the burst are
+    written."""
+    existing = store.create_call(make_call(created_at=T0))
+    good1, good2 = make_call(created_at=T0), make_call(created_at=T0)
+    burst = [good1, make_call(call_id=existing.id), make_call(call_id="a\x00b"), good2]
+    outcomes = store.create_calls(burst)
+    assert outcomes[0] == good1 and outcomes[3] == good2
+    assert isinstance(outcomes[1], AlreadyExistsError)
+    assert isinstance(outcomes[2], StoreError) and "NUL" in str(outcomes[2])
+    assert store.get_call(good1.id) == good1 and store.get_call(good2.id) == good2
+    assert store.count_calls_since(AGENT, T0) == 3
+
+
 # --------------------------------------------------------------------------- values
 
 

@@ -97,7 +97,8 @@ class AsteriskAmiDriver(TrunkDriver):
         call = TrackedCall(request.call_id, progress, link=link)
         fut = link.write_originate(call, payload)
         try:
-            reply = await asyncio.wait_for(fut, link.server.action_timeout)
+            async with asyncio.timeout(link.server.action_timeout):
+                reply = await fut
         except LinkLost:
             log.warning(
                 "call %s: the AMI link dropped with the Originate in flight; NOT re-sending it, "

@@ -14,6 +14,14 @@ Never twice
     replayed, when the link drops (see :mod:`corecall_asterisk.protocol` for the other two
     locks). Every awaited action has its own timeout.
 
+Stopping
+    :meth:`AmiLink.stop` returns within :attr:`AmiLink.stop_timeout` seconds whatever the
+    timing. It does not rely on cancellation alone (on Python 3.11 ``asyncio.wait_for``
+    swallows a cancellation that arrives just after the awaited result): it sets a stop flag
+    that every loop checks, wakes the loops' waits, closes the connection (so no reply can be
+    awaited any more), then cancels and waits, bounded. Awaits use ``asyncio.timeout``, which
+    does not lose a cancellation.
+
 Fate unknown
     If the link drops while an Originate is in flight, the call is not re-sent: after the
     reconnect the link asks Asterisk (``Status``) whether the call has channels. If so, it
@@ -45,6 +53,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+async def _wait_set(event: asyncio.Event, seconds: float) -> None:
+    """Wait until ``event`` is set or ``seconds`` have passed, whichever is first.
+
+    ``asyncio.timeout``, not ``asyncio.wait_for``: on Python 3.11 the latter swallows a
+    cancellation that arrives just after the event was set."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
+
+
 def describe_error(exc: BaseException) -> str:
     """One short phrase for a connection or action error, for logs and operators."""
     if isinstance(exc, TimeoutError):
@@ -65,6 +83,8 @@ class AmiLink:
     reconnect_factor = 2.0
     #: Calls on a link that stays down this long end as ``unknown``.
     lost_link_grace = 120.0
+    #: :meth:`stop` returns within this many seconds, whatever the timing.
+    stop_timeout = 2.0
 
     def __init__(self, server: AmiServerConfig) -> None:
         self.server = server
@@ -88,6 +108,7 @@ class AmiLink:
         self._task: asyncio.Task | None = None
         self._down_since: float | None = time.monotonic()
         self._closing = False
+        self._stopping = asyncio.Event()  # wakes the backoff pause on stop()
         self._first_attempt = asyncio.Event()
         self._background: set[asyncio.Task] = set()
         self.connects = 0
@@ -108,23 +129,37 @@ class AmiLink:
         """Start the connection loop; wait (bounded) for the first login."""
         if self._task is None:
             self._closing = False
+            self._stopping.clear()
             self._task = asyncio.create_task(self._run(), name=f"corecall-ami-{self.name}")
         if wait:
             # Until the first attempt ends either way: a refused login or connection is not
             # worth waiting for, a slow one is.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._first_attempt.wait(), wait)
+            await _wait_set(self._first_attempt, wait)
 
     async def stop(self) -> None:
+        """Stop the link; returns within :attr:`stop_timeout` seconds, whatever the timing.
+
+        Live calls stay up in Asterisk. The stop flag, the woken waits and the closed
+        connection end every loop of the link even if a cancellation is lost; a task that
+        still has not finished after the bound is logged by name and left behind.
+        """
         self._closing = True
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-        for task in list(self._background):
+        self._stopping.set()
+        if self._lost is not None:
+            self._lost.set()  # wakes the ping loop's pause
+        tasks = [t for t in (self._task, *self._background) if t is not None and not t.done()]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
-        self._close_protocol()
+        self._close_protocol()  # nothing can wait for a reply any more
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=self.stop_timeout)
+            for task in pending:
+                log.error(
+                    "%s: task %s did not stop within %g s; left behind",
+                    self.describe(), task.get_name(), self.stop_timeout,
+                )  # fmt: skip
+        self._task = None
+        self._close_protocol()  # in case a loop reconnected before it saw the flag
         for call in list(self.tracker.calls.values()):
             if call.fallback is not None:
                 call.fallback.cancel()
@@ -155,9 +190,12 @@ class AmiLink:
                 self._first_attempt.set()
                 log.warning("%s: %s; retrying in %.1f s", self.describe(), self.last_error, delay)
                 self._give_up_on_calls_if_down_too_long()
-                await asyncio.sleep(delay * random.uniform(0.9, 1.1))
+                await _wait_set(self._stopping, delay * random.uniform(0.9, 1.1))
                 delay = min(delay * self.reconnect_factor, self.reconnect_max)
                 continue
+            if self._closing:  # stop() came while logging in: do not run this connection
+                self._close_protocol()
+                return
             delay = self.reconnect_initial
             self._first_attempt.set()
             log.info("%s: connected and logged in", self.describe())
@@ -176,10 +214,10 @@ class AmiLink:
         timeout = self.server.action_timeout
         self._lost = asyncio.Event()
         self.asterisk_shutting_down = False
-        _transport, proto = await asyncio.wait_for(
-            loop.create_connection(lambda: AmiProtocol(self), self.server.host, self.server.port),
-            timeout,
-        )
+        async with asyncio.timeout(timeout):
+            _transport, proto = await loop.create_connection(
+                lambda: AmiProtocol(self), self.server.host, self.server.port
+            )
         # What panoramisk's Manager.connection_made would set up, minus its auto-behaviour.
         proto.factory = self.manager
         proto.log = log
@@ -216,10 +254,10 @@ class AmiLink:
         assert self._lost is not None
         lost = self._lost
         interval = max(0.05, self.server.ping_interval)
-        while not lost.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(lost.wait(), interval)
-            if lost.is_set():
+        # Ends on the stop flag too, not only on cancellation (which can be lost, see stop()).
+        while not (lost.is_set() or self._closing):
+            await _wait_set(lost, interval)
+            if lost.is_set() or self._closing:
                 return
             try:
                 await self.action({"Action": "Ping"})
@@ -268,7 +306,8 @@ class AmiLink:
         action = Action(headers)
         fut = proto.send(action, as_list=None)  # None: panoramisk detects lists itself
         try:
-            return await asyncio.wait_for(fut, timeout or self.server.action_timeout)
+            async with asyncio.timeout(timeout or self.server.action_timeout):
+                return await fut
         except TimeoutError:
             proto.responses.pop(action.id, None)
             raise
@@ -327,6 +366,8 @@ class AmiLink:
         try:
             live = await self.channels()
         except (TelephonyError, TimeoutError) as exc:
+            if self._closing:
+                return  # stopping: the calls stay up in Asterisk, the next start decides them
             for call in calls:
                 self.tracker.finish(
                     call, EndReason.UNKNOWN,
