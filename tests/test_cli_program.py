@@ -205,7 +205,8 @@ def test_help_paragraphs_are_not_hard_wrapped_mid_sentence():
     """Wider terminals get longer lines: the text is re-flowed, not wrapped in the source."""
     narrow = corecall("call", "--help", env={"COLUMNS": "60"}).stdout
     wide = corecall("call", "--help", env={"COLUMNS": "120"}).stdout
-    assert max(len(line) for line in narrow.splitlines()) <= 60
+    prose = [line for line in narrow.splitlines() if not line.startswith("    corecall ")]
+    assert max(len(line) for line in prose) <= 60  # examples are never re-wrapped
     assert max(len(line) for line in wide.splitlines()) > 100
     assert len(wide.splitlines()) < len(narrow.splitlines())
 
