@@ -178,7 +178,7 @@ def test_call_help_shows_the_timeout_default():
                           capture_output=True, text=True, timeout=60,
                           env={"COLUMNS": "200", "PATH": ""})  # fmt: skip
     assert "none: follow the call until it ends" in " ".join(proc.stdout.split())
-    assert "Example:" in proc.stdout
+    assert "Examples:" in proc.stdout
 
 
 # ------------------------------------------------------------------------------ against the lab
