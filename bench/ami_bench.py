@@ -165,6 +165,31 @@ class MemoryStore(Store):
     def count_calls_since(self, telegram_id, since):
         return 0
 
+    def calls_to_target_since(self, target, since):
+        return []
+
+    # The DNC list is empty: every benchmark call passes the check (one lookup each).
+    def dnc_contains(self, number):
+        return False
+
+    def dnc_get(self, number):
+        return None
+
+    def dnc_count(self):
+        return 0
+
+    def dnc_entries(self, *, after=None, limit=1000):
+        return []
+
+    def dnc_add(self, *a, **k):
+        raise NotImplementedError
+
+    def dnc_add_many(self, *a, **k):
+        raise NotImplementedError
+
+    def dnc_remove(self, *a, **k):
+        raise NotImplementedError
+
     def audit(self, *a, **k): ...
     def audit_log(self, limit=50):
         return []

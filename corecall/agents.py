@@ -12,6 +12,7 @@ from corecall.app import App
 from corecall.calls import effective_caller_id
 from corecall.domain import Agent, Route
 from corecall.errors import NotFoundError, RefusedError
+from corecall.fields import check_agent_name
 from corecall.numbers import normalize_phone
 
 
@@ -48,7 +49,11 @@ class AgentAdmin:
     ) -> Agent:  # fmt: skip
         _check_id(telegram_id)
         return self.store.add_agent(
-            telegram_id, self._phone(phone), name.strip(), authorized=authorized, actor=actor
+            telegram_id,
+            self._phone(phone),
+            check_agent_name(name),
+            authorized=authorized,
+            actor=actor,
         )
 
     def authorize(

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import cached_property
+from typing import Any
 
 from corecall.config import Config
-from corecall.domain import Route
+from corecall.domain import Route, TrunkConfig
+from corecall.effective_config import EffectiveOptions, resolve_options
 from corecall.errors import ConfigError
 from corecall.plugins import Plugins, load_plugins, read_disabled
 from corecall.store import Store
@@ -32,12 +34,36 @@ class App:
 
     @cached_property
     def plugins(self) -> Plugins:
-        return load_plugins(
+        plugins = load_plugins(
             self.disabled_plugins,
             store_backend=self.config.store.backend,
             trunk_drivers=sorted({t.driver for t in self.config.trunks.values()}),
             extra=self._extra_plugins,
         )
+        plugins.bind(self)
+        return plugins
+
+    # ---- plugin-owned configuration
+    @cached_property
+    def options(self) -> EffectiveOptions:
+        """Every plugin-owned table validated against its owner's options class (raises
+        ConfigError naming file and key). Built on first use: ``corecall plugins ...`` works
+        even when a plugin's table is wrong."""
+        return resolve_options(self.config, self.plugins)
+
+    def plugin_options(self, name: str) -> Any:
+        """Plugin ``name``'s parsed ``[plugins.NAME]`` options (None if it declares none)."""
+        parsed = self.options.plugins.get(name)
+        return parsed.value if parsed is not None else None
+
+    def plugin_route_options(self, name: str, route_code: str) -> Any:
+        """Plugin ``name``'s options with ``[plugins.NAME.routes.<route_code>]`` applied."""
+        parsed = self.options.plugin_routes.get((name, route_code))
+        return parsed.value if parsed is not None else self.plugin_options(name)
+
+    def trunk(self, name: str) -> TrunkConfig:
+        """Trunk ``name`` with its driver's parsed options."""
+        return self.options.trunks[name]
 
     def active_store_plugin(self) -> str | None:
         reg = self.plugins.stores.get(self.config.store.backend)
@@ -67,7 +93,8 @@ class App:
                     path=str(self.config.path) if self.config.path else None,
                     key="store.backend",
                 )
-            store = reg.value(self.config)
+            parsed = self.options.store
+            store = reg.value(self.config, parsed.value) if parsed else reg.value(self.config)
             store.open()
             self._store = store
         return self._store
@@ -90,7 +117,7 @@ class App:
                 code=code,
                 name=rc.name or definition.name,
                 button=definition.button,
-                trunk=self.config.trunks[rc.trunk],
+                trunk=self.trunk(rc.trunk),
                 caller_ids=rc.caller_ids,
                 countries=rc.countries,
                 plugin=reg.plugin,
@@ -168,7 +195,9 @@ class App:
                     path=str(self.config.path) if self.config.path else None,
                     key=f"trunks.{route.trunk.name}.driver",
                 )
-            drivers[name] = reg.value(self.config)
+            driver = reg.value(self.config)
+            driver.context = self.plugins.context(reg.plugin)
+            drivers[name] = driver
         return drivers
 
     def call_manager(self, drivers: dict[str, TrunkDriver] | None = None):

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import datetime as _dt
+import functools
 import json
 import logging
 import uuid
@@ -104,7 +106,7 @@ class CallManager:
         self._watchers: dict[str, list[asyncio.Queue[CallRecord]]] = collections.defaultdict(list)
         self._finished: dict[str, asyncio.Future[CallRecord]] = {}
         self._watchdogs: dict[str, asyncio.TimerHandle] = {}
-        self._agent_locks: dict[int, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
+        self._agent_locks: dict[int, tuple[asyncio.Lock, list[int]]] = {}
         self._writes: asyncio.Queue[_Transition] | None = None
         self._writer: asyncio.Task | None = None
         self._started_drivers: set[str] = set()
@@ -206,7 +208,9 @@ class CallManager:
                 max_calls_per_minute=limits.calls_per_minute,
             ),
         )
-        refusal = self.plugins.check_call(request)
+        # Policy plugins may read the store (do-not-call lists, repeat caps): they run on the
+        # store thread, never on the event loop.
+        refusal = await self._in_store(self.plugins.check_call, request)
         if refusal is not None:
             raise RefusedError(refusal.reason, refusal.message)
         return request, agent
@@ -216,10 +220,27 @@ class CallManager:
 
         Raises :class:`RefusedError` (nothing dialed, nothing recorded) when any check fails.
         """
-        async with self._agent_locks[agent_id]:  # one decision at a time per agent
+        # One decision at a time per agent, and the agent's lock is held until the PBX has
+        # the Originate: a change to the agent (change_agent: revoke, new phone, caller ID,
+        # route) waits for a call being placed to be handed over, and no call checked
+        # against the old state is dialed once the change is acknowledged.
+        async with self._agent_lock(agent_id):
             request, agent = await self.prepare(agent_id, text)
             record, originate, driver = await self._record(request, agent)
-        return await self._originate(record, originate, driver)
+            return await self._originate(record, originate, driver)
+
+    async def change_agent(self, agent_id: int, change: Callable[..., T], *args, **kwargs) -> T:
+        """Apply ``change(*args, **kwargs)`` (a blocking store or
+        :class:`~corecall.agents.AgentAdmin` call that alters how ``agent_id``'s calls are
+        dialed: authorization, phone, route, caller ID) in step with this manager's calls.
+
+        It waits until a call of that agent being checked or placed right now has been handed
+        to the PBX (bounded by the driver's Originate timeout), and no call of theirs is
+        checked until the change is committed. So once the caller acknowledges the change
+        ("revoked"), no call is dialed under the old state. Returns what ``change`` returned
+        and raises what it raised."""
+        async with self._agent_lock(agent_id):
+            return await self._in_store(functools.partial(change, *args, **kwargs))
 
     async def place_operator_call(
         self, route_code: str, agent_phone: str, text: str, *, actor: str
@@ -242,7 +263,7 @@ class CallManager:
             authorized=True,
             route_code=route.code,
         )
-        async with self._agent_locks[OPERATOR_AGENT_ID]:
+        async with self._agent_lock(OPERATOR_AGENT_ID):
             verdict = self.plugins.parse_number(text, route)
             if not verdict.ok:
                 raise RefusedError(verdict.reason or "invalid", verdict.message)
@@ -251,7 +272,7 @@ class CallManager:
                 caller_id=route.caller_ids[0],
                 activity=AgentActivity(live_calls=len(self.live_calls(OPERATOR_AGENT_ID))),
             )  # fmt: skip
-            refusal = self.plugins.check_call(request)
+            refusal = await self._in_store(self.plugins.check_call, request)
             if refusal is not None:
                 raise RefusedError(refusal.reason, refusal.message)
             record, originate, driver = await self._record(request, agent)
@@ -449,12 +470,20 @@ class CallManager:
             if fut is not None and not fut.done():
                 fut.set_result(record)
             self._live.pop(record.id, None)
-            self._agent_locks_cleanup(record.agent_id)
 
-    def _agent_locks_cleanup(self, agent_id: int) -> None:
-        lock = self._agent_locks.get(agent_id)
-        if lock is not None and not lock.locked() and not self.live_calls(agent_id):
-            self._agent_locks.pop(agent_id, None)
+    @contextlib.asynccontextmanager
+    async def _agent_lock(self, agent_id: int) -> AsyncIterator[None]:
+        """The agent's lock, dropped from the table when nobody holds or awaits it (a lock
+        dropped while a coroutine still waits on it would let two holders in)."""
+        lock, users = self._agent_locks.setdefault(agent_id, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                self._agent_locks.pop(agent_id, None)
 
     # ------------------------------------------------------------------ watching
     async def watch(self, call_id: str) -> AsyncIterator[CallRecord]:

@@ -7,8 +7,11 @@ PBX on both routes, so nothing can be dialed by accident.
 
 Secrets may live in the environment instead of the file (the environment wins):
 ``CORECALL_BOT_TOKEN``, ``CORECALL_API_ID``, ``CORECALL_API_HASH``,
-``CORECALL_AMI_SECRET`` (every AMI server) or ``CORECALL_AMI_SECRET_<SERVER>`` (one),
-``CORECALL_POSTGRES_DSN``. ``CORECALL_DATA_DIR`` moves the data directory.
+``CORECALL_AMI_SECRET`` (every AMI server) or ``CORECALL_AMI_SECRET_<SERVER>`` (one).
+``CORECALL_DATA_DIR`` moves the data directory. Plugin-owned keys (``[plugins.NAME]``, the
+extra keys of ``[store]`` and of ``[trunks.X]``) follow one rule, ``CORECALL_<TABLE>_<KEY>``
+(see :mod:`corecall.options`); this module keeps those tables raw and the application
+validates them against the options classes the plugins declare (:mod:`corecall.app`).
 
 A mistake in the file raises :class:`~corecall.errors.ConfigError` naming the file, the key
 and what is expected.
@@ -25,6 +28,7 @@ from typing import Any
 import attrs
 import platformdirs
 
+from corecall import fields
 from corecall.domain import TrunkConfig, is_e164
 from corecall.errors import ConfigError
 
@@ -57,8 +61,8 @@ class BotConfig:
 @attrs.frozen
 class StoreConfig:
     backend: str = "sqlite"
-    sqlite_path: Path | None = None
-    postgres_dsn: str = ""
+    #: The other keys of ``[store]``, raw: the active store plugin's options validate them.
+    options: Mapping[str, Any] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -107,11 +111,16 @@ class Config:
     trunks: Mapping[str, TrunkConfig] = attrs.field(factory=dict)
     routes: Mapping[str, RouteConfig] = attrs.field(factory=dict)
     disabled_plugins: tuple[str, ...] = ()
+    #: ``[plugins.NAME]`` tables, raw: each plugin's options class validates its own.
+    plugin_tables: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
     exists: bool = True  # False when the defaults are used because no file exists
+    #: The TOML document as read (for ``corecall config show``: which keys the file set).
+    raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
 
     @property
-    def sqlite_path(self) -> Path:
-        return self.store.sqlite_path or self.data_dir / "corecall.sqlite3"
+    def where(self) -> str:
+        """The file name for messages (or ``<built-in defaults>``)."""
+        return str(self.path) if self.path else "<built-in defaults>"
 
     @property
     def plugin_state_path(self) -> Path:
@@ -275,9 +284,20 @@ def parse_config(raw: Mapping[str, Any], *, path: Path | None, exists: bool = Tr
               p.table_of_tables(raw, "trunks").items()}  # fmt: skip
     routes = {code: _parse_route(p, code, t, trunks) for code, t in
               p.table_of_tables(raw, "routes").items()}  # fmt: skip
+    if len(routes) > fields.MAX_ROUTES:
+        p.fail("routes", f"at most {fields.MAX_ROUTES} routes (got {len(routes)})")
     plugins_t = p.table(raw, "plugins")
-    p.no_unknown_keys(plugins_t, {"disabled"}, "plugins")
     disabled = p.str_list(plugins_t, "disabled", "plugins", ())
+    plugin_tables: dict[str, Mapping[str, Any]] = {}
+    for name, table in plugins_t.items():
+        if name == "disabled":
+            continue
+        if not isinstance(table, dict):
+            p.fail(
+                f"plugins.{name}",
+                "expected `disabled = [...]` or a plugin's table [plugins.NAME]",
+            )
+        plugin_tables[name] = table
     return Config(
         path=path,
         data_dir=data_dir,
@@ -289,7 +309,9 @@ def parse_config(raw: Mapping[str, Any], *, path: Path | None, exists: bool = Tr
         trunks=trunks,
         routes=routes,
         disabled_plugins=tuple(disabled),
+        plugin_tables=plugin_tables,
         exists=exists,
+        raw=raw,
     )
 
 
@@ -327,15 +349,8 @@ def _parse_bot(p: _Parser, t: Mapping[str, Any]) -> BotConfig:
 
 
 def _parse_store(p: _Parser, t: Mapping[str, Any]) -> StoreConfig:
-    p.no_unknown_keys(t, {"backend", "sqlite_path", "postgres_dsn"}, "store")
     backend = p.opt(t, "backend", str, "store", "sqlite")
-    sqlite_path = p.opt(t, "sqlite_path", str, "store", None)
-    dsn = os.environ.get("CORECALL_POSTGRES_DSN") or p.opt(t, "postgres_dsn", str, "store", "")
-    return StoreConfig(
-        backend=backend,
-        sqlite_path=Path(sqlite_path).expanduser() if sqlite_path else None,
-        postgres_dsn=dsn,
-    )
+    return StoreConfig(backend=backend, options={k: v for k, v in t.items() if k != "backend"})
 
 
 def _parse_server(p: _Parser, name: str, t: Mapping[str, Any]) -> AmiServerConfig:
@@ -410,6 +425,15 @@ def _parse_route(
     for cid in caller_ids:
         if not is_e164(cid):
             p.fail(f"{key}.caller_ids", f"{cid!r} is not E.164 (+ and digits, e.g. +12125550100)")
+    if len(caller_ids) > fields.MAX_CALLER_IDS_PER_ROUTE:
+        p.fail(
+            f"{key}.caller_ids",
+            f"at most {fields.MAX_CALLER_IDS_PER_ROUTE} caller IDs per route "
+            f"(got {len(caller_ids)})",
+        )
+    name = p.opt(t, "name", str, key, None)
+    if name is not None and not 0 < len(name.strip()) <= fields.ROUTE_NAME_MAX_CHARS:
+        p.fail(f"{key}.name", f"a route name is 1 to {fields.ROUTE_NAME_MAX_CHARS} characters")
     countries = p.str_list(t, "countries", key, ("US", "CA"))
     for c in countries:
         if not (len(c) == 2 and c.isascii() and c.isalpha() and c.isupper()):
@@ -419,7 +443,7 @@ def _parse_route(
         trunk=trunk,
         caller_ids=tuple(caller_ids),
         countries=tuple(countries),
-        name=p.opt(t, "name", str, key, None),
+        name=name,
         allow_unlisted_nanp=p.opt(t, "allow_unlisted_nanp", bool, key, False),
     )
 
@@ -493,9 +517,10 @@ class _Parser:
             )
 
 
-def write_starter_config(path: Path, *, force: bool = False) -> None:
-    """Write the commented starter configuration (``corecall init``)."""
+def write_starter_config(path: Path, *, force: bool = False, extra: str = "") -> None:
+    """Write the commented starter configuration (``corecall init``), followed by
+    ``extra`` (the commented sections of the installed plugins' options)."""
     if path.exists() and not force:
         raise ConfigError("already exists; pass --force to overwrite", path=str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(STARTER_CONFIG, encoding="utf-8")
+    path.write_text(STARTER_CONFIG + extra, encoding="utf-8")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as _dt
 import enum
 import re
+from typing import Any
 
 import attrs
 
@@ -94,7 +95,10 @@ class TrunkConfig:
     driver: str
     server: str | None = None  # AMI server name for the asterisk driver
     endpoint: str | None = None  # PJSIP endpoint name for the asterisk driver
-    options: dict = attrs.field(factory=dict, hash=False)
+    #: The driver's options for this trunk: an instance of the driver's ``OPTIONS`` class once
+    #: the application validated the table, the raw keys (a dict) before that or when the
+    #: driver declares no options class.
+    options: Any = attrs.field(factory=dict, hash=False)
 
 
 @attrs.frozen

@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    import typer
+
+    from corecall.context import PluginContext
     from corecall.domain import (
         Agent,
         CallRecord,
@@ -32,8 +35,28 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
+@hookspec
+def corecall_plugin_options() -> type | None:
+    """Declare this plugin's options: return the attrs class for its ``[plugins.NAME]`` table.
+
+    ``NAME`` is the plugin's name (its entry-point name). Make every field with
+    :func:`corecall.option` (a default and a one-line doc; ``secret=True`` for keys, tokens,
+    passwords). The core validates the table when the application starts (file, key and
+    what is expected; unknown keys refused with the known ones listed), applies the
+    environment rule (``CORECALL_PLUGINS_<NAME>_<KEY>``), and hands the parsed instance to
+    the plugin as ``context.options`` in every hook that takes ``context``. Sub-tables
+    ``[plugins.NAME.routes.CODE]`` override any field for one route
+    (``context.route_options(code)``). ``corecall init`` writes a commented section from the
+    class; ``corecall config show`` prints the values and where they came from.
+
+    Called once per plugin when plugins are loaded; each plugin answers for itself. Return
+    ``None`` for no options. A plugin whose answer is not such a class is switched off and
+    named, like a plugin that fails to register.
+    """
+
+
 @hookspec(firstresult=True)
-def corecall_parse_number(text: str, route: Route) -> NumberVerdict | None:
+def corecall_parse_number(text: str, route: Route, context: PluginContext) -> NumberVerdict | None:
     """Parse and validate the number an agent typed, under ``route``'s rules.
 
     Return a :class:`~corecall.domain.NumberVerdict`: accepted with the E.164 form, or
@@ -49,7 +72,7 @@ def corecall_parse_number(text: str, route: Route) -> NumberVerdict | None:
 
 
 @hookspec
-def corecall_check_call(request: CallRequest) -> Refusal | None:
+def corecall_check_call(request: CallRequest, context: PluginContext) -> Refusal | None:
     """Check a call about to be placed; return a :class:`~corecall.domain.Refusal` to stop it.
 
     Plugins are asked in order until one refuses; a refusal stops the call before
@@ -57,6 +80,11 @@ def corecall_check_call(request: CallRequest) -> Refusal | None:
     limits (live calls per agent, calls per minute), business hours, deny lists. A plugin
     that raises here, or returns anything but a Refusal or None, refuses the call in its own
     name (fail closed).
+
+    Runs on the application's store worker thread (never on the event loop), so it may
+    read the store synchronously through ``context.store``; keep it short, it is on the path
+    to the dial. ``context.options`` / ``context.route_options(request.route.code)`` are this
+    plugin's parsed options.
     """
 
 
@@ -82,7 +110,9 @@ def corecall_register_routes(registry: RouteRegistry) -> None:
 
 
 @hookspec(firstresult=True)
-def corecall_resolve_route(agent: Agent, routes: dict[str, Route]) -> Route | None:
+def corecall_resolve_route(
+    agent: Agent, routes: dict[str, Route], context: PluginContext
+) -> Route | None:
     """Choose the route for ``agent``'s next call among the enabled, configured ``routes``.
 
     The first non-``None`` answer wins; an answer that is not one of ``routes`` is ignored.
@@ -105,13 +135,30 @@ def corecall_register_trunk_drivers(registry: TrunkDriverRegistry) -> None:
 
 
 @hookspec
-def corecall_call_state_changed(call: CallRecord, previous: CallState | None) -> None:
+def corecall_call_state_changed(
+    call: CallRecord, previous: CallState | None, context: PluginContext
+) -> None:
     """Be told that ``call`` moved from ``previous`` to ``call.state``.
 
     Called after the change is written to the store (or, if the store keeps failing, after
     the write was given up and logged as critical), for every transition, in order, for
     every plugin. A plugin that raises is logged with its name; the others still run and
     the call is unaffected. Do not block: hand slow work to a task or thread.
+    """
+
+
+@hookspec
+def corecall_register_commands(cli: typer.Typer, context: PluginContext) -> None:
+    """Add CLI commands: ``@cli.command()`` or ``cli.add_typer(group, name="...")``.
+
+    ``cli`` is the ``corecall`` typer app of this invocation (built fresh each time, after the
+    configuration named by ``--config`` is loaded; disabled plugins are never asked). A
+    command that clashes with a core command or another plugin's is refused and logged with
+    the plugin's name. Commands reach the application through ``context`` (closed over):
+    ``context.options``, ``context.config``, ``context.store``, ``context.app`` — all loaded
+    on first use, so a command that needs none of them never opens the database. Raise
+    :class:`corecall.errors.CorecallError` subclasses for user mistakes: the CLI prints them
+    as one line with their exit code.
     """
 
 

@@ -29,6 +29,7 @@ import attrs
 import pluggy
 
 from corecall import hookspecs
+from corecall.context import PluginContext
 from corecall.domain import (
     Agent,
     CallRecord,
@@ -40,6 +41,7 @@ from corecall.domain import (
     is_e164,
 )
 from corecall.errors import ConfigError, EssentialPluginError, NotFoundError, PluginError
+from corecall.options import ParsedOptions, check_options_class, parse_options
 from corecall.registries import RouteRegistry, StoreRegistry, TrunkDriverRegistry
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,7 @@ _KIND_BY_HOOK = (
     ("corecall_check_call", "policy"),
     ("corecall_resolve_route", "resolver"),
     ("corecall_call_state_changed", "listener"),
+    ("corecall_register_commands", "commands"),
 )
 
 
@@ -178,6 +181,11 @@ class Plugins:
         self.stores = StoreRegistry()
         self.trunk_drivers = TrunkDriverRegistry()
         self.essential = set(ALWAYS_ESSENTIAL)
+        #: Plugin name -> the options class it declared (``corecall_plugin_options``).
+        self.options_classes: dict[str, type] = {}
+        self._contexts: dict[str, PluginContext] = {}
+        self._app: Any = None
+        self._defaults: dict[str, ParsedOptions] = {}
 
     # ---- loading
     def _load(
@@ -220,6 +228,7 @@ class Plugins:
         for name, obj in extra:
             self.register_object(obj, name)
         self._collect_registrations()
+        self._collect_options_classes()
 
     def _register(self, obj: object, info: PluginInfo) -> None:
         """Register one plugin; a plugin with a misspelled or invalid hook is refused whole
@@ -258,6 +267,45 @@ class Plugins:
                 except Exception as exc:
                     self._disable_broken(impl.plugin_name, f"{hook_name} failed: {exc}")
 
+    def _collect_options_classes(self) -> None:
+        for impl in self._impls("corecall_plugin_options"):
+            name = impl.plugin_name
+            if not self.is_active(name):
+                continue
+            try:
+                cls = _call(impl)
+                if cls is not None:
+                    self.options_classes[name] = check_options_class(cls, owner=f"plugin {name!r}")
+            except Exception as exc:
+                self._disable_broken(name, f"corecall_plugin_options failed: {exc}")
+        for name, cls in list(self.options_classes.items()):
+            if "routes" in attrs.fields_dict(cls):
+                del self.options_classes[name]
+                self._disable_broken(name, "an options field may not be named 'routes' (it "
+                                     "holds the per-route overrides)")  # fmt: skip
+
+    # ---- contexts
+    def bind(self, app: Any) -> None:
+        """Give every plugin's context the application (its config, options and store)."""
+        self._app = app
+        self._contexts.clear()
+
+    def context(self, name: str) -> PluginContext:
+        """The context handed to plugin ``name`` in hooks that take ``context``."""
+        ctx = self._contexts.get(name)
+        if ctx is None:
+            ctx = self._contexts[name] = PluginContext(name, self, self._app)
+        return ctx
+
+    def default_options(self, name: str) -> Any:
+        """Plugin ``name``'s options with nothing configured (defaults plus environment)."""
+        cls = self.options_classes.get(name)
+        if cls is None:
+            return None
+        if name not in self._defaults:
+            self._defaults[name] = parse_options(cls, {}, table_name=f"plugins.{name}", path=None)
+        return self._defaults[name].value
+
     def _disable_broken(self, plugin: str, message: str) -> None:
         """A plugin that failed half-way is switched off entirely: nothing it registered and
         none of its hooks stay active."""
@@ -290,7 +338,7 @@ class Plugins:
         """First answer wins; a third-party acceptance is still re-checked by the essential
         number policy, so no plugin can let an emergency or premium number through."""
         for impl in self._impls("corecall_parse_number"):
-            verdict = _call(impl, text=text, route=route)
+            verdict = _call(impl, text=text, route=route, context=self.context(impl.plugin_name))
             if verdict is None:
                 continue
             if not isinstance(verdict, NumberVerdict):
@@ -317,7 +365,7 @@ class Plugins:
         something that is not a Refusal refuses (fail closed) and is named."""
         for impl in self._impls("corecall_check_call"):
             try:
-                refusal = _call(impl, request=request)
+                refusal = _call(impl, request=request, context=self.context(impl.plugin_name))
                 if refusal is not None and not isinstance(refusal, Refusal):
                     raise TypeError(f"returned {type(refusal).__name__}, not a Refusal or None")
             except Exception as exc:
@@ -338,7 +386,7 @@ class Plugins:
         """First answer wins. An answer that is not one of the offered ``routes`` is ignored
         (and logged with the plugin's name): a resolver chooses, it cannot invent routes."""
         for impl in self._impls("corecall_resolve_route"):
-            route = _call(impl, agent=agent, routes=routes)
+            route = _call(impl, agent=agent, routes=routes, context=self.context(impl.plugin_name))
             if route is None:
                 continue
             if not isinstance(route, Route) or routes.get(route.code) != route:
@@ -352,12 +400,40 @@ class Plugins:
         """Tell every plugin; one failing is logged by name and the rest still hear it."""
         for impl in self._impls("corecall_call_state_changed"):
             try:
-                _call(impl, call=call, previous=previous)
+                _call(impl, call=call, previous=previous, context=self.context(impl.plugin_name))
             except Exception:
                 log.exception(
                     "plugin %r failed in corecall_call_state_changed (call %s -> %s)",
                     impl.plugin_name, call.id, call.state.value,
                 )  # fmt: skip
+
+    def register_commands(self, cli: Any) -> None:
+        """Let every active plugin add CLI commands to ``cli`` (a typer app). A plugin whose
+        hook raises, or that adds a command name already taken, is logged by name and its
+        commands are dropped; the others and the core commands are unaffected."""
+        for impl in self._impls("corecall_register_commands"):
+            name = impl.plugin_name
+            if not self.is_active(name):
+                continue
+            before_cmds = list(cli.registered_commands)
+            before_groups = list(cli.registered_groups)
+            taken = set(_command_names(before_cmds, before_groups))
+            try:
+                _call(impl, cli=cli, context=self.context(name))
+                added = _command_names(
+                    cli.registered_commands[len(before_cmds) :],
+                    cli.registered_groups[len(before_groups) :],
+                )
+                clash = sorted(set(added) & taken) or sorted(
+                    {n for n in added if added.count(n) > 1}
+                )
+                if clash:
+                    raise PluginError(name, f"command name(s) already taken: {', '.join(clash)}")
+            except Exception as exc:
+                cli.registered_commands[:] = before_cmds
+                cli.registered_groups[:] = before_groups
+                log.error("plugin %r: corecall_register_commands failed, its commands are not "
+                          "available: %s", name, exc)  # fmt: skip
 
     def register_object(self, obj: object, name: str) -> None:
         """Register an in-process plugin object (tests, embedders, the front ends)."""
@@ -369,8 +445,18 @@ class Plugins:
 
 
 def _call(impl, **kwargs):
-    """Call one hook implementation with just the arguments it declares (as pluggy does)."""
+    """Call one hook implementation with just the arguments it declares (as pluggy does):
+    an implementation that does not name ``context`` does not get it."""
     return impl.function(*[kwargs[name] for name in impl.argnames])
+
+
+def _command_names(commands: Iterable[Any], groups: Iterable[Any]) -> list[str]:
+    names = []
+    for c in commands:
+        names.append(c.name or c.callback.__name__.replace("_", "-"))
+    for g in groups:
+        names.append(g.name or (g.typer_instance.info.name if g.typer_instance else "?"))
+    return names
 
 
 def _hook_names(pm: pluggy.PluginManager, obj: object) -> list[str]:

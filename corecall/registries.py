@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from corecall import fields
 from corecall.domain import RouteDefinition
 from corecall.errors import PluginError
+from corecall.options import check_options_class
 
 if TYPE_CHECKING:
-    from corecall.config import Config
     from corecall.store import Store
 
 
@@ -27,6 +28,9 @@ class Registered:
     name: str
     value: Any
     plugin: str
+    #: The options class for this thing's extra configuration keys (``[store]`` for a store
+    #: backend, ``[trunks.X]`` for a trunk driver), or None when it takes none.
+    options: type | None = None
 
 
 class _Registry:
@@ -36,7 +40,7 @@ class _Registry:
         self.plugin: str = "?"
         self._items: dict[str, Registered] = {}
 
-    def _add(self, name: str, value: Any) -> None:
+    def _add(self, name: str, value: Any, options: type | None = None) -> None:
         if not isinstance(name, str) or not name:
             raise PluginError(self.plugin, f"registered a {self.kind} without a name")
         if name in self._items:
@@ -46,7 +50,12 @@ class _Registry:
                 f"{self.kind} {name!r} is already registered by plugin {first!r}; "
                 f"disable one of them (corecall plugins disable NAME)",
             )
-        self._items[name] = Registered(name, value, self.plugin)
+        if options is not None:
+            try:
+                check_options_class(options, owner=f"{self.kind} {name!r}")
+            except TypeError as exc:
+                raise PluginError(self.plugin, str(exc)) from None
+        self._items[name] = Registered(name, value, self.plugin, options)
 
     def drop_plugin(self, plugin: str) -> None:
         """Forget everything ``plugin`` registered (used when its hook failed midway)."""
@@ -81,6 +90,16 @@ class RouteRegistry(_Registry):
             raise PluginError(
                 self.plugin, f"route code {code!r} must be upper-case letters/digits, e.g. 'M'"
             )
+        for what, value, limit in (
+            ("code", code, fields.ROUTE_CODE_MAX_CHARS),
+            ("name", definition.name, fields.ROUTE_NAME_MAX_CHARS),
+            ("button", definition.button, fields.ROUTE_BUTTON_MAX_CHARS),
+        ):
+            if not isinstance(value, str) or not value.strip() or len(value) > limit:
+                raise PluginError(
+                    self.plugin,
+                    f"route {code!r}: {what} must be 1 to {limit} characters, got {value!r:.80}",
+                )
         self._add(code, definition)
 
     def definition(self, code: str) -> RouteDefinition | None:
@@ -88,22 +107,33 @@ class RouteRegistry(_Registry):
         return item.value if item else None
 
 
-StoreFactory = Callable[["Config"], "Store"]
+StoreFactory = Callable[..., "Store"]
 
 
 class StoreRegistry(_Registry):
-    """Store backends by name. ``register("sqlite", factory)``; factory(config) -> Store."""
+    """Store backends by name. ``register("sqlite", factory, options=SqliteOptions)``.
+
+    Without ``options`` the factory is called as ``factory(config)`` and ``[store]`` takes no
+    other key than ``backend``; with an options class (see :mod:`corecall.options`) the other
+    keys of ``[store]`` are validated against it and the factory is called as
+    ``factory(config, options)``.
+    """
 
     kind = "store backend"
 
-    def register(self, name: str, factory: StoreFactory) -> None:
+    def register(self, name: str, factory: StoreFactory, *, options: type | None = None) -> None:
         if not callable(factory):
             raise PluginError(self.plugin, f"store backend {name!r}: factory is not callable")
-        self._add(name, factory)
+        self._add(name, factory, options)
 
 
 class TrunkDriverRegistry(_Registry):
-    """Trunk driver classes keyed by their ``NAME`` attribute. ``register(MyDriver)``."""
+    """Trunk driver classes keyed by their ``NAME`` attribute. ``register(MyDriver)``.
+
+    A driver class may set ``OPTIONS`` to an options class (:mod:`corecall.options`): the
+    keys of a ``[trunks.X]`` table naming the driver, other than ``driver``, are validated
+    against it and the parsed instance is ``request.trunk.options``.
+    """
 
     kind = "trunk driver"
 
@@ -113,4 +143,4 @@ class TrunkDriverRegistry(_Registry):
             raise PluginError(
                 self.plugin, f"trunk driver {driver_class!r} has no NAME class attribute"
             )
-        self._add(name, driver_class)
+        self._add(name, driver_class, getattr(driver_class, "OPTIONS", None))

@@ -180,7 +180,7 @@ async def test_unauthorized_and_routeless_agents_are_refused(setup):
 
 async def test_tampered_phone_in_store_never_reaches_the_driver(setup):
     app, manager, _ = await setup(driver="scripted")
-    db = sqlite3.connect(app.config.sqlite_path)
+    db = sqlite3.connect(app.store.path)
     db.execute("UPDATE agents SET phone = ? WHERE telegram_id = ?",
                ("+12125550111\r\nAction: Originate", AGENT))  # fmt: skip
     db.commit()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from corecall_testing import config_dict, write_toml
 
+from corecall.app import App
 from corecall.config import load_config, parse_config, write_starter_config
 from corecall.errors import ConfigError
 
@@ -54,7 +55,10 @@ def test_secrets_come_from_the_environment(tmp_path, monkeypatch):
     assert config.bot.token == "env-token" and config.bot.api_id == 12345
     assert config.asterisk_servers["pbx1"].secret == "all-servers"
     assert config.asterisk_servers["pbx2"].secret == "only-pbx2"
-    assert config.store.postgres_dsn == "postgresql://u@127.0.0.1:5/db"
+    # [store] postgres_dsn belongs to the postgres store plugin, which keeps the old variable.
+    raw["store"] = {"backend": "postgres", "postgres_dsn": "postgresql://file@127.0.0.1/db"}
+    options = App(parse_config(raw, path=None)).options.store
+    assert options.value.postgres_dsn == "postgresql://u@127.0.0.1:5/db"
 
 
 @pytest.mark.parametrize(

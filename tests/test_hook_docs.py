@@ -23,9 +23,12 @@ import re
 import tomllib
 import types
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import attrs
 import pytest
+import typer
+from typer.testing import CliRunner
 
 from corecall import hookspecs
 from corecall.app import App
@@ -39,6 +42,7 @@ from corecall.domain import (
     Route,
     TrunkConfig,
 )
+from corecall.errors import ConfigError
 from corecall.plugins import load_plugins
 from corecall.store import Store
 from corecall.telephony.driver import OriginateRequest, TrunkDriver
@@ -178,7 +182,13 @@ def make_config(tmp_path: Path, extra_toml: str = "", **store):
         '[routes.M]\ntrunk = "main"\ncaller_ids = ["+12125550100"]\n'
         '[routes.D]\ntrunk = "dev"\ncaller_ids = ["+12125550199"]\n' + extra_toml
     )
-    raw["store"] = {"sqlite_path": str(tmp_path / "corecall.sqlite3"), **store}
+    # sqlite_path is the SQLite store's own key: only the sqlite backend takes it.
+    sqlite = (
+        {}
+        if store.get("backend", "sqlite") != "sqlite"
+        else {"sqlite_path": str(tmp_path / "corecall.sqlite3")}
+    )
+    raw["store"] = {**sqlite, **store}
     return parse_config(raw, path=None)
 
 
@@ -326,21 +336,51 @@ def test_guide_config_blocks_parse(tmp_path):
     assert trunk.endpoint == "corecall-night"
 
 
-def test_guide_business_hours_policy():
+def test_guide_business_hours_policy(tmp_path):
     example = load_example(guide_block("def corecall_check_call"), "doc_business_hours")
-    plugins = with_example(example)
+    toml_blocks = [m["body"] for m in _FENCE.finditer(GUIDE.read_text()) if m["lang"] == "toml"]
+    [table] = [b for b in toml_blocks if "[plugins.policy_business_hours]" in b]
+    table = table.replace("policy_business_hours", "doc_example")
+    night = '[trunks.night]\ndriver = "simulated"\n[routes.N]\ntrunk = "night"\ncaller_ids = ["+12125550150"]\n'  # noqa: E501
+
+    def app_for(toml: str) -> App:
+        return App(make_config(tmp_path, night + toml), extra_plugins=[("doc_example", example)])
+
+    plugins = app_for(table).plugins
+    chicago = ZoneInfo("America/Chicago")
 
     def at(*when):
-        example.now = lambda: dt.datetime(*when, tzinfo=example.OFFICE)
+        example.now = lambda zone: dt.datetime(*when, tzinfo=chicago).astimezone(zone)
 
     at(2024, 6, 3, 10, 0)  # a Monday morning
     assert plugins.check_call(make_request()) is None
-    at(2024, 6, 3, 18, 0)  # closing time
+    at(2024, 6, 3, 17, 30)  # closing time, as configured
     refusal = plugins.check_call(make_request())
     assert (refusal.reason, refusal.plugin) == ("outside_business_hours", "doc_example")
+    assert "Monday to Friday, 09:00 to 17:30 (America/Chicago)" in refusal.message
     at(2024, 6, 8, 10, 0)  # a Saturday
     assert plugins.check_call(make_request()).reason == "outside_business_hours"
-    assert plugins.check_call(make_request(route_code="N")) is None
+    assert plugins.check_call(make_request(route_code="N")) is None  # routes.N: always
+    closes = 'closes = "17:30"'
+    for old, wrong, key, expected in [
+        (
+            closes,
+            'closes = "5pm"',
+            "closes",
+            "expected a time of day as HH:MM, e.g. 09:00; got '5pm'",
+        ),
+        ('timezone = "America/Chicago"', 'timezone = "Mars/Base"', "timezone", "IANA time zone"),
+        (closes, "weekends = 1", "weekends", "expected true or false, got 1"),
+        (
+            closes,
+            "closing = 1",
+            "closing",
+            "expected one of: always, closes, opens, routes, timezone",
+        ),
+    ]:
+        with pytest.raises(ConfigError) as err:
+            app_for(table.replace(old, wrong)).plugin_options("doc_example")
+        assert f"[plugins.doc_example.{key}] " in str(err.value) and expected in str(err.value)
 
 
 def test_guide_trunk_driver_skeleton(tmp_path):
@@ -369,3 +409,27 @@ def test_guide_trunk_driver_skeleton(tmp_path):
         ("ef" * 16, CallState.AGENT_RINGING),
         ("ef" * 16, CallState.ENDED, EndReason.CANCELLED, ""),
     ]
+
+
+def test_example_plugin_options(tmp_path, monkeypatch):
+    example = hook_example("corecall_plugin_options")
+    config = make_config(tmp_path, '[plugins.doc_example]\nopens = "21:00"\n')
+    monkeypatch.setenv("CORECALL_PLUGINS_DOC_EXAMPLE_DESK_TOKEN", "s3cret")
+    app = App(config, extra_plugins=[("doc_example", example)])
+    options = app.plugin_options("doc_example")
+    assert (options.opens, options.desk_token, options.max_calls) == ("21:00", "s3cret", 50)
+    assert app.plugins.context("doc_example").options is options
+
+
+def test_example_register_commands(tmp_path):
+    example = hook_example("corecall_register_commands")
+    app = App(make_config(tmp_path), extra_plugins=[("doc_example", example)])
+    cli = typer.Typer()
+    cli.callback()(lambda: None)
+    app.plugins.register_commands(cli)
+    try:
+        result = CliRunner().invoke(cli, ["night-desk", "status"])
+    finally:
+        app.close()
+    assert result.exit_code == 0, result.output
+    assert result.output == "doc_example: 0 agents\n"

@@ -204,7 +204,7 @@ def fresh(tmp_path_factory):
 @pytest.fixture
 def cli(fresh, tmp_path):
     """Run corecall with a config that wires M and the doc's [trunks.night]/[routes.N]."""
-    night = doc_blocks()["config.toml"]
+    night = doc_blocks()["config.toml"] + "\n" + doc_blocks()["[plugins.route_night]"]
     config = tmp_path / "config.toml"
     config.write_text(
         f"data_dir = {json.dumps(str(tmp_path))}\n\n"
@@ -237,7 +237,9 @@ def test_plugins_list_shows_the_installed_example(cli):
     night = infos["route_night"]
     assert night["distribution"] == DIST and night["version"] == "0.1.0"
     assert night["enabled"] is True and night["error"] is None
-    assert night["hooks"] == ["corecall_register_routes"]
+    assert night["hooks"] == [
+        "corecall_plugin_options", "corecall_register_commands", "corecall_register_routes",
+    ]  # fmt: skip
     assert night == json.loads(doc_blocks()["corecall plugins list --json"])
     assert infos["route_main"]["enabled"]  # the project's own plugins are still there
 
@@ -268,10 +270,15 @@ def test_an_agent_can_select_route_n(cli):
 
 
 def test_without_the_example_route_n_is_refused(cli):
-    """The same config in this venv, where the plugin is not installed: [routes.N] is
-    ignored and N cannot be selected."""
+    """The same config in this venv, where the plugin is not installed: its
+    [plugins.route_night] table is refused (a typo in a plugin name must not pass
+    silently); without that table, [routes.N] is ignored and N cannot be selected."""
     here = Path(sys.executable)
     assert "route_night" not in plugin_infos(cli("plugins", "list", "--json", python=here))
+    proc = cli("agents", "list", python=here, ok=False)
+    assert "[plugins.route_night] no installed plugin is named 'route_night'" in proc.stderr
+    text = cli.config.read_text(encoding="utf-8")
+    cli.config.write_text(text.split("[plugins.route_night]")[0], encoding="utf-8")
     cli("agents", "add", "--telegram-id", "42", "--phone", "+12125550123", python=here)
     proc = cli("agents", "set-route", "42", "N", python=here, ok=False)
     assert proc.returncode == 1
@@ -298,4 +305,44 @@ def test_the_examples_own_tests_pass(fresh, tmp_path):
         env=_clean_env(HOME=str(tmp_path)), cwd=tmp_path, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "3 passed" in proc.stdout
+    assert "5 passed" in proc.stdout
+
+
+def test_the_examples_options_secret_and_command(cli, fresh):
+    """The example's [plugins.route_night] table, its secret from the environment and its
+    command, in the fresh venv, with no corecall edit."""
+    cli("agents", "add", "--telegram-id", "42", "--phone", "+12125550123")
+    cli("agents", "set-route", "42", "N")
+    assert cli("night", "status").stdout == (
+        "supervisor: Dana; pager token not set\nagents on route N: 1\n"
+    )
+    env = dict(cli.env, CORECALL_PLUGINS_ROUTE_NIGHT_PAGER_TOKEN="s3cret")
+    proc = _run([fresh.python, "-m", "corecall", "--config", cli.config, "night", "status"],
+                env=env)  # fmt: skip
+    assert proc.stdout.startswith("supervisor: Dana; pager token set\n")
+    assert "s3cret" not in proc.stdout + proc.stderr
+    shown = json.loads(_run([fresh.python, "-m", "corecall", "--config", cli.config, "config",
+                             "show", "--json"], env=env).stdout)  # fmt: skip
+    assert shown["plugins.route_night.pager_token"] == {
+        "value": "***", "source": "environment",
+        "env": "CORECALL_PLUGINS_ROUTE_NIGHT_PAGER_TOKEN", "secret": True,
+    }  # fmt: skip
+    assert shown["plugins.route_night.supervisor"]["source"] == "file"
+
+
+@pytest.mark.parametrize(
+    ("line", "key", "expected"),
+    [
+        ('supervisr = "Dana"', "supervisr",
+         "unknown key in [plugins.route_night]; expected one of: pager_token, routes, supervisor"),
+        ("supervisor = 5", "supervisor", "expected a string, got 5"),
+    ],
+)  # fmt: skip
+def test_a_wrong_plugin_table_names_file_key_and_expectation(cli, line, key, expected):
+    text = cli.config.read_text(encoding="utf-8").replace('supervisor = "Dana"', line)
+    cli.config.write_text(text, encoding="utf-8")
+    proc = cli("night", "status", ok=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == f"error: {cli.config}: [plugins.route_night.{key}] {expected}"
+    # The plugin list still works, so the plugin can be disabled while the table is wrong.
+    assert plugin_infos(cli("plugins", "list", "--json"))["route_night"]["enabled"]

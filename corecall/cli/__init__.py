@@ -3,18 +3,25 @@
 Exit codes: 0 success, 1 refused or failed, 2 usage error, 130 interrupted. Errors corecall
 raises on purpose are printed as one clear line. Anything unexpected is printed as one line
 too, naming the file the full traceback was written to (``--debug`` prints it instead):
-nothing surfaces as a bare "Aborted" or a traceback.
+nothing surfaces as a bare "Aborted" or a traceback. Global options (``--config``,
+``--debug``, ``--verbose``) are accepted before or after the command.
 
 Start-up is kept short: the command modules import what a command needs (Telethon,
 panoramisk, peewee, the plugins, rich) inside the command, so ``corecall --version`` and
 ``corecall --help`` load none of it (measured in docs/benchmarks.md;
 ``tests/test_cli_startup.py`` keeps it so).
+
+The typer app is built afresh for every invocation (:func:`build_cli`). When the command
+named on the command line is not one of the core's, the enabled plugins of the
+configuration named by ``--config`` are loaded and asked for their commands
+(``corecall_register_commands``); core commands and ``--help`` never load plugins.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 
 import typer
 
@@ -28,20 +35,8 @@ from corecall.cli.common import err_console, hoist_global_options, report_unexpe
 from corecall.cli.help import tidy
 from corecall.errors import CorecallError
 
-app = typer.Typer(
-    name="corecall",
-    help="Click-to-call for outbound call centres: Telegram bot, Asterisk, plugins.\n\n"
-    "Global options (--config, --debug, --verbose) may also be given after the command.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-    options_metavar="[OPTIONS]",
-    # Help is re-flowed to the terminal's width (click stops at 80 by default), up to 120.
-    context_settings={"max_content_width": 120},
-)
 
-
-def _version(value: bool) -> None:
+def _print_version(value: bool) -> None:
     if not value:
         return
     from corecall.cli.version import version_lines
@@ -51,7 +46,6 @@ def _version(value: bool) -> None:
     raise typer.Exit(0)
 
 
-@app.callback()
 def _global_options(
     config: str = typer.Option(
         None,
@@ -68,30 +62,89 @@ def _global_options(
     version: bool = typer.Option(
         False,
         "--version",
-        help="Show corecall's, its plugins' and phonenumbers' versions, then exit.",
-        callback=_version,
         is_eager=True,
+        callback=_print_version,
+        help="Show corecall's, its plugins' and phonenumbers' versions, then exit.",
     ),
 ) -> None:
     state.config_path = config
     state.debug = debug
+    state.verbose = verbose or debug
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    state.verbose = verbose or debug
 
 
-core_commands.register(app)
-admin_commands.register(app)
-telephony_commands.register(app)
-bot_commands.register(app)
+def build_cli(argv: Sequence[str] = ()) -> typer.Typer:
+    """The ``corecall`` typer app for the command line ``argv``: the core's commands, plus,
+    when ``argv`` names a command the core does not have, those of the enabled plugins of
+    the configuration ``state.config_path`` names. When that configuration cannot be loaded
+    plugin commands are left out (and the usage error says why)."""
+    app = typer.Typer(
+        name="corecall",
+        help="Click-to-call for outbound call centres: Telegram bot, Asterisk, plugins.\n\n"
+        "Global options (--config, --debug, --verbose) may also be given after the command.",
+        epilog="Plugins can add commands: `corecall COMMAND --help` works for them too.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+        options_metavar="[OPTIONS]",
+        # Help is re-flowed to the terminal's width (click stops at 80 by default), up to 120.
+        context_settings={"max_content_width": 120},
+    )
+    app.callback()(_global_options)
+    core_commands.register(app)
+    admin_commands.register(app)
+    telephony_commands.register(app)
+    bot_commands.register(app)
+    command = _command_name(argv)
+    if command is not None and command not in _core_names(app):
+        try:
+            state.app().plugins.register_commands(app)
+        except CorecallError as exc:
+            state.plugin_commands_error = exc
+    return app
+
+
+def _core_names(app: typer.Typer) -> set[str]:
+    names = {c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands
+             if c.callback is not None}  # fmt: skip
+    names |= {g.name for g in app.registered_groups if g.name}
+    return names
+
+
+def _command_name(argv: Sequence[str]) -> str | None:
+    """The command named on the command line (after the global options), if any."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--config", "-c"):
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def _config_option(argv: Sequence[str]) -> str | None:
+    """The value of ``--config``/``-c`` before the command name (typer parses it later)."""
+    for i, arg in enumerate(argv):
+        if arg in ("--config", "-c") and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--config="):
+            return arg.split("=", 1)[1]
+        if not arg.startswith("-"):
+            break  # the command name: options after it are the command's
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and turn errors into exit codes."""
     args = hoist_global_options(sys.argv[1:] if argv is None else list(argv))
     try:
+        state.config_path = _config_option(args)
+        app = build_cli(args)
         command = tidy(typer.main.get_command(app))
         result = command.main(args=args, prog_name="corecall", standalone_mode=False)
     except CorecallError as exc:
@@ -122,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         code = getattr(exc, "exit_code", None)
         if callable(show) and isinstance(code, int):  # typer's usage errors
             show()
+            if state.plugin_commands_error is not None and "No such command" in str(exc):
+                err_console.print(
+                    f"note: plugin commands are unavailable: {state.plugin_commands_error}"
+                )
             return code
         return report_unexpected(exc)
     finally:

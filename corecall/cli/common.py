@@ -44,6 +44,8 @@ class _State:
         self.debug = False
         self.verbose = False
         self._app: App | None = None
+        #: Why plugin commands could not be added to this invocation (a config error).
+        self.plugin_commands_error: Exception | None = None
 
     def app(self) -> App:
         if self._app is None:
@@ -57,6 +59,12 @@ class _State:
         if self._app is not None:
             self._app.close()
             self._app = None
+        self.plugin_commands_error = None
+
+    def reload(self) -> App:
+        """Forget the App built so far (e.g. after ``init`` wrote the file) and build anew."""
+        self.close()
+        return self.app()
 
 
 state = _State()

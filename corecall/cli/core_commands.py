@@ -1,22 +1,59 @@
-"""``corecall init``, ``corecall plugins ...`` and ``corecall number check``."""
+"""``corecall init``, ``corecall config show``, ``corecall plugins ...`` and
+``corecall number check``."""
 
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import typer
 
 from corecall.cli.common import actor, console, print_json, state
 from corecall.cli.tables import print_table
 
+if TYPE_CHECKING:
+    from corecall.plugins import Plugins
+
 plugins_app = typer.Typer(help="List, enable and disable plugins.", no_args_is_help=True)
 number_app = typer.Typer(help="Check numbers against the number policy.", no_args_is_help=True)
+config_app = typer.Typer(help="Show the configuration in effect.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
     app.command("init")(init)
+    app.add_typer(config_app, name="config")
     app.add_typer(plugins_app, name="plugins")
     app.add_typer(number_app, name="number")
+
+
+def plugin_sections(plugins: Plugins) -> str:
+    """Commented TOML sections for every loaded plugin that declares options: its
+    ``[plugins.NAME]`` table, the extra keys of ``[store]`` per store backend and of
+    ``[trunks.X]`` per trunk driver (for ``corecall init``)."""
+    from corecall.options import render_commented
+
+    parts = []
+    for name, cls in plugins.options_classes.items():
+        info = plugins.infos[name]
+        title = f"Plugin {name} ({info.distribution} {info.version})"
+        parts.append(render_commented(cls, f"plugins.{name}", title=title))
+    for name, reg in plugins.stores.items().items():
+        if reg.options is not None:
+            title = f'Keys of [store] with backend = "{name}" (plugin {reg.plugin})'
+            parts.append(render_commented(reg.options, "store", title=title))
+    for name, reg in plugins.trunk_drivers.items().items():
+        if reg.options is not None:
+            title = f'Keys of a [trunks.X] table with driver = "{name}" (plugin {reg.plugin})'
+            parts.append(render_commented(reg.options, "trunks.X", title=title))
+    if not parts:
+        return ""
+    head = (
+        "\n# ---------------------------------------------------------------- plugin options\n"
+        "# Every installed plugin's options, commented out with their defaults. Any key can\n"
+        "# also come from the environment: CORECALL_<TABLE>_<KEY>, e.g.\n"
+        "# CORECALL_PLUGINS_NAME_KEY for [plugins.NAME] KEY.\n\n"
+    )
+    return head + "\n".join(parts)
 
 
 def init(
@@ -24,18 +61,44 @@ def init(
 ) -> None:
     """Write a commented starter config and create the database."""
     from corecall.config import resolve_config_path, write_starter_config
+    from corecall.plugins import load_plugins
 
     path, _ = resolve_config_path(state.config_path)
-    write_starter_config(path, force=force)
+    write_starter_config(path, force=force, extra=plugin_sections(load_plugins()))
     state.config_path = str(path)
-    app = state.app()
+    app = state.reload()
     store = app.store  # opening creates the schema
     console.print(f"wrote {path}")
-    where = app.config.sqlite_path if app.config.store.backend == "sqlite" else "PostgreSQL"
+    where = getattr(store, "location", "")
     console.print(f"database ready ({app.config.store.backend}, schema v{store.schema_version()}):"
                   f" {where}")  # fmt: skip
     console.print("next: edit the file (bot token, super_admins, trunks), then "
                   "`corecall agents add ...` and `corecall run`")  # fmt: skip
+
+
+# --------------------------------------------------------------------------- config
+
+
+@config_app.command("show")
+def config_show(json_: bool = typer.Option(False, "--json", help="Machine-readable output.")):
+    """Every value in effect and where it came from (file, environment, default); secrets
+    are shown as ***."""
+    from corecall.effective_config import effective_values
+
+    app = state.app()
+    rows = effective_values(app.config, app.options)
+    if json_:
+        print_json({
+            r.key: {"value": r.shown(), "source": r.source, "env": r.env, "secret": r.secret}
+            for r in rows
+        })  # fmt: skip
+        return
+    console.print(f"# {app.config.where}")
+    for r in rows:
+        origin = f"{r.source} ${r.env}" if r.env else r.source
+        note = f"; {r.doc}" if r.doc.startswith("not validated") else ""
+        value = json.dumps(r.shown(), ensure_ascii=False, default=str)
+        console.print(f"{r.key} = {value}  # {origin}{note}")
 
 
 # --------------------------------------------------------------------------- plugins

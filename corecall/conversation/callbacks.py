@@ -16,12 +16,16 @@ refused with a friendly "send the command again"). Actions and their arguments:
 action arguments               meaning
 ====== ======================= ===========================================
 ``rs``                         open the route list (settings menu)
-``rp`` route code              a route was picked: ask for confirmation
-``ry`` route code              "Yes, Switch Route"
-``rn``                         "Cancel"
+``rp`` menu token, route code  a route was picked: ask for confirmation
+``ry`` menu token              "Yes, Switch Route" (the route is the menu's)
+``rn`` menu token              "Cancel"
 ``hu`` call id (32 hex)        hang up this call
-``ci`` agent id, caller ID     (admin) give the agent this caller ID
+``ci`` menu token, choice      (admin) give the agent of the menu its
+                               caller ID number ``choice`` (0-based)
 ====== ======================= ===========================================
+
+A *menu token* (8 hex characters) makes a menu single-use: see
+:mod:`corecall.conversation.menus`.
 """
 
 from __future__ import annotations
@@ -30,8 +34,13 @@ import re
 
 import attrs
 
+from corecall.conversation.menus import TOKEN_PATTERN
+
 VERSION = "1"
 MAX_BYTES = 64
+#: A menu offers at most this many choices (the ``ci`` choice is 1-2 digits; Telegram
+#: takes at most 100 buttons per message).
+MAX_CHOICES = 100
 
 OPEN_ROUTES = "rs"
 PICK_ROUTE = "rp"
@@ -43,11 +52,11 @@ SET_CALLER_ID = "ci"
 _ID = r"[1-9][0-9]{0,18}"
 _ARGUMENTS = {
     OPEN_ROUTES: (),
-    PICK_ROUTE: (r"[A-Z0-9]{1,8}",),
-    CONFIRM_ROUTE: (r"[A-Z0-9]{1,8}",),
-    CANCEL_ROUTE: (),
+    PICK_ROUTE: (TOKEN_PATTERN, r"[A-Z0-9]{1,8}"),
+    CONFIRM_ROUTE: (TOKEN_PATTERN,),
+    CANCEL_ROUTE: (TOKEN_PATTERN,),
     HANG_UP: (r"[0-9a-f]{32}",),
-    SET_CALLER_ID: (_ID, r"\+[1-9][0-9]{6,14}"),
+    SET_CALLER_ID: (TOKEN_PATTERN, r"[0-9]{1,2}"),
 }
 _PATTERNS = {
     action: re.compile(

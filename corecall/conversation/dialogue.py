@@ -33,8 +33,10 @@ from corecall.agents import AgentAdmin
 from corecall.app import App
 from corecall.calls import CallManager, effective_caller_id
 from corecall.conversation import callbacks as cb
-from corecall.conversation import texts
+from corecall.conversation import limits, texts
 from corecall.conversation.edits import EditScheduler
+from corecall.conversation.limits import LimitedPort
+from corecall.conversation.menus import LiveMenu, MenuBook
 from corecall.conversation.ports import (
     NO_BUTTONS,
     Button,
@@ -61,11 +63,15 @@ _ID_AND_REST_RE = re.compile(_TELEGRAM_ID + r"\s+(?P<rest>.+)", re.S)
 _PHONE_TOKEN_RE = re.compile(r"[+0-9().\-]+")
 _ROUTE_CODE_RE = re.compile(r"[A-Za-z0-9]{1,8}")
 
-#: Telegram refuses messages longer than 4096 characters; long lists are split below that.
-MAX_MESSAGE_CHARS = 4000
+#: Long lists are split into messages of at most this many UTF-16 code units (Telegram
+#: refuses more than limits.MESSAGE_MAX).
+MAX_MESSAGE_CHARS = limits.MESSAGE_MAX - 96
 HISTORY_LENGTH = 10
 SEND_ATTEMPTS = 5
-MAX_NAME_CHARS = 64
+
+#: Kinds of single-use menus (see corecall.conversation.menus).
+ROUTE_MENU = "route"
+CALLER_ID_MENU = "callerid:{agent_id}"
 
 Handler = Callable[[UserRef, str | None, _dt.datetime | None], Awaitable[None]]
 
@@ -95,6 +101,7 @@ class Conversation:
         self._edits: EditScheduler | None = None
         self._watchers: dict[str, asyncio.Task] = {}
         self._status_messages: dict[str, tuple[int, int, CallRecord]] = {}
+        self.menus = MenuBook()
         self.accepting = True
         #: Our bot's username (without @), set by the front end once known. Commands
         #: addressed to another bot (``/call@OtherBot``) are never acted on.
@@ -121,9 +128,10 @@ class Conversation:
         """Attach the front end's output. Done once."""
         if self._port is not None:
             raise RuntimeError("this Conversation is already bound to a front end")
-        self._port = port
+        # Every text, keyboard and toast leaves within Telegram's limits (conversation.limits).
+        self._port = LimitedPort(port)
         self._edits = EditScheduler(
-            port, min_interval=self.edit_interval, clock=self._monotonic, sleep=self.sleep
+            self._port, min_interval=self.edit_interval, clock=self._monotonic, sleep=self.sleep
         )
 
     @property
@@ -357,15 +365,43 @@ class Conversation:
             ((Button(texts.SELECT_ROUTE_BUTTON, open_routes),),),
         )
 
-    def _route_buttons(self, user_id: int) -> Keyboard:
-        return tuple(
-            (Button(route.button, cb.make(cb.PICK_ROUTE, user_id, code)),)
-            for code, route in self.app.routes().items()
+    def _open_menu(
+        self, owner: int, kind: str, step: str, choices: tuple[str, ...] = (), *,
+        subject: str = "", chat_id: int | None = None, message_id: int | None = None,
+    ) -> LiveMenu:  # fmt: skip
+        """A new single-use menu; the one of the same kind it replaces loses its buttons."""
+        menu, replaced = self.menus.open(
+            owner, kind, step, choices, subject=subject, chat_id=chat_id, message_id=message_id
         )
+        if (
+            replaced is not None and replaced.message_id is not None
+            and replaced.chat_id is not None
+            and (replaced.chat_id, replaced.message_id) != (chat_id, message_id)
+        ):  # fmt: skip
+            self.edits.edit(replaced.chat_id, replaced.message_id, texts.MENU_REPLACED, NO_BUTTONS)
+        return menu
+
+    def _route_menu(
+        self, user_id: int, chat_id: int | None = None, message_id: int | None = None
+    ) -> tuple[LiveMenu, Keyboard]:
+        routes = self.app.routes()
+        menu = self._open_menu(
+            user_id, ROUTE_MENU, "pick", tuple(routes), chat_id=chat_id, message_id=message_id
+        )
+        buttons = tuple(
+            (Button(route.button, cb.make(cb.PICK_ROUTE, user_id, menu.token, code)),)
+            for code, route in routes.items()
+        )
+        return menu, buttons
 
     async def _offer_routes(self, user: UserRef, text: str) -> None:
-        buttons = self._route_buttons(user.user_id)
-        await self._send(user.chat_id, text if buttons else texts.NO_ROUTES_OFFERED, buttons)
+        if not self.app.routes():
+            await self._send(user.chat_id, texts.NO_ROUTES_OFFERED)
+            return
+        menu, buttons = self._route_menu(user.user_id)
+        message_id = await self._send(user.chat_id, text, buttons)
+        if message_id is not None:
+            self.menus.shown(user.user_id, ROUTE_MENU, menu, user.chat_id, message_id)
 
     async def _cmd_route(self, user: UserRef, args: str | None, _sent_at) -> None:
         agent = await self._authorized_agent(user)
@@ -388,8 +424,8 @@ class Conversation:
 
     async def _switch_route(self, user: UserRef, code: str) -> Agent | None:
         try:
-            return await run_blocking(
-                self.admin.set_route, user.user_id, code, actor=self._actor(user)
+            return await self.calls.change_agent(
+                user.user_id, self.admin.set_route, user.user_id, code, actor=self._actor(user)
             )
         except (RefusedError, NotFoundError) as exc:
             await self._reply(user, str(exc))
@@ -499,23 +535,31 @@ class Conversation:
             await self._reply(user, texts.caller_id_no_route(agent))
             return
         current = effective_caller_id(agent, route)
+        numbers = route.caller_ids[: cb.MAX_CHOICES]
+        kind = CALLER_ID_MENU.format(agent_id=agent_id)
+        menu = self._open_menu(user.user_id, kind, "pick", numbers, subject=str(agent_id))
         buttons = tuple(
             (
                 Button(
                     texts.caller_id_button(number, number == current),
-                    cb.make(cb.SET_CALLER_ID, user.user_id, str(agent_id), number),
+                    cb.make(cb.SET_CALLER_ID, user.user_id, menu.token, str(index)),
                 ),
             )
-            for number in route.caller_ids
+            for index, number in enumerate(numbers)
         )
         text = texts.caller_id_menu(agent, route, self.admin.caller_id_line(agent))
-        await self._send(user.chat_id, text, buttons)
+        message_id = await self._send(user.chat_id, text, buttons)
+        if message_id is not None:
+            self.menus.shown(user.user_id, kind, menu, user.chat_id, message_id)
 
     async def _admin_action(self, user: UserRef, agent_id: int, action, *args, **kwargs):
-        """Run an AgentAdmin change off the loop, audited as this Telegram user; refusals
-        are answered and give None."""
+        """Run an AgentAdmin change off the loop, audited as this Telegram user, in step with
+        the agent's calls (a call being placed is handed to the PBX first; none is dialed
+        under the old state once this returns); refusals are answered and give None."""
         try:
-            return await run_blocking(action, agent_id, *args, actor=self._actor(user), **kwargs)
+            return await self.calls.change_agent(
+                agent_id, action, agent_id, *args, actor=self._actor(user), **kwargs
+            )
         except NotFoundError:
             await self._reply(user, _no_such_agent(agent_id))
         except StoreError:
@@ -529,7 +573,7 @@ class Conversation:
         """Handle a button press on ``message_id``. Returns a short notice for the presser
         (Telegram shows it as a toast), or None."""
         try:
-            return await self._handle_button(user, message_id, data)
+            return limits.fit_toast(await self._handle_button(user, message_id, data))
         except Exception:
             log.exception("failed to handle a button press from %s", user.user_id)
             return texts.INTERNAL_ERROR
@@ -549,7 +593,15 @@ class Conversation:
         if press.action == cb.HANG_UP:
             return await self._press_hang_up(user, press.args[0])
         if press.action == cb.SET_CALLER_ID:
-            return await self._press_caller_id(user, message_id, int(press.args[0]), press.args[1])
+            return await self._press_caller_id(user, message_id, press.args[0], int(press.args[1]))
+        # A route menu's token is taken (the menu ends) before anything is awaited: of two
+        # racing presses, or of two devices, only the first acts.
+        menu = None
+        if press.action in (cb.PICK_ROUTE, cb.CONFIRM_ROUTE, cb.CANCEL_ROUTE):
+            step = {cb.PICK_ROUTE: "pick", cb.CONFIRM_ROUTE: "confirm"}.get(press.action)
+            menu = self.menus.take(user.user_id, ROUTE_MENU, press.args[0], step)
+            if menu is None:
+                return texts.MENU_CLOSED
         agent = await self._agent(user.user_id)
         if agent is None or not agent.authorized:
             return texts.NOT_AUTHORIZED_TOAST
@@ -557,15 +609,17 @@ class Conversation:
         if press.action == cb.OPEN_ROUTES:
             if not routes:
                 return texts.NO_ROUTES_OFFERED
-            self.edits.edit(chat, message_id, texts.CHOOSE_ROUTE, self._route_buttons(user.user_id))
+            _menu, buttons = self._route_menu(user.user_id, chat, message_id)
+            self.edits.edit(chat, message_id, texts.CHOOSE_ROUTE, buttons)
             return None
+        assert menu is not None
         if press.action == cb.CANCEL_ROUTE:
             line = self.admin.caller_id_line(agent)
             self.edits.edit(chat, message_id, texts.route_cancelled(line), NO_BUTTONS)
             return None
-        code = press.args[0]
+        code = press.args[1] if press.action == cb.PICK_ROUTE else menu.choices[0]
         route = routes.get(code)
-        if route is None:
+        if route is None or code not in menu.choices:
             self.edits.edit(chat, message_id, texts.ROUTE_GONE, NO_BUTTONS)
             return None
         if press.action == cb.PICK_ROUTE:
@@ -585,8 +639,12 @@ class Conversation:
                 user.chat_id, message_id, texts.already_on_route(route, line), NO_BUTTONS
             )
             return
-        yes = cb.make(cb.CONFIRM_ROUTE, user.user_id, route.code)
-        cancel = cb.make(cb.CANCEL_ROUTE, user.user_id)
+        menu = self._open_menu(
+            user.user_id, ROUTE_MENU, "confirm", (route.code,),
+            chat_id=user.chat_id, message_id=message_id,
+        )  # fmt: skip
+        yes = cb.make(cb.CONFIRM_ROUTE, user.user_id, menu.token)
+        cancel = cb.make(cb.CANCEL_ROUTE, user.user_id, menu.token)
         self.edits.edit(
             user.chat_id,
             message_id,
@@ -612,13 +670,17 @@ class Conversation:
         return texts.CALL_ALREADY_ENDED
 
     async def _press_caller_id(
-        self, user: UserRef, message_id: int, agent_id: int, number: str
+        self, user: UserRef, message_id: int, token: str, choice: int
     ) -> str | None:
         if not self.is_admin(user.user_id):
             return texts.ADMIN_ONLY_TOAST
+        menu = self._take_caller_id_menu(user.user_id, token)
+        if menu is None or choice >= len(menu.choices):
+            return texts.MENU_CLOSED
+        agent_id, number = int(menu.subject), menu.choices[choice]
         try:
-            agent = await run_blocking(
-                self.admin.set_caller_id, agent_id, number, actor=self._actor(user)
+            agent = await self.calls.change_agent(
+                agent_id, self.admin.set_caller_id, agent_id, number, actor=self._actor(user)
             )
         except NotFoundError:
             self.edits.edit(user.chat_id, message_id, _no_such_agent(agent_id), NO_BUTTONS)
@@ -629,6 +691,13 @@ class Conversation:
         line = self.admin.caller_id_line(agent)
         self.edits.edit(user.chat_id, message_id, texts.caller_id_set(agent, line), NO_BUTTONS)
         return None
+
+    def _take_caller_id_menu(self, owner: int, token: str) -> LiveMenu | None:
+        # The token says which menu; the menu (kept here) says which agent it is for.
+        kind = self.menus.kind_of(owner, token)
+        if kind is None or not kind.startswith(CALLER_ID_MENU.partition("{")[0]):
+            return None
+        return self.menus.take(owner, kind, token, "pick")
 
     # ------------------------------------------------------------------ helpers
     async def _agent(self, user_id: int) -> Agent | None:
@@ -678,7 +747,7 @@ def _split_phone_and_name(rest: str) -> tuple[str, str]:
     while count < len(words) and _PHONE_TOKEN_RE.fullmatch(words[count]):
         count += 1
     phone = " ".join(words[:count])
-    name = " ".join(words[count:])[:MAX_NAME_CHARS]  # split() also removed line breaks
+    name = " ".join(words[count:])  # split() also removed line breaks; AgentAdmin checks it
     return phone, name
 
 
@@ -694,8 +763,8 @@ def _chunks(text: str, limit: int = MAX_MESSAGE_CHARS) -> list[str]:
     chunks: list[str] = []
     current = ""
     for line in text.split("\n"):
-        line = line[:limit]
-        if current and len(current) + 1 + len(line) > limit:
+        line = limits.fit(line, limit)
+        if current and limits.utf16_len(current) + 1 + limits.utf16_len(line) > limit:
             chunks.append(current)
             current = line
         else:

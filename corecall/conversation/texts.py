@@ -10,7 +10,19 @@ from __future__ import annotations
 import datetime as _dt
 from collections.abc import Iterable
 
+from corecall import fields
 from corecall.domain import Agent, CallRecord, CallState, EndReason, Route
+
+
+def _name(agent: Agent) -> str:
+    # Stored values are shown within their field's limit even if the store holds more
+    # (written by an older version, or by hand), so every reply keeps its meaning and fits.
+    return fields.clip(agent.name, fields.NAME_MAX_CHARS)
+
+
+def _phone(agent: Agent) -> str:
+    return fields.clip(agent.phone, fields.E164_MAX_CHARS)
+
 
 # --------------------------------------------------------------------------- the seed's texts
 
@@ -36,7 +48,7 @@ HANG_UP_BUTTON = "📴 Hang up"
 
 
 def settings_menu(agent: Agent, caller_id_line: str) -> str:
-    return f"⚙️ Settings\nYour phone: {agent.phone}\n{caller_id_line}"
+    return f"⚙️ Settings\nYour phone: {_phone(agent)}\n{caller_id_line}"
 
 
 CHOOSE_ROUTE = "Choose a route for your outbound calls:"
@@ -69,9 +81,10 @@ def routes_sentence(routes: Iterable[Route]) -> str:
 
 def unknown_route(code: str, routes: Iterable[Route]) -> str:
     routes = list(routes)
+    shown = code if len(code) <= 16 else code[:15] + "…"  # echo what was typed, in part
     if not routes:
-        return f"There is no route {code!r} to switch to. {NO_ROUTES_OFFERED}"
-    return f"There is no route {code!r} to switch to. Use {routes_sentence(routes)}."
+        return f"There is no route {shown!r} to switch to. {NO_ROUTES_OFFERED}"
+    return f"There is no route {shown!r} to switch to. Use {routes_sentence(routes)}."
 
 
 def route_usage(routes: Iterable[Route]) -> str:
@@ -81,6 +94,7 @@ def route_usage(routes: Iterable[Route]) -> str:
     return f"Tell me which route: {routes_sentence(routes)}. Or choose one below."
 
 
+MENU_REPLACED = "This menu was replaced by a newer one."
 ROUTE_GONE = "That route is not available any more. Send /settings to see the routes you can use."
 NO_ROUTES_OFFERED = "No route is available right now, so calls can't be placed. Tell your admin."
 
@@ -88,10 +102,10 @@ NO_ROUTES_OFFERED = "No route is available right now, so calls can't be placed. 
 
 
 def start_agent(agent: Agent, *, has_route: bool, is_admin: bool) -> str:
-    name = f" {agent.name}" if agent.name else ""
+    name = f" {_name(agent)}" if agent.name else ""
     lines = [
         f"👋 Hi{name}! You're an authorized agent.",
-        f"Your phone: {agent.phone} (I ring it first, then the number you call).",
+        f"Your phone: {_phone(agent)} (I ring it first, then the number you call).",
         "Send /call <number> to place a call, /settings for your caller ID and route, "
         "/help for everything.",
     ]
@@ -192,6 +206,10 @@ NOT_YOUR_BUTTON = "This button isn't for you."
 NOT_AUTHORIZED_TOAST = "You're not authorized to do this. Send /start to see your Telegram id."
 ADMIN_ONLY_TOAST = "Only super admins can do this."
 INVALID_BUTTON = "This button doesn't work any more. Send the command again."
+MENU_CLOSED = (
+    "This menu is closed (already answered, cancelled or replaced by a newer one). "
+    "Send the command again."
+)
 HANGING_UP = "Hanging up…"
 CALL_ALREADY_ENDED = "This call has already ended."
 
@@ -341,12 +359,12 @@ def agent_already_on_route(agent: Agent, route: Route, caller_id_line: str) -> s
 
 
 def agent_label(agent: Agent) -> str:
-    return f"{agent.telegram_id} ({agent.name})" if agent.name else str(agent.telegram_id)
+    return f"{agent.telegram_id} ({_name(agent)})" if agent.name else str(agent.telegram_id)
 
 
 def authorized(agent: Agent) -> str:
     route = "" if agent.route_code else " They have no route yet: they choose one in /settings."
-    return f"✅ Agent {agent_label(agent)} is authorized. Phone: {agent.phone}.{route}"
+    return f"✅ Agent {agent_label(agent)} is authorized. Phone: {_phone(agent)}.{route}"
 
 
 def revoked(agent: Agent) -> str:
@@ -354,7 +372,7 @@ def revoked(agent: Agent) -> str:
 
 
 def phone_set(agent: Agent) -> str:
-    return f"✅ Agent {agent_label(agent)} will now be rung on {agent.phone}."
+    return f"✅ Agent {agent_label(agent)} will now be rung on {_phone(agent)}."
 
 
 def agents_list(rows: list[tuple[Agent, str]]) -> str:
@@ -363,7 +381,7 @@ def agents_list(rows: list[tuple[Agent, str]]) -> str:
     lines = [f"Agents ({len(rows)}):"]
     for agent, caller_id_line in rows:
         mark = "✅" if agent.authorized else "🚫"
-        lines.append(f"{mark} {agent_label(agent)} · phone {agent.phone} · {caller_id_line}")
+        lines.append(f"{mark} {agent_label(agent)} · phone {_phone(agent)} · {caller_id_line}")
     return "\n".join(lines)
 
 

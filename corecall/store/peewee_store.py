@@ -40,6 +40,7 @@ import attrs
 import peewee
 from playhouse.pool import MaxConnectionsExceeded
 
+from corecall import fields as field_limits
 from corecall.domain import (
     STAGE_TIMESTAMP_FIELD,
     Agent,
@@ -67,11 +68,39 @@ def _as_utc(value: Any, what: str = "timestamp") -> _dt.datetime:
     return value.astimezone(UTC)
 
 
+#: The longest text each stored field takes (characters): one limit per field, from
+#: corecall.fields, the same the CLI and the bot check first. Longer values are refused
+#: (details are clipped instead: a call's end or an audit entry must never be lost).
+_MAX_CHARS = {
+    "name": field_limits.NAME_MAX_CHARS,
+    "phone": field_limits.E164_MAX_CHARS,
+    "agent_phone": field_limits.E164_MAX_CHARS,
+    "target": field_limits.E164_MAX_CHARS,
+    "caller_id": field_limits.E164_MAX_CHARS,
+    "caller ID": field_limits.E164_MAX_CHARS,
+    "route_code": field_limits.ROUTE_CODE_MAX_CHARS,
+    "route code": field_limits.ROUTE_CODE_MAX_CHARS,
+    "actor": field_limits.ACTOR_MAX_CHARS,
+    "action": field_limits.ACTOR_MAX_CHARS,
+    "subject": field_limits.ACTOR_MAX_CHARS,
+    "trunk": field_limits.ACTOR_MAX_CHARS,
+    "id": field_limits.ACTOR_MAX_CHARS,
+    "call id": field_limits.ACTOR_MAX_CHARS,
+}
+
+
+def _detail(value: Any) -> str:
+    return field_limits.clip(_text(value, "detail"), field_limits.DETAIL_MAX_CHARS)  # type: ignore[arg-type]
+
+
 def _text(value: Any, what: str, *, null: bool = False) -> str | None:
     if value is None and null:
         return None
     if not isinstance(value, str):
-        raise StoreError(f"{what} must be text, got {value!r}")
+        raise StoreError(f"{what} must be text, got {type(value).__name__}")
+    limit = _MAX_CHARS.get(what)
+    if limit is not None and len(value) > limit:
+        raise StoreError(f"{what} is {len(value)} characters long; at most {limit} are stored")
     if "\x00" in value:
         raise StoreError(f"{what} contains a NUL character (\\x00); it cannot be stored")
     try:
@@ -633,7 +662,7 @@ class PeeweeStore(Store):
             _text(call.target, "target"), _text(call.route_code, "route_code"),
             _text(call.trunk, "trunk"), _text(call.caller_id, "caller_id"),
             CallState(call.state).value, EndReason(call.reason).value if call.reason else None,
-            _text(call.detail, "detail"), self._db_ts(created_at, "created_at"),
+            _detail(call.detail), self._db_ts(created_at, "created_at"),
         ]  # fmt: skip
         for name in STAGE_TIMESTAMP_FIELD.values():
             stamp = getattr(call, name)
@@ -653,7 +682,7 @@ class PeeweeStore(Store):
         reason = EndReason(reason) if reason is not None else None
         if reason is not None and state is not CallState.ENDED:
             raise StoreError(f"an end reason only goes with state ended, not {state.value}")
-        _text(detail, "detail")
+        detail = _detail(detail)
         with self._session(write=True):
             row = self._call_row(call_id, lock=True)
             changes = self._transition_changes(row, state, at, reason, detail)
@@ -675,7 +704,7 @@ class PeeweeStore(Store):
                 row.append(None if stamp is None else self._db_ts(stamp, name))
             if state is CallState.ENDED:
                 row += [EndReason(call.reason or EndReason.UNKNOWN).value,
-                        _text(call.detail, "detail")]  # fmt: skip
+                        _detail(call.detail)]  # fmt: skip
             else:
                 row += [None, None]
             row += [_text(call.id, "call id"), ended]
@@ -842,7 +871,7 @@ class PeeweeStore(Store):
     def _audit(self, actor: str, action: str, subject: str, detail: str) -> None:
         self._m.Audit.insert(
             at=utcnow(), actor=_text(actor, "actor"), action=_text(action, "action"),
-            subject=_text(subject, "subject"), detail=_text(detail, "detail"),
+            subject=_text(subject, "subject"), detail=_detail(detail),
         ).execute()  # fmt: skip
 
     def audit(self, actor: str, action: str, subject: str = "", detail: str = "") -> None:

@@ -15,6 +15,7 @@ from telethon import Button as TelethonButton
 from telethon import TelegramClient, errors, events, types
 
 from corecall.conversation import Conversation, Keyboard, MessageGone, RateLimited, UserRef
+from corecall.conversation.limits import fit_toast
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,7 @@ async def _learn_username(client: TelegramClient, conversation: Conversation) ->
 
 async def _answer(event: events.CallbackQuery.Event, notice: str | None) -> None:
     try:
-        await event.answer(notice[:200] if notice else None)
+        await event.answer(fit_toast(notice) or None)
     except (errors.QueryIdInvalidError, errors.FloodWaitError) as exc:
         # Too old, or Telegram says slow down: a missing toast is harmless.
         log.info("could not answer a button press: %s", exc)

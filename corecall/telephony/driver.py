@@ -13,7 +13,7 @@ repeated or backward moves, so a driver may report what it sees without bookkeep
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import attrs
 
@@ -22,6 +22,7 @@ from corecall.errors import UnsafeValueError
 
 if TYPE_CHECKING:
     from corecall.config import Config
+    from corecall.context import PluginContext
     from corecall.domain import CallRecord
 
 
@@ -63,12 +64,35 @@ class OriginateRequest:
 
 
 class TrunkDriver(abc.ABC):
-    """Base class for trunk drivers. Subclasses set ``NAME`` and implement the methods."""
+    """Base class for trunk drivers. Subclasses set ``NAME`` and implement the methods.
+
+    ``OPTIONS`` (optional) is the options class (:mod:`corecall.options`) for the keys of a
+    ``[trunks.X]`` table naming this driver, other than ``driver``; the application validates
+    each such table against it and passes the instance as ``request.trunk.options``.
+    """
 
     NAME: ClassVar[str]
+    OPTIONS: ClassVar[type | None] = None
+
+    #: The registering plugin's context (its ``[plugins.NAME]`` options as
+    #: ``context.options``, the store), set by the application right after construction and
+    #: before :meth:`start`; ``None`` for a driver built by hand.
+    context: PluginContext | None = None
 
     def __init__(self, config: Config) -> None:
         self.config = config
+
+    @classmethod
+    def trunk_options(cls, trunk: TrunkConfig) -> Any:
+        """``trunk.options`` as an ``OPTIONS`` instance; a raw dict (a trunk built by hand,
+        e.g. in a test) is validated on the spot (ConfigError on a mistake)."""
+        if cls.OPTIONS is None or isinstance(trunk.options, cls.OPTIONS):
+            return trunk.options
+        from corecall.options import parse_options
+
+        raw = trunk.options if isinstance(trunk.options, dict) else {}
+        return parse_options(cls.OPTIONS, raw, table_name=f"trunks.{trunk.name}", path=None,
+                             environ={}).value  # fmt: skip
 
     async def start(self) -> None:
         """Connect (if the driver needs to). Called once before the first call."""

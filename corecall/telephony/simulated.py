@@ -16,9 +16,10 @@ digits outcome
 other  answers; the conversation lasts ``talk_seconds``
 ====== =====================================
 
-Timings come from the trunk's options in the configuration (``ring_seconds``,
-``answer_seconds``, ``talk_seconds``, ``timeout_seconds``), so tests and the demo can run it
-fast or slow. It is what the demo and the console use.
+Timings come from the trunk's options in the configuration (:class:`SimulatedTrunkOptions`:
+``ring_seconds``, ``answer_seconds``, ``slow_answer_seconds``, ``talk_seconds``,
+``timeout_seconds``), so tests and the demo can run it fast or slow. It is what the demo and
+the console use.
 """
 
 from __future__ import annotations
@@ -26,19 +27,36 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import attrs
+
 from corecall.domain import CallState, EndReason
 from corecall.hookspecs import hookimpl
+from corecall.options import option
 from corecall.telephony.driver import OriginateRequest, ProgressCallback, TrunkDriver
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TIMINGS = {
-    "ring_seconds": 1.0,  # until a phone starts ringing
-    "answer_seconds": 1.5,  # ringing until a normal answer
-    "slow_answer_seconds": 4.0,  # ...for numbers ending 0202
-    "talk_seconds": 5.0,  # conversation length before the far end hangs up
-    "timeout_seconds": 8.0,  # never-answering numbers give up after this (capped by config)
-}
+_seconds = attrs.validators.ge(0)
+
+
+@attrs.frozen
+class SimulatedTrunkOptions:
+    """The keys of a ``[trunks.X]`` table with ``driver = "simulated"`` (all in seconds)."""
+
+    ring_seconds: float = option(1.0, doc="Seconds until a phone starts ringing.",
+                                 validator=_seconds)  # fmt: skip
+    answer_seconds: float = option(1.5, doc="Seconds of ringing before a normal answer.",
+                                   validator=_seconds)  # fmt: skip
+    slow_answer_seconds: float = option(4.0, doc="Seconds of ringing for numbers ending 0202.",
+                                        validator=_seconds)  # fmt: skip
+    talk_seconds: float = option(5.0, doc="Seconds of conversation before the far end hangs up.",
+                                 validator=_seconds)  # fmt: skip
+    timeout_seconds: float = option(
+        8.0,
+        doc="Seconds before a never-answering number gives up (capped by [calls]).",
+        validator=_seconds,
+    )
+
 
 _FAIL_RULES = {
     "0486": "busy",
@@ -51,6 +69,7 @@ class SimulatedPBX(TrunkDriver):
     """Trunk driver ``simulated``."""
 
     NAME = "simulated"
+    OPTIONS = SimulatedTrunkOptions
 
     def __init__(self, config) -> None:
         super().__init__(config)
@@ -58,8 +77,7 @@ class SimulatedPBX(TrunkDriver):
         self._hangups: dict[str, asyncio.Event] = {}
 
     def _timing(self, request: OriginateRequest, key: str) -> float:
-        value = request.trunk.options.get(key, DEFAULT_TIMINGS[key])
-        return max(0.0, float(value))
+        return float(getattr(self.trunk_options(request.trunk), key))
 
     async def originate(self, request: OriginateRequest, progress: ProgressCallback) -> None:
         hangup = asyncio.Event()

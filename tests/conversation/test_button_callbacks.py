@@ -13,11 +13,11 @@ LONGEST_ID = 2**63 - 1  # 19 digits, more than any Telegram id
     ("action", "args", "data"),
     [
         (cb.OPEN_ROUTES, (), b"1:rs:501"),
-        (cb.PICK_ROUTE, ("D",), b"1:rp:501:D"),
-        (cb.CONFIRM_ROUTE, ("M",), b"1:ry:501:M"),
-        (cb.CANCEL_ROUTE, (), b"1:rn:501"),
+        (cb.PICK_ROUTE, ("0a1b2c3d", "D"), b"1:rp:501:0a1b2c3d:D"),
+        (cb.CONFIRM_ROUTE, ("0a1b2c3d",), b"1:ry:501:0a1b2c3d"),
+        (cb.CANCEL_ROUTE, ("0a1b2c3d",), b"1:rn:501:0a1b2c3d"),
         (cb.HANG_UP, ("0123456789abcdef" * 2,), b"1:hu:501:" + b"0123456789abcdef" * 2),
-        (cb.SET_CALLER_ID, ("600", "+12125550100"), b"1:ci:501:600:+12125550100"),
+        (cb.SET_CALLER_ID, ("0a1b2c3d", "12"), b"1:ci:501:0a1b2c3d:12"),
     ],
 )
 def test_every_action_round_trips(action, args, data):
@@ -25,12 +25,23 @@ def test_every_action_round_trips(action, args, data):
     assert cb.parse(data) == cb.CallbackData(action, 501, args)
 
 
-def test_the_longest_button_fits_telegrams_64_bytes():
-    data = cb.make(cb.SET_CALLER_ID, LONGEST_ID, str(LONGEST_ID), "+" + "9" * 15)
-    assert len(data) <= 64
-    assert cb.parse(data).args == (str(LONGEST_ID), "+" + "9" * 15)
-    hang_up = cb.make(cb.HANG_UP, LONGEST_ID, "f" * 32)
-    assert len(hang_up) <= 64
+#: The longest arguments each action's pattern accepts. A new action must be added here.
+LONGEST_ARGUMENTS = {
+    cb.OPEN_ROUTES: (),
+    cb.PICK_ROUTE: ("f" * 8, "Z" * 8),
+    cb.CONFIRM_ROUTE: ("f" * 8,),
+    cb.CANCEL_ROUTE: ("f" * 8,),
+    cb.HANG_UP: ("f" * 32,),
+    cb.SET_CALLER_ID: ("f" * 8, "99"),
+}
+
+
+@pytest.mark.parametrize("action", sorted(cb._ARGUMENTS))
+def test_the_longest_button_of_every_action_fits_telegrams_64_bytes(action):
+    assert action in LONGEST_ARGUMENTS, f"add {action!r}'s longest arguments to this test"
+    data = cb.make(action, LONGEST_ID, *LONGEST_ARGUMENTS[action])
+    assert len(data) <= cb.MAX_BYTES == 64
+    assert cb.parse(data).args == LONGEST_ARGUMENTS[action]
 
 
 @pytest.mark.parametrize(
@@ -39,7 +50,8 @@ def test_the_longest_button_fits_telegrams_64_bytes():
         None, b"", b"1", b"1:ry", b"1:ry:501", b"1:ry:501:M:", b"1:ry:501:M:x", b" 1:ry:501:M",
         b"1:ry:501:M\n", b"2:ry:501:M", b"1:RY:501:M", b"1:ry:-501:M", b"1:ry:0:M",
         b"1:ry:05:M", b"1:ry:501:m", b"1:ry:501:TOOLONGCODE", b"1:hu:501:" + b"A" * 32,
-        b"1:hu:501:" + b"a" * 31, b"1:ci:501:600:12125550100", b"1:ci:501:600:+0125550100",
+        b"1:hu:501:" + b"a" * 31, b"1:ci:501:600:+12125550100", b"1:ci:501:0a1b2c3d:100",
+        b"1:ry:501:0A1B2C3D", b"1:ry:501:0a1b2c3", b"1:rn:501", b"1:rp:501:D",
         b"1:rs:501:extra", "1:rs:501", b"1:rs:\xd9\xa5\xd9\xa0\xd9\xa1", b"1:ry:501:M" + b"0" * 60,
     ],
 )  # fmt: skip

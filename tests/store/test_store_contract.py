@@ -526,9 +526,29 @@ _ids = itertools.count(1)
 )
 def test_any_text_round_trips(store: Store, text: str):
     tid = next(_ids)
-    store.add_agent(tid, text, text, actor=ADMIN)
+    phone = text[:16]  # the phone field's limit
+    store.add_agent(tid, phone, text, actor=ADMIN)
     agent = store.get_agent(tid)
-    assert (agent.name, agent.phone) == (text, text)
+    assert (agent.name, agent.phone) == (text, phone)
+
+
+def test_each_text_field_has_one_limit_and_details_are_clipped(store: Store):
+    """The same limits the CLI and the bot check first (corecall.fields): longer values are
+    refused and write nothing; free-text details are clipped, never refused."""
+    with pytest.raises(StoreError, match="name is 65 characters long; at most 64"):
+        store.add_agent(AGENT, PHONE, "n" * 65, actor=ADMIN)
+    with pytest.raises(StoreError, match="phone is 17 characters"):
+        store.add_agent(AGENT, "+" + "1" * 16, actor=ADMIN)
+    assert store.get_agent(AGENT) is None
+    store.add_agent(AGENT, PHONE, "n" * 64, actor=ADMIN)
+    with pytest.raises(StoreError, match="route code is 9 characters"):
+        store.set_route(AGENT, "M" * 9, actor=ADMIN)
+    call = store.create_call(make_call())
+    store.record_transition(call.id, CallState.ENDED, T0, detail="d" * 5000)
+    detail = store.get_call(call.id).detail
+    assert len(detail) == 1000 and detail.endswith("…")
+    store.audit("cli:x", "note", "s", "d" * 5000)
+    assert len(store.audit_log(1)[0].detail) == 1000
 
 
 # --------------------------------------------------------------------------- concurrency

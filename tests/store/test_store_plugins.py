@@ -14,6 +14,7 @@ import pytest
 import corecall.hookspecs
 from corecall.config import parse_config
 from corecall.errors import ConfigError, StoreError
+from corecall.options import parse_options
 from corecall.registries import StoreRegistry
 from corecall.store import Store
 
@@ -40,6 +41,15 @@ def register(module, name: str) -> StoreRegistry:
     return registry
 
 
+def build(registry: StoreRegistry, name: str, config):
+    """Build a store as the application does: [store] validated against the backend's
+    options class, then ``factory(config, options)``."""
+    reg = registry.get(name)
+    options = parse_options(reg.options, config.store.options, table_name="store", path=None,
+                            reserved=("backend",)).value  # fmt: skip
+    return reg.value(config, options)
+
+
 def test_entry_points_are_installed():
     eps = {ep.name: ep.value for ep in importlib.metadata.entry_points(group="corecall")}
     assert eps.get("store_sqlite") == "corecall_store_sqlite"
@@ -58,7 +68,7 @@ def test_sqlite_plugin_registers_a_working_factory(tmp_path):
     assert registry.get("sqlite").plugin == "store_sqlite"
     path = tmp_path / "new" / "dir" / "corecall.sqlite3"
     config = parse_config({"store": {"sqlite_path": str(path)}}, path=None)
-    store = registry.get("sqlite").value(config)
+    store = build(registry, "sqlite", config)
     assert isinstance(store, SqliteStore) and isinstance(store, Store)
     assert not path.exists()  # building the store touches nothing; open() does
     store.open()
@@ -77,7 +87,7 @@ def test_sqlite_plugin_registers_a_working_factory(tmp_path):
 
 def test_sqlite_default_path_is_in_the_data_dir(tmp_path):
     config = parse_config({"data_dir": str(tmp_path / "data")}, path=None)
-    store = register(corecall_store_sqlite, "store_sqlite").get("sqlite").value(config)
+    store = build(register(corecall_store_sqlite, "store_sqlite"), "sqlite", config)
     store.open()
     store.close()
     assert (tmp_path / "data" / "corecall.sqlite3").is_file()
@@ -129,7 +139,7 @@ def test_postgres_plugin_registers_a_working_factory(pg_server):
     assert registry.names() == ["postgres"]
     dsn = pg_server.create_schema()
     config = parse_config({"store": {"backend": "postgres", "postgres_dsn": dsn}}, path=None)
-    store = registry.get("postgres").value(config)
+    store = build(registry, "postgres", config)
     assert isinstance(store, PostgresStore)
     store.open()
     try:
@@ -145,16 +155,16 @@ def test_postgres_dsn_from_the_environment(pg_server, monkeypatch):
     dsn = pg_server.create_schema()
     monkeypatch.setenv("CORECALL_POSTGRES_DSN", dsn)
     config = parse_config({"store": {"backend": "postgres"}}, path=None)
-    store = register(corecall_store_postgres, "store_postgres").get("postgres").value(config)
+    store = build(register(corecall_store_postgres, "store_postgres"), "postgres", config)
     store.open()
     store.close()
 
 
 def test_postgres_empty_dsn_is_a_config_error():
     config = parse_config({"store": {"backend": "postgres"}}, path=None)
-    factory = register(corecall_store_postgres, "store_postgres").get("postgres").value
+    registry = register(corecall_store_postgres, "store_postgres")
     with pytest.raises(ConfigError) as info:
-        factory(config)
+        build(registry, "postgres", config)
     assert str(info.value) == (
         "[store] postgres_dsn (or CORECALL_POSTGRES_DSN) is empty; "
         "expected e.g. postgresql://corecall@127.0.0.1:5432/corecall"

@@ -3,6 +3,8 @@ with the admin as actor) and by anyone else (a plain refusal, nothing changed)."
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from corecall_testing.bot_under_test import ADMIN_ID, AGENT_ID, TARGET
 from corecall_testing.telegram_harness import buttons_of
@@ -117,20 +119,23 @@ async def test_callerid_offers_the_routes_own_numbers_as_buttons(make_bot):
     assert menu.message == (
         "Choose the caller ID for agent 501 (Alice) on the Main route.\nCaller ID: +12125550100 [M]"
     )
-    assert buttons_of(menu) == [
-        [("+12125550100 ✓", b"1:ci:1000:501:+12125550100")],
-        [("+12125550101", b"1:ci:1000:501:+12125550101")],
+    (first, second) = buttons_of(menu)
+    token = first[0][1].split(b":")[3]
+    assert re.fullmatch(rb"[0-9a-f]{8}", token)
+    assert [first, second] == [
+        [("+12125550100 ✓", b"1:ci:1000:" + token + b":0")],
+        [("+12125550101", b"1:ci:1000:" + token + b":1")],
     ]
     menu_id = bot.client.message_id(menu)
 
     # Alice can't use the admin's button, nor forge one with her own id.
-    requests = await bot.press(bot.alice, menu_id, b"1:ci:1000:501:+12125550101")
+    requests = await bot.press(bot.alice, menu_id, second[0][1])
     assert requests[0].message == "This button isn't for you."
-    requests = await bot.press(bot.alice, menu_id, b"1:ci:501:501:+12125550101")
+    requests = await bot.press(bot.alice, menu_id, b"1:ci:501:" + token + b":1")
     assert requests[0].message == "Only super admins can do this."
     assert bot.store.get_agent(AGENT_ID).caller_id is None
 
-    requests = await bot.press(bot.admin, menu_id, b"1:ci:1000:501:+12125550101")
+    requests = await bot.press(bot.admin, menu_id, second[0][1])
     (edit,) = [r for r in requests if isinstance(r, functions.messages.EditMessageRequest)]
     assert edit.message == "✅ Agent 501 (Alice) now calls with\nCaller ID: +12125550101 [M]"
     assert bot.store.get_agent(AGENT_ID).caller_id == "+12125550101"
@@ -138,13 +143,19 @@ async def test_callerid_offers_the_routes_own_numbers_as_buttons(make_bot):
     await bot.say(bot.alice, f"/call {TARGET}")
     assert bot.board.originated[0].caller_id == "+12125550101"
 
-    # A forged number the operator doesn't own is refused, even for an admin.
-    requests = await bot.press(bot.admin, menu_id, b"1:ci:1000:501:+12125550999")
-    (edit,) = [r for r in requests if isinstance(r, functions.messages.EditMessageRequest)]
-    assert edit.message == (
-        "+12125550999 is not one of route M's caller IDs. Choose one of: +12125550100, "
-        "+12125550101."
-    )
+    # The menu was answered: its buttons are single-use; a forged choice does nothing either.
+    for data in (first[0][1], b"1:ci:1000:" + token + b":7"):
+        requests = await bot.press(bot.admin, menu_id, data)
+        assert requests[0].message.startswith("This menu is closed")
+    # A newer menu replaces the older one (whose buttons are removed); its choices are
+    # indexes into the route's own numbers, so a number can't be forged.
+    (menu2,) = await bot.say(bot.admin, "/callerid 501")
+    await bot.say(bot.admin, "/callerid 501")
+    await bot.conversation.flush_edits(timeout=2)
+    assert bot.client.edits()[-1].message == "This menu was replaced by a newer one."
+    assert bot.client.edits()[-1].id == bot.client.message_id(menu2)
+    requests = await bot.press(bot.admin, bot.client.message_id(menu2), buttons_of(menu2)[0][0][1])
+    assert requests[0].message.startswith("This menu is closed")
     assert bot.store.get_agent(AGENT_ID).caller_id == "+12125550101"
 
 

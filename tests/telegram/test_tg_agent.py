@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from corecall_testing.bot_under_test import AGENT_ID, STRANGER_ID
-from corecall_testing.telegram_harness import buttons_of, labels_of
+from corecall_testing.telegram_harness import buttons_of, data_of, labels_of
 from telethon.tl import functions, types
 
 from corecall.domain import CallState, EndReason
@@ -109,21 +109,25 @@ async def test_route_selection_flow_with_the_seed_texts(make_bot):
     (edit,) = [r for r in await bot.press(bot.alice, menu_id, b"1:rs:501") if hasattr(r, "id")]
     assert edit.id == menu_id
     assert edit.message == "Choose a route for your outbound calls:"
+    token = data_of(edit, "[Main Route]  🌍").split(b":")[3]
     assert buttons_of(edit) == [
-        [("[Main Route]  🌍", b"1:rp:501:M")],
-        [("[Development Route]  🛠️", b"1:rp:501:D")],
+        [("[Main Route]  🌍", b"1:rp:501:" + token + b":M")],
+        [("[Development Route]  🛠️", b"1:rp:501:" + token + b":D")],
     ]
 
-    requests = await bot.press(bot.alice, menu_id, b"1:rp:501:D")
+    requests = await bot.press(bot.alice, menu_id, data_of(edit, "[Development Route]  🛠️"))
     (confirm,) = [r for r in requests if isinstance(r, functions.messages.EditMessageRequest)]
     assert confirm.message == SEED_CONFIRM_D
+    yes = data_of(confirm, "✅ Yes, Switch Route")
+    token2 = yes.split(b":")[3]
+    assert token2 != token
     assert buttons_of(confirm) == [
-        [("✅ Yes, Switch Route", b"1:ry:501:D")],
-        [("❌ Cancel", b"1:rn:501")],
+        [("✅ Yes, Switch Route", b"1:ry:501:" + token2)],
+        [("❌ Cancel", b"1:rn:501:" + token2)],
     ]
     assert bot.store.get_agent(AGENT_ID).route_code == "M"  # not yet
 
-    requests = await bot.press(bot.alice, menu_id, b"1:ry:501:D")
+    requests = await bot.press(bot.alice, menu_id, yes)
     (done,) = [r for r in requests if isinstance(r, functions.messages.EditMessageRequest)]
     assert done.message == SEED_CHANGED_D
     assert done.reply_markup is None
@@ -138,12 +142,20 @@ async def test_route_selection_flow_with_the_seed_texts(make_bot):
     assert "Caller ID: +12125550199 [D]" in menu2.message
 
 
+async def open_confirmation(bot, menu_id: int, route_label: str):
+    """Settings menu -> Select Route -> ``route_label``: the confirmation edit."""
+    (routes,) = [r for r in await bot.press(bot.alice, menu_id, b"1:rs:501") if hasattr(r, "id")]
+    requests = await bot.press(bot.alice, menu_id, data_of(routes, route_label))
+    (confirm,) = [r for r in requests if isinstance(r, functions.messages.EditMessageRequest)]
+    return confirm
+
+
 async def test_cancel_keeps_the_route(make_bot):
     bot = await make_bot(agent_route="M")
     (menu,) = await bot.say(bot.alice, "/settings")
     menu_id = bot.client.message_id(menu)
-    await bot.press(bot.alice, menu_id, b"1:rp:501:D")
-    requests = await bot.press(bot.alice, menu_id, b"1:rn:501")
+    confirm = await open_confirmation(bot, menu_id, "[Development Route]  🛠️")
+    requests = await bot.press(bot.alice, menu_id, data_of(confirm, "❌ Cancel"))
     (edit,) = [r for r in requests if isinstance(r, functions.messages.EditMessageRequest)]
     assert edit.message == "❌ Route change cancelled.\nCaller ID: +12125550100 [M]"
     assert bot.store.get_agent(AGENT_ID).route_code == "M"
@@ -151,7 +163,10 @@ async def test_cancel_keeps_the_route(make_bot):
 
 async def test_picking_the_current_route_says_so(make_bot):
     bot = await make_bot(agent_route="D")
-    requests = await bot.press(bot.alice, 55, b"1:rp:501:D")
+    (menu,) = await bot.say(bot.alice, "/settings")
+    menu_id = bot.client.message_id(menu)
+    (routes,) = [r for r in await bot.press(bot.alice, menu_id, b"1:rs:501") if hasattr(r, "id")]
+    requests = await bot.press(bot.alice, menu_id, data_of(routes, "[Development Route]  🛠️"))
     (edit,) = [r for r in requests if isinstance(r, functions.messages.EditMessageRequest)]
     assert edit.message == ("You're already on the Development route.\nCaller ID: +12125550199 [D]")
 
@@ -163,11 +178,14 @@ async def test_only_enabled_route_plugins_are_offered(make_bot):
     (edit,) = [r for r in requests if isinstance(r, functions.messages.EditMessageRequest)]
     assert labels_of(edit) == ["[Main Route]  🌍"]
     # A stale or forged button for the disabled route does nothing.
-    requests = await bot.press(bot.alice, 9, b"1:ry:501:D")
+    token = data_of(edit, "[Main Route]  🌍").split(b":")[3]
+    requests = await bot.press(bot.alice, 9, b"1:rp:501:" + token + b":D")
     (edit,) = [r for r in requests if isinstance(r, functions.messages.EditMessageRequest)]
     assert edit.message == (
         "That route is not available any more. Send /settings to see the routes you can use."
     )
+    requests = await bot.press(bot.alice, 9, b"1:ry:501:" + token)
+    assert requests[0].message.startswith("This menu is closed")
     assert bot.store.get_agent(AGENT_ID).route_code is None
     assert await bot.reply(bot.alice, "/route D") == (
         "There is no route 'D' to switch to. Use /route M (Main)."
@@ -245,7 +263,7 @@ async def test_revoked_agent_is_refused_everywhere(make_bot):
         assert await bot.reply(bot.alice, command) == refusal
     assert bot.store.get_agent(AGENT_ID).route_code == "D"
     # Authorization is re-read on every button press too.
-    requests = await bot.press(bot.alice, 3, b"1:ry:501:M")
+    requests = await bot.press(bot.alice, 3, b"1:rs:501")
     assert not bot.client.edits()
     assert requests[-1].message == (
         "You're not authorized to do this. Send /start to see your Telegram id."

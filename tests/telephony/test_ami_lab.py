@@ -242,7 +242,7 @@ async def test_injection_attempts_never_reach_asterisk(fresh_lab, telephony):
     async with AmiProxy(lab.ami_host, lab.ami_port) as proxy:
         t = await telephony(ami_sections({"pbx1": server_of(lab, port=proxy.port)}))
         # A tampered phone in the store (written behind corecall's back).
-        db = sqlite3.connect(t.app.config.sqlite_path)
+        db = sqlite3.connect(t.app.store.path)
         for bad in TAMPERED_PHONES:
             agent_id = t.agent(HOLDS)
             db.execute("UPDATE agents SET phone = ? WHERE telegram_id = ?", (bad, agent_id))

@@ -1,6 +1,7 @@
 """corecall store plugin: the PostgreSQL agent store (``[store] backend = "postgres"``).
 
-The DSN comes from ``CORECALL_POSTGRES_DSN`` or ``[store] postgres_dsn``, e.g.
+The DSN comes from ``CORECALL_POSTGRES_DSN`` (or, by the general rule,
+``CORECALL_STORE_POSTGRES_DSN``) or ``[store] postgres_dsn``, e.g.
 ``postgresql://corecall@127.0.0.1:5432/corecall`` (libpq ``key=value`` strings work too).
 Connections are pooled and checked before reuse, so a restarted server is reconnected to
 on the next call. Error messages name ``host:port`` and never contain the password.
@@ -10,9 +11,11 @@ from __future__ import annotations
 
 import getpass
 
+import attrs
 import psycopg2.extensions
 from playhouse.pool import PooledPostgresqlDatabase
 
+from corecall import option
 from corecall.errors import ConfigError, StoreError
 from corecall.hookspecs import hookimpl
 from corecall.store.peewee_store import PeeweeStore
@@ -66,9 +69,29 @@ class PostgresStore(PeeweeStore):
         return StoreError(f"cannot connect to PostgreSQL at {self.host}:{self.port}: {reason}")
 
 
+@attrs.frozen
+class PostgresOptions:
+    """The keys of ``[store]`` when ``backend = "postgres"``."""
+
+    postgres_dsn: str = option(
+        "",
+        doc=f"libpq connection string or URL, e.g. {EXAMPLE_DSN}",
+        secret=True,
+        env=("CORECALL_POSTGRES_DSN",),
+    )
+    max_connections: int = option(32, doc="Most pooled connections open at once.",
+                                  validator=attrs.validators.ge(1))  # fmt: skip
+
+
 @hookimpl
 def corecall_register_stores(registry):
-    registry.register("postgres", lambda config: PostgresStore(config.store.postgres_dsn))
+    registry.register(
+        "postgres",
+        lambda _config, options: PostgresStore(
+            options.postgres_dsn, max_connections=options.max_connections
+        ),
+        options=PostgresOptions,
+    )
 
 
-__all__ = ["PostgresStore", "corecall_register_stores"]
+__all__ = ["PostgresOptions", "PostgresStore", "corecall_register_stores"]

@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import attrs
 from playhouse.pool import PooledSqliteDatabase
 
+from corecall import option
 from corecall.errors import StoreError
 from corecall.hookspecs import hookimpl
 from corecall.store.peewee_store import PeeweeStore
@@ -68,9 +70,22 @@ class SqliteStore(PeeweeStore):
             ) from None
 
 
+@attrs.frozen
+class SqliteOptions:
+    """The keys of ``[store]`` when ``backend = "sqlite"``."""
+
+    sqlite_path: Path | None = option(
+        None, doc="The database file (default: corecall.sqlite3 in the data directory)."
+    )
+
+
+def _build(config, options: SqliteOptions) -> SqliteStore:
+    return SqliteStore(options.sqlite_path or config.data_dir / "corecall.sqlite3")
+
+
 @hookimpl
 def corecall_register_stores(registry):
-    registry.register("sqlite", lambda config: SqliteStore(config.sqlite_path))
+    registry.register("sqlite", _build, options=SqliteOptions)
 
 
-__all__ = ["PRAGMAS", "SqliteStore", "corecall_register_stores"]
+__all__ = ["PRAGMAS", "SqliteOptions", "SqliteStore", "corecall_register_stores"]

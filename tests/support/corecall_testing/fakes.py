@@ -80,6 +80,8 @@ class Switchboard:
         self.stopped = 0
         self.start_error: BaseException | None = None
         self.originate_error: BaseException | None = None
+        #: called with each OriginateRequest as it reaches the "PBX" (for timelines)
+        self.on_originate = None
         self._progress = None
 
     def plugin(self):
@@ -101,6 +103,8 @@ class Switchboard:
                     raise board.originate_error
                 board.originated.append(request)
                 board._progress = progress
+                if board.on_originate is not None:
+                    board.on_originate(request)
 
             async def hangup(self, call_id: str) -> bool:
                 board.hangups.append(call_id)

@@ -16,6 +16,11 @@ Gotchas this harness takes care of (found in Telethon 1.45):
   tries a network lookup (which bots can't do).
 * ``_dispatch_update`` logs handler exceptions instead of raising them: :meth:`feed`
   collects those logs (and corecall's own error logs) and fails the test with them.
+* Telegram's limits are enforced like Telegram does, whatever a test's responder says
+  (:meth:`OfflineTelegram.check_limits`): a text over 4,096 UTF-16 code units is
+  ``MESSAGE_TOO_LONG``, an empty one ``MESSAGE_EMPTY``, a toast over 200 ``MESSAGE_TOO_LONG``,
+  callback data over 64 bytes ``BUTTON_DATA_INVALID``, an empty button label
+  ``BUTTON_TEXT_INVALID``, more than 100 buttons ``REPLY_MARKUP_TOO_LONG``.
 * FloodWait: the client is built with ``flood_sleep_threshold=0`` so FloodWait errors reach
   corecall (as in ``corecall run``) instead of Telethon sleeping through them.
 """
@@ -134,7 +139,37 @@ class OfflineTelegram(TelegramClient):
         return self._sender.requests
 
     # ------------------------------------------------------------------ Telegram's answers
+    #: Telegram's limits (Bot API: sendMessage, answerCallbackQuery, InlineKeyboardButton).
+    MESSAGE_MAX, TOAST_MAX, DATA_MAX_BYTES, MAX_BUTTONS = 4096, 200, 64, 100
+
+    @staticmethod
+    def _utf16(text: str) -> int:
+        return len(text.encode("utf-16-le")) // 2
+
+    def check_limits(self, request) -> None:
+        """Raise the RPC error Telegram answers a request outside its limits with."""
+        messages = functions.messages
+        if isinstance(request, messages.SendMessageRequest | messages.EditMessageRequest):
+            text = request.message or ""
+            if isinstance(request, messages.SendMessageRequest) and not text.strip():
+                raise errors.MessageEmptyError(request)
+            if self._utf16(text) > self.MESSAGE_MAX:
+                raise errors.MessageTooLongError(request)
+            if request.reply_markup is not None:
+                labels = [label for row in buttons_of(request) for label, _data in row]
+                datas = [data for row in buttons_of(request) for _label, data in row]
+                if len(labels) > self.MAX_BUTTONS:
+                    raise errors.ReplyMarkupTooLongError(request)
+                if any(not label.strip() for label in labels):
+                    raise errors.ButtonTextInvalidError(request)
+                if any(not data or len(data) > self.DATA_MAX_BYTES for data in datas):
+                    raise errors.ButtonDataInvalidError(request)
+        if isinstance(request, messages.SetBotCallbackAnswerRequest) and request.message:
+            if self._utf16(request.message) > self.TOAST_MAX:
+                raise errors.MessageTooLongError(request)
+
     def _respond(self, request):
+        self.check_limits(request)
         if type(request) in self.responders:
             return self.responders[type(request)](request)
         return self.default_response(request)
@@ -285,6 +320,14 @@ def buttons_of(request) -> list[list[tuple[str, bytes]]]:
                                     for raw in row.buttons)]
         for row in markup.rows
     ]  # fmt: skip
+
+
+def data_of(request, label: str) -> bytes:
+    """The callback data of the button labelled ``label`` (menus carry fresh tokens, so
+    tests read the data from the message like a person's client does)."""
+    found = [data for row in buttons_of(request) for text, data in row if text == label]
+    assert len(found) == 1, (label, buttons_of(request))
+    return found[0]
 
 
 def labels_of(request) -> list[str]:

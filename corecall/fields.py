@@ -1,0 +1,77 @@
+"""Stored text fields: one length limit per field, one check per field, for every entry
+point (the CLI and the bot through :class:`~corecall.agents.AgentAdmin`, the store itself as
+the last line, route plugins and the config file for route names).
+
+The limits are chosen so that every message the bot builds from stored values fits
+Telegram's limits (see :mod:`corecall.conversation.limits` and the test rendering every
+template with maximal values).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+from corecall.errors import RefusedError
+
+#: Agent display names (``/authorize ... Alice``, ``agents add --name``), in characters.
+NAME_MAX_CHARS = 64
+#: E.164 numbers: ``+`` and at most 15 digits.
+E164_MAX_CHARS = 16
+#: Route codes (``M``, ``D``): upper-case letters or digits.
+ROUTE_CODE_MAX_CHARS = 8
+#: A route's name as used in sentences ("Development").
+ROUTE_NAME_MAX_CHARS = 32
+#: A route's selection button label ("[Development Route]  🛠️").
+ROUTE_BUTTON_MAX_CHARS = 32
+#: At most this many routes are configured (every route appears in the help and route list).
+MAX_ROUTES = 20
+#: At most this many caller IDs per route (one button each in the caller-ID menu).
+MAX_CALLER_IDS_PER_ROUTE = 20
+#: Free-text details (a call's end detail, an audit entry's detail); longer ones are clipped.
+DETAIL_MAX_CHARS = 1000
+#: Who did it ("telegram:123", "cli:alice"), what, and on what (audit log).
+ACTOR_MAX_CHARS = 128
+
+#: Characters a name may not contain: controls (Cc: tab, CR, LF, NUL, ...), line and
+#: paragraph separators, and the bidirectional embeddings, overrides and isolates that make
+#: text display in another order than it is stored (Trojan-source style spoofing).
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
+
+
+def _bad_character(text: str) -> str | None:
+    for char in text:
+        category = unicodedata.category(char)
+        if category in ("Cc", "Zl", "Zp", "Cs", "Co", "Cn") or char in _BIDI_CONTROLS:
+            return char
+    return None
+
+
+def check_agent_name(name: str) -> str:
+    """An agent's display name, trimmed: at most :data:`NAME_MAX_CHARS` characters, no
+    control, line-separator or bidi-override characters. Empty is allowed (no name).
+
+    Raises :class:`~corecall.errors.RefusedError` (reason ``bad_name``) saying what was wrong
+    and what works; nothing is shortened silently."""
+    if not isinstance(name, str):
+        raise RefusedError("bad_name", "The name must be text.")
+    name = name.strip()
+    if len(name) > NAME_MAX_CHARS:
+        raise RefusedError(
+            "bad_name",
+            f"The name is {len(name)} characters long; names can be at most {NAME_MAX_CHARS} "
+            "characters (e.g. Alice Smith).",
+        )
+    bad = _bad_character(name)
+    if bad is not None:
+        raise RefusedError(
+            "bad_name",
+            f"The name contains the invisible or control character U+{ord(bad):04X}; use "
+            "letters, digits, spaces and punctuation (e.g. Alice Smith).",
+        )
+    return name
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, ending in "…" when it was cut (for free-text
+    details, where losing the record would be worse than losing the tail)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
