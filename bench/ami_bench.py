@@ -245,6 +245,8 @@ class Corecall:
             },
             "calls": {"agent_ring_timeout": 10, "target_ring_timeout": 10},
             "limits": {"live_calls_per_agent": 1000, "calls_per_minute": 100000},
+            # the benchmark runs at any hour: calling hours open round the clock
+            "plugins": {"policy_calling_hours": {"opens": "00:00", "closes": "24:00"}},
         }  # fmt: skip
         self.app = App(parse_config(raw, path=None))
         admin = AgentAdmin(self.app)

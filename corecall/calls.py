@@ -22,7 +22,7 @@ import functools
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TypeVar
 
 import attrs
@@ -36,6 +36,7 @@ from corecall.domain import (
     CallRequest,
     CallState,
     EndReason,
+    NumberVerdict,
     Route,
     is_e164,
     utcnow,
@@ -61,6 +62,41 @@ OPERATOR_AGENT_ID = 0
 DRIVER_STOP_TIMEOUT = 5.0
 #: Seconds :meth:`CallManager.stop` gives the call writer to end once its queue is drained.
 WRITER_STOP_TIMEOUT = 1.0
+
+
+def authorization_refusal(agent: Agent | None, agent_id: int) -> RefusedError | None:
+    """Why ``agent`` (as read from the store) may not place calls, or None."""
+    if agent is None or not agent.authorized:
+        return RefusedError(
+            "not_authorized",
+            f"You are not authorized to place calls. Ask your admin to authorize "
+            f"Telegram id {agent_id}.",
+        )
+    if not is_e164(agent.phone):
+        return RefusedError(
+            "agent_phone_invalid",
+            "Your own phone number on file is not valid, so I can't ring you. "
+            "Ask your admin to set it again (/setphone).",
+        )
+    return None
+
+
+def parse_on_any_route(plugins: Plugins, routes: Iterable[Route], text: str) -> NumberVerdict:
+    """Read ``text`` exactly as ``/call`` would (the parse hook and the number policy) on the
+    first of ``routes`` that accepts it: for lists of numbers that are not tied to one
+    route, such as the do-not-call list. The first route's refusal when none accepts it;
+    the number policy's US/CA rules when no route is offered."""
+    first: NumberVerdict | None = None
+    for route in routes:
+        verdict = plugins.parse_number(text, route)
+        if verdict.ok:
+            return verdict
+        first = first or verdict
+    if first is None:
+        from corecall.numbers import check_number
+
+        return check_number(text)
+    return first
 
 
 def effective_caller_id(agent: Agent, route: Route) -> str:
@@ -172,21 +208,14 @@ class CallManager:
 
     async def prepare(self, agent_id: int, text: str) -> tuple[CallRequest, Agent]:
         """Every check a call must pass, without placing it. Raises RefusedError."""
-        since = self._clock() - _dt.timedelta(minutes=1)
+        now = self._clock()
+        since = now - _dt.timedelta(minutes=1)
         # One trip to the store thread for both reads: this is on the path to the Originate.
         agent, recent = await self._in_store(self.store.agent_and_recent_calls, agent_id, since)
-        if agent is None or not agent.authorized:
-            raise RefusedError(
-                "not_authorized",
-                f"You are not authorized to place calls. Ask your admin to authorize "
-                f"Telegram id {agent_id}.",
-            )
-        if not is_e164(agent.phone):
-            raise RefusedError(
-                "agent_phone_invalid",
-                "Your own phone number on file is not valid, so I can't ring you. "
-                "Ask your admin to set it again (/setphone).",
-            )
+        refused = authorization_refusal(agent, agent_id)
+        if refused is not None:
+            raise refused
+        assert agent is not None
         routes = self._routes()
         route = self.plugins.resolve_route(agent, routes)
         if route is None:
@@ -207,13 +236,25 @@ class CallManager:
                 max_live_calls=limits.live_calls_per_agent,
                 max_calls_per_minute=limits.calls_per_minute,
             ),
+            at=now,
         )
-        # Policy plugins may read the store (do-not-call lists, repeat caps): they run on the
-        # store thread, never on the event loop.
-        refusal = await self._in_store(self.plugins.check_call, request)
+        await self._check_policies(request, f"telegram:{agent_id}")
+        return request, agent
+
+    async def _check_policies(self, request: CallRequest, actor: str) -> None:
+        """Ask the policy plugins, on the store thread: policies may read the store (the
+        do-not-call list, the call record) and must never block the event loop. A refusal
+        is audited (``call.refused``: who, which number, which plugin and why) and raised."""
+        refusal = await self._in_store(self._policy_refusal, request, actor)
         if refusal is not None:
             raise RefusedError(refusal.reason, refusal.message)
-        return request, agent
+
+    def _policy_refusal(self, request: CallRequest, actor: str):
+        refusal = self.plugins.check_call(request)
+        if refusal is not None:
+            detail = f"{refusal.reason} by {refusal.plugin}: {refusal.message}"
+            self.store.audit(actor, "call.refused", request.target, detail)
+        return refusal
 
     async def place(self, agent_id: int, text: str) -> CallRecord:
         """Check and place a call; returns its record (already DIALING_AGENT or ENDED).
@@ -271,10 +312,9 @@ class CallManager:
                 agent=agent, target=verdict.e164, route=route,  # type: ignore[arg-type]
                 caller_id=route.caller_ids[0],
                 activity=AgentActivity(live_calls=len(self.live_calls(OPERATOR_AGENT_ID))),
+                at=self._clock(),
             )  # fmt: skip
-            refusal = await self._in_store(self.plugins.check_call, request)
-            if refusal is not None:
-                raise RefusedError(refusal.reason, refusal.message)
+            await self._check_policies(request, actor)
             record, originate, driver = await self._record(request, agent)
         await self._in_store(
             self.store.audit, actor, "call.operator", record.id,

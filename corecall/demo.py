@@ -14,8 +14,10 @@ A simulated call takes about ten seconds, like a short real one. ``--speed 20`` 
 
 from __future__ import annotations
 
+import datetime as _dt
 import os
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import attrs
 
@@ -58,8 +60,30 @@ def speed_from_env(speed: float | None) -> float:
     return speed
 
 
-def demo_config(*, speed: float = 1.0, data_dir: Path | None = None) -> Config:
-    """The demo's configuration: simulated trunks for M and D, the demo user as admin."""
+#: Numbers the demo's docs name to show each policy's refusal (docs/compliance.md).
+DEMO_DNC_NUMBER = "+12125550166"  # on the demo's do-not-call list
+DEMO_OUTSIDE_HOURS_NUMBER = "+18085550123"  # Honolulu: always outside the demo's window
+DEMO_REPEAT_CAP = 3  # calls to one number per 24 h in the demo
+DEMO_ZONE = "America/New_York"  # the zone of the demo's example numbers (+1 212)
+
+
+def demo_calling_hours(now: _dt.datetime | None = None) -> dict[str, str]:
+    """The demo's calling window, chosen when the demo starts so that it is open in New York
+    (the +1 212 numbers every example uses) and Chicago for the next 16 hours at least, and
+    closed in Honolulu (5-6 hours behind New York) for the next 3 at least: from an hour
+    before New York's current hour to 18 hours later, wrapping midnight. A newcomer's calls
+    connect at any hour, and ``/call +1 808 555 0123`` shows the calling-hours refusal on
+    demand (restart the demo after 3 hours to re-centre the window)."""
+    local = (now or _dt.datetime.now(_dt.UTC)).astimezone(ZoneInfo(DEMO_ZONE))
+    opens, closes = (local.hour - 1) % 24, (local.hour + 17) % 24
+    return {"opens": f"{opens:02d}:00", "closes": f"{closes:02d}:00"}
+
+
+def demo_config(
+    *, speed: float = 1.0, data_dir: Path | None = None, now: _dt.datetime | None = None
+) -> Config:
+    """The demo's configuration: simulated trunks for M and D, the demo user as admin, and
+    policies that let calls connect at any hour yet refuse the numbers the docs name."""
     data_dir = data_dir or demo_data_dir()
     timings = {name: seconds / speed for name, seconds in HUMAN_TIMINGS.items()}
     raw = {
@@ -73,6 +97,10 @@ def demo_config(*, speed: float = 1.0, data_dir: Path | None = None) -> Config:
             "M": {"trunk": "main", "caller_ids": ["+12125550100", "+12125550101"]},
             "D": {"trunk": "dev", "caller_ids": ["+12125550199"]},
         },
+        "plugins": {
+            "policy_calling_hours": demo_calling_hours(now),
+            "policy_repeat_calls": {"max_calls": DEMO_REPEAT_CAP},
+        },
     }
     # parse_config lets $CORECALL_DATA_DIR win over data_dir; the demo always lives in its
     # own sub-directory so it can never touch a real database.
@@ -83,6 +111,8 @@ def prepare_demo(app: App, *, reset: bool = False) -> None:
     """Make sure the demo agent exists, is authorized and has its phone. ``reset`` forgets
     the chosen route (and caller ID), as on the very first run."""
     store = app.store
+    if not store.dnc_contains(DEMO_DNC_NUMBER):
+        store.dnc_add(DEMO_DNC_NUMBER, reason="listed by the demo", actor=DEMO_ACTOR)
     agent = store.get_agent(DEMO_AGENT_ID)
     if agent is None:
         AgentAdmin(app).add(
@@ -133,11 +163,18 @@ def banner(app: App) -> str:
             "every command; Ctrl-D quits.",
             "Simulated outcomes by the last 4 digits: 0486 busy, 0408 no answer, 0403 rejected,"
             " 0503 unreachable, 0202 slow answer.",
+            f"Compliance checks refuse {_pretty(DEMO_OUTSIDE_HOURS_NUMBER)} (outside calling "
+            f"hours in Honolulu), {_pretty(DEMO_DNC_NUMBER)} (do-not-call list) and any number "
+            f"called {DEMO_REPEAT_CAP} times today (repeat-call cap); see docs/compliance.md.",
             f"Demo data: {app.config.data_dir} (kept between runs; corecall demo --reset "
             "forgets the route).",
             "",
         ]
     )
+
+
+def _pretty(e164: str) -> str:
+    return f"+1 {e164[2:5]} {e164[5:8]} {e164[8:]}"
 
 
 def run_demo(*, speed: float | None = None, reset: bool = False, wait: float = DEFAULT_WAIT):

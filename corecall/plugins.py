@@ -364,23 +364,35 @@ class Plugins:
         """Plugins are asked in order until one refuses. A plugin that raises or returns
         something that is not a Refusal refuses (fail closed) and is named."""
         for impl in self._impls("corecall_check_call"):
-            try:
-                refusal = _call(impl, request=request, context=self.context(impl.plugin_name))
-                if refusal is not None and not isinstance(refusal, Refusal):
-                    raise TypeError(f"returned {type(refusal).__name__}, not a Refusal or None")
-            except Exception as exc:
-                log.exception("plugin %r failed in corecall_check_call", impl.plugin_name)
-                return Refusal(
-                    "policy_error",
-                    f"The call was not placed: the {impl.plugin_name} check failed ({exc}). "
-                    "Tell your admin.",
-                    impl.plugin_name,
-                )
+            refusal = self._ask_policy(impl, request)
             if refusal is not None:
-                if refusal.plugin is None:
-                    refusal = attrs.evolve(refusal, plugin=impl.plugin_name)
                 return refusal
         return None
+
+    def policy_verdicts(self, request: CallRequest) -> list[tuple[str, Refusal | None]]:
+        """Every policy plugin's answer, in call order, without stopping at the first
+        refusal (``corecall policy check`` shows them all). Same fail-closed rule."""
+        return [
+            (impl.plugin_name, self._ask_policy(impl, request))
+            for impl in self._impls("corecall_check_call")
+        ]
+
+    def _ask_policy(self, impl, request: CallRequest) -> Refusal | None:
+        try:
+            refusal = _call(impl, request=request, context=self.context(impl.plugin_name))
+            if refusal is not None and not isinstance(refusal, Refusal):
+                raise TypeError(f"returned {type(refusal).__name__}, not a Refusal or None")
+        except Exception as exc:
+            log.exception("plugin %r failed in corecall_check_call", impl.plugin_name)
+            return Refusal(
+                "policy_error",
+                f"The call was not placed: the {impl.plugin_name} check failed ({exc}). "
+                "Tell your admin.",
+                impl.plugin_name,
+            )
+        if refusal is not None and refusal.plugin is None:
+            refusal = attrs.evolve(refusal, plugin=impl.plugin_name)
+        return refusal
 
     def resolve_route(self, agent: Agent, routes: dict[str, Route]) -> Route | None:
         """First answer wins. An answer that is not one of the offered ``routes`` is ignored

@@ -29,6 +29,7 @@ from corecall.cli import (
     admin_commands,
     bot_commands,
     core_commands,
+    policy_commands,
     telephony_commands,
 )
 from corecall.cli.common import err_console, hoist_global_options, report_unexpected, state
@@ -98,6 +99,7 @@ def build_cli(argv: Sequence[str] = ()) -> typer.Typer:
     admin_commands.register(app)
     telephony_commands.register(app)
     bot_commands.register(app)
+    policy_commands.register(app)
     command = _command_name(argv)
     if command is not None and command not in _core_names(app):
         try:

@@ -22,6 +22,7 @@ action arguments               meaning
 ``hu`` call id (32 hex)        hang up this call
 ``ci`` menu token, choice      (admin) give the agent of the menu its
                                caller ID number ``choice`` (0-based)
+``dn`` call id (32 hex)        "Do not call again": list this call's number
 ====== ======================= ===========================================
 
 A *menu token* (8 hex characters) makes a menu single-use: see
@@ -48,6 +49,7 @@ CONFIRM_ROUTE = "ry"
 CANCEL_ROUTE = "rn"
 HANG_UP = "hu"
 SET_CALLER_ID = "ci"
+DO_NOT_CALL = "dn"
 
 _ID = r"[1-9][0-9]{0,18}"
 _ARGUMENTS = {
@@ -57,6 +59,7 @@ _ARGUMENTS = {
     CANCEL_ROUTE: (TOKEN_PATTERN,),
     HANG_UP: (r"[0-9a-f]{32}",),
     SET_CALLER_ID: (TOKEN_PATTERN, r"[0-9]{1,2}"),
+    DO_NOT_CALL: (r"[0-9a-f]{32}",),
 }
 _PATTERNS = {
     action: re.compile(

@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable
 
 from corecall.agents import AgentAdmin
 from corecall.app import App
-from corecall.calls import CallManager, effective_caller_id
+from corecall.calls import CallManager, effective_caller_id, parse_on_any_route
 from corecall.conversation import callbacks as cb
 from corecall.conversation import limits, texts
 from corecall.conversation.edits import EditScheduler
@@ -62,6 +62,9 @@ _ID_ONLY_RE = re.compile(_TELEGRAM_ID)
 _ID_AND_REST_RE = re.compile(_TELEGRAM_ID + r"\s+(?P<rest>.+)", re.S)
 _PHONE_TOKEN_RE = re.compile(r"[+0-9().\-]+")
 _ROUTE_CODE_RE = re.compile(r"[A-Za-z0-9]{1,8}")
+
+#: The plugin that checks the do-not-call list before calls (the list is core data).
+DNC_PLUGIN = "policy_dnc"
 
 #: Long lists are split into messages of at most this many UTF-16 code units (Telegram
 #: refuses more than limits.MESSAGE_MAX).
@@ -119,6 +122,8 @@ class Conversation:
             "setphone": self._cmd_setphone,
             "callerid": self._cmd_callerid,
             "setroute": self._cmd_setroute,
+            "dnc": self._cmd_dnc,
+            "undnc": self._cmd_undnc,
         }
         if port is not None:
             self.bind(port)
@@ -334,6 +339,11 @@ class Conversation:
         route = self.app.routes().get(record.route_code)
         text = texts.call_status(record, route.name if route else None)
         if record.is_final:
+            if record.connected_at and record.agent_id > 0 and self._dnc_enforced():
+                # The customer (who was on the line) asked not to be called again: one press
+                # lists the number. Calls that never reached them get no button.
+                listed = cb.make(cb.DO_NOT_CALL, record.agent_id, record.id)
+                return text, ((Button(texts.DNC_BUTTON, listed),),)
             return text, NO_BUTTONS
         hang_up = cb.make(cb.HANG_UP, record.agent_id, record.id)
         return text, ((Button(texts.HANG_UP_BUTTON, hang_up),),)
@@ -552,6 +562,59 @@ class Conversation:
         if message_id is not None:
             self.menus.shown(user.user_id, kind, menu, user.chat_id, message_id)
 
+    # ---- do not call
+    def _dnc_enforced(self) -> bool:
+        """Whether the do-not-call list is checked before calls (its plugin is active). The
+        list itself is in the store either way; the button is offered only when pressing
+        it has an effect."""
+        return self.app.plugins.is_active(DNC_PLUGIN)
+
+    async def _cmd_dnc(self, user: UserRef, args: str | None, _sent_at) -> None:
+        await self._dnc_change(user, args, "dnc")
+
+    async def _cmd_undnc(self, user: UserRef, args: str | None, _sent_at) -> None:
+        await self._dnc_change(user, args, "undnc")
+
+    async def _dnc_change(self, user: UserRef, args: str | None, command: str) -> None:
+        if not await self._admin_allowed(user, command):
+            return
+        if args is None:
+            await self._reply(user, texts.DNC_USAGE if command == "dnc" else texts.UNDNC_USAGE)
+            return
+        verdict = parse_on_any_route(self.app.plugins, self.app.routes().values(), args)
+        if not verdict.ok:
+            await self._reply(user, texts.dnc_bad_number(verdict.message))
+            return
+        e164, actor, store = verdict.e164, self._actor(user), self.app.store
+        if command == "dnc":
+            added = await run_blocking(store.dnc_add, e164, reason="", actor=actor)
+            text = texts.dnc_added(e164) if added else texts.dnc_already(e164)
+        else:
+            removed = await run_blocking(store.dnc_remove, e164, actor=actor)
+            text = texts.dnc_removed(e164) if removed else texts.dnc_not_listed(e164)
+        if not self._dnc_enforced():
+            text += "\n" + texts.DNC_NOT_ENFORCED
+        await self._reply(user, text)
+
+    async def _press_do_not_call(self, user: UserRef, message_id: int, call_id: str) -> str:
+        # Forged data can carry the presser's id with someone else's call: the call on
+        # record must be the presser's own. A revoked agent may still list their own call's
+        # number (it only ever stops calls).
+        record = await run_blocking(self.app.store.get_call, call_id)
+        if record is None or record.agent_id != user.user_id:
+            log.info("ignored %s's do-not-call press for call %s (not theirs)",
+                     user.user_id, call_id)  # fmt: skip
+            return texts.NOT_YOUR_BUTTON
+        added = await run_blocking(
+            self.app.store.dnc_add, record.target,
+            reason=f"asked during call {record.id}", actor=self._actor(user),
+        )  # fmt: skip
+        if record.is_final:
+            route = self.app.routes().get(record.route_code)
+            text = texts.call_status_with_dnc(record, route.name if route else None)
+            self.edits.edit(user.chat_id, message_id, text, NO_BUTTONS)
+        return texts.DNC_ADDED_TOAST if added else texts.DNC_ALREADY_TOAST
+
     async def _admin_action(self, user: UserRef, agent_id: int, action, *args, **kwargs):
         """Run an AgentAdmin change off the loop, audited as this Telegram user, in step with
         the agent's calls (a call being placed is handed to the PBX first; none is dialed
@@ -592,6 +655,8 @@ class Conversation:
             return texts.NOT_YOUR_BUTTON
         if press.action == cb.HANG_UP:
             return await self._press_hang_up(user, press.args[0])
+        if press.action == cb.DO_NOT_CALL:
+            return await self._press_do_not_call(user, message_id, press.args[0])
         if press.action == cb.SET_CALLER_ID:
             return await self._press_caller_id(user, message_id, press.args[0], int(press.args[1]))
         # A route menu's token is taken (the menu ends) before anything is awaited: of two

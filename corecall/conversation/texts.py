@@ -171,6 +171,8 @@ def help_text(routes: Iterable[Route], *, is_agent: bool, is_admin: bool,
             "/setroute <id> <route> — set an agent's route"
             + (f" ({', '.join(r.code for r in routes)})" if routes else ""),
             "/callerid <id> — choose an agent's caller ID among their route's numbers",
+            "/dnc <number> — put a number on the do-not-call list (calls to it are refused)",
+            "/undnc <number> — take a number off the do-not-call list",
         ]
     if not lines:
         return "You can't use any commands yet. Send /start to see your Telegram id."
@@ -405,3 +407,44 @@ def caller_id_set(agent: Agent, caller_id_line: str) -> str:
 
 def caller_id_button(number: str, current: bool) -> str:
     return f"{number} ✓" if current else number
+
+
+# --------------------------------------------------------------------------- do not call
+
+DNC_BUTTON = "🚫 Do not call again"
+DNC_USAGE = "Usage: /dnc <number>, e.g. /dnc +12125550123 or /dnc (212) 555-0123"
+UNDNC_USAGE = "Usage: /undnc <number>, e.g. /undnc +12125550123"
+DNC_ADDED_TOAST = "Added to the do-not-call list: this number will not be called again."
+DNC_ALREADY_TOAST = "This number is already on the do-not-call list."
+DNC_NOT_ENFORCED = (
+    "Note: the do-not-call check (plugin policy_dnc) is disabled, so the list is not "
+    "checked before calls. Enable it with: corecall plugins enable policy_dnc"
+)
+
+
+def dnc_bad_number(message: str) -> str:
+    return f"Nothing was changed: {message}"
+
+
+def dnc_added(number: str) -> str:
+    return f"🚫 {number} is on the do-not-call list now: calls to it are refused."
+
+
+def dnc_already(number: str) -> str:
+    return f"{number} was already on the do-not-call list; nothing changed."
+
+
+def dnc_removed(number: str) -> str:
+    return f"{number} is off the do-not-call list: it may be called again."
+
+
+def dnc_not_listed(number: str) -> str:
+    return f"{number} is not on the do-not-call list; nothing changed."
+
+
+def call_status_with_dnc(call: CallRecord, route_name: str | None = None) -> str:
+    """A finished call's status after its agent pressed "Do not call again"."""
+    return (
+        f"{call_status(call, route_name)}\n"
+        "🚫 Added to the do-not-call list: this number will not be called again."
+    )

@@ -837,9 +837,10 @@ class PeeweeStore(Store):
             return bool(removed)
 
     def dnc_contains(self, number: str) -> bool:
-        Dnc = self._m.Dnc
+        # On the path of every call: one primary-key probe, without building a query.
+        sql = f"SELECT 1 FROM do_not_call WHERE number = {self._db.param} LIMIT 1"
         with self._session():
-            return Dnc.select(Dnc.number).where(Dnc.number == _text(number, "number")).exists()
+            return self._db.execute_sql(sql, (_text(number, "number"),)).fetchone() is not None
 
     def dnc_get(self, number: str) -> DncEntry | None:
         Dnc = self._m.Dnc

@@ -33,6 +33,7 @@ LONGEST_ARGUMENTS = {
     cb.CANCEL_ROUTE: ("f" * 8,),
     cb.HANG_UP: ("f" * 32,),
     cb.SET_CALLER_ID: ("f" * 8, "99"),
+    cb.DO_NOT_CALL: ("f" * 32,),
 }
 
 

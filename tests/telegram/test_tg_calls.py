@@ -66,7 +66,11 @@ async def test_status_message_is_edited_through_every_stage_of_a_call(make_bot):
     ]  # dialing the target looks like "you answered": no edit that changes nothing
     assert {e.id for e in edits} == {message_id}
     assert all(buttons_of(e) == [[("📴 Hang up", hang_up_data(call_id))]] for e in edits[:-1])
-    assert edits[-1].reply_markup is None  # no hang-up button once the call is over
+    # no hang-up button once the call is over; the customer was on the line, so the agent
+    # may put the number on the do-not-call list (tests/telegram/test_tg_dnc.py)
+    assert buttons_of(edits[-1]) == [
+        [("🚫 Do not call again", f"1:dn:{AGENT_ID}:{call_id}".encode())]
+    ]
     assert len(bot.client.sent()) == 1  # ONE status message
     record = bot.store.get_call(call_id)
     assert (record.state, record.reason, record.talk_seconds) == (
@@ -373,5 +377,6 @@ async def test_flood_wait_on_an_edit_is_honoured_and_the_final_state_still_deliv
         AGENT_RINGING,  # answered with FLOOD_WAIT_3
         HEADER + "❌ Not connected: +12125550123 was busy. Try again later.",
     ]  # after the wait only the newest text is sent: the final state
-    assert edits[-1].id == message_id and edits[-1].reply_markup is None
+    assert edits[-1].id == message_id
+    assert [label for row in buttons_of(edits[-1]) for label, _ in row] == ["🚫 Do not call again"]
     assert bot.store.get_call(call_id).reason is EndReason.TARGET_BUSY

@@ -91,7 +91,7 @@ async def build_bot(
     if driver == "scripted":
         raw["trunks"] = {"main": {"driver": "scripted"}, "dev": {"driver": "scripted"}}
     if disabled_plugins:
-        raw["plugins"] = {"disabled": list(disabled_plugins)}
+        raw["plugins"] = {**raw.get("plugins", {}), "disabled": list(disabled_plugins)}
     config = parse_config(raw, path=None)
     board = Switchboard()
     app = App(config, extra_plugins=[("test_driver", board.plugin())])

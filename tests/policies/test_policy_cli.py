@@ -1,0 +1,293 @@
+"""The compliance plugins end to end through the operator CLI: `policy check`, `dnc ...`,
+`plugins list/disable` (each policy from its own distribution), the repeat-call cap."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+
+import pytest
+from corecall_testing import config_dict, write_toml
+
+from corecall.app import App
+from corecall.cli import main
+from corecall.config import load_config
+from corecall.domain import CallRecord
+
+POLICIES = {
+    "policy_calling_hours": "corecall-policy-calling-hours",
+    "policy_dnc": "corecall-policy-dnc",
+    "policy_repeat_calls": "corecall-policy-repeat-calls",
+}
+NY = "+1 212 555 0123"
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch, capsys):
+    """Run the CLI against a config with the default (real) compliance settings."""
+    raw = config_dict(tmp_path)
+    raw.pop("plugins", None)  # the suite's any-hour window: these tests want the defaults
+
+    def configure(**plugins):
+        path = write_toml(tmp_path / "corecall.toml", {**raw, "plugins": plugins})
+        monkeypatch.setenv("CORECALL_CONFIG", str(path))
+
+    def run(*args: str):
+        capsys.readouterr()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    configure()
+    run.configure = configure
+    run.store = lambda: App(load_config(None)).store
+    return run
+
+
+def check(cli, *args):
+    code, out, err = cli("policy", "check", *args, "--json")
+    assert code in (0, 1), err
+    return code, json.loads(out)
+
+
+def test_policy_check_refuses_7_30_am_in_new_york_and_allows_9_30(cli):
+    code, result = check(cli, "--target", NY, "--at", "2026-07-01T11:30:00Z")
+    assert code == 1
+    assert result["ok"] is False
+    assert (result["reason"], result["plugin"]) == ("outside_calling_hours", "policy_calling_hours")
+    assert result["message"] == (
+        "It is 7:30 am in America/New_York for this number. Calls open at 8:00 am, in 30 minutes."
+    )
+    steps = {c["step"]: c["ok"] for c in result["checks"]}
+    assert steps["route"] and steps["number"] and steps["policy_dnc"]
+    assert steps["policy_calling_hours"] is False
+
+    code, result = check(cli, "--target", NY, "--at", "2026-07-01T13:30:00Z")
+    assert code == 0
+    assert result["ok"] is True and result["reason"] is None and result["message"] == ""
+    assert all(c["ok"] for c in result["checks"])
+    assert {"policy_calling_hours", "policy_dnc", "policy_repeat_calls"} <= {
+        c["step"] for c in result["checks"]
+    }
+
+
+def test_policy_check_split_zone_area_and_text_output(cli):
+    code, out, _ = cli("policy", "check", "--target", "(208) 555-0123", "--at",
+                       "2026-07-01T14:30:00Z")  # fmt: skip
+    assert code == 1
+    assert "REFUSED  policy_calling_hours" in out
+    assert "It is 7:30 am in America/Los_Angeles" in out
+    assert out.rstrip().endswith("refused: outside_calling_hours (by policy_calling_hours)")
+
+
+def test_policy_check_shows_every_refusal_and_writes_nothing(cli):
+    assert cli("dnc", "add", NY)[0] == 0
+    store = cli.store()
+    before = len(store.audit_log(limit=1000))
+    code, result = check(cli, "--target", NY, "--at", "2026-07-01T11:30:00Z")
+    assert code == 1
+    refused = [c["step"] for c in result["checks"] if not c["ok"]]
+    assert refused == ["policy_calling_hours", "policy_dnc"] or refused == [
+        "policy_dnc", "policy_calling_hours",
+    ]  # fmt: skip
+    assert len(store.audit_log(limit=1000)) == before  # a dry run audits nothing
+    assert store.recent_calls() == []
+
+
+@pytest.mark.parametrize(
+    ("args", "reason", "step"),
+    [
+        (["--agent", "424242"], "not_authorized", "agent"),
+        (["--route", "X"], "no_route", "route"),
+        (["--target", "911"], "emergency", "number"),
+    ],
+)
+def test_policy_check_earlier_steps(cli, args, reason, step):
+    target = [] if "--target" in args else ["--target", NY]
+    code, result = check(cli, *target, *args, "--at", "2026-07-01T16:00:00Z")
+    assert code == 1 and (result["reason"], result["plugin"]) == (reason, step)
+
+
+def test_policy_check_for_an_agent_uses_their_route(cli):
+    store = cli.store()
+    store.add_agent(501, "+12125550111", "Alice", authorized=True, actor="test")
+    store.set_route(501, "D", actor="test")
+    code, result = check(cli, "--target", NY, "--agent", "501", "--at", "2026-07-01T16:00:00Z")
+    assert code == 0 and result["route"] == "D" and result["checks"][0]["step"] == "agent"
+
+
+@pytest.mark.parametrize("bad", ["2026-07-01T11:30:00", "yesterday", "2026-13-01T00:00:00Z"])
+def test_policy_check_needs_a_moment_with_its_offset(cli, bad):
+    code, _out, err = cli("policy", "check", "--target", NY, "--at", bad)
+    assert code == 2
+    assert "expected an ISO 8601 moment with its UTC offset" in err
+
+
+# --------------------------------------------------------------------------- dnc commands
+
+
+@pytest.mark.parametrize(
+    "typed", ["+12125550123", "(212) 555-0123", "212-555-0123", "1 212 555 0123"]
+)
+def test_dnc_add_any_format_then_refused(cli, typed):
+    code, out, _ = cli("dnc", "add", typed, "--reason", "asked on 2026-06-30")
+    assert (code, out) == (0, "added +12125550123 to the do-not-call list\n")
+    code, out, _ = cli("dnc", "add", NY)
+    assert code == 0 and out.startswith("+12125550123 is already on the do-not-call list since")
+    code, result = check(cli, "--target", "2125550123", "--at", "2026-07-01T16:00:00Z")
+    assert (code, result["reason"], result["plugin"]) == (1, "do_not_call", "policy_dnc")
+    assert "asked on" not in result["message"]
+    entry = cli.store().dnc_get("+12125550123")
+    assert entry.reason == "asked on 2026-06-30" and entry.added_by.startswith("cli:")
+
+
+def test_dnc_remove_list_and_errors(cli):
+    cli("dnc", "add", NY)
+    cli("dnc", "add", "+1 646 555 0100", "--reason", "letter")
+    code, out, _ = cli("dnc", "list", "--json")
+    rows = json.loads(out)
+    assert [r["number"] for r in rows] == ["+12125550123", "+16465550100"]
+    assert rows[1]["reason"] == "letter" and rows[1]["added_by"].startswith("cli:")
+    code, out, _ = cli("dnc", "list")
+    assert out.splitlines()[-1] == "2 numbers on the do-not-call list"
+    assert cli("dnc", "remove", "(212) 555-0123")[:2] == (
+        0, "removed +12125550123 from the do-not-call list\n",
+    )  # fmt: skip
+    code, _out, err = cli("dnc", "remove", "(212) 555-0123")
+    assert code == 1 and "is not on the do-not-call list" in err
+    code, _out, err = cli("dnc", "add", "911")
+    assert code == 1 and "emergency" in err.lower()
+    assert cli.store().dnc_count() == 1
+    actions = [e.action for e in cli.store().audit_log()]
+    assert actions.count("dnc.add") == 2 and actions.count("dnc.remove") == 1
+
+
+def test_dnc_import_reports_bad_lines_by_number_imports_the_rest_and_is_idempotent(cli, tmp_path):
+    path = tmp_path / "list.csv"
+    path.write_bytes(
+        b"number,reason\n"
+        b"+12125550101,asked\n"
+        b"(212) 555-0102\n"
+        b"call me maybe\n"
+        b'212-555-0103,"by letter, twice"\n'
+        b"911\n"
+        b"\xff\n"
+        b"+12125550101\n"
+    )
+    code, out, _ = cli("dnc", "import", str(path), "--json")
+    report = json.loads(out)
+    assert code == 1  # lines were rejected; the rest is imported
+    assert (report["numbers"], report["added"], report["already_listed"]) == (4, 3, 1)
+    assert [(r["line"], r["text"]) for r in report["rejected"]] == [
+        (4, "call me maybe"), (6, "911"), (7, "\ufffd"),
+    ]  # fmt: skip
+    store = cli.store()
+    assert store.dnc_count() == 3
+    assert store.dnc_get("+12125550103").reason == "by letter, twice"
+    code, out, _ = cli("dnc", "import", str(path))
+    assert code == 1
+    assert out.startswith(f"imported {path}: 4 numbers read, 0 added, 4 already listed, 3 lines")
+    assert "  line 4: 'call me maybe': " in out
+    assert store.dnc_count() == 3
+
+
+def test_dnc_export_imports_back(cli, tmp_path):
+    cli("dnc", "add", NY, "--reason", "a, b")
+    cli("dnc", "add", "+1 646 555 0100")
+    exported = tmp_path / "out.csv"
+    assert cli("dnc", "export", "-o", str(exported))[0] == 0
+    lines = exported.read_text().splitlines()
+    assert lines[0] == "number,reason,added_at,added_by"
+    assert lines[1].startswith('+12125550123,"a, b",')
+    cli("dnc", "remove", NY)
+    code, out, _ = cli("dnc", "import", str(exported), "--json")
+    assert code == 0 and json.loads(out)["added"] == 1
+    assert cli.store().dnc_get("+12125550123").reason == "a, b"
+
+
+def test_dnc_import_missing_file(cli, tmp_path):
+    code, _out, err = cli("dnc", "import", str(tmp_path / "nope.csv"))
+    assert code == 1 and "cannot read" in err
+
+
+# --------------------------------------------------------------------------- repeat calls
+
+
+def place_record(store, target: str, at: dt.datetime, agent: int) -> None:
+    store.create_call(CallRecord(
+        id=uuid.uuid4().hex, agent_id=agent, agent_phone="+12125550111", target=target,
+        route_code="M", trunk="main", caller_id="+12125550100", created_at=at,
+    ))  # fmt: skip
+
+
+def test_repeat_call_cap_counts_every_agent_in_a_rolling_day(cli):
+    cli.configure(policy_repeat_calls={"max_calls": 2, "routes": {"D": {"max_calls": 0}}})
+    store = cli.store()
+    at = dt.datetime(2026, 7, 1, 16, 0, tzinfo=dt.UTC)
+    place_record(store, "+12125550123", at - dt.timedelta(hours=23), agent=1)
+    code, _ = check(cli, "--target", NY, "--at", at.isoformat())
+    assert code == 0  # one call in 24 h
+    place_record(store, "+12125550123", at - dt.timedelta(hours=2), agent=2)
+    code, result = check(cli, "--target", NY, "--at", at.isoformat())
+    assert (code, result["reason"], result["plugin"]) == (
+        1,
+        "repeat_call_cap",
+        "policy_repeat_calls",
+    )
+    assert result["message"] == (
+        "This number was called 2 times in the last 24 hours, by all agents together (the "
+        "limit is 2 calls in 24 hours). It may be called again at 17:00 UTC on Wed 01 Jul, "
+        "in 1 hour."
+    )
+    # an hour later the oldest call has left the window
+    code, _ = check(cli, "--target", NY, "--at", (at + dt.timedelta(hours=1)).isoformat())
+    assert code == 0
+    # no cap on route D
+    code, _ = check(cli, "--target", NY, "--route", "D", "--at", at.isoformat())
+    assert code == 0
+
+
+def test_repeat_call_cap_is_off_by_default(cli):
+    store = cli.store()
+    at = dt.datetime(2026, 7, 1, 16, 0, tzinfo=dt.UTC)
+    for minutes in range(20):
+        place_record(store, "+12125550123", at - dt.timedelta(minutes=minutes + 1), agent=1)
+    assert check(cli, "--target", NY, "--at", at.isoformat())[0] == 0
+
+
+def test_repeat_call_cap_config_mistakes(cli):
+    cli.configure(policy_repeat_calls={"max_calls": -1})
+    code, _out, err = cli("policy", "check", "--target", NY)
+    assert code != 0 and "max_calls" in err and "0 = off" in err
+
+
+# --------------------------------------------------------------------------- the plugins
+
+
+def test_each_policy_is_listed_from_its_own_distribution(cli):
+    _code, out, _ = cli("plugins", "list", "--json")
+    rows = {r["name"]: r for r in json.loads(out)}
+    for name, dist in POLICIES.items():
+        assert rows[name]["distribution"] == dist
+        assert rows[name]["kind"] == "policy" and rows[name]["enabled"] is True
+        assert rows[name]["builtin"] is False and rows[name]["error"] is None
+        assert "corecall_check_call" in rows[name]["hooks"]
+
+
+def test_disabling_a_policy_is_audited_and_takes_it_out(cli):
+    assert cli("plugins", "disable", "policy_calling_hours")[0] == 0
+    entry = cli.store().audit_log()[0]
+    assert (entry.action, entry.subject) == ("plugin.disable", "policy_calling_hours")
+    assert entry.actor.startswith("cli:")
+    code, result = check(cli, "--target", NY, "--at", "2026-07-01T11:30:00Z")
+    assert code == 0
+    assert "policy_calling_hours" not in {c["step"] for c in result["checks"]}
+    assert cli("plugins", "enable", "policy_calling_hours")[0] == 0
+    assert cli.store().audit_log()[0].action == "plugin.enable"
+    assert check(cli, "--target", NY, "--at", "2026-07-01T11:30:00Z")[0] == 1
+    # disabling the DNC plugin removes its commands; the list stays in the store
+    cli("dnc", "add", NY)
+    cli("plugins", "disable", "policy_dnc")
+    assert cli("dnc", "list")[0] == 2
+    assert cli.store().dnc_count() == 1
