@@ -72,7 +72,7 @@ async def test_scripted_console_selects_a_route_and_places_a_call(tmp_path):
         "bot #2 (edited): 📞 Call to +12125550123\n"
         "    Caller ID: +12125550199 [D]\n"
         "    ☎️ Call ended. Duration 0:00.\n"
-        "    [1] 🚫 Do not call again\n"
+        "    [2.1] 🚫 Do not call again\n"
     )
     (call,) = app.store.recent_calls(AGENT)
     assert (call.target, call.route_code, call.reason.value) == ("+12125550123", "D", "completed")
@@ -136,7 +136,7 @@ def test_corecall_demo_scripted_end_to_end(tmp_path):
     assert "· +12125550123 · [D] · 🟢 in progress\n" in out  # /history while it rings
     # ~0.5 s of talk; the customer was on the line, so the agent may list the number
     assert re.search(
-        r"\n    ☎️ Call ended\. Duration 0:0[01]\.\n    \[1\] 🚫 Do not call again\n\Z", out
+        r"\n    ☎️ Call ended\. Duration 0:0[01]\.\n    \[3\.1\] 🚫 Do not call again\n\Z", out
     )
     assert (tmp_path / "demo" / "corecall.sqlite3").exists()  # its own database
 
