@@ -202,7 +202,8 @@ class MemoryStore(Store):
         import attrs
 
         call = self.calls[call_id]
-        changes = {STAGE_TIMESTAMP_FIELD[state]: at}
+        field = STAGE_TIMESTAMP_FIELD.get(state)  # awaiting_confirmation has no stage time
+        changes = {field: at} if field else {}
         if state.order > call.state.order:
             changes["state"] = state
         if state is CallState.ENDED:
@@ -219,7 +220,13 @@ class Corecall:
     """
 
     def __init__(
-        self, lab: labmod.Lab, workdir: Path, agents: int, store: str, dsn: str = ""
+        self,
+        lab: labmod.Lab,
+        workdir: Path,
+        agents: int,
+        store: str,
+        dsn: str = "",
+        confirm: str = "key",
     ) -> None:
         backend = (
             {"backend": "postgres", "postgres_dsn": dsn}
@@ -240,7 +247,9 @@ class Corecall:
                 "dev": {"driver": "asterisk_ami", "server": "pbx1", "endpoint": "corecall-dev"},
             },
             "routes": {
-                "M": {"trunk": "main", "caller_ids": [CALLER_ID]},
+                # confirm "key": the agent presses 1 (every lab phone does, 250 ms after
+                # answering) before the target is dialed; "none": dialed on answer.
+                "M": {"trunk": "main", "caller_ids": [CALLER_ID], "confirm": confirm},
                 "D": {"trunk": "dev", "caller_ids": ["+12125550199"]},
             },
             "calls": {"agent_ring_timeout": 10, "target_ring_timeout": 10},
@@ -328,6 +337,7 @@ async def corecall_burst(cc: Corecall, n: int, *, driver_only: bool = False) -> 
                     call_id=uuid.uuid4().hex, agent_phone=agent_number(i),
                     target=target_number(i), caller_id=CALLER_ID, trunk=trunk,
                     agent_ring_timeout=10, target_ring_timeout=10,
+                    confirm=cc.app.routes()["M"].confirm,
                 )  # fmt: skip
                 record = CallRecord(
                     id=req.call_id, agent_id=1 + i, agent_phone=req.agent_phone,
@@ -405,15 +415,15 @@ async def burst_outcome(cc: Corecall, ids: set[str], t0: float, limit: float = 6
     return Burst(rate, len(ids), failed, tuple(stuck))
 
 
-def originate_action(call_id: str, agent: str, target: str) -> dict[str, str]:
+def originate_action(call_id: str, agent: str, target: str, confirm: str = "key") -> dict:
     """The driver's own Originate (its one builder), for the bare panoramisk baseline."""
     return originate_headers(
         call_id=call_id, agent=agent, target=target, endpoint=ENDPOINT, caller_id=CALLER_ID,
-        agent_ring_timeout=10, target_ring_timeout=10, action_id=False,
+        agent_ring_timeout=10, target_ring_timeout=10, confirm=confirm, action_id=False,
     )  # fmt: skip
 
 
-async def panoramisk_burst(lab: labmod.Lab, n: int) -> float:
+async def panoramisk_burst(lab: labmod.Lab, n: int, confirm: str = "key") -> Burst:
     manager = Manager(
         host=lab.ami_host, port=lab.ami_port, username=lab.ami_user, secret=lab.ami_secret,
         loop=asyncio.get_running_loop(), ping_delay=3600, reconnect_timeout=3600,
@@ -440,7 +450,7 @@ async def panoramisk_burst(lab: labmod.Lab, n: int) -> float:
         keys = {f"{i}-a" for i in ids}
         t0 = time.perf_counter()
         futures = [
-            manager.send_action(originate_action(cid, agent_number(i), target_number(i)))
+            manager.send_action(originate_action(cid, agent_number(i), target_number(i), confirm))
             for i, cid in enumerate(ids)
         ]
         deadline = time.perf_counter() + 60

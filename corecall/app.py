@@ -122,6 +122,9 @@ class App:
                 countries=rc.countries,
                 plugin=reg.plugin,
                 allow_unlisted_nanp=rc.allow_unlisted_nanp,
+                confirm=rc.confirm,
+                confirm_timeout=rc.confirm_timeout,
+                agent_leg_caller_id=rc.agent_leg_caller_id,
             )
         return offered
 
@@ -197,11 +200,18 @@ class App:
                 )
             driver = reg.value(self.config)
             driver.context = self.plugins.context(reg.plugin)
+            driver.link_observer = self.plugins.notify_link_state_changed
             drivers[name] = driver
         return drivers
 
-    def call_manager(self, drivers: dict[str, TrunkDriver] | None = None):
+    def call_manager(
+        self, drivers: dict[str, TrunkDriver] | None = None, *, services: bool = False
+    ):
+        """A CallManager on the offered routes' drivers. ``services``: also run the plugins'
+        background services with it (the long-running front ends do; ``corecall call``
+        does not)."""
         from corecall.calls import CallManager
+        from corecall.services import Services
 
         return CallManager(
             config=self.config,
@@ -209,4 +219,5 @@ class App:
             store=self.store,
             routes=self.routes,
             drivers=drivers if drivers is not None else self.build_drivers(),
+            services=Services(self) if services else None,
         )

@@ -21,6 +21,7 @@ import datetime as _dt
 import functools
 import json
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TypeVar
@@ -42,7 +43,9 @@ from corecall.domain import (
     utcnow,
 )
 from corecall.errors import CorecallError, RefusedError, StoreError, UnsafeValueError
+from corecall.logs import call_extra, log_context
 from corecall.plugins import Plugins
+from corecall.services import Services
 from corecall.store import Store
 from corecall.store.executor import StoreExecutor
 from corecall.telephony.driver import OriginateRequest, TrunkDriver
@@ -53,6 +56,18 @@ T = TypeVar("T")
 #: Extra seconds, beyond both ring timeouts, before a call that never connected and that the
 #: PBX stopped reporting on is ended as ``unknown``.
 WATCHDOG_GRACE = 30.0
+#: The refusal while the trunk's phone system is (re)starting (nothing was dialed).
+PBX_STARTING = "The phone system is starting, try again in a moment."
+#: Longest confirmation prompt (the target's digits, "if this is correct press 1"), seconds.
+CONFIRM_PROMPT_SECONDS = 15.0
+
+
+def confirm_budget(request: OriginateRequest) -> float:
+    """Seconds the confirmation step may take (prompt + wait, twice after a wrong key)."""
+    if request.confirm == "none":
+        return 0.0
+    return 2 * (CONFIRM_PROMPT_SECONDS + request.confirm_timeout)
+
 
 #: The agent id on record for calls an operator places from the CLI (``corecall call``).
 OPERATOR_AGENT_ID = 0
@@ -127,9 +142,13 @@ class CallManager:
         routes: Callable[[], dict[str, Route]],
         drivers: dict[str, TrunkDriver],
         clock: Callable[[], _dt.datetime] = utcnow,
+        services: Services | None = None,
         store_executor: StoreExecutor | None = None,
     ) -> None:
         self.config = config
+        #: Plugins' background services, started before the drivers, stopped after the last
+        #: call record was written (so they hear every final state).
+        self.services = services
         self.plugins = plugins
         self.store = store
         self._routes = routes
@@ -142,6 +161,7 @@ class CallManager:
         self._watchers: dict[str, list[asyncio.Queue[CallRecord]]] = collections.defaultdict(list)
         self._finished: dict[str, asyncio.Future[CallRecord]] = {}
         self._watchdogs: dict[str, asyncio.TimerHandle] = {}
+        self._confirm_budgets: dict[str, float] = {}  # call id -> seconds the key may take
         self._agent_locks: dict[int, tuple[asyncio.Lock, list[int]]] = {}
         self._writes: asyncio.Queue[_Transition] | None = None
         self._writer: asyncio.Task | None = None
@@ -150,6 +170,8 @@ class CallManager:
         # batches (see corecall.store.executor): SQLite never has two of our writers
         # contending for its lock, and the event loop is never blocked by the database.
         self.store_executor = store_executor or StoreExecutor()
+        if services is not None:  # the plugins' services share the one store thread
+            services.run_in_store = self._in_store
 
     async def _in_store(self, fn: Callable[..., T], *args) -> T:
         return await self.store_executor.run(fn, *args)
@@ -162,6 +184,8 @@ class CallManager:
         over the live calls of a bot running beside them."""
         self._writes = asyncio.Queue()
         self._writer = asyncio.create_task(self._write_loop(), name="corecall-call-writer")
+        if self.services is not None:  # first, so they hear every state change
+            await self.services.start()
         for name, driver in self.drivers.items():
             await driver.start()
             self._started_drivers.add(name)
@@ -198,6 +222,8 @@ class CallManager:
             if pending:
                 log.error("the call writer did not stop within %g s", WRITER_STOP_TIMEOUT)
             self._writer = None
+        if self.services is not None:
+            await self.services.stop()
 
     # ------------------------------------------------------------------ placing calls
     def live_calls(self, agent_id: int | None = None) -> list[CallRecord]:
@@ -261,14 +287,22 @@ class CallManager:
 
         Raises :class:`RefusedError` (nothing dialed, nothing recorded) when any check fails.
         """
-        # One decision at a time per agent, and the agent's lock is held until the PBX has
-        # the Originate: a change to the agent (change_agent: revoke, new phone, caller ID,
-        # route) waits for a call being placed to be handed over, and no call checked
-        # against the old state is dialed once the change is acknowledged.
-        async with self._agent_lock(agent_id):
-            request, agent = await self.prepare(agent_id, text)
-            record, originate, driver = await self._record(request, agent)
-            return await self._originate(record, originate, driver)
+        with log_context(agent_id=agent_id):
+            try:
+                # One decision at a time per agent, and the agent's lock is held until the
+                # PBX has the Originate: a change to the agent (change_agent: revoke, new
+                # phone, caller ID, route) waits for a call being placed to be handed over,
+                # and no call checked against the old state is dialed once the change is
+                # acknowledged.
+                async with self._agent_lock(agent_id):
+                    request, agent = await self.prepare(agent_id, text)
+                    record, originate, driver = await self._record(request, agent)
+                    with log_context(call_id=record.id):  # the driver's work inherits it
+                        return await self._originate(record, originate, driver)
+            except RefusedError as exc:
+                self.plugins.notify_call_refused(agent_id, exc.reason)
+                log.info("call refused (%s): %s", exc.reason, exc)
+                raise
 
     async def change_agent(self, agent_id: int, change: Callable[..., T], *args, **kwargs) -> T:
         """Apply ``change(*args, **kwargs)`` (a blocking store or
@@ -321,7 +355,8 @@ class CallManager:
             json.dumps({"route": route.code, "agent_phone": agent.phone,
                         "target": request.target}),
         )  # fmt: skip
-        return await self._originate(record, originate, driver)
+        with log_context(call_id=record.id, agent_id=OPERATOR_AGENT_ID):
+            return await self._originate(record, originate, driver)
 
     async def _record(
         self, request: CallRequest, agent: Agent
@@ -336,6 +371,10 @@ class CallManager:
                 f"Route {request.route.name} is not available right now (its trunk driver "
                 f"{trunk.driver!r} is not running). Tell your admin.",
             )
+        not_ready = await driver.wait_ready(trunk)
+        if not_ready is not None:
+            log.warning("not placing a call on trunk %r: %s", trunk.name, not_ready)
+            raise RefusedError("pbx_starting", PBX_STARTING)
         call_id = uuid.uuid4().hex
         try:
             originate = OriginateRequest(
@@ -346,6 +385,13 @@ class CallManager:
                 trunk=trunk,
                 agent_ring_timeout=self.config.calls.agent_ring_timeout,
                 target_ring_timeout=self.config.calls.target_ring_timeout,
+                confirm=request.route.confirm,
+                confirm_timeout=request.route.confirm_timeout,
+                agent_caller_id=(
+                    request.target
+                    if request.route.agent_leg_caller_id == "target"
+                    else request.caller_id
+                ),
             )
         except UnsafeValueError as exc:
             log.error("refusing unsafe call for agent %s: %s", agent_id, exc)
@@ -365,8 +411,11 @@ class CallManager:
         )
         # A burst of /call is written as one transaction (group commit), before any of its
         # Originates: a call is on record before the phone can ring.
+        started = time.perf_counter()
         record = await self.store_executor.batched(self.store.create_calls, record)
+        self.plugins.notify_store_write("create_call", time.perf_counter() - started)
         self._track(record)
+        self._confirm_budgets[call_id] = confirm_budget(originate)
         return record, originate, driver
 
     async def _originate(
@@ -417,7 +466,10 @@ class CallManager:
         if state is not CallState.ENDED and state.order <= current.state.order:
             return
         now = self._clock()
-        changes: dict = {"state": state, STAGE_TIMESTAMP_FIELD[state]: now}
+        changes: dict = {"state": state}
+        field = STAGE_TIMESTAMP_FIELD.get(state)  # awaiting_confirmation has no stored time
+        if field is not None:
+            changes[field] = now
         if state is CallState.ENDED:
             reason = reason or EndReason.UNKNOWN
             if call_id in self._hangup_requested:
@@ -438,10 +490,27 @@ class CallManager:
                 handle.cancel()
         record = attrs.evolve(current, **changes)
         self._live[call_id] = record
+        if log.isEnabledFor(logging.INFO):
+            why = ""
+            if state is CallState.ENDED and record.reason is not None:
+                why = f" ({record.reason.value}{': ' + detail if detail else ''})"
+            extra = call_extra(call_id, current.agent_id)
+            log.info("call %s: %s%s", call_id, state.value, why, extra=extra)
         if state is CallState.CONNECTED:
             handle = self._watchdogs.pop(call_id, None)
             if handle:
                 handle.cancel()
+        elif state is CallState.AWAITING_CONFIRMATION and call_id in self._watchdogs:
+            # The prompt and the wait for the key come on top of the ring timeouts.
+            self._watchdogs.pop(call_id).cancel()
+            self._watchdogs[call_id] = asyncio.get_running_loop().call_later(
+                self._confirm_budgets.get(call_id, 0.0)
+                + self.config.calls.target_ring_timeout
+                + WATCHDOG_GRACE,
+                self._watchdog_fired, call_id,
+            )  # fmt: skip
+        if state is CallState.ENDED:
+            self._confirm_budgets.pop(call_id, None)
         assert self._writes is not None, "CallManager.start() was not awaited"
         self._writes.put_nowait(_Transition(call_id, current.state, record, now))
 
@@ -463,7 +532,8 @@ class CallManager:
         self._watchdogs.pop(call_id, None)
         record = self._live.get(call_id)
         if record is not None and record.state is not CallState.CONNECTED:
-            log.warning("call %s: no word from the PBX; ending it as unknown", call_id)
+            log.warning("call %s: no word from the PBX; ending it as unknown", call_id,
+                        extra=call_extra(call_id, record.agent_id))  # fmt: skip
             self.progress(call_id, CallState.ENDED, EndReason.UNKNOWN, "no word from the PBX")
 
     def _trunk_driver_name(self, record: CallRecord) -> str:
@@ -492,7 +562,9 @@ class CallManager:
             return
         for attempt in range(5):
             try:
+                started = time.perf_counter()
                 await self._in_store(self.store.save_progress, list(latest.values()))
+                self.plugins.notify_store_write("save_progress", time.perf_counter() - started)
                 return
             except StoreError:
                 log.exception("writing call state failed (attempt %d)", attempt + 1)

@@ -97,6 +97,12 @@ class RouteConfig:
     countries: tuple[str, ...] = ("US", "CA")
     name: str | None = None  # overrides the route plugin's display name
     allow_unlisted_nanp: bool = False  # see Route.allow_unlisted_nanp
+    #: "key": the agent presses 1 on their phone before the target is dialed; "none": no
+    #: confirmation (an agent's voicemail that answers gets bridged to the customer).
+    confirm: str = "key"
+    confirm_timeout: int = 10  # seconds to wait for the key after the prompt
+    #: Caller ID on the agent's leg: "route" (the route's own number) or "target".
+    agent_leg_caller_id: str = "route"
 
 
 @attrs.frozen
@@ -197,6 +203,15 @@ endpoint = "corecall-dev"
 trunk = "main"
 caller_ids = ["+12125550100", "+12125550101"]
 countries = ["US", "CA"]
+# When the agent's phone answers, it says whom they are calling and asks for 1; only a 1
+# dials the target, so an agent's voicemail is never bridged to a customer. "none" skips it.
+confirm = "key"
+confirm_timeout = 10       # seconds to wait for the key (once more after a wrong key)
+# Caller ID shown on the agent's phone: "route" (this route's own number, default) or
+# "target". RISK of "target": it presents a number you do not own; carriers that enforce
+# caller-ID ownership (STIR/SHAKEN) refuse the call (403) or mark it as spam. Use it only if
+# your carrier allows it in writing.
+agent_leg_caller_id = "route"
 
 [routes.D]
 trunk = "dev"
@@ -411,7 +426,12 @@ def _parse_route(
     key = f"routes.{code}"
     if not code or not all(c in ROUTE_CODE_CHARS for c in code):
         p.fail(key, "route codes are upper-case letters or digits, e.g. [routes.M]")
-    p.no_unknown_keys(t, {"trunk", "caller_ids", "countries", "name", "allow_unlisted_nanp"}, key)
+    p.no_unknown_keys(
+        t,
+        {"trunk", "caller_ids", "countries", "name", "confirm", "confirm_timeout",
+         "agent_leg_caller_id", "allow_unlisted_nanp"},
+        key,
+    )  # fmt: skip
     trunk = p.req(t, "trunk", str, key, "the name of a [trunks.NAME] table")
     if trunk not in trunks:
         known = ", ".join(sorted(trunks)) or "none defined"
@@ -438,6 +458,18 @@ def _parse_route(
     for c in countries:
         if not (len(c) == 2 and c.isascii() and c.isalpha() and c.isupper()):
             p.fail(f"{key}.countries", f'{c!r} is not a two-letter region code like "US"')
+    confirm = p.opt(t, "confirm", str, key, "key")
+    if confirm not in ("key", "none"):
+        p.fail(f"{key}.confirm", f'expected "key" (the agent presses 1) or "none", got {confirm!r}')
+    confirm_timeout = p.opt(t, "confirm_timeout", int, key, 10)
+    if not 1 <= confirm_timeout <= 120:
+        p.fail(f"{key}.confirm_timeout", f"expected 1-120 seconds, got {confirm_timeout}")
+    agent_leg = p.opt(t, "agent_leg_caller_id", str, key, "route")
+    if agent_leg not in ("route", "target"):
+        p.fail(
+            f"{key}.agent_leg_caller_id",
+            f'expected "route" (the route\'s own number) or "target", got {agent_leg!r}',
+        )
     return RouteConfig(
         code=code,
         trunk=trunk,
@@ -445,6 +477,9 @@ def _parse_route(
         countries=tuple(countries),
         name=name,
         allow_unlisted_nanp=p.opt(t, "allow_unlisted_nanp", bool, key, False),
+        confirm=confirm,
+        confirm_timeout=confirm_timeout,
+        agent_leg_caller_id=agent_leg,
     )
 
 

@@ -8,7 +8,7 @@ status. The route and agents added with /authorize persist between runs, and the
 text says so. The demo user is a super admin too, so
 the admin commands work. It never reads or writes the real configuration or database.
 
-A simulated call takes about ten seconds, like a short real one. ``--speed 20`` (or
+A simulated call takes about twelve seconds, like a short real one. ``--speed 20`` (or
 ``CORECALL_DEMO_SPEED=20``) runs it twenty times faster (tests use this).
 """
 
@@ -33,12 +33,13 @@ DEMO_AGENT_NAME = "Demo Agent"
 DEMO_ACTOR = "demo"
 SPEED_ENV = "CORECALL_DEMO_SPEED"
 
-#: The simulated PBX's timings at speed 1: ring 1 s + answer 1.5 s on each leg, then 5 s of
-#: conversation: about 10 s from /call to "Call ended".
+#: The simulated PBX's timings at speed 1: ring 1 s + answer 1.5 s on each leg, 2.5 s to press
+#: 1, then 5 s of conversation: about 12 s from /call to "Call ended".
 HUMAN_TIMINGS = {
     "ring_seconds": 1.0,
     "answer_seconds": 1.5,
     "slow_answer_seconds": 4.0,
+    "confirm_seconds": 2.5,  # the agent hears whom they call and presses 1
     "talk_seconds": 5.0,
     "timeout_seconds": 8.0,
 }
@@ -161,8 +162,12 @@ def banner(app: App) -> str:
             *lines,
             first + " Type a button's label (like 1.1, or just 1) to press it. /help lists "
             "every command; Ctrl-D quits.",
+            "When your phone answers it tells you whom you are calling and waits for 1 (the "
+            "demo presses it for you). Your voicemail never gets the call: try "
+            f"/setphone {DEMO_AGENT_ID} +12125550777 (a voicemail box), then /call.",
             "Simulated outcomes by the last 4 digits: 0486 busy, 0408 no answer, 0403 rejected,"
-            " 0503 unreachable, 0202 slow answer.",
+            " 0503 unreachable, 0202 slow answer, 0183 early media, never answers, 0777 "
+            "voicemail (never presses 1), 0778 presses a wrong key.",
             f"Compliance checks refuse {_pretty(DEMO_OUTSIDE_HOURS_NUMBER)} (outside calling "
             f"hours in Honolulu), {_pretty(DEMO_DNC_NUMBER)} (do-not-call list) and any number "
             f"called {DEMO_REPEAT_CAP} times today (repeat-call cap); see docs/compliance.md.",

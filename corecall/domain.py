@@ -115,6 +115,9 @@ class Route:
     #: Accept well-formed US/Canadian numbers that phonenumbers' data does not list yet
     #: (new area codes); special, premium and other-country codes stay refused.
     allow_unlisted_nanp: bool = False
+    confirm: str = "key"  # "key": the agent presses 1 before the target is dialed; "none"
+    confirm_timeout: int = 10  # seconds
+    agent_leg_caller_id: str = "route"  # caller ID on the agent's leg: "route" or "target"
 
     @property
     def tag(self) -> str:
@@ -148,6 +151,9 @@ class CallState(enum.StrEnum):
     DIALING_AGENT = "dialing_agent"
     AGENT_RINGING = "agent_ringing"
     AGENT_ANSWERED = "agent_answered"
+    #: The agent's phone answered and is being asked to press 1 (routes with
+    #: ``confirm = "key"``); only a 1 moves the call on to DIALING_TARGET.
+    AWAITING_CONFIRMATION = "awaiting_confirmation"
     DIALING_TARGET = "dialing_target"
     TARGET_RINGING = "target_ringing"
     CONNECTED = "connected"
@@ -172,6 +178,10 @@ class EndReason(enum.StrEnum):
     AGENT_NO_ANSWER = "agent_no_answer"
     AGENT_BUSY = "agent_busy"
     AGENT_REJECTED = "agent_rejected"
+    #: The agent's phone answered but nobody pressed 1 (no key within the confirmation
+    #: timeout, a wrong key twice, or a hang-up during the prompt): most often the agent's
+    #: voicemail. The target was never dialed.
+    AGENT_NOT_CONFIRMED = "agent_not_confirmed"
     TARGET_NO_ANSWER = "target_no_answer"
     TARGET_BUSY = "target_busy"
     TARGET_UNREACHABLE = "target_unreachable"
@@ -256,6 +266,9 @@ class CallRecord:
         return max(0.0, (self.ended_at - self.connected_at).total_seconds())
 
 
+#: The stored time of each stage. AWAITING_CONFIRMATION has none: the prompt starts as the
+#: agent answers (agent_answered_at), and how long the agent took to press 1 is
+#: dialing_target_at - agent_answered_at, so the schema stays as it is.
 STAGE_TIMESTAMP_FIELD = {
     CallState.DIALING_AGENT: "dialing_agent_at",
     CallState.AGENT_RINGING: "agent_ringing_at",
@@ -291,3 +304,29 @@ class AuditEntry:
     detail: str = ""
     at: _dt.datetime | None = None
     id: int | None = None
+
+
+@attrs.frozen
+class OutboxMessage:
+    """One event waiting for (or done with) delivery to one destination, as the store's
+    outbox keeps it (the webhooks plugin is its user).
+
+    ``seq`` is the store's sequence number: delivery goes in ``seq`` order per destination.
+    ``event_id`` is the idempotency id a receiver deduplicates on (unique per destination).
+    ``body`` is the event as JSON text, written before any attempt to send it.
+    ``next_attempt_at`` is when the next try is due (UTC); ``delivered_at`` is set once a
+    receiver accepted it; ``attempts`` counts tries that failed; ``last_error`` says why the
+    last one failed.
+    """
+
+    destination: str
+    event_id: str
+    topic: str
+    body: str
+    ordering_key: str = ""
+    created_at: _dt.datetime | None = None
+    seq: int | None = None
+    attempts: int = 0
+    next_attempt_at: _dt.datetime | None = None
+    delivered_at: _dt.datetime | None = None
+    last_error: str = ""

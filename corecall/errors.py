@@ -78,6 +78,10 @@ class TelephonyError(CorecallError):
     """The PBX or trunk could not be reached or refused an action."""
 
 
+class PbxStartingError(TelephonyError):
+    """The phone system is (re)starting and cannot take calls yet; nothing was sent."""
+
+
 class UnsafeValueError(CorecallError, ValueError):
     """A value that would reach the PBX failed validation (injection guard). Also a
     ``ValueError``, so pure helpers (e.g. the Asterisk config render) can raise it."""

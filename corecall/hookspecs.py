@@ -27,7 +27,12 @@ if TYPE_CHECKING:
         Refusal,
         Route,
     )
-    from corecall.registries import RouteRegistry, StoreRegistry, TrunkDriverRegistry
+    from corecall.registries import (
+        RouteRegistry,
+        ServiceRegistry,
+        StoreRegistry,
+        TrunkDriverRegistry,
+    )
 
 PROJECT = "corecall"
 
@@ -159,6 +164,66 @@ def corecall_register_commands(cli: typer.Typer, context: PluginContext) -> None
     on first use, so a command that needs none of them never opens the database. Raise
     :class:`corecall.errors.CorecallError` subclasses for user mistakes: the CLI prints them
     as one line with their exit code.
+    """
+
+
+@hookspec
+def corecall_register_services(registry: ServiceRegistry) -> None:
+    """Register background services: ``registry.register(cls)``, a subclass of
+    :class:`corecall.services.Service` keyed by its ``NAME``.
+
+    Every process that places calls (``run``, ``console``, ``demo``) builds one instance of
+    each registered service of an enabled plugin (``cls(app)``), awaits ``start()`` once its
+    call manager runs and ``stop()`` when it stops. Use it for work that outlives one call:
+    an HTTP endpoint, a delivery loop. Short-lived commands (``corecall call``) start none.
+    """
+
+
+@hookspec
+def corecall_call_refused(agent_id: int, reason: str) -> None:
+    """Be told that a call asked for by ``agent_id`` was refused before anything was dialed,
+    with the refusal's stable ``reason`` code (``not_authorized``, ``invalid``,
+    ``premium_rate``, ``rate_limited``, a policy plugin's own code...).
+
+    Notification, isolated per plugin, on the event loop thread: do not block.
+    """
+
+
+@hookspec
+def corecall_link_state_changed(driver: str, link: str, up: bool) -> None:
+    """Be told that a trunk driver's connection ``link`` (for the AMI driver: the
+    ``[asterisk_servers.NAME]`` server name) went up (``up=True``: connected and ready to
+    carry calls) or down. A reconnect is a down followed by an up.
+
+    Notification, isolated per plugin, on the event loop thread: do not block.
+    """
+
+
+@hookspec
+def corecall_chat_edit_sent(chat_id: int) -> None:
+    """Be told that a front end edited a message in place in ``chat_id`` (a call's status
+    message, the live view): what Telegram rate-limits to about one edit per second.
+
+    Notification, isolated per plugin, on the event loop thread: do not block.
+    """
+
+
+@hookspec
+def corecall_chat_rate_limited(chat_id: int, seconds: float) -> None:
+    """Be told that the chat service refused a request to ``chat_id`` for ``seconds``
+    seconds (Telegram's FloodWait); corecall waits that long and sends the newest text.
+
+    Notification, isolated per plugin, on the event loop thread: do not block.
+    """
+
+
+@hookspec
+def corecall_store_write(operation: str, seconds: float) -> None:
+    """Be told how long a store write on the call path took: ``operation`` is
+    ``create_call`` or ``save_progress``; ``seconds`` is the wall time from handing the
+    write to the store thread to its completion (queueing included).
+
+    Notification, isolated per plugin, on the event loop thread: do not block.
     """
 
 

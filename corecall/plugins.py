@@ -42,7 +42,12 @@ from corecall.domain import (
 )
 from corecall.errors import ConfigError, EssentialPluginError, NotFoundError, PluginError
 from corecall.options import ParsedOptions, check_options_class, parse_options
-from corecall.registries import RouteRegistry, StoreRegistry, TrunkDriverRegistry
+from corecall.registries import (
+    RouteRegistry,
+    ServiceRegistry,
+    StoreRegistry,
+    TrunkDriverRegistry,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +73,13 @@ _KIND_BY_HOOK = (
     ("corecall_parse_number", "policy"),
     ("corecall_check_call", "policy"),
     ("corecall_resolve_route", "resolver"),
+    ("corecall_register_services", "service"),
     ("corecall_call_state_changed", "listener"),
+    ("corecall_call_refused", "listener"),
+    ("corecall_link_state_changed", "listener"),
+    ("corecall_chat_edit_sent", "listener"),
+    ("corecall_chat_rate_limited", "listener"),
+    ("corecall_store_write", "listener"),
     ("corecall_register_commands", "commands"),
 )
 
@@ -180,6 +191,7 @@ class Plugins:
         self.routes = RouteRegistry()
         self.stores = StoreRegistry()
         self.trunk_drivers = TrunkDriverRegistry()
+        self.services = ServiceRegistry()
         self.essential = set(ALWAYS_ESSENTIAL)
         #: Plugin name -> the options class it declared (``corecall_plugin_options``).
         self.options_classes: dict[str, type] = {}
@@ -256,6 +268,7 @@ class Plugins:
             ("corecall_register_routes", self.routes),
             ("corecall_register_stores", self.stores),
             ("corecall_register_trunk_drivers", self.trunk_drivers),
+            ("corecall_register_services", self.services),
         )
         for hook_name, registry in registries:
             for impl in self._impls(hook_name):
@@ -309,7 +322,7 @@ class Plugins:
     def _disable_broken(self, plugin: str, message: str) -> None:
         """A plugin that failed half-way is switched off entirely: nothing it registered and
         none of its hooks stay active."""
-        for registry in (self.routes, self.stores, self.trunk_drivers):
+        for registry in (self.routes, self.stores, self.trunk_drivers, self.services):
             registry.drop_plugin(plugin)
         obj = self.pm.get_plugin(plugin)
         if obj is not None:
@@ -410,14 +423,38 @@ class Plugins:
 
     def notify_state_changed(self, call: CallRecord, previous: CallState | None) -> None:
         """Tell every plugin; one failing is logged by name and the rest still hear it."""
-        for impl in self._impls("corecall_call_state_changed"):
+        self._notify(
+            "corecall_call_state_changed", f"call {call.id} -> {call.state.value}",
+            call=call, previous=previous,
+        )  # fmt: skip
+
+    def notify_call_refused(self, agent_id: int, reason: str) -> None:
+        self._notify("corecall_call_refused", reason, agent_id=agent_id, reason=reason)
+
+    def notify_link_state_changed(self, driver: str, link: str, up: bool) -> None:
+        self._notify(
+            "corecall_link_state_changed", f"{driver} {link}", driver=driver, link=link, up=up
+        )
+
+    def notify_chat_edit_sent(self, chat_id: int) -> None:
+        self._notify("corecall_chat_edit_sent", "", chat_id=chat_id)
+
+    def notify_chat_rate_limited(self, chat_id: int, seconds: float) -> None:
+        self._notify("corecall_chat_rate_limited", "", chat_id=chat_id, seconds=seconds)
+
+    def notify_store_write(self, operation: str, seconds: float) -> None:
+        self._notify("corecall_store_write", operation, operation=operation, seconds=seconds)
+
+    def _notify(self, hook_name: str, what: str, **kwargs: Any) -> None:
+        """A notification hook: every plugin is told; one failing is logged with its name
+        and the others still hear it."""
+        for impl in self._impls(hook_name):
             try:
-                _call(impl, call=call, previous=previous, context=self.context(impl.plugin_name))
+                if "context" in impl.argnames:  # only hooks that take one (cached per plugin)
+                    kwargs["context"] = self.context(impl.plugin_name)
+                _call(impl, **kwargs)
             except Exception:
-                log.exception(
-                    "plugin %r failed in corecall_call_state_changed (call %s -> %s)",
-                    impl.plugin_name, call.id, call.state.value,
-                )  # fmt: skip
+                log.exception("plugin %r failed in %s (%s)", impl.plugin_name, hook_name, what)
 
     def register_commands(self, cli: Any) -> None:
         """Let every active plugin add CLI commands to ``cli`` (a typer app). A plugin whose

@@ -144,3 +144,16 @@ class TrunkDriverRegistry(_Registry):
                 self.plugin, f"trunk driver {driver_class!r} has no NAME class attribute"
             )
         self._add(name, driver_class, getattr(driver_class, "OPTIONS", None))
+
+
+class ServiceRegistry(_Registry):
+    """Background service classes keyed by their ``NAME``. ``register(MyService)``; see
+    :class:`corecall.services.Service`."""
+
+    kind = "service"
+
+    def register(self, service_class: type) -> None:
+        name = getattr(service_class, "NAME", None)
+        if not name:
+            raise PluginError(self.plugin, f"service {service_class!r} has no NAME class attribute")
+        self._add(name, service_class)

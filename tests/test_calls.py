@@ -122,8 +122,8 @@ async def test_completed_call_walks_every_state_and_is_on_record(setup):
     announced = [s for cid, _, s, _ in recorder.seen if cid == call.id]
     assert announced == [
         CallState.QUEUED, CallState.DIALING_AGENT, CallState.AGENT_RINGING,
-        CallState.AGENT_ANSWERED, CallState.DIALING_TARGET, CallState.TARGET_RINGING,
-        CallState.CONNECTED, CallState.ENDED,
+        CallState.AGENT_ANSWERED, CallState.AWAITING_CONFIRMATION, CallState.DIALING_TARGET,
+        CallState.TARGET_RINGING, CallState.CONNECTED, CallState.ENDED,
     ]  # fmt: skip
 
 
@@ -133,6 +133,9 @@ async def test_completed_call_walks_every_state_and_is_on_record(setup):
         ("+12125550486", ANSWERING_TARGET, EndReason.AGENT_BUSY),
         ("+12125550408", ANSWERING_TARGET, EndReason.AGENT_NO_ANSWER),
         ("+12125550403", ANSWERING_TARGET, EndReason.AGENT_REJECTED),
+        ("+12125550183", ANSWERING_TARGET, EndReason.AGENT_NO_ANSWER),  # early media only
+        ("+12125550777", ANSWERING_TARGET, EndReason.AGENT_NOT_CONFIRMED),  # voicemail
+        ("+12125550778", ANSWERING_TARGET, EndReason.AGENT_NOT_CONFIRMED),  # wrong key
         ("+12125550111", "+12125550486", EndReason.TARGET_BUSY),
         ("+12125550111", "+12125550408", EndReason.TARGET_NO_ANSWER),
         ("+12125550111", "+12125550503", EndReason.TARGET_UNREACHABLE),
@@ -146,6 +149,54 @@ async def test_simulated_failures_reach_their_final_reason(setup, agent_phone, t
     assert (final.state, final.reason) == (CallState.ENDED, reason)
     assert app.store.get_call(call.id).reason is reason
     assert final.connected_at is None
+
+
+async def test_voicemail_agent_is_never_bridged_and_the_target_never_dialed(setup):
+    app, manager, recorder = await setup()
+    AgentAdmin(app).set_phone(AGENT, "+12125550777", actor="test")
+    call = await manager.place(AGENT, ANSWERING_TARGET)
+    final = await manager.wait_final(call.id, timeout=5)
+    assert final.reason is EndReason.AGENT_NOT_CONFIRMED
+    announced = [s for cid, _, s, _ in recorder.seen if cid == call.id]
+    assert CallState.AWAITING_CONFIRMATION in announced
+    assert CallState.DIALING_TARGET not in announced and final.dialing_target_at is None
+    assert app.store.get_call(call.id).reason is EndReason.AGENT_NOT_CONFIRMED
+
+
+async def test_route_without_confirmation_dials_the_target_on_answer(setup, tmp_path):
+    routes = {
+        "M": {"trunk": "main", "caller_ids": ["+12125550100"], "confirm": "none"},
+        "D": {"trunk": "dev", "caller_ids": ["+12125550199"]},
+    }
+    _app, manager, recorder = await setup(routes=routes)
+    call = await manager.place(AGENT, ANSWERING_TARGET)
+    final = await manager.wait_final(call.id, timeout=5)
+    assert final.reason is EndReason.COMPLETED
+    announced = [s for cid, _, s, _ in recorder.seen if cid == call.id]
+    assert CallState.AWAITING_CONFIRMATION not in announced
+    assert CallState.DIALING_TARGET in announced
+
+
+@pytest.mark.parametrize(
+    ("route_options", "confirm", "timeout", "agent_caller_id"),
+    [
+        ({}, "key", 10, "+12125550100"),
+        ({"confirm": "none", "agent_leg_caller_id": "target"}, "none", 10, ANSWERING_TARGET),
+        ({"confirm_timeout": 4, "agent_leg_caller_id": "route"}, "key", 4, "+12125550100"),
+    ],
+)
+async def test_route_options_reach_the_driver(
+    setup, route_options, confirm, timeout, agent_caller_id
+):
+    routes = {
+        "M": {"trunk": "main", "caller_ids": ["+12125550100"], **route_options},
+        "D": {"trunk": "dev", "caller_ids": ["+12125550199"]},
+    }
+    _app, manager, _ = await setup(driver="scripted", routes=routes)
+    await manager.place(AGENT, ANSWERING_TARGET)
+    (request,) = ScriptedDriver.instances[0].originated
+    assert (request.confirm, request.confirm_timeout) == (confirm, timeout)
+    assert (request.caller_id, request.agent_caller_id) == ("+12125550100", agent_caller_id)
 
 
 @pytest.mark.parametrize(

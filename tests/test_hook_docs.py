@@ -415,6 +415,58 @@ def test_guide_trunk_driver_skeleton(tmp_path):
     ]
 
 
+def test_example_register_services(tmp_path):
+    example = hook_example("corecall_register_services")
+    app = App(make_config(tmp_path), extra_plugins=[("doc_example", example)])
+
+    async def scenario():
+        manager = app.call_manager(services=True)
+        await manager.start()
+        service = manager.services.get("live_call_logger")
+        try:
+            agent = app.store.add_agent(7, "+12125550177", authorized=True, actor="test")
+            app.store.set_route(agent.telegram_id, "M", actor="test")
+            call = await manager.place(7, "+12125550123")
+            service.corecall_call_state_changed(call, None)  # as the writer announces it
+            assert call.id in service.live
+            await manager.hangup(call.id)
+            await manager.wait_final(call.id, timeout=5)
+            assert call.id not in service.live  # the hook heard the call end
+        finally:
+            await manager.stop()
+        assert service.task.cancelled()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        app.close()
+
+
+def test_examples_of_the_notification_hooks(caplog):
+    refused = hook_example("corecall_call_refused")
+    links = hook_example("corecall_link_state_changed")
+    edits = hook_example("corecall_chat_edit_sent")
+    limited = hook_example("corecall_chat_rate_limited")
+    writes = hook_example("corecall_store_write")
+    plugins = load_plugins(extra=[("refused", refused), ("links", links), ("edits", edits),
+                                  ("limited", limited), ("writes", writes)])  # fmt: skip
+    plugins.notify_call_refused(7, "premium_rate")
+    plugins.notify_call_refused(7, "premium_rate")
+    assert dict(refused.REFUSED) == {"premium_rate": 2}
+    plugins.notify_link_state_changed("asterisk_ami", "pbx1", False)
+    assert links.DOWN == {("asterisk_ami", "pbx1")}
+    plugins.notify_link_state_changed("asterisk_ami", "pbx1", True)
+    assert links.DOWN == set()
+    plugins.notify_chat_edit_sent(42)
+    assert dict(edits.EDITS) == {42: 1}
+    plugins.notify_chat_rate_limited(42, 3.0)
+    assert limited.WAITED == [3.0]
+    with caplog.at_level(logging.WARNING):
+        plugins.notify_store_write("save_progress", 0.75)
+        plugins.notify_store_write("save_progress", 0.01)
+    assert caplog.text.count("store save_progress took") == 1
+
+
 def test_example_plugin_options(tmp_path, monkeypatch):
     example = hook_example("corecall_plugin_options")
     config = make_config(tmp_path, '[plugins.doc_example]\nopens = "21:00"\n')

@@ -22,8 +22,8 @@ installed by ``./scripts/test``; ``python -m corecall_lab`` is the same.)
 
 Programmatic use (tests, benchmarks)::
 
-    lab = Lab(instance="t1", ami_port=15038, sip_port=15060,
-              carriers={"corecall-main": "127.0.0.2:15070", "corecall-dev": "127.0.0.3:15070"})
+    lab = Lab(instance="t1", ami_port=0, sip_port=0,   # 0: the lab picks free ports
+              carriers={"corecall-main": "127.0.0.2:0", "corecall-dev": "127.0.0.3:0"})
     lab.start()            # builds the chroot if needed, waits until AMI says FullyBooted
     lab.ami_host, lab.ami_port, lab.ami_user, lab.ami_secret
     lab.invites("corecall-main")   # [Invite(ruri_user, from_user), ...] in arrival order
@@ -42,6 +42,16 @@ Asterisk runs with ``LD_PRELOAD`` of ``bind_loopback.c`` (compiled into the chro
 turns wildcard binds into loopback binds: pjproject's DNS resolver otherwise always binds
 0.0.0.0:0 and [::]:0. See docs/asterisk-lab.md.
 
+Ports given as 0 are chosen by the lab at start(), race-free across processes: under a lock
+shared by every instance on the machine (``ROOT/run/corecall-lab/.ports.lock``), from
+``PORT_RANGE`` (below the kernel's ephemeral range, so no ``bind(0)`` elsewhere takes them),
+skipping every port a live instance has reserved in its state file (kept reserved while its
+Asterisk is stopped or restarting).
+
+Each carrier knows the caller IDs the operator owns on its trunk (``owned_caller_ids``;
+default :data:`DEFAULT_OWNED_CALLER_IDS`, the routes' numbers in the corecall configuration
+``up --corecall-config FILE`` writes) and answers ``403 Forbidden`` to any other From.
+
 Errors: :class:`LabUnavailable` when this machine cannot run the lab at all (not root, not
 Debian, tools cannot be installed); :class:`LabError` for everything else.
 """
@@ -55,6 +65,7 @@ import ctypes
 import fcntl
 import json
 import os
+import random
 import re
 import secrets
 import shutil
@@ -86,6 +97,18 @@ TOOLS = {"sipp": "sip-tester", "mmdebstrap": "mmdebstrap", "gcc": "gcc"}  # bina
 DEFAULT_INSTANCE = "default"
 DEFAULT_SECRET = "corecall-lab-secret"
 DEFAULT_CARRIERS = {"corecall-main": "127.0.0.2:5060", "corecall-dev": "127.0.0.3:5060"}
+#: The numbers the operator owns per trunk: the caller IDs of the routes that use it (route M
+#: on corecall-main, route D on corecall-dev in the configuration ``up --corecall-config``
+#: writes). A carrier refuses (403) an INVITE whose From user is not one of its trunk's.
+DEFAULT_OWNED_CALLER_IDS: dict[str, tuple[str, ...]] = {
+    "corecall-main": ("+12125550100", "+12125550101"),
+    "corecall-dev": ("+12125550199",),
+}
+#: Ports the lab picks from when asked for port 0: below the kernel's ephemeral range
+#: (32768-60999), above the RTP ranges the lab uses (10000-29999).
+PORT_RANGE = (30000, 32767)
+#: Debian sip-tester's RTP captures (DTMF per RFC 4733, a PCMA greeting) the carriers play.
+PCAP_DIR = Path("/usr/share/sip-tester")
 
 # Modules the lab loads; every other module found in the chroot gets a noload line. Keeps
 # startup near 1 s and makes sure nothing listens beyond loopback (chan_iax2, pbx_dundi,
@@ -124,6 +147,11 @@ LOAD_MODULES = frozenset(
         "func_dialplan",  # corecall asterisk check: DIALPLAN_EXISTS() via Getvar
         "app_stack",
         "app_verbose",
+        "app_read",  # the agent's confirmation key (Read)
+        "app_playback",
+        "app_while",  # the prompt says the target's digits one by one
+        "format_gsm",  # Asterisk's own sound files (en_US_f_Allison) are GSM
+        "codec_gsm",
         "func_strings",
         "func_channel",
         "func_callerid",
@@ -432,8 +460,10 @@ def originate_action(
     target: str,
     *,
     trunk: str = "corecall-main",
-    caller_id: str = "+15551230001",
+    caller_id: str | None = None,
     agent_ring_timeout: int = 30,
+    confirm: str = "key",
+    confirm_timeout: int = 10,
     dial_timeout: int = 10,
     exten: str | None = None,
     variables: str | None = None,
@@ -441,11 +471,14 @@ def originate_action(
     """The Originate exactly as corecall's AMI driver sends it, from the driver's own builder
     (:func:`corecall_asterisk.actions.originate_headers`, which validates every value), for
     the lab's own checks, recordings and tests. ``agent_ring_timeout`` and ``dial_timeout``
-    are seconds.
+    are seconds. ``caller_id`` (default: the trunk's first owned number, see
+    :data:`DEFAULT_OWNED_CALLER_IDS`) is presented on both legs.
 
     ``exten`` and ``variables`` replace those headers *after* the builder, unchecked: they
     exist to show that the bridge dialplan itself refuses what the driver never sends.
     """
+    if caller_id is None:
+        caller_id = DEFAULT_OWNED_CALLER_IDS.get(trunk, ("+12125550100",))[0]
     action = originate_headers(
         call_id=call_id,
         agent=agent,
@@ -454,6 +487,8 @@ def originate_action(
         caller_id=caller_id,
         agent_ring_timeout=agent_ring_timeout,
         target_ring_timeout=dial_timeout,
+        confirm=confirm,
+        confirm_timeout=confirm_timeout,
         action_id=False,
     )
     if exten is not None:
@@ -491,6 +526,7 @@ class Lab:
         sip_host: str = "127.0.0.1",
         sip_port: int = 5060,
         carriers: Mapping[str, str] | None = None,
+        owned_caller_ids: Mapping[str, Any] | None = None,
         rtp_ports: tuple[int, int] = (10000, 20000),
         ami_user: str = "corecall",
         ami_secret: str | None = None,
@@ -511,6 +547,14 @@ class Lab:
         for host, _ in self.carriers.values():
             if not host.startswith("127."):
                 raise ValueError(f"carriers must be on loopback, got {host}")
+        owned = DEFAULT_OWNED_CALLER_IDS if owned_caller_ids is None else owned_caller_ids
+        self.owned_caller_ids: dict[str, tuple[str, ...]] = {
+            name: tuple(owned.get(name, ())) for name in self.carriers
+        }
+        for name, numbers in self.owned_caller_ids.items():
+            for number in numbers:
+                if not re.fullmatch(r"\+[1-9][0-9]{6,14}", number):
+                    raise ValueError(f"owned caller ID of {name} must be E.164, got {number!r}")
         if not (ami_host.startswith("127.") and sip_host.startswith("127.")):
             raise ValueError("the lab listens on loopback only")
         self.rtp_ports = rtp_ports
@@ -567,16 +611,18 @@ class Lab:
         ensure_root(self.root)
         prepare_root(self.root)
         reap_stale(self.root)
-        if self.state_file.exists():
-            other = Lab.from_state(self.instance, root=self.root)
-            if other.running():
-                raise LabError(
-                    f"lab instance {self.instance!r} is already running "
-                    f"(AMI {other.ami_host}:{other.ami_port}); stop it first"
-                )
-            other.stop()
-        self._check_ports_free()
-        self._write_configs()
+        with _ports_lock(self.root):
+            if self.state_file.exists():
+                other = Lab.from_state(self.instance, root=self.root)
+                if other.running():
+                    raise LabError(
+                        f"lab instance {self.instance!r} is already running "
+                        f"(AMI {other.ami_host}:{other.ami_port}); stop it first"
+                    )
+                other.stop()
+            self._reserve_ports(reserved_ports(self.root, skip=self.instance))
+            self._write_configs()
+            self._save_state()  # the reservation: other instances skip these ports from now
         try:
             for name in self.carriers:
                 self.start_carrier(name)
@@ -724,16 +770,16 @@ class Lab:
         key = f"carrier:{name}"
         if key in self._procs and _alive(self._procs[key]["pid"]):
             raise LabError(f"carrier {name} is already running")
-        if name not in self._carrier_media:
-            self._carrier_media[name] = _pick_ports(host, exclude={port})
         media_port, control_port = self._carrier_media[name]
         log = self.carrier_log(name)
         log.parent.mkdir(parents=True, exist_ok=True)
         log.touch()
+        scenario = self.dir / "carriers" / f"{name}.xml"
+        scenario.write_text(render_carrier_scenario(self.owned_caller_ids[name]))
         out = open(self.dir / "carriers" / f"{name}.out", "ab")
         cmd = [
             "sipp",
-            "-sf", str(SCENARIO),
+            "-sf", str(scenario),
             "-i", host, "-p", str(port), "-bind_local",
             "-mi", host, "-mp", str(media_port),
             "-ci", host, "-cp", str(control_port),
@@ -825,6 +871,8 @@ class Lab:
                 "sip_host": self.sip_host,
                 "sip_port": self.sip_port,
                 "carriers": {n: f"{h}:{p}" for n, (h, p) in self.carriers.items()},
+                "carrier_media": {n: list(m) for n, m in self._carrier_media.items()},
+                "owned_caller_ids": {n: list(o) for n, o in self.owned_caller_ids.items()},
                 "rtp_ports": list(self.rtp_ports),
                 "ami_user": self.ami_user,
                 "ami_secret": self.ami_secret,
@@ -858,22 +906,52 @@ class Lab:
             ami_secret=cfg["ami_secret"],
         )
         lab._procs = state.get("procs", {})
+        lab._carrier_media = {n: tuple(m) for n, m in cfg.get("carrier_media", {}).items()}
+        if "owned_caller_ids" in cfg:
+            lab.owned_caller_ids = {n: tuple(o) for n, o in cfg["owned_caller_ids"].items()}
         lab._owner = (state.get("owner"), state.get("owner_start"))
         lab.die_with_parent = state.get("owner") is not None  # throw-away instance
         return lab
 
-    def _check_ports_free(self) -> None:
-        checks = [(self.ami_host, self.ami_port, socket.SOCK_STREAM, "AMI")]
-        checks.append((self.sip_host, self.sip_port, socket.SOCK_DGRAM, "SIP"))
-        checks += [(h, p, socket.SOCK_DGRAM, f"carrier {n}") for n, (h, p) in self.carriers.items()]
-        for host, port, kind, what in checks:
-            with socket.socket(socket.AF_INET, kind) as sock:
-                if kind == socket.SOCK_STREAM:
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    sock.bind((host, port))
-                except OSError as exc:
-                    raise LabError(f"{what} address {host}:{port} is in use ({exc})") from exc
+    def ports(self) -> set[tuple[str, int]]:
+        """Every (address, port) this instance listens on (0 = not chosen yet)."""
+        ports = {(self.ami_host, self.ami_port), (self.sip_host, self.sip_port)}
+        ports |= set(self.carriers.values())
+        for name, media in self._carrier_media.items():
+            host = self.carriers[name][0]
+            ports |= {(host, media[0]), (host, media[0] + 2), (host, media[1])}
+        return ports
+
+    def _reserve_ports(self, reserved: set[tuple[str, int]]) -> None:
+        """Choose the ports given as 0 and every carrier's media/control ports; check the
+        ones given explicitly. Runs under :func:`_ports_lock`."""
+        taken = set(reserved)
+
+        def pick(host: str, kind: int, what: str, port: int = 0, span: int = 0) -> int:
+            if port:
+                clash = (host, port) in taken or not _bindable(host, port, kind)
+                if clash:
+                    raise LabError(f"{what} address {host}:{port} is in use")
+                taken.add((host, port))
+                return port
+            low, high = PORT_RANGE
+            for candidate in random.sample(range(low, high + 1 - span), high + 1 - span - low):
+                group = [candidate, candidate + span] if span else [candidate]
+                if any((host, c) in taken or not _bindable(host, c, kind) for c in group):
+                    continue
+                taken.update((host, c) for c in group)
+                return candidate
+            raise LabError(f"no free port for {what} on {host} in {low}-{high}")
+
+        self.ami_port = pick(self.ami_host, socket.SOCK_STREAM, "AMI", self.ami_port)
+        self.sip_port = pick(self.sip_host, socket.SOCK_DGRAM, "SIP", self.sip_port)
+        for name, (host, port) in list(self.carriers.items()):
+            sip = pick(host, socket.SOCK_DGRAM, f"carrier {name}", port)
+            self.carriers[name] = (host, sip)
+            # sipp binds media and media+2 (RTP of audio and video) and a control port.
+            media = pick(host, socket.SOCK_DGRAM, f"carrier {name} media", span=2)
+            control = pick(host, socket.SOCK_DGRAM, f"carrier {name} control")
+            self._carrier_media[name] = (media, control)
 
     def _write_configs(self) -> None:
         for sub in ("etc", "run", "log", "spool", "db", "cache", "carriers"):
@@ -925,35 +1003,54 @@ def _call_now(fn, *args, **kwargs) -> concurrent.futures.Future:
     return future
 
 
-def _pick_ports(host: str, exclude: set[int]) -> tuple[int, int]:
-    """Two distinct free UDP ports on host for sipp: media (sipp also binds media+2) and
-    control, none of them in exclude."""
-    held: list[socket.socket] = []
-    try:
-        while True:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            sock.bind((host, 0))
-            held.append(sock)
-            media = sock.getsockname()[1]
-            if media in exclude or media + 2 in exclude or media + 2 > 65535:
-                continue
-            try:
-                extra = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                extra.bind((host, media + 2))
-            except OSError:
-                continue
-            held.append(extra)
-            break
-        while True:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            sock.bind((host, 0))
-            held.append(sock)
-            control = sock.getsockname()[1]
-            if control not in exclude:
-                return media, control
-    finally:
-        for sock in held:
-            sock.close()
+def _bindable(host: str, port: int, kind: int) -> bool:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        if kind == socket.SOCK_STREAM:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+@contextlib.contextmanager
+def _ports_lock(root: Path) -> Iterator[None]:
+    """One lock for every lab instance on this machine (they share the chroot): port choice
+    and the state file that reserves the ports happen under it."""
+    base = root / INSIDE_BASE.lstrip("/")
+    base.mkdir(parents=True, exist_ok=True)
+    with open(base / ".ports.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def reserved_ports(root: Any = None, *, skip: str | None = None) -> set[tuple[str, int]]:
+    """(address, port) of every lab instance with a state file, whether or not its processes
+    run right now (a restarting Asterisk keeps its ports). Stale instances are reaped first."""
+    out: set[tuple[str, int]] = set()
+    for name in instances(root):
+        if name == skip:
+            continue
+        with contextlib.suppress(LabError, KeyError, TypeError, ValueError):
+            out |= Lab.from_state(name, root=root).ports()
+    return out
+
+
+def render_carrier_scenario(owned: tuple[str, ...] | list[str]) -> str:
+    """``asterisk/sipp/carrier.xml`` with this trunk's owned caller IDs and the pcap directory
+    filled in. No owned number at all: every From is refused (403), as a carrier would."""
+    alternation = "|".join(re.escape(n) for n in owned) or "-no-owned-number-"
+    if not (PCAP_DIR / "dtmf_2833_1.pcap").exists():
+        raise LabError(f"{PCAP_DIR}/dtmf_2833_1.pcap is missing: apt-get install sip-tester")
+    return (
+        SCENARIO.read_text()
+        .replace("@OWNED_CALLER_IDS@", alternation)
+        .replace("@PCAP_DIR@", str(PCAP_DIR))
+    )
 
 
 def _udp_bound(host: str, port: int) -> bool:
@@ -984,6 +1081,62 @@ def reap_stale(root: Any = None) -> None:
                 lab.stop()
 
 
+def render_corecall_config(lab: Lab, data_dir: Path) -> str:
+    """A corecall configuration (TOML) that places real calls through ``lab``: one Asterisk
+    server, every carrier's trunk on the ``asterisk_ami`` driver, and a route per trunk
+    whose caller IDs are the numbers that trunk's carrier accepts as owned (route M on
+    ``corecall-main``, D on ``corecall-dev``)."""
+
+    def q(value: Any) -> str:
+        return json.dumps(str(value))  # a TOML basic string is a JSON string for these values
+
+    codes = {"corecall-main": "M", "corecall-dev": "D"}
+    lines = [
+        f"# corecall configuration for lab instance {lab.instance!r}, written by",
+        f"# `asterisk/lab.py up --instance {lab.instance} --corecall-config FILE`.",
+        "# Try it: corecall --config FILE call --route M --agent-phone +12125550111 "
+        "--target +12125550123",
+        "# (the carriers' behaviour by the last 4 digits is in docs/asterisk-lab.md)",
+        f"data_dir = {q(data_dir)}",
+        "",
+        "[asterisk_servers.lab]",
+        f"host = {q(lab.ami_host)}",
+        f"port = {lab.ami_port}",
+        f"username = {q(lab.ami_user)}",
+        f"secret = {q(lab.ami_secret)}",
+        'context = "corecall-bridge"',
+    ]
+    for index, name in enumerate(lab.carriers):
+        trunk = name.removeprefix("corecall-") or name
+        code = codes.get(name, f"R{index + 1}")
+        owned = ", ".join(q(n) for n in lab.owned_caller_ids.get(name, ()))
+        lines += [
+            "",
+            f"[trunks.{trunk}]",
+            'driver = "asterisk_ami"',
+            'server = "lab"',
+            f"endpoint = {q(name)}",
+            "",
+            f"[routes.{code}]",
+            f"trunk = {q(trunk)}",
+            f"caller_ids = [{owned}]",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def write_corecall_config(lab: Lab, path: str | os.PathLike[str]) -> Path:
+    """Write :func:`render_corecall_config` to ``path`` (mode 0600: it holds the AMI secret);
+    the data directory is ``<path without suffix>-data`` beside it."""
+    path = Path(path).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = render_corecall_config(lab, path.with_name(path.stem + "-data"))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.chmod(path, 0o600)
+    return path
+
+
 # ------------------------------------------------------------------------------ CLI
 
 
@@ -993,8 +1146,11 @@ def _print_up(lab: Lab) -> None:
     print(f"  AMI        {d['ami']}  user {d['ami_user']}  secret {d['ami_secret']}")
     print(f"  Asterisk   SIP {d['sip']}  config {d['config_dir']}")
     for name, addr in d["carriers"].items():
-        print(f"  carrier    {name:<16} {addr}  INVITE log {lab.carrier_log(name)}")
-    print("  stop with: .venv/bin/corecall-lab down")
+        owned = ", ".join(lab.owned_caller_ids.get(name, ())) or "none"
+        print(f"  carrier    {name:<16} {addr}  owned caller IDs {owned}")
+        print(f"             INVITE log {lab.carrier_log(name)}")
+    where = "" if lab.instance == DEFAULT_INSTANCE else f" --instance {lab.instance}"
+    print(f"  stop with: .venv/bin/corecall-lab down{where}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1016,6 +1172,19 @@ def main(argv: list[str] | None = None) -> int:
         metavar="ENDPOINT=IP[:PORT]",
         help="carrier per trunk (default corecall-main=127.0.0.2:5060 corecall-dev=127.0.0.3:5060)",
     )
+    parser.add_argument(
+        "--owned",
+        action="append",
+        metavar="ENDPOINT=+E164[,+E164...]",
+        help="caller IDs the operator owns on a trunk; its carrier answers 403 to any other "
+        "From (default corecall-main=+12125550100,+12125550101 corecall-dev=+12125550199)",
+    )
+    parser.add_argument(
+        "--corecall-config",
+        metavar="FILE",
+        help="up: also write a corecall configuration (TOML, mode 0600) that places real calls "
+        "through this instance: both routes on the asterisk_ami driver, the owned caller IDs",
+    )
     opts = parser.parse_args(argv)
     show_all = opts.instance is None
     opts.instance = opts.instance or DEFAULT_INSTANCE
@@ -1030,22 +1199,37 @@ def main(argv: list[str] | None = None) -> int:
             print(f"lab root ready: {root} ({asterisk_version(root)})")
         elif opts.command == "up":
             carriers = dict(c.split("=", 1) for c in opts.carrier) if opts.carrier else None
+            owned = None
+            if opts.owned:
+                owned = dict(DEFAULT_OWNED_CALLER_IDS)
+                for item in opts.owned:
+                    name, _, numbers = item.partition("=")
+                    owned[name] = tuple(n.strip() for n in numbers.split(",") if n.strip())
+            lab = None
             with contextlib.suppress(LabError):
                 existing = Lab.from_state(opts.instance, root=opts.root)
                 if existing.running():
                     print(f"lab instance {opts.instance!r} is already up")
-                    _print_up(existing)
-                    return 0
-            lab = Lab(
-                opts.instance,
-                root=opts.root,
-                ami_port=opts.ami_port,
-                sip_port=opts.sip_port,
-                carriers=carriers,
-                ami_secret=opts.secret,
-            )
-            lab.start()
+                    lab = existing
+            if lab is None:
+                lab = Lab(
+                    opts.instance,
+                    root=opts.root,
+                    ami_port=opts.ami_port,
+                    sip_port=opts.sip_port,
+                    carriers=carriers,
+                    owned_caller_ids=owned,
+                    ami_secret=opts.secret,
+                )
+                lab.start()
             _print_up(lab)
+            if opts.corecall_config:
+                path = write_corecall_config(lab, opts.corecall_config)
+                print(f"  corecall   configuration {path}: routes on this lab, e.g.")
+                print(
+                    f"             corecall --config {path} call --route M "
+                    "--agent-phone +12125550111 --target +12125550123"
+                )
         elif opts.command == "down":
             try:
                 lab = Lab.from_state(opts.instance, root=opts.root)

@@ -30,7 +30,7 @@ from corecall_lab import lab as labmod
 REPO = labmod.REPO
 AGENT = "+15550001111"  # answers at once, hangs up after 1 s
 TARGET = "+15557654321"  # answers at once, hangs up after 1 s
-CALLER_ID = "+15551230001"
+CALLER_ID = "+12125550100"  # owned on corecall-main: the carriers refuse any other From
 
 
 def number(last4: str, base: str = "+1555765") -> str:
@@ -153,6 +153,8 @@ class Scenario:
     dial_timeout: int = 10
     exten: str | None = None
     variables: str | None = None
+    confirm: str = "key"
+    confirm_timeout: int = 10
     during: Callable[[RawAMI, str, int], Awaitable[None]] | None = None
     before: Callable[[labmod.Lab], None] | None = None
     after: Callable[[labmod.Lab], None] | None = None
@@ -261,6 +263,50 @@ SCENARIOS = [
         during=hangup_when_bridged,
     ),
     Scenario(
+        "agent-early-media-no-answer",
+        "Agent's network sends 183 with early media, never 180, never answers (Timeout 3000 ms)",
+        number("0183", "+1555000"),
+        TARGET,
+        "No Newstate Ringing: only DialState PROGRESS says the phone was reached.",
+        agent_ring_timeout=3,
+    ),
+    Scenario(
+        "agent-early-media-answers",
+        "Agent's network sends 183 with early media, answers 2 s later, presses 1",
+        number("0184", "+1555000"),
+        TARGET,
+    ),
+    Scenario(
+        "target-early-media",
+        "Target's network sends 183 with early media and never answers (CORECALL_DIAL_TIMEOUT=2)",
+        number("0999", "+1555000"),
+        number("0183"),
+        dial_timeout=2,
+    ),
+    Scenario(
+        "agent-voicemail",
+        "Agent's voicemail answers and never presses 1 (CORECALL_CONFIRM_TIMEOUT=1)",
+        number("0777", "+1555000"),
+        TARGET,
+        "The prompt says the target's digits and waits; no key: not-confirmed, the target is "
+        "never dialed.",
+        confirm_timeout=1,
+    ),
+    Scenario(
+        "agent-wrong-key",
+        "Agent presses 2, hears the prompt again, presses 3",
+        number("0778", "+1555000"),
+        TARGET,
+        "Two wrong keys: not-confirmed, the target is never dialed.",
+    ),
+    Scenario(
+        "confirm-none",
+        "CORECALL_CONFIRM=none: the target is dialed as soon as the agent answers",
+        number("0999", "+1555000"),
+        TARGET,
+        confirm="none",
+    ),
+    Scenario(
         "unknown-endpoint",
         "Unknown endpoint (trunk not in pjsip.conf)",
         AGENT,
@@ -273,9 +319,9 @@ SCENARIOS = [
         "Tampered variable (caller ID with a letter): refused by the dialplan",
         number("0999", "+1555000"),
         TARGET,
-        "CORECALL_CALLER_ID=+1555123000a. The agent leg is answered, the target is never dialed.",
+        "CORECALL_CALLER_ID=+1212555010a. The agent leg is answered, the target is never dialed.",
         variables="CORECALL_CALL_ID={call_id},CORECALL_TRUNK=corecall-main,"
-        "CORECALL_CALLER_ID=+1555123000a,CORECALL_DIAL_TIMEOUT=10",
+        "CORECALL_CALLER_ID=+1212555010a,CORECALL_DIAL_TIMEOUT=10",
     ),
     Scenario(
         "trunk-mismatch",
@@ -330,6 +376,8 @@ async def run_scenario(ami: RawAMI, lab: labmod.Lab, sc: Scenario) -> None:
         trunk=sc.trunk,
         agent_ring_timeout=sc.agent_ring_timeout,
         dial_timeout=sc.dial_timeout,
+        confirm=sc.confirm,
+        confirm_timeout=sc.confirm_timeout,
         exten=sc.exten,
         variables=sc.variables.format(call_id=call_id) if sc.variables else None,
     )
@@ -378,6 +426,7 @@ KEY_FIELDS = (
     "CallerIDNum",
     "ConnectedLineNum",
     "UserEvent",
+    "Step",
     "CallId",
     "HangupCause",
     "DialedTime",
@@ -427,7 +476,7 @@ def render_scenario(sc: Scenario) -> str:
         event = m.get("Event", "")
         uid = m.get("Uniqueid", "")
         channel = m.get("Channel", "")
-        if event in ("DialBegin", "DialEnd"):
+        if event in ("DialBegin", "DialState", "DialEnd"):
             dest_uid = m.get("DestUniqueid", "")
             leg = f"{roles.get(uid, 'target' if uid else '—')}→{roles.get(dest_uid, 'target')}"
             channel = f"{channel or '—'} → {m.get('DestChannel', '')}"
@@ -441,7 +490,7 @@ def render_scenario(sc: Scenario) -> str:
             for k in KEY_FIELDS
             if k in m and not (event == "DialBegin" and k == "ChannelStateDesc")
         )
-        if event in ("DialBegin", "DialEnd") and "DestChannelStateDesc" in m:
+        if event in ("DialBegin", "DialState", "DialEnd") and "DestChannelStateDesc" in m:
             dest = f"`DestChannelStateDesc={m['DestChannelStateDesc']}`"
             details = f"{dest}, {details}" if details else dest
         cells = [_subst(v, call_id, target_uids) for v in (channel, uid, linked)]
@@ -504,7 +553,7 @@ Channel: PJSIP/<agent>@<trunk>
 Context: corecall-bridge
 Exten: <target>
 Priority: 1
-CallerID: <target>
+CallerID: <route's caller ID>
 Timeout: <agent ring ms>
 ChannelId: <id>-a
 {variable}
@@ -537,7 +586,18 @@ caller → destination. The carriers' behaviour by last 4 digits is in docs/aste
   CONGESTION for 503; no DialEnd on a timeout) or its `Hangup` `Cause` (17 / 21 / 34 / 19).
   An unknown endpoint produces the OriginateResponse and nothing else. No `CorecallEnd`:
   the dialplan never ran.
-* **Target ringing:** `Newstate` `ChannelStateDesc: Ringing` of the target leg.
+* **Early media:** a carrier that answers the INVITE with `183 Session Progress` (and SDP)
+  instead of `180` produces no `Newstate Ringing` at all, only `DialState` with
+  `DialStatus: PROGRESS` (180 gives `DialState RINGING` as well as `Newstate Ringing`). For
+  the agent leg it carries only `Dest*` fields (like its DialBegin); for the target leg it
+  comes from the agent channel. Both mean "reached and alerting".
+* **The confirmation step:** once the agent answered, `UserEvent: CorecallConfirm` with
+  `Step: prompt` (the prompt plays, `Read()` waits for one key on the agent's channel), then
+  `Step: confirmed` when the key was 1, right before the target's DialBegin. No key in time, a
+  second wrong key or a hang-up during the prompt: `CorecallEnd` with
+  `Reason: not-confirmed`, and the target is never dialed (no INVITE).
+* **Target ringing:** `Newstate` `ChannelStateDesc: Ringing` of the target leg, or its
+  `DialState` `RINGING`/`PROGRESS`.
   **Target answered:** `DialEnd` with `Uniqueid: <id>-a` and `DialStatus: ANSWER`, then one
   `BridgeEnter` per leg (the second has `BridgeNumChannels: 2`).
 * **Target failed:** that `DialEnd` has `DialStatus` BUSY (486), NOANSWER (dial timeout, and
@@ -549,7 +609,15 @@ caller → destination. The carriers' behaviour by last 4 digits is in docs/aste
   unless the dialplan refused the call (`invalid-call-id`, `invalid-trunk`, `trunk-mismatch`,
   `invalid-caller-id`, `invalid-target`, `no-such-target`); `HangupSource` names the channel
   that hung up first, `dialplan/builtin` when the dialplan did, and is empty after an AMI
-  Hangup.
+  Hangup and when Asterisk shuts down: a restart (`core stop`, SIGTERM) hangs every channel up
+  with cause 16 and a `CorecallEnd` that looks like a completed call (DialStatus ANSWER),
+  then about a second later sends `Shutdown` and closes the connection (not recorded here:
+  it ends the recording session; `tests/telephony/test_ami_lab.py::test_asterisk_restart_mid_call`
+  covers it). The driver holds such an end briefly and records the call `unknown`, cut by a
+  restart, when `Shutdown` or the link's loss follows.
+* **FullyBooted:** sent right after the login when Asterisk is up, and only once it is fully
+  up after a restart; AMI accepts logins before that, and an Originate sent in between is
+  answered `Extension does not exist`. The driver sends none before it.
 * **Hanging up:** `Action: Hangup` with `Channel: <id>-a` (a Uniqueid is accepted as Channel)
   answers `Success` / `Channel Hungup` and ends both legs.
 * **panoramisk:** an event that carries the ActionID of a pending action is handed to that
@@ -569,8 +637,8 @@ SUMMARY_HEADER = [
     "|---|---|---|---|---|---|---|",
 ]
 VARIABLE_LINE = (
-    "Variable: CORECALL_CALL_ID=<id>,CORECALL_TRUNK=<trunk>,"
-    "CORECALL_CALLER_ID=+15551230001,CORECALL_DIAL_TIMEOUT=<s>"
+    "Variable: CORECALL_CALL_ID=<id>,CORECALL_TRUNK=<trunk>,CORECALL_CALLER_ID=+12125550100,\n"
+    "          CORECALL_DIAL_TIMEOUT=<s>,CORECALL_CONFIRM=<key|none>,CORECALL_CONFIRM_TIMEOUT=<s>"
 )
 
 

@@ -29,12 +29,14 @@ from corecall.cli import (
     admin_commands,
     bot_commands,
     core_commands,
+    ops_commands,
     policy_commands,
     telephony_commands,
 )
 from corecall.cli.common import err_console, hoist_global_options, report_unexpected, state
 from corecall.cli.help import tidy
 from corecall.errors import CorecallError
+from corecall.logs import FORMATS, setup_logging
 
 
 def _print_version(value: bool) -> None:
@@ -60,6 +62,13 @@ def _global_options(
     debug: bool = typer.Option(
         False, "--debug", help="Print full tracebacks of unexpected errors, and debug logs."
     ),
+    log_format: str = typer.Option(
+        "text",
+        "--log-format",
+        help="Log lines as readable 'text' or one JSON object per line ('json', with call_id "
+        "and agent_id fields); logs go to stderr.",
+        metavar="text|json",
+    ),
     version: bool = typer.Option(
         False,
         "--version",
@@ -71,9 +80,12 @@ def _global_options(
     state.config_path = config
     state.debug = debug
     state.verbose = verbose or debug
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    if log_format not in FORMATS:
+        raise typer.BadParameter(
+            f"{log_format!r} is not a log format; use text or json", param_hint="--log-format"
+        )
+    setup_logging(
+        logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING, log_format
     )
 
 
@@ -100,6 +112,7 @@ def build_cli(argv: Sequence[str] = ()) -> typer.Typer:
     telephony_commands.register(app)
     bot_commands.register(app)
     policy_commands.register(app)
+    ops_commands.register(app)
     command = _command_name(argv)
     if command is not None and command not in _core_names(app):
         try:

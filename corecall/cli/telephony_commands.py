@@ -55,10 +55,15 @@ def _stage_lines(record: CallRecord, shown: int) -> tuple[list[str], int]:
     attaches late, or updates coalesced in one write, must not hide a stage.
     Returns the lines and the order of the last stage shown.
     """
-    from corecall.domain import STAGE_TIMESTAMP_FIELD
+    from corecall.domain import STAGE_TIMESTAMP_FIELD, CallState
 
     lines = []
-    for stage, field in STAGE_TIMESTAMP_FIELD.items():
+    for stage in CallState:
+        # Waiting for the agent's key has no stored time of its own: it starts as the agent
+        # answers (see STAGE_TIMESTAMP_FIELD).
+        field = STAGE_TIMESTAMP_FIELD.get(stage, "agent_answered_at")
+        if stage is CallState.QUEUED:
+            continue
         at = getattr(record, field)
         if stage.order <= shown or at is None or stage.order > record.state.order:
             continue
@@ -72,6 +77,8 @@ def _line(record: CallRecord, stage: CallState, at) -> str:
 
     since = (at - record.created_at).total_seconds() if record.created_at else 0.0
     text = f"{since:7.2f}s  {stage.value}"
+    if stage is CallState.AWAITING_CONFIRMATION:
+        text += ": press 1 on the agent's phone to connect"
     if stage is CallState.ENDED:
         text += f": {record.reason.value if record.reason else 'unknown'}"
         if record.detail:

@@ -23,6 +23,7 @@ action arguments               meaning
 ``ci`` menu token, choice      (admin) give the agent of the menu its
                                caller ID number ``choice`` (0-based)
 ``dn`` call id (32 hex)        "Do not call again": list this call's number
+``lv``                         (admin) stop this live view
 ====== ======================= ===========================================
 
 A *menu token* (8 hex characters) makes a menu single-use: see
@@ -50,6 +51,7 @@ CANCEL_ROUTE = "rn"
 HANG_UP = "hu"
 SET_CALLER_ID = "ci"
 DO_NOT_CALL = "dn"
+STOP_LIVE = "lv"
 
 _ID = r"[1-9][0-9]{0,18}"
 _ARGUMENTS = {
@@ -60,6 +62,7 @@ _ARGUMENTS = {
     HANG_UP: (r"[0-9a-f]{32}",),
     SET_CALLER_ID: (TOKEN_PATTERN, r"[0-9]{1,2}"),
     DO_NOT_CALL: (r"[0-9a-f]{32}",),
+    STOP_LIVE: (),
 }
 _PATTERNS = {
     action: re.compile(

@@ -36,6 +36,7 @@ from corecall.conversation import callbacks as cb
 from corecall.conversation import limits, texts
 from corecall.conversation.edits import EditScheduler
 from corecall.conversation.limits import LimitedPort
+from corecall.conversation.live_view import LiveViews
 from corecall.conversation.menus import LiveMenu, MenuBook
 from corecall.conversation.ports import (
     NO_BUTTONS,
@@ -124,7 +125,9 @@ class Conversation:
             "setroute": self._cmd_setroute,
             "dnc": self._cmd_dnc,
             "undnc": self._cmd_undnc,
+            "live": self._cmd_live,
         }
+        self.live_views = LiveViews(self)
         if port is not None:
             self.bind(port)
 
@@ -135,9 +138,11 @@ class Conversation:
             raise RuntimeError("this Conversation is already bound to a front end")
         # Every text, keyboard and toast leaves within Telegram's limits (conversation.limits).
         self._port = LimitedPort(port)
+        plugins = self.app.plugins
         self._edits = EditScheduler(
-            self._port, min_interval=self.edit_interval, clock=self._monotonic, sleep=self.sleep
-        )
+            self._port, min_interval=self.edit_interval, clock=self._monotonic, sleep=self.sleep,
+            on_sent=plugins.notify_chat_edit_sent, on_rate_limited=plugins.notify_chat_rate_limited,
+        )  # fmt: skip
 
     @property
     def edits(self) -> EditScheduler:
@@ -173,6 +178,7 @@ class Conversation:
         message says the bot is restarting and the call goes on (used by ``corecall run``:
         calls stay up in Asterisk)."""
         self.accepting = False
+        await self.live_views.close_all(timeout)
         watchers = [t for t in self._watchers.values() if not t.done()]
         for task in watchers:
             task.cancel()
@@ -528,6 +534,14 @@ class Conversation:
             line = self.admin.caller_id_line(agent)
             await self._reply(user, texts.route_set(agent, route, line))
 
+    async def _cmd_live(self, user: UserRef, args: str | None, _sent_at) -> None:
+        if not await self._admin_allowed(user, "live"):
+            return
+        if args is not None:
+            await self._reply(user, texts.no_arguments("live"))
+            return
+        await self.live_views.open(user)
+
     async def _cmd_callerid(self, user: UserRef, args: str | None, _sent_at) -> None:
         if not await self._admin_allowed(user, "callerid"):
             return
@@ -659,6 +673,10 @@ class Conversation:
             return await self._press_do_not_call(user, message_id, press.args[0])
         if press.action == cb.SET_CALLER_ID:
             return await self._press_caller_id(user, message_id, press.args[0], int(press.args[1]))
+        if press.action == cb.STOP_LIVE:
+            if not self.is_admin(user.user_id):
+                return texts.ADMIN_ONLY_TOAST
+            return await self.live_views.press_stop(user, message_id)
         # A route menu's token is taken (the menu ends) before anything is awaited: of two
         # racing presses, or of two devices, only the first acts.
         menu = None
@@ -796,6 +814,7 @@ class Conversation:
                 message_id = await self._port.send(chat_id, text, buttons)
             except RateLimited as exc:
                 log.info("chat %s: rate limited for %.0f s before sending", chat_id, exc.seconds)
+                self.app.plugins.notify_chat_rate_limited(chat_id, exc.seconds)
                 await self.sleep(max(exc.seconds, 0.0))
                 continue
             self.edits.note_sent(chat_id, message_id, text, buttons)

@@ -42,8 +42,13 @@ class EditScheduler:
         min_interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        on_sent: Callable[[int], None] | None = None,
+        on_rate_limited: Callable[[int, float], None] | None = None,
     ) -> None:
         self.port = port
+        # Observers (the plugins' corecall_chat_edit_sent / corecall_chat_rate_limited).
+        self._on_sent = on_sent
+        self._on_rate_limited = on_rate_limited
         self.min_interval = min_interval
         self._clock = clock
         self._sleep = sleep
@@ -133,6 +138,8 @@ class EditScheduler:
                 try:
                     await self.port.edit(chat_id, message_id, *content)
                 except RateLimited as exc:
+                    if self._on_rate_limited is not None:
+                        self._on_rate_limited(chat_id, exc.seconds)
                     log.info("chat %s: rate limited for %.0f s; keeping the newest text",
                              chat_id, exc.seconds)  # fmt: skip
                     pending.setdefault(message_id, content)  # unless something newer came
@@ -156,6 +163,8 @@ class EditScheduler:
                         continue
                 else:
                     self._remember(chat_id, message_id, content)
+                    if self._on_sent is not None:
+                        self._on_sent(chat_id)
                 self._last_activity[chat_id] = self._clock()
         finally:
             if not pending:

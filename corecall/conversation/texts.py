@@ -173,6 +173,7 @@ def help_text(routes: Iterable[Route], *, is_agent: bool, is_admin: bool,
             "/callerid <id> — choose an agent's caller ID among their route's numbers",
             "/dnc <number> — put a number on the do-not-call list (calls to it are refused)",
             "/undnc <number> — take a number off the do-not-call list",
+            "/live — live calls and today's totals, kept up to date for 10 minutes",
         ]
     if not lines:
         return "You can't use any commands yet. Send /start to see your Telegram id."
@@ -243,6 +244,10 @@ def caller_id_of_call(call: CallRecord) -> str:
     return f"Caller ID: {call.caller_id} [{call.route_code}]"
 
 
+#: The status line while the agent's phone asks for the confirmation key.
+CONFIRM_STEP = "📲 Answered: press 1 on your phone to connect"
+
+
 def call_state_line(call: CallRecord, route_name: str | None = None) -> str:
     """One line saying where the call is, in words an agent understands."""
     you, target = call.agent_phone, call.target
@@ -251,6 +256,8 @@ def call_state_line(call: CallRecord, route_name: str | None = None) -> str:
         return f"⏳ Calling your phone {you}…"
     if state is CallState.AGENT_RINGING:
         return f"🔔 Your phone {you} is ringing: answer it to continue."
+    if state is CallState.AWAITING_CONFIRMATION:
+        return CONFIRM_STEP
     if state in (CallState.AGENT_ANSWERED, CallState.DIALING_TARGET):
         return f"✅ You answered. Dialing {target}…"
     if state is CallState.TARGET_RINGING:
@@ -273,6 +280,9 @@ def _ended_line(call: CallRecord, route_name: str | None) -> str:
         EndReason.AGENT_BUSY: f"❌ Not connected: your phone {you} was busy, " + not_dialed,
         EndReason.AGENT_REJECTED: f"❌ Not connected: your phone {you} declined the call, "
         + not_dialed,
+        EndReason.AGENT_NOT_CONFIRMED: f"❌ Not connected: your phone {you} was answered but "
+        f"nobody pressed 1 (voicemail?), {not_dialed} Answer it yourself and press 1 when it "
+        "tells you whom you are calling.",
         EndReason.TARGET_NO_ANSWER: f"❌ Not connected: {target} didn't answer.",
         EndReason.TARGET_BUSY: f"❌ Not connected: {target} was busy. Try again later.",
         EndReason.TARGET_UNREACHABLE: f"❌ Not connected: {target} could not be reached. "
@@ -307,6 +317,7 @@ _RESULT_WORDS = {
     EndReason.AGENT_NO_ANSWER: "❌ you didn't answer",
     EndReason.AGENT_BUSY: "❌ your phone was busy",
     EndReason.AGENT_REJECTED: "❌ your phone declined",
+    EndReason.AGENT_NOT_CONFIRMED: "❌ nobody pressed 1",
     EndReason.TARGET_NO_ANSWER: "❌ no answer",
     EndReason.TARGET_BUSY: "❌ busy",
     EndReason.TARGET_UNREACHABLE: "❌ unreachable",

@@ -24,6 +24,7 @@ from corecall.domain import (
     CallState,
     DncEntry,
     EndReason,
+    OutboxMessage,
 )
 from corecall.errors import AlreadyExistsError, CorecallError, StoreError
 
@@ -47,7 +48,7 @@ class Store(abc.ABC):
     """
 
     #: The schema version this code writes; ``open()`` upgrades older databases to it.
-    SCHEMA_VERSION: int = 3
+    SCHEMA_VERSION: int = 4
 
     # ---- lifecycle
     @abc.abstractmethod
@@ -152,6 +153,17 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def count_calls_since(self, telegram_id: int, since: _dt.datetime) -> int: ...
 
+    def outcomes_since(self, since: _dt.datetime) -> dict[str, int]:
+        """Calls created at or after ``since`` that have ended, counted by end reason
+        (``completed``, ``target_busy``...). The default reads :meth:`recent_calls`;
+        backends override it with one query."""
+        counts: dict[str, int] = {}
+        for call in self.recent_calls(None, 1_000_000):
+            if call.created_at and call.created_at >= since and call.state is CallState.ENDED:
+                key = (call.reason or EndReason.UNKNOWN).value
+                counts[key] = counts.get(key, 0) + 1
+        return counts
+
     def agent_and_recent_calls(
         self, telegram_id: int, since: _dt.datetime
     ) -> tuple[Agent | None, int]:
@@ -207,3 +219,59 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def audit_log(self, limit: int = 50) -> list[AuditEntry]:
         """Newest first."""
+
+    def audit_after(self, after_id: int, limit: int = 100) -> list[AuditEntry]:
+        """Entries with an id greater than ``after_id``, oldest first (for followers such as
+        the webhooks plugin). The default reads :meth:`audit_log`; backends override it."""
+        newer = [e for e in self.audit_log(10_000) if e.id is not None and e.id > after_id]
+        return sorted(newer, key=lambda e: e.id or 0)[:limit]
+
+    # ---- outbox (events written before they are sent; see the webhooks plugin)
+    # Not abstract: a store without an outbox still serves calls; a plugin that needs one
+    # (webhooks) gets a StoreError naming the backend when it starts.
+    def _no_outbox(self) -> StoreError:
+        return StoreError(
+            f"the {type(self).__name__} store has no outbox (needed by the webhooks plugin); "
+            "use the sqlite or postgres store, or disable the webhooks plugin"
+        )
+
+    def outbox_add(self, messages: list[OutboxMessage]) -> int:
+        """Insert ``messages`` in one transaction, in list order (their ``seq`` follows it).
+        A message whose (destination, event_id) is already in the outbox is skipped, so
+        adding twice is harmless. Returns how many were inserted. ``created_at`` defaults to
+        now; ``next_attempt_at`` to ``created_at``."""
+        raise self._no_outbox()
+
+    def outbox_pending(self, destination: str, limit: int = 100) -> list[OutboxMessage]:
+        """Up to ``limit`` undelivered messages for ``destination``, oldest ``seq`` first,
+        whether or not they are due (the caller keeps the order: nothing overtakes an
+        earlier message that is waiting for its retry)."""
+        raise self._no_outbox()
+
+    def outbox_mark_delivered(self, seqs: list[int], at: _dt.datetime) -> None:
+        """Record that the messages ``seqs`` were accepted by their receiver at ``at``."""
+        raise self._no_outbox()
+
+    def outbox_mark_failed(
+        self, seqs: list[int], error: str, next_attempt_at: _dt.datetime
+    ) -> None:
+        """Record a failed try of ``seqs``: ``attempts`` + 1, ``last_error``, and when to
+        try again."""
+        raise self._no_outbox()
+
+    def outbox_list(
+        self, destination: str | None = None, *, pending_only: bool = False,
+        topic: str | None = None, limit: int = 50,
+    ) -> list[OutboxMessage]:  # fmt: skip
+        """Newest first; all destinations when ``destination`` is None, all topics when
+        ``topic`` is None."""
+        raise self._no_outbox()
+
+    def outbox_redeliver(self, event_ids: list[str], destination: str | None = None) -> int:
+        """Make delivered (or failing) messages pending again, due now, with ``attempts``
+        reset; they keep their ``seq`` (so they go first). Returns how many changed."""
+        raise self._no_outbox()
+
+    def outbox_counts(self) -> dict[str, tuple[int, int]]:
+        """destination -> (pending, delivered)."""
+        raise self._no_outbox()

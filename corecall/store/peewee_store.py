@@ -49,6 +49,7 @@ from corecall.domain import (
     CallState,
     DncEntry,
     EndReason,
+    OutboxMessage,
     is_e164,
     utcnow,
 )
@@ -218,7 +219,25 @@ def make_models(db: peewee.Database) -> SimpleNamespace:
         class Meta:
             table_name = "do_not_call"
 
-    return SimpleNamespace(Agent=AgentRow, Call=CallRow, Audit=AuditRow, Dnc=DncRow)
+    class OutboxRow(_Base):
+        seq = peewee.BigAutoField()
+        destination = peewee.TextField()
+        event_id = peewee.TextField()
+        topic = peewee.TextField()
+        ordering_key = peewee.TextField(default="")
+        body = peewee.TextField()
+        created_at = UTCDateTimeField()
+        attempts = peewee.IntegerField(default=0)
+        next_attempt_at = UTCDateTimeField()
+        delivered_at = UTCDateTimeField(null=True)
+        last_error = peewee.TextField(default="")
+
+        class Meta:
+            table_name = "outbox"
+
+    return SimpleNamespace(
+        Agent=AgentRow, Call=CallRow, Audit=AuditRow, Dnc=DncRow, Outbox=OutboxRow
+    )
 
 
 # --------------------------------------------------------------------------- migrations
@@ -302,15 +321,37 @@ def _migrate_v3(execute: Execute, t: dict[str, str]) -> None:
     execute("CREATE INDEX calls_target_created ON calls (target, created_at)")
 
 
+def _migrate_v4(execute: Execute, t: dict[str, str]) -> None:
+    """v4: the outbox (events written before they are sent, e.g. by the webhooks plugin)."""
+    execute(
+        "CREATE TABLE outbox ("
+        f" seq {t['serial_pk']},"
+        " destination TEXT NOT NULL,"
+        " event_id TEXT NOT NULL,"
+        " topic TEXT NOT NULL,"
+        " ordering_key TEXT NOT NULL DEFAULT '',"
+        " body TEXT NOT NULL,"
+        f" created_at {t['ts']} NOT NULL,"
+        " attempts INTEGER NOT NULL DEFAULT 0,"
+        f" next_attempt_at {t['ts']} NOT NULL,"
+        f" delivered_at {t['ts']},"
+        " last_error TEXT NOT NULL DEFAULT '',"
+        " UNIQUE (destination, event_id))"
+    )
+    # The delivery loop's question: the oldest undelivered messages of one destination.
+    execute("CREATE INDEX outbox_pending ON outbox (destination, delivered_at, seq)")
+
+
 #: version -> the step that builds it from version - 1. Never edit a released step: add one.
 MIGRATIONS: dict[int, Callable[[Execute, dict[str, str]], None]] = {
     1: _migrate_v1,
     2: _migrate_v2,
     3: _migrate_v3,
+    4: _migrate_v4,
 }
 assert sorted(MIGRATIONS) == list(range(1, Store.SCHEMA_VERSION + 1)), "migration missing"
 
-_OWN_TABLES = ("agents", "calls", "audit_log", "do_not_call", "schema_version")
+_OWN_TABLES = ("agents", "calls", "audit_log", "do_not_call", "outbox", "schema_version")
 
 #: Rows per INSERT statement in dnc_add_many (4 parameters a row; SQLite allows 32766).
 _DNC_ROWS_PER_STATEMENT = 500
@@ -767,6 +808,17 @@ class PeeweeStore(Store):
         with self._session():
             return int(self._db.execute_sql(self._sql.count, params).fetchone()[0])
 
+    def outcomes_since(self, since: _dt.datetime) -> dict[str, int]:
+        Call = self._m.Call
+        query = (
+            Call.select(Call.reason, peewee.fn.COUNT(Call.id).alias("n"))
+            .where((Call.created_at >= _as_utc(since, "since"))
+                   & (Call.state == CallState.ENDED.value))
+            .group_by(Call.reason)
+        )  # fmt: skip
+        with self._session():
+            return {(r.reason or EndReason.UNKNOWN.value): int(r.n) for r in query}
+
     def calls_to_target_since(self, target: str, since: _dt.datetime) -> list[_dt.datetime]:
         Call = self._m.Call
         query = (
@@ -887,11 +939,141 @@ class PeeweeStore(Store):
             rows = Audit.select().order_by(Audit.id.desc()).limit(limit) if limit else []
             return [self._entry(r) for r in rows]
 
+    def audit_after(self, after_id: int, limit: int = 100) -> list[AuditEntry]:
+        Audit = self._m.Audit
+        query = Audit.select().where(Audit.id > int(after_id)).order_by(Audit.id).limit(limit)
+        with self._session():
+            return [self._entry(r) for r in query]
+
     @staticmethod
     def _entry(r) -> AuditEntry:
         return AuditEntry(
             actor=r.actor, action=r.action, subject=r.subject, detail=r.detail, at=r.at, id=r.id
         )
+
+    # ---- outbox
+    @staticmethod
+    def _message(r) -> OutboxMessage:
+        return OutboxMessage(
+            destination=r.destination, event_id=r.event_id, topic=r.topic, body=r.body,
+            ordering_key=r.ordering_key, created_at=r.created_at, seq=r.seq,
+            attempts=r.attempts, next_attempt_at=r.next_attempt_at,
+            delivered_at=r.delivered_at, last_error=r.last_error,
+        )  # fmt: skip
+
+    def outbox_add(self, messages: list[OutboxMessage]) -> int:
+        now = utcnow()
+        rows = []
+        for m in messages:
+            created = _as_utc(m.created_at or now, "created_at")
+            rows.append({
+                "destination": _text(m.destination, "destination"),
+                "event_id": _text(m.event_id, "event id"),
+                "topic": _text(m.topic, "topic"),
+                "ordering_key": _text(m.ordering_key, "ordering key"),
+                "body": _text(m.body, "body"),
+                "created_at": created,
+                "next_attempt_at": _as_utc(m.next_attempt_at or created, "next_attempt_at"),
+            })  # fmt: skip
+        if not rows:
+            return 0
+        Outbox = self._m.Outbox
+        with self._session(write=True):
+            # One INSERT per row keeps list order = seq order on both backends; a duplicate
+            # (destination, event_id) is skipped, so a repeated add is harmless.
+            inserted = 0
+            for row in rows:
+                query = Outbox.insert(**row).on_conflict_ignore()
+                if self.dialect == "postgres":
+                    query = query.returning(Outbox.seq)
+                    inserted += len(list(query.execute()))
+                else:
+                    cursor = self._db.execute(query)
+                    inserted += cursor.rowcount
+            return inserted
+
+    def outbox_pending(self, destination: str, limit: int = 100) -> list[OutboxMessage]:
+        Outbox = self._m.Outbox
+        query = (
+            Outbox.select()
+            .where((Outbox.destination == _text(destination, "destination"))
+                   & Outbox.delivered_at.is_null())
+            .order_by(Outbox.seq)
+            .limit(max(0, int(limit)))
+        )  # fmt: skip
+        with self._session():
+            return [self._message(r) for r in query]
+
+    def outbox_mark_delivered(self, seqs: list[int], at: _dt.datetime) -> None:
+        if not seqs:
+            return
+        Outbox = self._m.Outbox
+        with self._session(write=True):
+            Outbox.update(delivered_at=_as_utc(at, "at"), last_error="").where(
+                Outbox.seq.in_([int(s) for s in seqs])
+            ).execute()
+
+    def outbox_mark_failed(
+        self, seqs: list[int], error: str, next_attempt_at: _dt.datetime
+    ) -> None:
+        if not seqs:
+            return
+        Outbox = self._m.Outbox
+        # Keep the error readable and storable whatever the receiver said.
+        error = error.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")[:500]
+        with self._session(write=True):
+            Outbox.update(
+                attempts=Outbox.attempts + 1, last_error=error,
+                next_attempt_at=_as_utc(next_attempt_at, "next_attempt_at"),
+            ).where(Outbox.seq.in_([int(s) for s in seqs]) & Outbox.delivered_at.is_null()
+            ).execute()  # fmt: skip
+
+    def outbox_list(
+        self, destination: str | None = None, *, pending_only: bool = False,
+        topic: str | None = None, limit: int = 50,
+    ) -> list[OutboxMessage]:  # fmt: skip
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise StoreError(f"limit must be a whole number >= 0, got {limit!r}")
+        Outbox = self._m.Outbox
+        query = Outbox.select().order_by(Outbox.seq.desc()).limit(limit)
+        if destination is not None:
+            query = query.where(Outbox.destination == _text(destination, "destination"))
+        if pending_only:
+            query = query.where(Outbox.delivered_at.is_null())
+        if topic is not None:
+            query = query.where(Outbox.topic == _text(topic, "topic"))
+        with self._session():
+            return [self._message(r) for r in query] if limit else []
+
+    def outbox_redeliver(self, event_ids: list[str], destination: str | None = None) -> int:
+        if not event_ids:
+            return 0
+        Outbox = self._m.Outbox
+        where = Outbox.event_id.in_([_text(e, "event id") for e in event_ids])
+        if destination is not None:
+            where &= Outbox.destination == _text(destination, "destination")
+        with self._session(write=True):
+            return (
+                Outbox.update(
+                    delivered_at=None, attempts=0, last_error="", next_attempt_at=utcnow()
+                )
+                .where(where)
+                .execute()
+            )
+
+    def outbox_counts(self) -> dict[str, tuple[int, int]]:
+        Outbox = self._m.Outbox
+        pending = peewee.fn.SUM(peewee.Case(None, [(Outbox.delivered_at.is_null(), 1)], 0))
+        query = (
+            Outbox.select(Outbox.destination, pending.alias("pending"),
+                          peewee.fn.COUNT(Outbox.seq).alias("total"))
+            .group_by(Outbox.destination).order_by(Outbox.destination)
+        )  # fmt: skip
+        with self._session():
+            return {
+                r.destination: (int(r.pending or 0), int(r.total) - int(r.pending or 0))
+                for r in query
+            }
 
 
 def _json(detail: dict) -> str:

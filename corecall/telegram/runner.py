@@ -20,6 +20,7 @@ from pathlib import Path
 
 from telethon import TelegramClient, errors
 
+from corecall import systemd
 from corecall.app import App
 from corecall.calls import CallManager
 from corecall.conversation import Conversation
@@ -88,7 +89,7 @@ def _pbx_advice(app: App) -> str:
 
 async def start_calls(app: App) -> CallManager:
     """Open the store, start the trunk drivers; clear errors when Asterisk can't be reached."""
-    manager = app.call_manager()
+    manager = app.call_manager(services=True)
     try:
         await manager.start()
     except BaseException as exc:
@@ -133,12 +134,19 @@ async def serve(
     attach_handlers(client, conversation)
     disconnected = asyncio.ensure_future(client.disconnected)
     stopping = asyncio.ensure_future(stop.wait())
+    health = asyncio.create_task(report_health(app, client, manager), name="corecall-health")
+    # Telegram is logged in and every driver reported no problem (start_calls): ready.
+    links = ", ".join(sorted(f"{d}/{link}" for d, link in _links(manager))) or "none"
+    systemd.notify("READY=1", f"STATUS=serving; trunk links up: {links}")
     try:
         await asyncio.wait({disconnected, stopping}, return_when=asyncio.FIRST_COMPLETED)
         log.info("stopping: no new commands; live calls continue in the PBX")
+        systemd.notify("STOPPING=1", "STATUS=stopping: live calls continue in the PBX")
         conversation.accepting = False
         await conversation.shutdown(SHUTDOWN_TIMEOUT)
     finally:
+        health.cancel()
+        await asyncio.gather(health, return_exceptions=True)
         for signum in handled:
             loop.remove_signal_handler(signum)
         stopping.cancel()
@@ -150,6 +158,38 @@ async def serve(
                       DISCONNECT_TIMEOUT)  # fmt: skip
         disconnected.cancel()
         await manager.stop()
+
+
+def _links(manager: CallManager) -> list[tuple[str, str]]:
+    return [(name, link) for name, d in manager.drivers.items() for link in d.link_states]
+
+
+def health_report(app: App, client: TelegramClient, manager: CallManager) -> dict:
+    """What ``corecall health`` reads: each part's state and the problems."""
+    parts: dict[str, bool] = {"telegram": bool(client.is_connected())}
+    try:
+        app.store.schema_version()
+        parts["store"] = True
+    except CorecallError:
+        parts["store"] = False
+    for name, driver in manager.drivers.items():
+        for link, up in sorted(driver.link_states.items()):
+            parts[f"link {name}/{link}"] = up
+    problems = [p for driver in manager.drivers.values() for p in driver.problems()]
+    problems += [f"{part} is down" for part, up in parts.items() if not up]
+    return {"parts": parts, "problems": problems}
+
+
+async def report_health(app: App, client: TelegramClient, manager: CallManager) -> None:
+    """Rewrite ``<data_dir>/health.json`` every few seconds while the bot runs."""
+    path = systemd.health_path(app.config.data_dir)
+    while True:
+        try:
+            report = await asyncio.to_thread(health_report, app, client, manager)
+            await asyncio.to_thread(systemd.write_health, path, report)
+        except OSError as exc:
+            log.error("cannot write the health report %s: %s", path, exc)
+        await asyncio.sleep(systemd.HEALTH_INTERVAL)
 
 
 async def _run(app: App) -> None:

@@ -13,6 +13,7 @@ repeated or backward moves, so a driver may report what it sees without bookkeep
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import attrs
@@ -44,6 +45,18 @@ def _call_id(_inst, attribute, value):
         raise UnsafeValueError(f"{attribute.name} must be 32 lower-case hex characters")
 
 
+#: Values of a route's ``confirm`` option.
+CONFIRM_MODES = ("key", "none")
+
+
+def _seconds(low: int, high: int):
+    def check(_inst, attribute, value):
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise UnsafeValueError(f"{attribute.name} must be {low}-{high} seconds, got {value!r}")
+
+    return check
+
+
 @attrs.frozen
 class OriginateRequest:
     """Everything a driver needs to place one bridged call.
@@ -61,6 +74,19 @@ class OriginateRequest:
     trunk: TrunkConfig
     agent_ring_timeout: int = 30
     target_ring_timeout: int = 45
+    #: ``"key"``: once the agent's phone answers, tell the agent whom they are calling and
+    #: dial the target only after they press 1 on that phone (the only key ever read, and
+    #: only on the agent's leg); ``"none"``: dial the target as soon as the phone answers.
+    confirm: str = attrs.field(default="key", validator=attrs.validators.in_(CONFIRM_MODES))
+    #: Seconds to wait for the key after the prompt (once more after a wrong key).
+    confirm_timeout: int = attrs.field(default=10, validator=_seconds(1, 120))
+    #: The caller ID the agent's phone is shown (E.164): an operator-owned number, the
+    #: route's ``caller_id`` unless the route says otherwise (``agent_leg_caller_id``).
+    agent_caller_id: str = attrs.field(validator=_e164)
+
+    @agent_caller_id.default
+    def _agent_caller_id_default(self) -> str:
+        return self.caller_id
 
 
 class TrunkDriver(abc.ABC):
@@ -81,6 +107,18 @@ class TrunkDriver(abc.ABC):
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        #: Set by the core: tells the plugins (corecall_link_state_changed).
+        self.link_observer: Callable[[str, str, bool], None] | None = None
+        #: link -> up, as last reported with :meth:`link_state_changed` (``corecall health``).
+        self.link_states: dict[str, bool] = {}
+
+    def link_state_changed(self, link: str, up: bool) -> None:
+        """Report that the connection ``link`` (e.g. an Asterisk server's name) went up
+        (ready to carry calls) or down; the plugins hear it as
+        ``corecall_link_state_changed(driver=NAME, link, up)``. Call it on the event loop."""
+        self.link_states[link] = up
+        if self.link_observer is not None:
+            self.link_observer(getattr(self, "NAME", type(self).__name__), link, up)
 
     @classmethod
     def trunk_options(cls, trunk: TrunkConfig) -> Any:
@@ -105,6 +143,15 @@ class TrunkDriver(abc.ABC):
         when it can). ``corecall run`` refuses to start while there are problems at start-up;
         a driver that reconnects in the background reports its unreachable PBXs here."""
         return []
+
+    async def wait_ready(self, trunk: TrunkConfig) -> str | None:
+        """Called before a call on ``trunk`` is recorded and placed. A driver whose PBX is
+        starting or restarting may hold the call here for a few seconds; it returns None when
+        the call may go out now (or when it will fail anyway, as :meth:`originate` reports),
+        else one sentence saying why the PBX cannot take calls yet. The core then refuses the
+        call ("the phone system is starting, try again in a moment"): nothing is dialed and
+        nothing is recorded. The default is always ready."""
+        return None
 
     @abc.abstractmethod
     async def originate(self, request: OriginateRequest, progress: ProgressCallback) -> None:

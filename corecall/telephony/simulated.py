@@ -10,16 +10,26 @@ digits outcome
 ====== =====================================
 0486   busy
 0408   rings and never answers (ring timeout)
+0183   early media only, never answers (like 0408)
 0403   rejected (403)
 0503   unreachable (503)
 0202   answers after a longer ring
-other  answers; the conversation lasts ``talk_seconds``
+0184   answers after a longer ring
+0777   an agent's voicemail: answers, never presses 1
+0778   answers and presses a wrong key (twice)
+other  answers; an agent presses 1 after ``confirm_seconds``; the conversation lasts
+       ``talk_seconds``
 ====== =====================================
 
+The confirmation step behaves as in Asterisk: on a route with ``confirm = "key"`` the answered
+agent leg moves to ``awaiting_confirmation``; a 1 dials the target, a voicemail (``0777``)
+ends ``agent_not_confirmed`` after the route's ``confirm_timeout`` (capped by
+``timeout_seconds``), a wrong key (``0778``) ends ``agent_not_confirmed`` after one repeat.
+
 Timings come from the trunk's options in the configuration (:class:`SimulatedTrunkOptions`:
-``ring_seconds``, ``answer_seconds``, ``slow_answer_seconds``, ``talk_seconds``,
-``timeout_seconds``), so tests and the demo can run it fast or slow. It is what the demo and
-the console use.
+``ring_seconds``, ``answer_seconds``, ``slow_answer_seconds``, ``confirm_seconds``,
+``talk_seconds``, ``timeout_seconds``), so tests and the demo can run it fast or slow. It is
+what the demo and the console use.
 """
 
 from __future__ import annotations
@@ -49,6 +59,9 @@ class SimulatedTrunkOptions:
                                    validator=_seconds)  # fmt: skip
     slow_answer_seconds: float = option(4.0, doc="Seconds of ringing for numbers ending 0202.",
                                         validator=_seconds)  # fmt: skip
+    confirm_seconds: float = option(
+        2.0, doc="Seconds of the press-1 prompt before the agent presses 1.", validator=_seconds
+    )
     talk_seconds: float = option(5.0, doc="Seconds of conversation before the far end hangs up.",
                                  validator=_seconds)  # fmt: skip
     timeout_seconds: float = option(
@@ -137,6 +150,23 @@ class SimulatedPBX(TrunkDriver):
             if outcome == "no_answer":
                 return end(EndReason.AGENT_NO_ANSWER, "agent did not answer")
             progress(cid, CallState.AGENT_ANSWERED)
+            # ---- confirmation: only the agent's own key, on the agent's leg, dials
+            if req.confirm == "key":
+                progress(cid, CallState.AWAITING_CONFIRMATION)
+                if outcome == "voicemail":
+                    wait_s = min(float(req.confirm_timeout), self._timing(req, "timeout_seconds"))
+                    if await wait(self._timing(req, "confirm_seconds") + wait_s):
+                        return end(EndReason.CANCELLED, "agent hung up during the prompt")
+                    return end(
+                        EndReason.AGENT_NOT_CONFIRMED,
+                        f"no key within {req.confirm_timeout} s after the prompt (voicemail?)",
+                    )
+                if await wait(self._timing(req, "confirm_seconds")):
+                    return end(EndReason.CANCELLED, "agent hung up during the prompt")
+                if outcome == "wrong_key":
+                    if await wait(self._timing(req, "confirm_seconds")):
+                        return end(EndReason.CANCELLED, "agent hung up during the prompt")
+                    return end(EndReason.AGENT_NOT_CONFIRMED, "a wrong key, twice")
             # ---- target leg
             progress(cid, CallState.DIALING_TARGET)
             if await wait(self._timing(req, "ring_seconds")):
@@ -179,11 +209,17 @@ def _outcome(number: str) -> str:
     tail = number[-4:]
     if tail in _FAIL_RULES:
         return _FAIL_RULES[tail]
-    if tail == "0408":
-        return "no_answer"
-    if tail == "0202":
-        return "slow"
-    return "answer"
+    return _ANSWER_RULES.get(tail, "answer")
+
+
+_ANSWER_RULES = {
+    "0408": "no_answer",
+    "0183": "no_answer",  # early media (183) only: rings as far as anyone can tell
+    "0202": "slow",
+    "0184": "slow",
+    "0777": "voicemail",
+    "0778": "wrong_key",
+}
 
 
 @hookimpl

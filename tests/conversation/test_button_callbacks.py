@@ -18,6 +18,7 @@ LONGEST_ID = 2**63 - 1  # 19 digits, more than any Telegram id
         (cb.CANCEL_ROUTE, ("0a1b2c3d",), b"1:rn:501:0a1b2c3d"),
         (cb.HANG_UP, ("0123456789abcdef" * 2,), b"1:hu:501:" + b"0123456789abcdef" * 2),
         (cb.SET_CALLER_ID, ("0a1b2c3d", "12"), b"1:ci:501:0a1b2c3d:12"),
+        (cb.STOP_LIVE, (), b"1:lv:501"),
     ],
 )
 def test_every_action_round_trips(action, args, data):
@@ -34,6 +35,7 @@ LONGEST_ARGUMENTS = {
     cb.HANG_UP: ("f" * 32,),
     cb.SET_CALLER_ID: ("f" * 8, "99"),
     cb.DO_NOT_CALL: ("f" * 32,),
+    cb.STOP_LIVE: (),
 }
 
 

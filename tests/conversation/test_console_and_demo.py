@@ -103,6 +103,24 @@ async def test_a_number_without_a_button_says_so(tmp_path):
     app.close()
 
 
+def test_demo_shows_the_press_1_step_and_a_voicemail_that_never_confirms(tmp_path):
+    env = {**os.environ, "CORECALL_DATA_DIR": str(tmp_path), "CORECALL_DEMO_SPEED": "2"}
+    script = "/route D\n/setphone 100000001 +12125550777\n/call +12125550123\n"
+    done = subprocess.run(
+        [sys.executable, "-m", "corecall", "demo"], input=script, capture_output=True,
+        text=True, env=env, timeout=90,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "/setphone 100000001 +12125550777 (a voicemail box)" in out  # the banner says how
+    assert "    📲 Answered: press 1 on your phone to connect\n" in out
+    assert out.rstrip().endswith(
+        "    ❌ Not connected: your phone +12125550777 was answered but nobody pressed 1 "
+        "(voicemail?), so +12125550123 was not dialed. Answer it yourself and press 1 when it "
+        "tells you whom you are calling."
+    ), out
+
+
 def test_corecall_demo_scripted_end_to_end(tmp_path):
     """The README's run command, scripted: route selection, then a simulated call."""
     env = {**os.environ, "CORECALL_DATA_DIR": str(tmp_path), "CORECALL_DEMO_SPEED": "10"}

@@ -1,7 +1,7 @@
 """Call outcomes, dialplan defences and AMI privileges, against the real lab Asterisk.
 
 The carriers decide by the dialed number's last 4 digits: 0486 busy, 0408 rings forever,
-0403/0503 reject, 0999 answers and holds, anything else answers and hangs up after 1 s.
+0403/0503 reject, 0999 answers and holds, anything else answers, presses 1 and hangs up after 2 s.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import asyncio
 import pytest
 from corecall_testing.lab import (
     CALLER_ID,
+    DEV_CALLER_ID,
     AmiSession,
     free_udp,
     new_call_id,
@@ -42,7 +43,11 @@ async def test_route_dev_goes_out_over_the_dev_carrier_only(fresh_lab):
         await ami.wait_call_over(call_id)
     invites = await wait_until(lambda: len(fresh_lab.invites("corecall-dev")) == 2 and True)
     assert invites
-    assert fresh_lab.invites("corecall-dev") == [(HOLD_AGENT, TARGET), (TARGET, CALLER_ID)]
+    # Both legs present the route's owned number (the carriers refuse any other From).
+    assert fresh_lab.invites("corecall-dev") == [
+        (HOLD_AGENT, DEV_CALLER_ID),
+        (TARGET, DEV_CALLER_ID),
+    ]
     assert fresh_lab.invites("corecall-main") == []
 
 
@@ -60,7 +65,7 @@ async def test_agent_busy_fails_the_originate_and_never_dials_the_target(fresh_l
     hangup = [e for e in events if e.get("Event") == "Hangup"]
     assert [(e.get("Uniqueid"), e.get("Cause")) for e in hangup] == [(f"{call_id}-a", "17")]
     assert ami.end_event(call_id) is None
-    assert fresh_lab.invites("corecall-main") == [("+15550000486", TARGET)]
+    assert fresh_lab.invites("corecall-main") == [("+15550000486", CALLER_ID)]
 
 
 @pytest.mark.asyncio
@@ -129,25 +134,25 @@ async def test_ami_hangup_ends_a_connected_call(fresh_lab):
     [
         (
             "CORECALL_CALL_ID={id},CORECALL_TRUNK=corecall-main,"
-            "CORECALL_CALLER_ID=+1555123000a,CORECALL_DIAL_TIMEOUT=10",
+            "CORECALL_CALLER_ID=+1212555010a,CORECALL_DIAL_TIMEOUT=10",
             None,
             "invalid-caller-id",
         ),
         (
             "CORECALL_CALL_ID={id},CORECALL_TRUNK=corecall-dev,"
-            "CORECALL_CALLER_ID=+15551230001,CORECALL_DIAL_TIMEOUT=10",
+            "CORECALL_CALLER_ID=+12125550100,CORECALL_DIAL_TIMEOUT=10",
             None,
             "trunk-mismatch",
         ),
         (
             "CORECALL_CALL_ID={id},CORECALL_TRUNK=corecall-main/x,"
-            "CORECALL_CALLER_ID=+15551230001,CORECALL_DIAL_TIMEOUT=10",
+            "CORECALL_CALLER_ID=+12125550100,CORECALL_DIAL_TIMEOUT=10",
             None,
             "invalid-trunk",
         ),
         (
             "CORECALL_CALL_ID=abc,CORECALL_TRUNK=corecall-main,"
-            "CORECALL_CALLER_ID=+15551230001,CORECALL_DIAL_TIMEOUT=10",
+            "CORECALL_CALLER_ID=+12125550100,CORECALL_DIAL_TIMEOUT=10",
             None,
             "invalid-call-id",
         ),

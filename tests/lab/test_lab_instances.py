@@ -13,6 +13,7 @@ import threading
 import pytest
 from corecall_testing.lab import (
     CALLER_ID,
+    DEV_CALLER_ID,
     AmiSession,
     free_udp,
     labmod,
@@ -54,13 +55,13 @@ async def test_two_instances_run_side_by_side_and_restart(fresh_lab):
             _place_call(second, "+15550000999", "+15557650001", "corecall-dev"),
         )
         assert fresh_lab.invites("corecall-main") == [
-            ("+15550000999", "+15557654321"),
+            ("+15550000999", CALLER_ID),
             ("+15557654321", CALLER_ID),
         ]
         assert fresh_lab.invites("corecall-dev") == []
         assert second.invites("corecall-dev") == [
-            ("+15550000999", "+15557650001"),
-            ("+15557650001", CALLER_ID),
+            ("+15550000999", DEV_CALLER_ID),
+            ("+15557650001", DEV_CALLER_ID),
         ]
         assert second.invites("corecall-main") == []
 
@@ -117,11 +118,28 @@ def test_command_line_up_status_down(lab_environment, tmp_path):
             timeout=120,
         )
 
-    up = run("up")
+    config = tmp_path / "lab.toml"
+    up = run("up", "--corecall-config", str(config))
     try:
         assert up.returncode == 0, up.stderr
         assert f"127.0.0.1:{ports['ami']}" in up.stdout
         assert "cli-test-secret-123" in up.stdout
+        assert str(config) in up.stdout and config.stat().st_mode & 0o077 == 0
+
+        # A newcomer places a real call through the lab with the written configuration:
+        # both routes on the real driver, presenting the numbers the carriers accept.
+        call = subprocess.run(
+            [sys.executable, "-m", "corecall", "--config", str(config), "call", "--route", "D",
+             "--agent-phone", "+12125550111", "--target", "+12125550123"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert call.returncode == 0, call.stdout + call.stderr
+        assert "ended: completed" in call.stdout
+        started_lab = labmod.Lab.from_state(instance)
+        assert started_lab.invites("corecall-dev") == [
+            ("+12125550111", "+12125550199"),
+            ("+12125550123", "+12125550199"),
+        ]
         started = labmod.Lab.from_state(instance)
         pids = _pids(started)
         assert set(pids) == {"asterisk", "carrier:corecall-main", "carrier:corecall-dev"}
@@ -144,3 +162,28 @@ def test_command_line_up_status_down(lab_environment, tmp_path):
         ["pgrep", "-f", f"corecall-lab/{instance}/"], capture_output=True, text=True
     )
     assert leftovers.stdout == ""
+
+
+def test_ports_stay_reserved_while_asterisk_is_stopped(lab_environment):
+    """Port choice is race-free across lab instances: a port is reserved (in the instance's
+    state file, under a machine-wide lock) from the moment it is chosen until the instance
+    stops, so a second instance never takes the AMI port of an Asterisk being restarted."""
+    first = make_lab(f"pytest-{os.getpid()}-r1", hosts=("127.0.0.6", "127.0.0.7"))
+    first.start()
+    try:
+        low, high = labmod.PORT_RANGE
+        assert low <= first.ami_port <= high and low <= first.sip_port <= high
+        first.stop_asterisk()
+        reserved = labmod.reserved_ports()
+        assert (first.ami_host, first.ami_port) in reserved
+        assert set(first.carriers.values()) <= reserved
+        clash = make_lab(
+            f"pytest-{os.getpid()}-r2", hosts=("127.0.0.8", "127.0.0.9"), ami_port=first.ami_port
+        )
+        with pytest.raises(labmod.LabError, match="in use"):
+            clash.start()
+        assert not clash.state_file.exists()
+        first.start_asterisk()
+    finally:
+        first.stop()
+    assert (first.ami_host, first.ami_port) not in labmod.reserved_ports()

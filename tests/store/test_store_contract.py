@@ -25,7 +25,8 @@ T0 = dt.datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
 AGENT = 7_000_000_001  # > 2**32: Telegram ids no longer fit in 32 bits
 PHONE = "+12125550100"
 ADMIN = "cli:alice"
-STAGES = [s for s in CallState if s is not CallState.QUEUED]
+#: States with a stored stage time (awaiting_confirmation has none: see STAGE_TIMESTAMP_FIELD).
+STAGES = [s for s in CallState if s in STAGE_TIMESTAMP_FIELD]
 
 
 def make_call(agent_id: int = AGENT, *, created_at=None, call_id=None, **kw) -> CallRecord:
@@ -228,6 +229,20 @@ def test_transition_through_every_state(store: Store):
     talk = times[CallState.ENDED] - times[CallState.CONNECTED]
     assert stored.ring_seconds == pytest.approx(ring.total_seconds(), abs=1e-6)
     assert stored.talk_seconds == pytest.approx(talk.total_seconds(), abs=1e-6)
+
+
+def test_awaiting_confirmation_is_stored_without_a_stage_time(store: Store):
+    call = store.create_call(make_call(created_at=T0))
+    store.record_transition(call.id, CallState.AGENT_ANSWERED, T0)
+    later = T0 + dt.timedelta(seconds=2)
+    waiting = store.record_transition(call.id, CallState.AWAITING_CONFIRMATION, later)
+    assert waiting.state is CallState.AWAITING_CONFIRMATION
+    assert waiting.agent_answered_at == T0  # untouched
+    assert store.unfinished_calls()[0].state is CallState.AWAITING_CONFIRMATION
+    ended = store.record_transition(
+        call.id, CallState.ENDED, later, reason=EndReason.AGENT_NOT_CONFIRMED, detail="voicemail"
+    )
+    assert (ended.reason, ended.dialing_target_at) == (EndReason.AGENT_NOT_CONFIRMED, None)
 
 
 def test_reason_and_detail_stored(store: Store):
@@ -648,8 +663,8 @@ def test_two_stores_on_one_database(target):
 
 
 def test_fresh_schema_is_current(store: Store, target):
-    assert store.schema_version() == Store.SCHEMA_VERSION == 3
-    assert target.run_sql("SELECT version FROM schema_version") == [(3,)]
+    assert store.schema_version() == Store.SCHEMA_VERSION
+    assert target.run_sql("SELECT version FROM schema_version") == [(Store.SCHEMA_VERSION,)]
 
 
 # --------------------------------------------------------------------------- migrations
@@ -698,8 +713,9 @@ def build_v1(target, *, agents_extra: str = "") -> None:
 def test_upgrade_from_v1_keeps_data(target):
     build_v1(target)
     store = target.open_store()
-    assert store.schema_version() == Store.SCHEMA_VERSION
-    assert target.run_sql("SELECT version FROM schema_version") == [(Store.SCHEMA_VERSION,)]
+    latest = Store.SCHEMA_VERSION
+    assert store.schema_version() == latest
+    assert target.run_sql("SELECT version FROM schema_version") == [(latest,)]
     agent = store.get_agent(AGENT)
     assert (agent.name, agent.phone, agent.authorized, agent.route_code, agent.caller_id) == (
         "Zoë 😀", PHONE, True, "M", None,
@@ -713,11 +729,10 @@ def test_upgrade_from_v1_keeps_data(target):
     assert store.set_caller_id(AGENT, "+12125550199", actor=ADMIN).caller_id == "+12125550199"
     log = store.audit_log()
     assert [(e.actor, e.action, e.detail) for e in log][-1] == (
-        "corecall", "store.upgrade", f"v1 → v{Store.SCHEMA_VERSION}",
+        "corecall", "store.upgrade", f"v1 → v{latest}",
     )  # fmt: skip
     store.close()
-    # reopening does not upgrade again
-    assert target.open_store().schema_version() == Store.SCHEMA_VERSION
+    assert target.open_store().schema_version() == latest  # reopening does not upgrade again
 
 
 def test_failed_upgrade_rolls_back_completely(target):
@@ -733,15 +748,15 @@ def test_failed_upgrade_rolls_back_completely(target):
 
 def test_newer_schema_is_refused(target):
     target.open_store().close()
-    target.run_sql("UPDATE schema_version SET version = 7")
+    target.run_sql("UPDATE schema_version SET version = 99")
     store = target.make_store()
     with pytest.raises(StoreError) as info:
         store.open()
     assert str(info.value) == (
-        f"database schema v7 is newer than this corecall (v{Store.SCHEMA_VERSION}); "
+        f"database schema v99 is newer than this corecall (v{Store.SCHEMA_VERSION}); "
         "upgrade corecall"
     )
-    assert target.run_sql("SELECT version FROM schema_version") == [(7,)]
+    assert target.run_sql("SELECT version FROM schema_version") == [(99,)]
 
 
 def test_foreign_tables_without_schema_version_are_refused(target):

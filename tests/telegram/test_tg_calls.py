@@ -10,6 +10,7 @@ from corecall_testing.telegram_harness import buttons_of, data_of, labels_of
 from telethon import errors
 from telethon.tl import functions, types
 
+from corecall.agents import AgentAdmin
 from corecall.domain import CallState, EndReason
 from corecall.errors import TelephonyError
 
@@ -17,6 +18,12 @@ HEADER = "📞 Call to +12125550123\nCaller ID: +12125550199 [D]\n"
 CALLING = HEADER + "⏳ Calling your phone +12125550111…"
 AGENT_RINGING = HEADER + "🔔 Your phone +12125550111 is ringing: answer it to continue."
 ANSWERED = HEADER + "✅ You answered. Dialing +12125550123…"
+PRESS_1 = HEADER + "📲 Answered: press 1 on your phone to connect"
+NOT_CONFIRMED = HEADER + (
+    "❌ Not connected: your phone +12125550111 was answered but nobody pressed 1 (voicemail?), "
+    "so +12125550123 was not dialed. Answer it yourself and press 1 when it tells you whom "
+    "you are calling."
+)
 TARGET_RINGING = HEADER + "🔔 Ringing +12125550123…"
 CONNECTED = HEADER + "🟢 Connected: you're talking to +12125550123."
 EXAMPLE = "Use a full number like +12125550123 or (212) 555-0123."
@@ -43,10 +50,10 @@ async def test_status_message_is_edited_through_every_stage_of_a_call(make_bot):
     )  # fmt: skip
     message_id = bot.client.message_id(status)
 
-    expected = [AGENT_RINGING, ANSWERED, ANSWERED, TARGET_RINGING, CONNECTED]
+    expected = [AGENT_RINGING, ANSWERED, PRESS_1, ANSWERED, TARGET_RINGING, CONNECTED]
     states = [
-        CallState.AGENT_RINGING, CallState.AGENT_ANSWERED, CallState.DIALING_TARGET,
-        CallState.TARGET_RINGING, CallState.CONNECTED,
+        CallState.AGENT_RINGING, CallState.AGENT_ANSWERED, CallState.AWAITING_CONFIRMATION,
+        CallState.DIALING_TARGET, CallState.TARGET_RINGING, CallState.CONNECTED,
     ]  # fmt: skip
     for state, text in zip(states, expected, strict=True):
         bot.board.move(state)
@@ -60,10 +67,12 @@ async def test_status_message_is_edited_through_every_stage_of_a_call(make_bot):
     assert [e.message for e in edits] == [
         AGENT_RINGING,
         ANSWERED,
+        PRESS_1,
+        ANSWERED,
         TARGET_RINGING,
         CONNECTED,
         HEADER + "☎️ Call ended. Duration 0:42.",
-    ]  # dialing the target looks like "you answered": no edit that changes nothing
+    ]
     assert {e.id for e in edits} == {message_id}
     assert all(buttons_of(e) == [[("📴 Hang up", hang_up_data(call_id))]] for e in edits[:-1])
     # no hang-up button once the call is over; the customer was on the line, so the agent
@@ -269,6 +278,40 @@ async def test_group_chats_are_refused_and_nothing_is_dialed(make_bot):
     assert requests[0].message == "This only works in a private chat with me."
     assert bot.board.originated == []
     assert bot.store.get_agent(AGENT_ID).route_code == "D"
+
+
+async def test_an_answered_phone_that_never_presses_1_is_not_connected(make_bot):
+    bot = await make_bot()
+    _status, call_id = await place(bot)
+    (dialed,) = bot.board.originated
+    assert (dialed.confirm, dialed.agent_caller_id) == ("key", "+12125550199")
+    for state in (CallState.AGENT_RINGING, CallState.AGENT_ANSWERED):
+        bot.board.move(state)
+    bot.board.move(CallState.AWAITING_CONFIRMATION)
+    await bot.until(lambda: [e.message for e in bot.client.edits()][-1:] == [PRESS_1])
+    await bot.conversation.flush_edits(timeout=2)
+    bot.board.move(CallState.ENDED, EndReason.AGENT_NOT_CONFIRMED)
+    await bot.conversation.wait_idle(timeout=3)
+    final = bot.client.edits()[-1]
+    assert final.message == NOT_CONFIRMED and final.reply_markup is None
+    assert bot.store.get_call(call_id).reason is EndReason.AGENT_NOT_CONFIRMED
+    (history,) = await bot.say(bot.alice, "/history")
+    assert "+12125550123 · [D] · ❌ nobody pressed 1" in history.message
+
+
+async def test_simulated_voicemail_agent_is_told_nobody_pressed_1(make_bot):
+    bot = await make_bot(driver="simulated")
+    AgentAdmin(bot.app).set_phone(AGENT_ID, "+12125550777", actor="test")  # a voicemail box
+    await bot.say(bot.alice, f"/call {TARGET}")
+    await bot.conversation.wait_idle(timeout=5)
+    messages = [e.message for e in bot.client.edits()]
+    assert any(m.endswith("📲 Answered: press 1 on your phone to connect") for m in messages)
+    assert messages[-1].endswith(
+        "❌ Not connected: your phone +12125550777 was answered but nobody pressed 1 "
+        "(voicemail?), so +12125550123 was not dialed. Answer it yourself and press 1 when it "
+        "tells you whom you are calling."
+    )
+    assert [c.reason for c in bot.store.recent_calls(AGENT_ID)] == [EndReason.AGENT_NOT_CONFIRMED]
 
 
 async def test_trunk_failure_is_reported_without_failover(make_bot):

@@ -9,10 +9,10 @@ import attrs
 import pytest
 from corecall_asterisk.actions import action_bytes, build_originate, check_header
 from corecall_asterisk.link import AmiLink
-from corecall_testing.ami import HOLDS, TARGET, FakeAmi, ami_sections, server_of
+from corecall_testing.ami import FULLY_BOOTED, HOLDS, TARGET, FakeAmi, ami_sections, server_of
 
 from corecall.domain import CallState, EndReason, TrunkConfig
-from corecall.errors import UnsafeValueError
+from corecall.errors import RefusedError, UnsafeValueError
 from corecall.telephony.driver import OriginateRequest
 
 CALL_ID = "0123456789abcdef0123456789abcdef"
@@ -43,11 +43,12 @@ def test_originate_is_exactly_what_the_dialplan_expects():
         "Context: corecall-bridge\r\n"
         f"Exten: {TARGET}\r\n"
         "Priority: 1\r\n"
-        f"CallerID: {TARGET}\r\n"
+        "CallerID: +12125550100\r\n"  # the route's own number, never the target's
         "Timeout: 2000\r\n"
         f"ChannelId: {CALL_ID}-a\r\n"
         f"Variable: CORECALL_CALL_ID={CALL_ID},CORECALL_TRUNK=corecall-main,"
-        "CORECALL_CALLER_ID=+12125550100,CORECALL_DIAL_TIMEOUT=3\r\n"
+        "CORECALL_CALLER_ID=+12125550100,CORECALL_DIAL_TIMEOUT=3,"
+        "CORECALL_CONFIRM=key,CORECALL_CONFIRM_TIMEOUT=10\r\n"
         "Async: true\r\n\r\n"
     )
     assert "Application" not in text and "Data:" not in text
@@ -68,7 +69,7 @@ BAD_NUMBERS = [
 ]
 
 
-@pytest.mark.parametrize("field", ["agent_phone", "target", "caller_id"])
+@pytest.mark.parametrize("field", ["agent_phone", "target", "caller_id", "agent_caller_id"])
 @pytest.mark.parametrize("value", BAD_NUMBERS)
 def test_no_unsafe_number_reaches_the_originate(field, value):
     with pytest.raises(UnsafeValueError):
@@ -143,6 +144,33 @@ async def test_login_ping_and_originate_against_a_fake_ami(telephony):
         (originate,) = ami.named("Originate")
         assert originate["ChannelId"] == f"{call.id}-a"
         assert originate["ActionID"] == f"{call.id}-o"
+
+
+async def test_no_call_goes_out_before_fully_booted(telephony):
+    """Asterisk accepts AMI logins before it is FullyBooted; an Originate sent then fails
+    ("Extension does not exist"). A /call in that window is held a few seconds, then refused
+    with the "starting" text: nothing is sent, nothing recorded."""
+    async with FakeAmi() as ami:
+        ami.fully_booted = False
+        t = await telephony(ami_sections({"pbx1": server_of(port=ami.port)}))
+        assert t.link().is_up and t.link().starting
+        t.driver.boot_hold = 0.2
+        with pytest.raises(RefusedError) as err:
+            await t.place(HOLDS, TARGET)
+        assert err.value.reason == "pbx_starting"
+        assert err.value.message == "The phone system is starting, try again in a moment."
+        assert ami.named("Originate") == [] and t.app.store.recent_calls() == []
+
+        # Held, not refused, when FullyBooted comes within the hold: then it goes out.
+        t.driver.boot_hold = 5
+        placing = asyncio.create_task(t.place(HOLDS, TARGET))
+        await asyncio.sleep(0.3)
+        assert ami.named("Originate") == []  # still held
+        ami.send_event(FULLY_BOOTED.decode())
+        call = await placing
+        assert t.link().ready
+        (originate,) = ami.named("Originate")
+        assert originate["ChannelId"] == f"{call.id}-a"
 
 
 async def test_wrong_secret_fails_calls_as_trunk_unavailable_and_keeps_retrying(telephony):
@@ -298,3 +326,23 @@ async def test_unfinished_calls_from_a_previous_run_are_reconciled(telephony):
         assert await second.manager.hangup(up.id)
         assert ami.named("Hangup")[-1]["Channel"] == "PJSIP/corecall-main-00000007"
         assert len(ami.named("Originate")) == 2  # nothing re-placed by the reconcile
+
+
+async def test_asterisk_check_says_asterisk_is_still_starting(tmp_path):
+    """`corecall asterisk check` in the restart window (logged in, no FullyBooted yet) says
+    Asterisk is still starting instead of reporting a missing bridge context."""
+    from corecall_asterisk.check import check_server
+    from corecall_testing import config_dict
+
+    from corecall.config import parse_config
+
+    async with FakeAmi() as ami:
+        ami.fully_booted = False
+        config = parse_config(
+            config_dict(tmp_path, **ami_sections({"pbx1": server_of(port=ami.port)})), path=None
+        )
+        results = await check_server(config.asterisk_servers["pbx1"], {"corecall-main": "M"})
+    starting = [r for r in results if "still starting" in r.what]
+    assert len(starting) == 1 and not starting[0].ok
+    assert "FullyBooted" in starting[0].fix and "read=" in starting[0].fix
+    assert not any("context" in r.what or "endpoint" in r.what for r in results)

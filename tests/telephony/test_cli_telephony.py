@@ -195,12 +195,12 @@ def test_call_command_follows_a_real_call_to_the_end(fresh_lab, cli):
     assert code == 0, out + err
     states = re.findall(r"^\s+[\d.]+s  (\w+)", out, flags=re.M)
     assert states == [
-        "dialing_agent", "agent_ringing", "agent_answered", "dialing_target", "target_ringing",
-        "connected", "ended",
+        "dialing_agent", "agent_ringing", "agent_answered", "awaiting_confirmation",
+        "dialing_target", "target_ringing", "connected", "ended",
     ]  # fmt: skip
     assert "ended: completed" in out and "talked 1." in out
     assert [tuple(i) for i in lab.invites("corecall-main")] == [
-        (agent, target), (target, MAIN_CID),
+        (agent, MAIN_CID), (target, MAIN_CID),
     ]  # fmt: skip
     calls, audit = stored(cli)
     assert (calls[0].agent_id, calls[0].target, calls[0].reason) == (

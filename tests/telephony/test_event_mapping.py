@@ -34,6 +34,12 @@ EXPECTED = {
     "target-503": EndReason.TARGET_UNREACHABLE,
     "agent-hangup-target-ringing": EndReason.CANCELLED,
     "ami-hangup-connected": EndReason.COMPLETED,
+    "agent-early-media-no-answer": EndReason.AGENT_NO_ANSWER,
+    "agent-early-media-answers": EndReason.COMPLETED,
+    "target-early-media": EndReason.TARGET_NO_ANSWER,
+    "agent-voicemail": EndReason.AGENT_NOT_CONFIRMED,
+    "agent-wrong-key": EndReason.AGENT_NOT_CONFIRMED,
+    "confirm-none": EndReason.COMPLETED,
     "unknown-endpoint": EndReason.TRUNK_UNAVAILABLE,
     "invalid-caller-id": EndReason.TRUNK_UNAVAILABLE,
     "trunk-mismatch": EndReason.TRUNK_UNAVAILABLE,
@@ -58,7 +64,7 @@ def _block(cells: list[str]) -> str | None:
         return None  # an action's reply, not an event
     headers: list[tuple[str, str]] = [("Event", event)]
     linked = _sub(linked)
-    if event in ("DialBegin", "DialEnd"):
+    if event in ("DialBegin", "DialState", "DialEnd"):
         src_chan, dst_chan = (_sub(x) for x in channel.split("→"))
         src_uid, dst_uid = (_sub(x) for x in uid.split("→"))
         if src_uid != "—":
@@ -112,6 +118,9 @@ async def test_recorded_events_reach_the_right_final_state(key, monkeypatch):
     from corecall_asterisk import tracking
 
     monkeypatch.setattr(tracking, "ORIGINATE_FAILURE_GRACE", 0.05)
+    # An end nobody on the call caused (an AMI hangup from elsewhere) is held this long to
+    # tell it apart from a shutdown; nothing follows here, so it completes.
+    monkeypatch.setattr(tracking, "SYSTEM_HANGUP_GRACE", 0.05)
     seen: list[tuple[CallState, EndReason | None, str]] = []
     tracker = CallTracker()
     tracker.track(TrackedCall(CALL_ID, lambda _cid, s, r=None, d="": seen.append((s, r, d))))

@@ -18,11 +18,12 @@ recorder and the benchmark all send what it returns. The Originate (``Async: tru
     Context: <bridge context>
     Exten: <target +E164>
     Priority: 1
-    CallerID: <target +E164>
+    CallerID: <agent leg caller ID +E164>    (an owned number: the route's, by default)
     Timeout: <agent ring timeout, ms>
     ChannelId: <call id>-a
     Variable: CORECALL_CALL_ID=<call id>,CORECALL_TRUNK=<endpoint>,CORECALL_CALLER_ID=<+E164>,
-              CORECALL_DIAL_TIMEOUT=<target ring timeout, s>
+              CORECALL_DIAL_TIMEOUT=<target ring timeout, s>,CORECALL_CONFIRM=<key|none>,
+              CORECALL_CONFIRM_TIMEOUT=<s>
     Async: true
 """
 
@@ -122,6 +123,9 @@ def originate_headers(
     context: str = DEFAULT_CONTEXT,
     agent_ring_timeout: int = 30,
     target_ring_timeout: int = 45,
+    agent_caller_id: str | None = None,
+    confirm: str = "key",
+    confirm_timeout: int = 10,
     action_id: bool = True,
 ) -> dict[str, str]:
     """The Originate that places one bridged call, as ordered AMI headers.
@@ -129,14 +133,25 @@ def originate_headers(
     ``agent``, ``target`` and ``caller_id`` are E.164; ``endpoint`` (the trunk's PJSIP
     endpoint) and ``context`` follow :data:`corecall_asterisk.names.NAME_RULE`;
     ``agent_ring_timeout`` (1-600 s) is how long the agent's phone rings,
-    ``target_ring_timeout`` (1-3600 s) the bridge dialplan's Dial timeout. ``action_id``
-    False leaves ``ActionID`` out (for clients such as panoramisk that add their own).
+    ``target_ring_timeout`` (1-3600 s) the bridge dialplan's Dial timeout.
+    ``agent_caller_id`` (E.164, default ``caller_id``) is what the agent's phone shows: an
+    operator-owned number, since carriers that enforce caller-ID ownership answer 403 to any
+    other. ``confirm`` ``"key"`` makes the dialplan ask the agent to press 1 before it dials
+    the target, waiting ``confirm_timeout`` (1-120 s) for the key; ``"none"`` dials at once.
+    ``action_id`` False leaves ``ActionID`` out (for clients such as panoramisk that add
+    their own).
     Raises :class:`~corecall.errors.UnsafeValueError` naming the first bad value.
     """
     check_call_id(call_id)
     agent = check_dial_part(check_number(agent, "agent phone"), "agent phone")
     target = check_number(target, "target")
     caller_id = check_number(caller_id, "caller ID")
+    agent_caller_id = check_number(
+        caller_id if agent_caller_id is None else agent_caller_id, "agent leg caller ID"
+    )
+    if confirm not in ("key", "none"):
+        raise UnsafeValueError(f'confirm must be "key" or "none", got {confirm!r}')
+    confirm_s = _bounded_int(confirm_timeout, "confirm timeout", 1, 120)
     endpoint = check_dial_part(check_name(endpoint, "trunk endpoint"), "endpoint")
     check_name(context, "dialplan context")
     agent_ms = _bounded_int(agent_ring_timeout, "agent ring timeout", 1, 600) * 1000
@@ -147,6 +162,8 @@ def originate_headers(
             check_variable("CORECALL_TRUNK", endpoint),
             check_variable("CORECALL_CALLER_ID", caller_id),
             check_variable("CORECALL_DIAL_TIMEOUT", str(dial_s)),
+            check_variable("CORECALL_CONFIRM", confirm),
+            check_variable("CORECALL_CONFIRM_TIMEOUT", str(confirm_s)),
         )
     )
     headers = {"Action": "Originate"}
@@ -158,7 +175,8 @@ def originate_headers(
             "Context": context,
             "Exten": target,
             "Priority": "1",
-            "CallerID": target,
+            # The agent's phone shows an operator-owned number, never the target's.
+            "CallerID": agent_caller_id,
             "Timeout": str(agent_ms),
             "ChannelId": agent_uniqueid(call_id),
             "Variable": variables,
@@ -184,5 +202,8 @@ def build_originate(request: OriginateRequest, *, context: str) -> bytes:
         context=context,
         agent_ring_timeout=request.agent_ring_timeout,
         target_ring_timeout=request.target_ring_timeout,
+        agent_caller_id=request.agent_caller_id,
+        confirm=request.confirm,
+        confirm_timeout=request.confirm_timeout,
     )
     return action_bytes(headers.items())

@@ -81,6 +81,11 @@ def end_after_answer(
     dial_status: str, cause: int | None, dialplan_reason: str = "ok", target_cause: str = ""
 ) -> tuple[EndReason, str]:
     """Why a call ended once the agent had answered (the bridge dialplan ran)."""
+    if dialplan_reason == "not-confirmed":
+        return EndReason.AGENT_NOT_CONFIRMED, (
+            "the agent's phone answered but nobody pressed 1 (no key in time, a wrong key "
+            "twice, or a hang-up during the prompt): voicemail?"
+        )
     if dialplan_reason and dialplan_reason != "ok":
         detail = f"the bridge dialplan refused the call ({dialplan_reason})"
         if dialplan_reason in ("invalid-target", "no-such-target"):

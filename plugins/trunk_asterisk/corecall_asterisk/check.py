@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from corecall.config import AmiServerConfig
 
 
+#: Seconds the check waits after the login for FullyBooted (sent at once when Asterisk is up).
+BOOT_WAIT = 2.0
+
+
 @attrs.frozen
 class CheckResult:
     """One line of ``corecall asterisk check``."""
@@ -71,6 +75,20 @@ async def check_server(
             CheckResult(True, f"{where}: AMI reachable, logged in as {server.username!r}")
         )
         results.extend(await _check_privileges(link, where, server))
+        if not await link.wait_ready(BOOT_WAIT):
+            # Before FullyBooted the endpoints and the dialplan may not be loaded yet: saying
+            # "the bridge context is missing" now would send the operator down a wrong path.
+            results.append(
+                CheckResult(
+                    False, f"{where}: Asterisk is still starting (logged in, but no "
+                    f"FullyBooted within {BOOT_WAIT:g} s); corecall places no call until it is",
+                    "wait a few seconds and run the check again; if this persists, the AMI user "
+                    f"does not receive FullyBooted: in manager.conf [{server.username}] read= "
+                    "must include system and the eventfilter must let FullyBooted through "
+                    "(`corecall asterisk render` prints one that does)",
+                )
+            )  # fmt: skip
+            return results
         results.extend(await _check_endpoints(link, where, endpoints))
         results.extend(await _check_context(link, where, server.context))
     finally:

@@ -16,7 +16,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from corecall.domain import CallState, EndReason, TrunkConfig
-from corecall.errors import TelephonyError
+from corecall.errors import PbxStartingError, TelephonyError
 from corecall.telephony.driver import OriginateRequest, ProgressCallback, TrunkDriver
 from corecall_asterisk.actions import (
     CALL_ID_RE,
@@ -43,6 +43,9 @@ class AsteriskAmiDriver(TrunkDriver):
 
     #: How long :meth:`start` waits for the first login of each server.
     start_wait = 5.0
+    #: How long a call is held (seconds) while its Asterisk is starting or restarting, before
+    #: it is refused as "starting" (never sent before FullyBooted).
+    boot_hold = 3.0
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)
@@ -51,7 +54,8 @@ class AsteriskAmiDriver(TrunkDriver):
             if trunk.driver == self.NAME and trunk.server and trunk.server not in self.links:
                 server = config.asterisk_servers.get(trunk.server)
                 if server is not None:
-                    self.links[trunk.server] = AmiLink(server)
+                    link = self.links[trunk.server] = AmiLink(server)
+                    link.state_observer = self.link_state_changed
 
     async def start(self) -> None:
         await asyncio.gather(
@@ -89,11 +93,36 @@ class AsteriskAmiDriver(TrunkDriver):
                 return call
         return None
 
+    async def wait_ready(self, trunk: TrunkConfig) -> str | None:
+        """Hold a call (up to :attr:`boot_hold` seconds) while the trunk's Asterisk is
+        starting: logged in but no FullyBooted yet, gone after a ``Shutdown`` that said
+        ``Restart: True`` (``core restart``), or the first connection still being made.
+        Returns why it is still not ready, or None (ready, or down for another reason, e.g.
+        stopped: then :meth:`originate` fails the call at once, as ``trunk_unavailable``)."""
+        link = self.link_for(trunk)
+        if link.ready:
+            return None
+        restarting = not link.is_up and link.asterisk_restarting
+        if not (link.starting or restarting or link.connecting_first_time):
+            return None
+        if await link.wait_ready(self.boot_hold):
+            return None
+        if link.starting:
+            return f"{link.describe()} is still starting (logged in, no FullyBooted yet)"
+        if not link.is_up and link.asterisk_restarting:
+            return f"{link.describe()} is restarting (Shutdown with Restart: True; not back yet)"
+        return None  # unreachable for another reason: originate() fails it as before
+
     async def originate(self, request: OriginateRequest, progress: ProgressCallback) -> None:
         link = self.link_for(request.trunk)
         payload = build_originate(request, context=link.server.context)
         if not link.is_up:
             raise TelephonyError(f"{link.describe()} is not connected: {link.last_error}")
+        if not link.booted.is_set():
+            # Never sent before FullyBooted: Asterisk would answer "Extension does not exist".
+            raise PbxStartingError(
+                f"{link.describe()} is still starting (no FullyBooted yet); nothing was sent"
+            )
         call = TrackedCall(request.call_id, progress, link=link)
         fut = link.write_originate(call, payload)
         try:
@@ -128,6 +157,7 @@ class AsteriskAmiDriver(TrunkDriver):
         if not call.agent_channel and call.state is CallState.DIALING_AGENT:
             # The agent channel may not exist yet: hang up as soon as it shows up, and try now.
             call.hangup_pending = True
+        call.hangup_sent = True
         try:
             done = await call.link.hangup(call)
         except (TelephonyError, TimeoutError) as exc:

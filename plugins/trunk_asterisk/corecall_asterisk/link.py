@@ -100,10 +100,18 @@ class AmiLink:
         self.protocol: AmiProtocol | None = None
         self.epoch = 0
         self.connected = asyncio.Event()
+        # FullyBooted arrived on the current connection: Asterisk sends it right after the
+        # login when it is up, and only once it is up after a restart. Before it, AMI accepts
+        # logins but actions fail ("Extension does not exist"): no call goes out until then.
+        self.booted = asyncio.Event()
         self.last_error = "not connected yet"
         self.last_loss = ""  # why the previous connection ended (kept across reconnects)
         self.asterisk_shutting_down = False
+        self.asterisk_restarting = False  # Shutdown said Restart: True; until FullyBooted
         self.write_observer: Callable[[str], None] | None = None
+        #: Told (server name, up) when the link comes up or goes down (the driver passes it
+        #: on as corecall_link_state_changed: metrics, health).
+        self.state_observer: Callable[[str, bool], None] | None = None
         self._lost: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._down_since: float | None = time.monotonic()
@@ -119,7 +127,43 @@ class AmiLink:
 
     @property
     def is_up(self) -> bool:
+        """Connected and logged in (Asterisk may still be starting: see :attr:`ready`)."""
         return self.connected.is_set() and self.protocol is not None and not self.protocol.closed
+
+    @property
+    def ready(self) -> bool:
+        """Logged in and Asterisk said FullyBooted on this connection: calls may go out."""
+        return self.is_up and self.booted.is_set()
+
+    @property
+    def connecting_first_time(self) -> bool:
+        """The first connection attempt since start() has not ended yet."""
+        return self._task is not None and not self._first_attempt.is_set()
+
+    @property
+    def starting(self) -> bool:
+        """Logged in, but Asterisk has not said FullyBooted yet (it is still starting)."""
+        return self.is_up and not self.booted.is_set()
+
+    def fully_booted(self) -> None:
+        if not self.booted.is_set():
+            log.info("%s: FullyBooted", self.describe())
+        self.asterisk_restarting = False
+        self.booted.set()
+
+    async def wait_ready(self, timeout: float) -> bool:
+        """Wait (bounded, seconds) until :attr:`ready`; True if it is."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self.ready:
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            waiter = self.booted if self.is_up else self.connected
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(left, 0.25)):
+                    await waiter.wait()
+        return True
 
     def describe(self) -> str:
         return f"Asterisk {self.name!r} (AMI {self.server.host}:{self.server.port})"
@@ -167,6 +211,7 @@ class AmiLink:
     def _close_protocol(self) -> None:
         proto, self.protocol = self.protocol, None
         self.connected.clear()
+        self.booted.clear()
         if proto is not None:
             proto.close()
         self._fail_originates(LinkLost("the AMI connection was closed"))
@@ -199,6 +244,7 @@ class AmiLink:
             delay = self.reconnect_initial
             self._first_attempt.set()
             log.info("%s: connected and logged in", self.describe())
+            self._tell_state(True)
             self._spawn(self._reconcile_after_connect(self.epoch))
             try:
                 await self._ping_until_lost()
@@ -206,14 +252,23 @@ class AmiLink:
                 self.last_loss = self.last_error or "the connection closed"
                 self._close_protocol()
                 self._down_since = time.monotonic()
+                self._tell_state(False)
             if not self._closing:
                 log.warning("%s: connection lost (%s)", self.describe(), self.last_error)
+
+    def _tell_state(self, up: bool) -> None:
+        if self.state_observer is not None:
+            try:
+                self.state_observer(self.server.name, up)
+            except Exception:
+                log.exception("%s: the link state observer failed", self.describe())
 
     async def _connect_once(self) -> None:
         loop = asyncio.get_running_loop()
         timeout = self.server.action_timeout
         self._lost = asyncio.Event()
         self.asterisk_shutting_down = False
+        self.booted.clear()
         async with asyncio.timeout(timeout):
             _transport, proto = await loop.create_connection(
                 lambda: AmiProtocol(self), self.server.host, self.server.port
@@ -248,6 +303,7 @@ class AmiLink:
         self.connects += 1
         self._down_since = None
         self.last_error = ""
+        self.tracker.pbx_back()
         self.connected.set()
 
     async def _ping_until_lost(self) -> None:
@@ -277,6 +333,8 @@ class AmiLink:
         if proto is not self.protocol:
             return
         self.connected.clear()
+        self.booted.clear()
+        self.tracker.pbx_gone()
         if self.asterisk_shutting_down:
             self.last_error = "Asterisk shut down"
         elif exc is not None:

@@ -95,6 +95,11 @@ class AmiProtocol(AMIProtocol):
                         continue
                 if block.startswith("Event: Shutdown\r\n"):
                     link.asterisk_shutting_down = True
+                    # `core restart`: it comes back; calls are held meanwhile (wait_ready).
+                    link.asterisk_restarting = "\r\nRestart: True" in block
+                    link.tracker.pbx_gone()
+                elif block.startswith("Event: FullyBooted\r\n"):
+                    link.fully_booted()
                 feed(block)
                 continue
             msg = Message.from_line(block)

@@ -63,6 +63,20 @@ DEFAULT_TRUNKS: tuple[dict[str, Any], ...] = (
 
 #: Name of the UserEvent the bridge dialplan emits when the agent leg ends.
 END_EVENT = "CorecallEnd"
+#: Name of the UserEvent the bridge dialplan emits at the confirmation step
+#: (``Step: prompt`` when it starts asking for 1, ``Step: confirmed`` when the 1 came).
+CONFIRM_EVENT = "CorecallConfirm"
+
+#: The confirmation prompt, from Asterisk's own core sound files (asterisk-core-sounds-en):
+#: "calling" + the target's digits (digits/0..9) + "if this is correct, press" + "1".
+#: After a wrong key "invalid" comes first; "goodbye" before hanging up unconfirmed.
+PROMPT_SOUNDS = {
+    "intro": "calling",
+    "question": "if-correct-press",
+    "key": "digits/1",
+    "wrong_key": "invalid",
+    "goodbye": "goodbye",
+}
 
 #: The only events the AMI user receives (manager.conf event filter).
 AMI_EVENTS: tuple[str, ...] = (
@@ -73,6 +87,10 @@ AMI_EVENTS: tuple[str, ...] = (
     "Newstate",
     "DialBegin",
     "DialEnd",
+    # DialState carries RINGING and PROGRESS (183 Session Progress: early media). Mobile
+    # networks often send only 183, never 180: without it an unanswered agent phone looks
+    # like a dead line.
+    "DialState",
     "BridgeEnter",
     "BridgeLeave",
     "Hangup",
@@ -245,9 +263,19 @@ def render_extensions(
     dial_timeout_max: int = 300,
     inbound_context: str = "corecall-inbound",
     end_event: str = END_EVENT,
+    confirm_timeout_default: int = 10,
 ) -> str:
     """Render ``extensions.conf`` with the bridge context, its hangup handler and the inbound
     dead end.
+
+    Once the agent's phone answers and every variable checked out, the confirmation step
+    (unless ``CORECALL_CONFIRM=none``): a ``UserEvent: CorecallConfirm`` with ``Step:
+    prompt``, then ``Read()`` on the agent's channel plays :data:`PROMPT_SOUNDS` with the
+    target's digits and waits ``CORECALL_CONFIRM_TIMEOUT`` seconds (default
+    ``confirm_timeout_default``; 1-120) for one key. Only ``1`` dials (``Step: confirmed``);
+    a wrong key gets the prompt once more; no key, a second wrong key, or a hang-up during the
+    prompt ends the call with ``Reason: not-confirmed``. Keys are read on the agent's
+    channel only and before the target exists, so the called party's keys are never read.
 
     The hangup handler context is ``<context>-end``. It emits::
 
@@ -255,8 +283,8 @@ def render_extensions(
         UserEvent: CorecallEnd
         Channel/Uniqueid/Linkedid/...   (the agent leg's snapshot)
         CallId: <call id>               (filtered: hex only)
-        Reason: ok | invalid-call-id | invalid-trunk | trunk-mismatch | invalid-caller-id
-                | invalid-target | no-such-target
+        Reason: ok | not-confirmed | invalid-call-id | invalid-trunk | trunk-mismatch
+                | invalid-caller-id | invalid-target | no-such-target
         DialStatus: ANSWER | BUSY | NOANSWER | CONGESTION | CHANUNAVAIL | CANCEL | ... | (empty)
         HangupCause: <Q.850 cause of the agent leg>
         DialedTime: <s from Dial start> / AnsweredTime: <s the target was connected>
@@ -274,6 +302,19 @@ def render_extensions(
             raise ValueError(f"{what} must be 1-3600 seconds, got {value!r}")
     if dial_timeout_default > dial_timeout_max:
         raise ValueError("dial_timeout_default must not exceed dial_timeout_max")
+    if (
+        isinstance(confirm_timeout_default, bool)
+        or not isinstance(confirm_timeout_default, int)
+        or not 1 <= confirm_timeout_default <= 120
+    ):
+        raise ValueError(
+            f"confirm_timeout_default must be 1-120 seconds, got {confirm_timeout_default!r}"
+        )
+    sounds = PROMPT_SOUNDS
+
+    def confirm_event(step: str) -> str:
+        return f"UserEvent({CONFIRM_EVENT},CallId: ${{CC_CALL_ID}},Step: {step})"
+
     end = f"{context}-end"
     len_ = "${{LEN(${{{}}})}}".format  # ${LEN(${VAR})}
     refuse_target = (
@@ -311,12 +352,15 @@ def render_extensions(
         f"; ---------------------------------------------------------------- {context}",
         "; The AMI driver originates (Async) to the agent's phone:",
         f";   Channel: PJSIP/<agent +E164>@<trunk>   Context: {context}   Exten: <target +E164>",
-        ";   Priority: 1   CallerID: <target +E164>   ChannelId: <call id>-a",
+        ";   Priority: 1   CallerID: <route's +E164>   ChannelId: <call id>-a",
         ";   Variable: CORECALL_CALL_ID=<32 hex>,CORECALL_TRUNK=<trunk>,"
         "CORECALL_CALLER_ID=<+E164>,",
-        ";             CORECALL_DIAL_TIMEOUT=<seconds>",
-        "; When the agent answers, this runs on the agent's channel and dials the target over the",
-        "; same trunk. Every AMI event of both legs carries Linkedid: <call id>-a.",
+        ";             CORECALL_DIAL_TIMEOUT=<seconds>,CORECALL_CONFIRM=<key|none>,"
+        "CORECALL_CONFIRM_TIMEOUT=<seconds>",
+        "; When the agent answers, this runs on the agent's channel: it checks every value, asks",
+        "; the agent to press 1 (the target's digits are read out first), and only then dials",
+        "; the target over the same trunk. Every AMI event of both legs carries",
+        "; Linkedid: <call id>-a.",
         ";",
         "; Defence in depth: the driver already validated everything, but each value is passed",
         "; through FILTER() and the call is refused (not repaired) if filtering changed anything:",
@@ -348,12 +392,44 @@ def render_extensions(
         f"?{dial_timeout_default}:${{CC_TIMEOUT}})}})",
         f" same => n,Set(CC_TIMEOUT=${{IF($[${{CC_TIMEOUT}} < 1 | ${{CC_TIMEOUT}} > "
         f"{dial_timeout_max}]?{dial_timeout_default}:${{CC_TIMEOUT}})}})",
-        " ; The target sees the route's operator-owned number; the agent leg already shows the",
-        " ; target (Originate CallerID). Clear the name so nothing else leaks into From.",
-        " same => n,Set(CALLERID(name)=)",
+        " ; ---- confirmation: the agent presses 1, so an agent's voicemail that answered is",
+        " ; never bridged to the customer. Only this channel's keys are read (the agent's leg),",
+        " ; and before the target is dialed at all.",
+        ' same => n,GotoIf($["${FILTER(a-z,${CORECALL_CONFIRM})}" = "none"]?dial)',
+        " same => n,Set(CC_WAIT=${FILTER(0-9,${CORECALL_CONFIRM_TIMEOUT})})",
+        f" same => n,Set(CC_WAIT=${{IF($[{len_('CC_WAIT')} = 0 | {len_('CC_WAIT')} > 3]"
+        f"?{confirm_timeout_default}:${{CC_WAIT}})}})",
+        f" same => n,Set(CC_WAIT=${{IF($[${{CC_WAIT}} < 1 | ${{CC_WAIT}} > 120]"
+        f"?{confirm_timeout_default}:${{CC_WAIT}})}})",
+        ' ; "calling", the target\'s digits one by one (after the +), "if this is correct,',
+        ' ; press 1". CC_TARGET is + and digits only (checked above).',
+        f" same => n,Set(CC_PROMPT={sounds['intro']})",
+        " same => n,Set(CC_I=1)",
+        f" same => n,While($[${{CC_I}} < {len_('CC_TARGET')}])",
+        " same => n,Set(CC_PROMPT=${CC_PROMPT}&digits/${CC_TARGET:${CC_I}:1})",
+        " same => n,Set(CC_I=$[${CC_I} + 1])",
+        " same => n,EndWhile()",
+        f" same => n,Set(CC_PROMPT=${{CC_PROMPT}}&{sounds['question']}&{sounds['key']})",
+        " ; A hang-up from here on (a voicemail box giving up, the agent) is not-confirmed.",
+        " same => n,Set(CC_REASON=not-confirmed)",
+        f" same => n,{confirm_event('prompt')}",
+        " same => n,Read(CC_KEY,${CC_PROMPT},1,,1,${CC_WAIT})",
+        ' same => n,GotoIf($["${CC_KEY}" = "1"]?confirmed)',
+        ' same => n,GotoIf($["${CC_KEY}" = ""]?not-confirmed)',
+        " ; A wrong key: say so and ask once more.",
+        f" same => n,Read(CC_KEY,{sounds['wrong_key']}&${{CC_PROMPT}},1,,1,${{CC_WAIT}})",
+        ' same => n,GotoIf($["${CC_KEY}" = "1"]?confirmed:not-confirmed)',
+        " same => n(confirmed),Set(CC_REASON=ok)",
+        f" same => n,{confirm_event('confirmed')}",
+        " ; The target sees the route's operator-owned number (so did the agent leg: Originate",
+        " ; CallerID). Clear the name so nothing else leaks into From.",
+        " same => n(dial),Set(CALLERID(name)=)",
         " same => n,Set(CALLERID(num)=${CC_CID})",
         " same => n,Dial(PJSIP/${CC_TARGET}@${CC_TRUNK},${CC_TIMEOUT})",
         " same => n,Hangup()",
+        " same => n(not-confirmed),Set(CC_REASON=not-confirmed)",
+        f" same => n,Playback({sounds['goodbye']})",
+        " same => n,Hangup(16)",
         " same => n(refuse-call-id),Set(CC_REASON=invalid-call-id)",
         " same => n,Hangup(21)",
         " same => n(refuse-trunk),Set(CC_REASON=invalid-trunk)",
@@ -376,7 +452,8 @@ def render_extensions(
         "; once the agent answered (before that, OriginateResponse and Hangup tell what",
         "; happened). It records how the call ended in one AMI event (class user):",
         f";   Event: UserEvent, UserEvent: {end_event}, the agent channel's fields (Uniqueid,",
-        ";   Linkedid...), CallId, Reason (ok or why the dialplan refused), DialStatus (Dial's",
+        ";   Linkedid...), CallId, Reason (ok, not-confirmed when nobody pressed 1, or why the",
+        ";   dialplan refused), DialStatus (Dial's",
         ";   DIALSTATUS, empty when Dial never ran), HangupCause (Q.850, agent leg),",
         ";   DialedTime/AnsweredTime (seconds, only when the target answered), HangupSource.",
         "",

@@ -10,11 +10,15 @@ Events → states (agent leg = the channel whose ``Uniqueid`` is ``<call id>-a``
 ===================================================  ==========================================
 event                                                effect
 ===================================================  ==========================================
-Newstate ChannelState 5 (Ringing), agent leg         AGENT_RINGING
+Newstate ChannelState 5 (Ringing), agent leg;        AGENT_RINGING
+DialState RINGING/PROGRESS of the agent leg
+(``DestUniqueid``; PROGRESS is 183 with early media)
 Newstate ChannelState 6 (Up), agent leg;             AGENT_ANSWERED
 OriginateResponse Success
+UserEvent CorecallConfirm ``Step: prompt``           AWAITING_CONFIRMATION (asked to press 1)
 DialBegin from the agent leg                         DIALING_TARGET
-Newstate ChannelState 5, other leg                   TARGET_RINGING
+Newstate ChannelState 5, other leg; DialState        TARGET_RINGING
+RINGING/PROGRESS from the agent leg
 DialEnd ANSWER; BridgeEnter                          CONNECTED
 Hangup of the agent leg before it answered           final, from ``Cause`` (17 busy, 18/19 no
                                                      answer, or trunk if it never rang,
@@ -25,7 +29,8 @@ UserEvent CorecallEnd (hangup handler, agent leg)    final, from ``DialStatus`` 
                                                      ``HangupCause`` (ANSWER completed, BUSY/17
                                                      busy, NOANSWER no answer, CONGESTION/
                                                      CHANUNAVAIL/21/34 unreachable, CANCEL or
-                                                     none cancelled)
+                                                     none cancelled; ``Reason: not-confirmed``
+                                                     agent_not_confirmed)
 Hangup of the agent leg after it answered            the same, if CorecallEnd did not come
 ===================================================  ==========================================
 
@@ -42,6 +47,7 @@ from corecall.domain import CallState, EndReason
 from corecall.telephony.driver import ProgressCallback
 from corecall_asterisk.actions import agent_uniqueid
 from corecall_asterisk.causes import agent_leg_failure, end_after_answer, parse_int
+from corecall_asterisk.render import CONFIRM_EVENT, END_EVENT
 
 if TYPE_CHECKING:
     from corecall_asterisk.link import AmiLink
@@ -69,9 +75,11 @@ class TrackedCall:
         "epoch",
         "fallback",
         "hangup_pending",
+        "hangup_sent",
         "key",
         "link",
         "originate_reason",
+        "pending_end",
         "progress",
         "state",
         "target_cause",
@@ -92,16 +100,39 @@ class TrackedCall:
         self.originate_reason: int | None = None
         self.fallback: asyncio.TimerHandle | None = None
         self.hangup_pending = False
+        self.hangup_sent = False  # we asked Asterisk to hang it up (AMI Hangup)
+        # A normal end that nobody on the call caused (see SYSTEM_HANGUP_GRACE).
+        self.pending_end: tuple[EndReason, str] | None = None
 
 
 #: Only these events can change a call; everything else is dropped after one dict lookup.
 _RELEVANT = frozenset(
-    ("Newchannel", "Newstate", "DialBegin", "DialEnd", "BridgeEnter", "Hangup", "UserEvent")
-)
+    (
+        "Newchannel", "Newstate", "DialBegin", "DialState", "DialEnd", "BridgeEnter", "Hangup",
+        "UserEvent",
+    )
+)  # fmt: skip
+#: DialState statuses that mean "the phone was reached and is alerting": 180 (RINGING) and
+#: 183 with early media (PROGRESS), which many mobile networks send instead of 180.
+_ALERTING = frozenset(("RINGING", "PROGRESS"))
 
 #: If OriginateResponse says Failure but the agent channel's Hangup (with the precise cause)
 #: has not arrived after this long, decide from the OriginateResponse reason alone.
 ORIGINATE_FAILURE_GRACE = 2.0
+
+#: A connected call that ends with cause 16 and an empty ``HangupSource`` was hung up by
+#: nobody on it: by the phone system itself. When Asterisk shuts down (restart, ``core stop``)
+#: it hangs every channel up exactly like that and only about a second later sends
+#: ``Shutdown`` and closes the connection (measured in the lab: 1.1 s). Such an end is held
+#: this long (seconds): if ``Shutdown`` or the link's loss follows, the call was cut by a
+#: restart, not completed, and is recorded ``unknown``; otherwise (an operator's AMI or CLI
+#: hangup) it is completed.
+SYSTEM_HANGUP_GRACE = 3.0
+
+#: The detail of a call cut by an Asterisk shutdown or restart.
+CUT_BY_RESTART = (
+    "Asterisk shut down or restarted while the call was up: the call was cut off, not completed"
+)
 
 
 class CallTracker:
@@ -113,6 +144,7 @@ class CallTracker:
 
     def __init__(self, on_agent_channel: Callable[[TrackedCall], None] | None = None):
         self.calls: dict[str, TrackedCall] = {}  # by agent unique id (= Linkedid)
+        self.pbx_stopping = False  # Shutdown seen or link lost, until the next connection
         self._on_agent_channel = on_agent_channel
         self.events_seen = 0
 
@@ -151,6 +183,8 @@ class CallTracker:
             return
         i = block.find("\r\nLinkedid: ")
         if i < 0:
+            if name == "DialState":  # the Originate's own dial: only Dest* fields
+                self._agent_dial_state(block)
             return  # e.g. the Originate's own dial of the agent leg (no calling channel)
         i += 12
         call = self.calls.get(block[i : i + 34])
@@ -174,6 +208,11 @@ class CallTracker:
         elif name == "DialBegin":
             if agent:
                 self.advance(call, CallState.DIALING_TARGET)
+        elif name == "DialState":
+            # From the agent leg: the target is alerting, by 180 or by 183 (early media).
+            if agent and header(block, "\r\nDialStatus: ") in _ALERTING:
+                self.advance(call, CallState.DIALING_TARGET)
+                self.advance(call, CallState.TARGET_RINGING)
         elif name == "DialEnd":
             if agent:
                 status = header(block, "\r\nDialStatus: ")
@@ -202,10 +241,20 @@ class CallTracker:
                     rang=call.state is CallState.AGENT_RINGING,
                 )
             else:
-                reason, detail = end_after_answer(call.dial_status, cause, "ok", call.target_cause)
+                if call.pending_end is not None:
+                    return  # its CorecallEnd came first and is being held (see pending_end)
+                asked = call.state is CallState.AWAITING_CONFIRMATION
+                reason, detail = end_after_answer(
+                    call.dial_status, cause, "not-confirmed" if asked else "ok", call.target_cause
+                )
             self.finish(call, reason, detail)
         elif name == "UserEvent":
-            if header(block, "\r\nUserEvent: ") != "CorecallEnd":
+            kind = header(block, "\r\nUserEvent: ")
+            if kind == CONFIRM_EVENT:
+                if agent and header(block, "\r\nStep: ") == "prompt":
+                    self.advance(call, CallState.AWAITING_CONFIRMATION)
+                return
+            if kind != END_EVENT:
                 return
             reason, detail = end_after_answer(
                 header(block, "\r\nDialStatus: "),
@@ -213,7 +262,52 @@ class CallTracker:
                 header(block, "\r\nReason: "),
                 header(block, "\r\nTargetCause: "),
             )
+            if (
+                reason is EndReason.COMPLETED
+                and not header(block, "\r\nHangupSource: ")
+                and not call.hangup_sent
+            ):
+                self._hold_system_hangup(call, reason, detail)
+                return
             self.finish(call, reason, detail)
+
+    def _hold_system_hangup(self, call: TrackedCall, reason: EndReason, detail: str) -> None:
+        """A connected call hung up by nobody on it: hold the end (SYSTEM_HANGUP_GRACE)."""
+        if self.pbx_stopping:
+            self.finish(call, EndReason.UNKNOWN, CUT_BY_RESTART)
+            return
+        call.pending_end = (reason, detail + "; hung up by the phone system (not by a party)")
+        if call.fallback is not None:
+            call.fallback.cancel()
+        call.fallback = asyncio.get_running_loop().call_later(
+            SYSTEM_HANGUP_GRACE, self._release_held_end, call
+        )
+
+    def _release_held_end(self, call: TrackedCall) -> None:
+        call.fallback = None
+        if call.pending_end is not None:
+            self.finish(call, *call.pending_end)
+
+    def pbx_gone(self) -> None:
+        """Asterisk said ``Shutdown`` or the link dropped: the calls it hung up just before
+        were cut by the shutdown, not completed."""
+        self.pbx_stopping = True
+        for call in [c for c in self.calls.values() if c.pending_end is not None]:
+            self.finish(call, EndReason.UNKNOWN, CUT_BY_RESTART)
+
+    def pbx_back(self) -> None:
+        """A new connection: Asterisk is not known to be stopping any more."""
+        self.pbx_stopping = False
+
+    def _agent_dial_state(self, block: str) -> None:
+        """DialState of the agent leg itself (the Originate's dial has no calling channel, so
+        only ``DestUniqueid``/``DestLinkedid``): 180 or 183 means the phone is alerting."""
+        call = self.calls.get(header(block, "\r\nDestUniqueid: "))
+        if call is None:
+            return
+        self.events_seen += 1
+        if header(block, "\r\nDialStatus: ") in _ALERTING:
+            self.advance(call, CallState.AGENT_RINGING)
 
     def _originate_response(self, block: str) -> None:
         aid = header(block, "\r\nActionID: ")
@@ -255,7 +349,9 @@ class CallTracker:
                     self.advance(call, CallState.AGENT_RINGING)
                 elif state == "6":
                     self.advance(call, CallState.AGENT_ANSWERED)
-                    if ch.get("Application") == "Dial":
+                    if ch.get("Application") in ("Read", "Playback"):  # the confirmation step
+                        self.advance(call, CallState.AWAITING_CONFIRMATION)
+                    elif ch.get("Application") == "Dial":
                         self.advance(call, CallState.DIALING_TARGET)
                 if bridged:
                     self.advance(call, CallState.CONNECTED)

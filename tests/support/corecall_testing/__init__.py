@@ -14,6 +14,7 @@ FAST_SIMULATION = {
     "ring_seconds": 0.01,
     "answer_seconds": 0.02,
     "slow_answer_seconds": 0.05,
+    "confirm_seconds": 0.01,
     "talk_seconds": 0.05,
     "timeout_seconds": 0.05,
 }

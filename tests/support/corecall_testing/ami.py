@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 # Numbers by carrier behaviour (the sipp carriers decide on the last four digits).
 HOLDS = "+12125550999"  # answers at once, holds until BYE
-ANSWERS = "+12125550111"  # answers at once, hangs up after 1 s
-TARGET = "+12125550123"  # answers at once, hangs up after 1 s
+ANSWERS = "+12125550111"  # answers at once, presses 1, hangs up after 2 s
+TARGET = "+12125550123"  # answers at once, hangs up after 2 s
 BUSY = "+12125550486"
 RINGS = "+12125550408"  # rings forever
 FORBIDDEN = "+12125550403"
@@ -24,6 +24,8 @@ DEV_CID = "+12125550199"
 
 
 GREETING = b"Asterisk Call Manager/11.0.0\r\n"
+#: What Asterisk sends right after a login once it is up (and, after a restart, once booted).
+FULLY_BOOTED = b"Event: FullyBooted\r\nPrivilege: system,all\r\nStatus: Fully Booted\r\n\r\n"
 
 
 def parse_action(block: bytes) -> dict[str, str]:
@@ -53,6 +55,7 @@ class FakeAmi:
         self.originate_modes: list[str] = []  # per Originate, first to last; then on_originate
         self.answer_pings = True
         self.answer_login = True
+        self.fully_booted = True  # False: logins work, FullyBooted is not sent (still starting)
         self.channels: list[dict[str, str]] = []
         self.actions: list[tuple[int, dict[str, str]]] = []  # (connection number, action)
         self.raw = bytearray()
@@ -121,7 +124,8 @@ class FakeAmi:
                 writer.write(reply(Response="Error", ActionID=aid, Message="Authentication failed"))
                 return True
             writer.write(reply(Response="Success", ActionID=aid, Message="Authentication accepted"))
-            writer.write(reply(Event="FullyBooted", Privilege="system,all", Status="Fully Booted"))
+            if self.fully_booted:
+                writer.write(FULLY_BOOTED)
         elif name == "ping":
             if self.answer_pings:
                 writer.write(reply(Response="Success", ActionID=aid, Ping="Pong"))

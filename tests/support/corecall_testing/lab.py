@@ -14,7 +14,10 @@ from corecall_lab import lab as labmod
 
 REPO = labmod.REPO
 
-CALLER_ID = "+15551230001"
+#: The numbers the lab's carriers accept as owned (anything else gets 403): route M's first
+#: caller ID on corecall-main, route D's on corecall-dev.
+CALLER_ID = "+12125550100"
+DEV_CALLER_ID = "+12125550199"
 
 
 def free_udp(host: str) -> int:
@@ -22,19 +25,17 @@ def free_udp(host: str) -> int:
 
 
 def make_lab(instance: str, hosts: tuple[str, str] = ("127.0.0.2", "127.0.0.3"), **kwargs):
-    """A Lab on free ports; carriers corecall-main/corecall-dev on the two given addresses.
+    """A Lab whose ports the lab itself picks at start(), race-free across every lab
+    instance on the machine; carriers corecall-main/corecall-dev on the two given addresses.
 
     The processes die with the test process even if it is killed (PR_SET_PDEATHSIG), and a
     later run reaps instances whose owner is gone.
     """
     main, dev = hosts
     options: dict[str, Any] = {
-        "ami_port": labmod.free_port(),
-        "sip_port": free_udp("127.0.0.1"),
-        "carriers": {
-            "corecall-main": f"{main}:{free_udp(main)}",
-            "corecall-dev": f"{dev}:{free_udp(dev)}",
-        },
+        "ami_port": 0,
+        "sip_port": 0,
+        "carriers": {"corecall-main": f"{main}:0", "corecall-dev": f"{dev}:0"},
         "rtp_ports": (20000, 29999),
         "die_with_parent": True,
     }

@@ -1,0 +1,139 @@
+"""``corecall webhooks list|test|redeliver``: the outbox, seen and handled from the shell."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import httpx
+import typer
+
+from corecall.cli.common import console, print_json
+from corecall.domain import utcnow
+from corecall.errors import CorecallError, UsageError
+from corecall_webhooks import events
+from corecall_webhooks.service import USER_AGENT, WebhookOptions
+from corecall_webhooks.signing import (
+    EVENT_COUNT_HEADER,
+    IDEMPOTENCY_HEADER,
+    SIGNATURE_HEADER,
+    sign,
+)
+
+
+def webhooks_group(context) -> typer.Typer:
+    """The ``corecall webhooks`` commands, reaching the application through the plugin's
+    ``context`` (options and store loaded on first use)."""
+    group = typer.Typer(
+        help="Signed webhooks: the outbox, test deliveries, redelivery.", no_args_is_help=True
+    )
+
+    def options() -> WebhookOptions:
+        return context.options or WebhookOptions()
+
+    @group.command("list")
+    def list_command(
+        pending: bool = typer.Option(False, "--pending", help="Only events not delivered yet."),
+        limit: int = typer.Option(50, "--limit", min=0, help="How many, newest first."),
+        as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    ) -> None:
+        """The outbox, newest first: event id, URL, state, tries, last error."""
+        list_(context.store, options(), pending=pending, limit=limit, as_json=as_json)
+
+    @group.command("test")
+    def test_command() -> None:
+        """POST a signed webhook.test event to every URL now and show each answer (exit 1
+        when one did not answer 2xx). Nothing is written to the outbox."""
+        test(options())
+
+    @group.command("redeliver")
+    def redeliver_command(
+        event_ids: list[str] = typer.Argument(..., metavar="EVENT_ID...", help="Ids to send."),
+        url: str = typer.Option(None, "--url", help="Only to this URL (default: every URL)."),
+    ) -> None:
+        """Send events again: they become pending, due now, and the running corecall
+        delivers them first (exit 1 when an id is not in the outbox)."""
+        redeliver(context.store, event_ids, url)
+
+    return group
+
+
+def list_(store, options: WebhookOptions, *, pending: bool, limit: int, as_json: bool) -> None:
+    """The outbox, newest first: event id, URL, state, tries, last error."""
+    messages = store.outbox_list(pending_only=pending, limit=limit)
+    if as_json:
+        print_json([
+            {"seq": m.seq, "event_id": m.event_id, "url": m.destination, "type": m.topic,
+             "created_at": m.created_at, "delivered_at": m.delivered_at,
+             "attempts": m.attempts, "next_attempt_at": m.next_attempt_at,
+             "last_error": m.last_error, "event": json.loads(m.body)}
+            for m in messages
+        ])  # fmt: skip
+        return
+    counts = store.outbox_counts()
+    for url in options.urls or sorted(counts):
+        waiting, done = counts.get(url, (0, 0))
+        console.print(f"{url}: {waiting} pending, {done} delivered")
+    if not messages:
+        console.print("(the outbox is empty)" if not pending else "(nothing pending)")
+    for m in messages:
+        status = (
+            f"delivered {m.delivered_at:%Y-%m-%d %H:%M:%S}" if m.delivered_at
+            else f"pending, {m.attempts} failed tries, next {m.next_attempt_at:%H:%M:%S}"
+        )  # fmt: skip
+        line = f"{m.event_id}  {m.topic}  {m.destination}  {status}"
+        if m.last_error and not m.delivered_at:
+            line += f"  last error: {m.last_error}"
+        console.print(line)
+
+
+def test(options: WebhookOptions) -> None:
+    """POST a signed ``webhook.test`` event to every URL now and show each answer.
+
+    Exit code 1 when a receiver did not answer 2xx. Nothing is written to the outbox."""
+    problems = options.problems()
+    if problems:
+        raise CorecallError("; ".join(problems))
+    if not options.urls:
+        raise UsageError("no webhook URLs: set [plugins.webhooks] urls in the configuration")
+    event = {
+        "id": f"test-{uuid.uuid4().hex}", "type": "webhook.test",
+        "occurred_at": utcnow().isoformat(), "sequence": 0,
+        "data": {"message": "corecall webhook test"},
+    }  # fmt: skip
+    body = events.batch_body([events.encode(event)]).encode("utf-8")
+    failed = 0
+    with httpx.Client(follow_redirects=False, timeout=options.timeout) as client:
+        for url in options.urls:
+            headers = {
+                "Content-Type": "application/json", "User-Agent": USER_AGENT,
+                SIGNATURE_HEADER: sign(options.secret, body),
+                IDEMPOTENCY_HEADER: events.batch_key([event["id"]]), EVENT_COUNT_HEADER: "1",
+            }  # fmt: skip
+            started = time.perf_counter()
+            try:
+                response = client.post(url, content=body, headers=headers)
+                ok = 200 <= response.status_code < 300
+                answer = f"HTTP {response.status_code} {response.reason_phrase}"
+            except httpx.HTTPError as exc:
+                ok, answer = False, f"{type(exc).__name__}: {exc}"
+            took = (time.perf_counter() - started) * 1000
+            console.print(f"{'ok' if ok else 'FAILED'}  {url}  {answer}  ({took:.0f} ms)")
+            failed += not ok
+    if failed:
+        raise typer.Exit(1)
+
+
+def redeliver(store, event_ids: list[str], url: str | None) -> None:
+    """Send events again (delivered or not): they become pending, due now, and the running
+    corecall delivers them first. Exit code 1 when an id is not in the outbox."""
+    changed = store.outbox_redeliver(event_ids, destination=url)
+    known = {m.event_id for m in store.outbox_list(url, limit=100_000)}
+    missing = [e for e in event_ids if e not in known]
+    console.print(f"{changed} deliveries queued again")
+    if missing:
+        raise CorecallError(f"not in the outbox: {', '.join(missing)} (see corecall webhooks list)")
+
+
+__all__ = ["webhooks_group"]

@@ -1,0 +1,339 @@
+"""Webhook delivery through the store's outbox.
+
+Three loops, none of them on the path of a call:
+
+* the **outbox writer**: the ``corecall_call_state_changed`` hook only appends the event to
+  an in-memory list (it never blocks the event loop); the writer inserts whatever has
+  accumulated into the outbox, one transaction per batch, on its own store thread;
+* the **audit follower**: reads admin actions from the audit log (any process may have
+  written them: the CLI, the bot) after the last one already in the outbox, and adds them;
+* one **deliverer per URL**: sends that URL's pending events oldest first, in signed
+  requests of up to ``max_batch`` events (``{"events": [...]}``; see
+  :mod:`corecall_webhooks.signing`): one event when they trickle in, a few requests for a
+  backlog. A 2xx answer marks the request's events delivered; anything else (refused
+  connection, timeout, non-2xx) records the failure and retries the same events after an
+  exponential backoff (``first_backoff`` doubling up to ``max_backoff`` seconds), and nothing
+  behind them overtakes them, so events arrive in order.
+  Nothing is ever given up: after an outage of any length delivery resumes within
+  ``max_backoff`` seconds of the receiver coming back.
+
+Guarantees: at-least-once per URL (an event is marked delivered only after a 2xx; a crash
+between the 2xx and the mark repeats it once, with the same ``Idempotency-Key``), in order
+per URL (hence per call). An event reaches the outbox within milliseconds of the state
+change being stored; a process killed with SIGKILL in that window loses it (SIGTERM
+flushes the writer first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import attrs
+import httpx
+
+from corecall import option
+from corecall.domain import AuditEntry, CallRecord, CallState, OutboxMessage, utcnow
+from corecall.errors import StoreError
+from corecall.store import Store
+from corecall_webhooks import events
+from corecall_webhooks.signing import (
+    EVENT_COUNT_HEADER,
+    IDEMPOTENCY_HEADER,
+    SIGNATURE_HEADER,
+    sign,
+)
+
+log = logging.getLogger("corecall.webhooks")
+T = TypeVar("T")
+
+USER_AGENT = "corecall-webhooks/0.1"
+
+
+@attrs.frozen
+class WebhookOptions:
+    """``[plugins.webhooks]``."""
+
+    urls: tuple[str, ...] = option(
+        (), doc="Receivers: every event is POSTed to each of these http(s) URLs."
+    )
+    secret: str = option("", doc="The HMAC-SHA256 key requests are signed with.", secret=True)
+    timeout: float = option(
+        5.0, doc="Seconds one request may take (connect + answer) before it counts as failed."
+    )
+    first_backoff: float = option(
+        1.0, doc="Seconds before the first retry of failed events; doubles each time."
+    )
+    max_backoff: float = option(
+        60.0, doc="Seconds between retries at most (the longest wait once a receiver is back)."
+    )
+    poll_interval: float = option(
+        1.0, doc="Seconds between looks at the outbox for events of other processes."
+    )
+    max_batch: int = option(100, doc="Events per request at most (a backlog goes out in few).")
+
+    def problems(self) -> list[str]:
+        found = []
+        if self.max_batch < 1:
+            found.append(f"webhooks max_batch must be 1 or more, not {self.max_batch}")
+        for url in self.urls:
+            if not url.startswith(("http://", "https://")):
+                found.append(f"webhook URL {url!r} must start with http:// or https://")
+        if self.urls and not self.secret:
+            found.append(
+                "webhooks need a secret to sign requests: set [plugins.webhooks] secret or "
+                "CORECALL_PLUGINS_WEBHOOKS_SECRET"
+            )
+        return found
+
+
+def backoff(attempts: int, first: float, cap: float) -> float:
+    """Seconds to wait after the ``attempts``-th failure: ``first * 2**(attempts-1)`` capped
+    at ``cap``, with ±10 % jitter so many instances do not retry in lockstep."""
+    base = min(cap, first * 2 ** max(0, attempts - 1))
+    return base * random.uniform(0.9, 1.1)
+
+
+class WebhookService:
+    """Writes events to the outbox and delivers them. One per running front end."""
+
+    def __init__(
+        self,
+        store: Store,
+        options: WebhookOptions,
+        *,
+        run_in_store: Callable[..., Awaitable[Any]] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], _dt.datetime] = utcnow,
+    ) -> None:
+        self.store = store
+        self.options = options
+        # The application's store thread (Service.run_in_store); a thread of its own when
+        # used alone (tests, tools).
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="corecall-webhooks")
+        self._run_in_store = run_in_store
+        self._transport = transport
+        self._clock = clock
+        self._to_write: list[OutboxMessage] = []
+        self._write_lock = asyncio.Lock()
+        self._have_writes = asyncio.Event()
+        self._wake: dict[str, asyncio.Event] = {url: asyncio.Event() for url in options.urls}
+        self._tasks: list[asyncio.Task] = []
+        self._client: httpx.AsyncClient | None = None
+        self.delivered = 0  # events delivered by this process (for tests and logs)
+        self.failures = 0
+        #: Called after each request: (url, events in it, ok, seconds).
+        self.on_attempt: Callable[[str, int, bool, float], None] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        if not self.options.urls:
+            return
+        self._client = httpx.AsyncClient(
+            transport=self._transport, follow_redirects=False,
+            headers={"User-Agent": USER_AGENT, "Content-Type": "application/json"},
+        )  # fmt: skip
+        cursor = await self._in_store(self._audit_cursor)
+        self._spawn("webhooks-outbox-writer", self._write_loop)
+        self._spawn("webhooks-audit-follower", lambda: self._follow_audit(cursor))
+        for url in self.options.urls:
+            self._spawn(f"webhooks-deliver {url}", lambda url=url: self._deliver_loop(url))
+
+    async def stop(self) -> None:
+        """Stop delivering (an event in flight is sent again next time) and write every
+        event still in memory to the outbox."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            await self._flush()
+        except Exception:
+            log.exception("webhooks: %d events could not be written to the outbox",
+                          len(self._to_write))  # fmt: skip
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        self._executor.shutdown(wait=True)
+
+    def _spawn(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
+        async def supervised() -> None:
+            while True:
+                try:
+                    await loop()
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("webhooks task %r crashed; restarting it in 1 s", name)
+                    await asyncio.sleep(1.0)
+
+        self._tasks.append(asyncio.create_task(supervised(), name=name))
+
+    async def _in_store(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._run_in_store is not None:
+            return await self._run_in_store(fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    # ------------------------------------------------------------------ intake
+    def add_event(self, event: dict[str, Any], ordering_key: str) -> None:
+        """Queue ``event`` for every URL (non-blocking; the writer stores it)."""
+        body = events.encode(event)
+        for url in self.options.urls:
+            self._to_write.append(
+                OutboxMessage(
+                    destination=url,
+                    event_id=event["id"],
+                    topic=event["type"],
+                    body=body,
+                    ordering_key=ordering_key,
+                )
+            )
+        self._have_writes.set()
+
+    def call_state_changed(self, call: CallRecord, previous: CallState | None) -> None:
+        if self.options.urls:
+            self.add_event(events.call_event(call, previous), ordering_key=call.id)
+
+    def admin_action(self, entry: AuditEntry) -> None:
+        if self.options.urls:
+            self.add_event(events.admin_event(entry), ordering_key="admin")
+
+    # ------------------------------------------------------------------ the outbox writer
+    async def _flush(self) -> None:
+        async with self._write_lock:
+            while self._to_write:
+                batch, self._to_write = self._to_write, []
+                try:
+                    await self._in_store(self.store.outbox_add, batch)
+                except BaseException:
+                    self._to_write[:0] = batch  # keep them, in order, for the next try
+                    raise
+        for wake in self._wake.values():
+            wake.set()
+
+    async def _write_loop(self) -> None:
+        failures = 0
+        while True:
+            await self._have_writes.wait()
+            self._have_writes.clear()
+            try:
+                await self._flush()
+                failures = 0
+            except StoreError as exc:
+                failures += 1
+                delay = backoff(failures, 0.2, 10.0)
+                log.error("webhooks: writing %d events to the outbox failed (%s); retrying "
+                          "in %.1f s", len(self._to_write), exc, delay)  # fmt: skip
+                await asyncio.sleep(delay)
+                self._have_writes.set()
+
+    # ------------------------------------------------------------------ admin actions
+    def _audit_cursor(self) -> int:
+        """The newest audit id already in the outbox; on the very first start, the newest
+        audit id (earlier history is not replayed)."""
+        newest = self.store.outbox_list(topic=events.ADMIN_ACTION, limit=1)
+        if newest:
+            return int(newest[0].event_id.removeprefix("audit-"))
+        log_ = self.store.audit_log(1)
+        return log_[0].id or 0 if log_ else 0
+
+    async def _follow_audit(self, cursor: int) -> None:
+        while True:
+            entries = await self._in_store(self.store.audit_after, cursor, 500)
+            for entry in entries:
+                self.admin_action(entry)
+                cursor = max(cursor, entry.id or 0)
+            if len(entries) < 500:
+                await asyncio.sleep(self.options.poll_interval)
+
+    # ------------------------------------------------------------------ delivery
+    async def _deliver_loop(self, url: str) -> None:
+        wake = self._wake[url]
+        while True:
+            wake.clear()
+            pending = await self._in_store(self.store.outbox_pending, url, 200)
+            if not pending:
+                await self._sleep(wake, self.options.poll_interval)
+                continue
+            delivered: list[int] = []
+            wait = 0.0
+            try:
+                while pending:
+                    head = pending[0]
+                    due = head.next_attempt_at
+                    if due is not None and (ahead := (due - self._clock()).total_seconds()) > 0:
+                        wait = ahead
+                        break
+                    batch = pending[: self.options.max_batch]
+                    ok, error = await self._post(url, batch)
+                    if ok:
+                        delivered.extend(m.seq for m in batch)  # type: ignore[misc]
+                        pending = pending[len(batch) :]
+                        continue
+                    tries = head.attempts + 1
+                    delay = backoff(tries, self.options.first_backoff, self.options.max_backoff)
+                    log.warning(
+                        "webhooks %s (+%d more) to %s failed (try %d): %s; next try in %.1f s",
+                        head.event_id, len(batch) - 1, url, tries, error, delay,
+                    )  # fmt: skip
+                    retry_at = self._clock() + _dt.timedelta(seconds=delay)
+                    seqs = [m.seq for m in batch]
+                    await self._in_store(self.store.outbox_mark_failed, seqs, error, retry_at)
+                    wait = delay
+                    break
+            finally:
+                if delivered:
+                    await asyncio.shield(
+                        self._in_store(self.store.outbox_mark_delivered, delivered, self._clock())
+                    )
+            if wait > 0:
+                # Only a retry that is due (or stop) ends this wait: new events queue
+                # behind the failing one, so waking early would change nothing.
+                await asyncio.sleep(min(wait, self.options.max_backoff))
+
+    @staticmethod
+    async def _sleep(wake: asyncio.Event, seconds: float) -> None:
+        waiter = asyncio.ensure_future(wake.wait())
+        try:
+            await asyncio.wait({waiter}, timeout=seconds)
+        finally:
+            waiter.cancel()
+
+    async def _post(self, url: str, batch: list[OutboxMessage]) -> tuple[bool, str]:
+        """POST ``batch`` (oldest first) as one signed request: ``{"events": [...]}``."""
+        assert self._client is not None
+        body = events.batch_body([m.body for m in batch]).encode("utf-8")
+        headers = {
+            SIGNATURE_HEADER: sign(self.options.secret, body),
+            IDEMPOTENCY_HEADER: events.batch_key([m.event_id for m in batch]),
+            EVENT_COUNT_HEADER: str(len(batch)),
+        }
+        started = asyncio.get_running_loop().time()
+        try:
+            response = await self._client.post(
+                url, content=body, headers=headers, timeout=self.options.timeout
+            )
+            ok = 200 <= response.status_code < 300
+            error = "" if ok else f"HTTP {response.status_code} {response.reason_phrase}"
+        except httpx.HTTPError as exc:
+            ok, error = False, f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+        elapsed = asyncio.get_running_loop().time() - started
+        if ok:
+            self.delivered += len(batch)
+        else:
+            self.failures += 1
+        if self.on_attempt is not None:
+            try:
+                self.on_attempt(url, len(batch), ok, elapsed)
+            except Exception:
+                log.exception("webhooks: the attempt observer failed")
+        return ok, error
+
+
+__all__ = ["WebhookOptions", "WebhookService", "backoff"]

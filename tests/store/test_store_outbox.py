@@ -1,0 +1,198 @@
+"""The store's outbox (schema v3): part of the store contract, run on [sqlite] and [postgres].
+
+The webhooks plugin writes every event here before it sends it, so what is tested is what
+delivery relies on: order (``seq``) per destination, idempotent adds, failures and retries
+recorded, delivered messages leaving the pending list, redelivery, survival of a restart and
+of a schema upgrade from every older version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+
+from corecall.domain import OutboxMessage
+from corecall.errors import StoreError
+from corecall.store import Store
+from corecall.store.peewee_store import DIALECTS, MIGRATIONS
+
+UTC = dt.UTC
+T0 = dt.datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+def msg(event_id: str, destination: str = "crm", key: str = "call1", **kw) -> OutboxMessage:
+    return OutboxMessage(
+        destination=destination, event_id=event_id, topic="call.state_changed",
+        body=f'{{"id": "{event_id}", "text": "Zoë 😀"}}', ordering_key=key, **kw,
+    )  # fmt: skip
+
+
+def ids(messages: list[OutboxMessage]) -> list[str]:
+    return [m.event_id for m in messages]
+
+
+def test_pending_in_order_per_destination(store: Store):
+    assert store.outbox_add([msg("e1"), msg("e2"), msg("x1", "audit"), msg("e3")]) == 4
+    assert ids(store.outbox_pending("crm")) == ["e1", "e2", "e3"]
+    assert ids(store.outbox_pending("audit")) == ["x1"]
+    assert ids(store.outbox_pending("crm", limit=2)) == ["e1", "e2"]
+    first = store.outbox_pending("crm")[0]
+    assert first.body == '{"id": "e1", "text": "Zoë 😀"}'
+    assert (first.topic, first.ordering_key, first.attempts, first.last_error) == (
+        "call.state_changed", "call1", 0, "",
+    )  # fmt: skip
+    assert first.created_at is not None and first.next_attempt_at == first.created_at
+    assert first.delivered_at is None
+    seqs = [m.seq for m in store.outbox_pending("crm")]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 3
+
+
+def test_adding_an_event_twice_is_harmless(store: Store):
+    assert store.outbox_add([msg("e1"), msg("e2")]) == 2
+    assert store.outbox_add([msg("e2"), msg("e3"), msg("e1")]) == 1
+    assert ids(store.outbox_pending("crm")) == ["e1", "e2", "e3"]
+    # the same event id for another destination is a different message
+    assert store.outbox_add([msg("e1", "audit")]) == 1
+
+
+def test_failed_try_is_recorded_and_stays_pending(store: Store):
+    store.outbox_add([msg("e1", created_at=T0), msg("e2", created_at=T0)])
+    first, _second = store.outbox_pending("crm")
+    later = T0 + dt.timedelta(seconds=30)
+    store.outbox_mark_failed([first.seq], "HTTP 500 from http://127.0.0.1:1/hook", later)
+    store.outbox_mark_failed([first.seq], "connection refused\x00\udcff", later)
+    again = store.outbox_pending("crm")
+    assert ids(again) == ["e1", "e2"]
+    assert again[0].attempts == 2 and again[0].next_attempt_at == later
+    assert again[0].last_error.startswith("connection refused")
+    assert again[1].attempts == 0
+
+
+def test_delivered_messages_leave_the_pending_list(store: Store):
+    store.outbox_add([msg("e1"), msg("e2"), msg("e3")])
+    e1, e2, _ = store.outbox_pending("crm")
+    store.outbox_mark_failed([e1.seq], "timeout", T0)
+    store.outbox_mark_delivered([e1.seq, e2.seq], T0)
+    assert ids(store.outbox_pending("crm")) == ["e3"]
+    delivered = {m.event_id: m for m in store.outbox_list("crm")}
+    assert delivered["e1"].delivered_at == T0 and delivered["e1"].last_error == ""
+    # a late failure report for a delivered message changes nothing
+    store.outbox_mark_failed([e2.seq], "late", T0)
+    assert {m.event_id: m for m in store.outbox_list("crm")}["e2"].attempts == 0
+    assert store.outbox_counts() == {"crm": (1, 2)}
+
+
+def test_list_newest_first_and_filters(store: Store):
+    store.outbox_add([msg("e1"), msg("x1", "audit"), msg("e2")])
+    store.outbox_mark_delivered([store.outbox_pending("crm")[0].seq], T0)
+    assert ids(store.outbox_list()) == ["e2", "x1", "e1"]
+    assert ids(store.outbox_list("crm")) == ["e2", "e1"]
+    assert ids(store.outbox_list(pending_only=True)) == ["e2", "x1"]
+    assert ids(store.outbox_list(limit=1)) == ["e2"]
+    assert store.outbox_list(limit=0) == []
+    with pytest.raises(StoreError, match="limit"):
+        store.outbox_list(limit=-1)
+    assert store.outbox_counts() == {"audit": (1, 0), "crm": (1, 1)}
+
+
+def test_redeliver_makes_messages_pending_again_in_their_place(store: Store):
+    store.outbox_add([msg("e1"), msg("e2"), msg("x1", "audit")])
+    seqs = [m.seq for m in store.outbox_pending("crm")]
+    store.outbox_mark_failed(seqs[:1], "500", T0)
+    store.outbox_mark_delivered(seqs, T0)
+    assert store.outbox_pending("crm") == []
+    assert store.outbox_redeliver(["e1", "nope"]) == 1
+    again = store.outbox_pending("crm")
+    assert ids(again) == ["e1"] and again[0].attempts == 0 and again[0].seq == seqs[0]
+    assert again[0].next_attempt_at > T0
+    assert store.outbox_redeliver(["x1"], destination="crm") == 0
+    assert store.outbox_redeliver([]) == 0
+
+
+def test_bad_text_is_refused_and_nothing_is_written(store: Store):
+    with pytest.raises(StoreError, match="NUL"):
+        store.outbox_add([msg("e1"), msg("e2\x00")])
+    assert store.outbox_pending("crm") == []
+    with pytest.raises(StoreError, match="timezone-aware"):
+        store.outbox_add([msg("e1", created_at=dt.datetime(2024, 1, 1))])
+
+
+def test_pending_messages_survive_a_restart(target):
+    store = target.open_store()
+    store.outbox_add([msg(f"e{i}") for i in range(5)])
+    store.outbox_mark_delivered([store.outbox_pending("crm")[0].seq], T0)
+    store.close()
+    reopened = target.open_store()
+    assert ids(reopened.outbox_pending("crm")) == ["e1", "e2", "e3", "e4"]
+
+
+def test_concurrent_writers_keep_each_writers_order(store: Store):
+    def writer(name: str) -> None:
+        for i in range(20):
+            store.outbox_add([msg(f"{name}-{i}", key=name)])
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in ("a", "b", "c")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    pending = ids(store.outbox_pending("crm", limit=1000))
+    assert len(pending) == 60
+    for name in ("a", "b", "c"):
+        assert [e for e in pending if e.startswith(name)] == [f"{name}-{i}" for i in range(20)]
+
+
+@pytest.mark.parametrize("version", range(0, Store.SCHEMA_VERSION))
+def test_upgrade_from_every_older_version_gets_a_working_outbox(target, version):
+    """A database left at any older version (built by the frozen migration steps, as that
+    corecall wrote it) upgrades to the current one and the outbox works."""
+    if version:
+        for step in range(1, version + 1):
+            MIGRATIONS[step](target.run_sql, DIALECTS[target.backend])
+        target.run_sql(f"INSERT INTO schema_version (version) VALUES ({version})")
+    store = target.open_store()
+    assert store.schema_version() == Store.SCHEMA_VERSION
+    store.outbox_add([msg("e1"), msg("e2")])
+    assert ids(store.outbox_pending("crm")) == ["e1", "e2"]
+
+
+def test_list_by_topic(store: Store):
+    store.outbox_add([msg("e1"), OutboxMessage("crm", "audit-4", "admin.action", "{}"), msg("e2")])
+    assert ids(store.outbox_list("crm", topic="admin.action")) == ["audit-4"]
+    assert ids(store.outbox_list(topic="call.state_changed")) == ["e2", "e1"]
+
+
+def test_audit_after_follows_the_log_oldest_first(store: Store):
+    for n in range(5):
+        store.audit("cli:alice", "plugin.disable", f"p{n}")
+    entries = store.audit_log()
+    oldest = min(e.id for e in entries)
+    after = store.audit_after(oldest, limit=3)
+    assert [e.subject for e in after] == ["p1", "p2", "p3"]
+    assert store.audit_after(max(e.id for e in entries)) == []
+
+
+def test_outcomes_since_counts_ended_calls_by_reason(store: Store):
+    import uuid
+
+    from corecall.domain import CallRecord, CallState, EndReason
+
+    def call(created_at, reason=None):
+        record = CallRecord(
+            id=uuid.uuid4().hex, agent_id=7, agent_phone="+12125550100", target="+14155550123",
+            route_code="M", trunk="main", caller_id="+12125550199", created_at=created_at,
+        )  # fmt: skip
+        store.create_call(record)
+        if reason is not None:
+            store.record_transition(record.id, CallState.ENDED, created_at, reason=reason)
+
+    yesterday = T0 - dt.timedelta(days=1)
+    call(yesterday, EndReason.COMPLETED)
+    call(T0, EndReason.COMPLETED)
+    call(T0, EndReason.COMPLETED)
+    call(T0 + dt.timedelta(hours=1), EndReason.TARGET_BUSY)
+    call(T0)  # still live: not an outcome yet
+    assert store.outcomes_since(T0) == {"completed": 2, "target_busy": 1}
+    assert store.outcomes_since(T0 + dt.timedelta(days=1)) == {}

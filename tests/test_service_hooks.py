@@ -1,0 +1,184 @@
+"""The operations hooks, through the real paths that fire them: background services
+(corecall_register_services), refusals, store write timings, trunk-driver links, chat edits
+and FloodWaits."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from corecall_testing.fakes import RecordingPort
+
+from corecall import hookimpl
+from corecall.agents import AgentAdmin
+from corecall.app import App
+from corecall.conversation import Conversation
+from corecall.conversation.ports import RateLimited
+from corecall.domain import CallState
+from corecall.errors import RefusedError
+from corecall.services import Service
+
+AGENT = 601
+
+
+class Heard:
+    """A plugin module stand-in hearing every notification hook."""
+
+    def __init__(self) -> None:
+        self.refused: list[tuple[int, str]] = []
+        self.writes: list[tuple[str, float]] = []
+        self.links: list[tuple[str, str, bool]] = []
+        self.edits: list[int] = []
+        self.limited: list[tuple[int, float]] = []
+
+    @hookimpl
+    def corecall_call_refused(self, agent_id, reason):
+        self.refused.append((agent_id, reason))
+
+    @hookimpl
+    def corecall_store_write(self, operation, seconds):
+        self.writes.append((operation, seconds))
+
+    @hookimpl
+    def corecall_link_state_changed(self, driver, link, up):
+        self.links.append((driver, link, up))
+
+    @hookimpl
+    def corecall_chat_edit_sent(self, chat_id):
+        self.edits.append(chat_id)
+
+    @hookimpl
+    def corecall_chat_rate_limited(self, chat_id, seconds):
+        self.limited.append((chat_id, seconds))
+
+
+class Exploding:
+    @hookimpl
+    def corecall_call_refused(self, agent_id, reason):
+        raise RuntimeError("listener bug")
+
+
+class CallCounter(Service):
+    NAME = "call_counter"
+    events: list[str] = []
+
+    async def start(self):
+        CallCounter.events.append("start")
+
+    async def stop(self):
+        CallCounter.events.append("stop")
+
+    @hookimpl
+    def corecall_call_state_changed(self, call, previous):
+        CallCounter.events.append(call.state.value)
+
+
+class BrokenService(Service):
+    NAME = "broken_service"
+
+    async def start(self):
+        raise RuntimeError("cannot start")
+
+
+class ServicePlugin:
+    @hookimpl
+    def corecall_register_services(self, registry):
+        registry.register(CallCounter)
+        registry.register(BrokenService)
+
+
+@pytest.fixture
+def app(make_config):
+    heard = Heard()
+    app = App(make_config(), extra_plugins=[("heard", heard), ("exploding", Exploding()),
+                                            ("services", ServicePlugin())])  # fmt: skip
+    admin = AgentAdmin(app)
+    admin.add(AGENT, "+12125550111", "Ann", authorized=True, actor="test")
+    admin.set_route(AGENT, "M", actor="test")
+    app.heard = heard
+    yield app
+    app.close()
+
+
+async def test_services_run_with_the_calls_and_hear_state_changes(app, caplog):
+    CallCounter.events.clear()
+    manager = app.call_manager(services=True)
+    await manager.start()
+    service = manager.services.get("call_counter")
+    assert service is not None and app.plugins.pm.is_registered(service)
+    assert manager.services.get("broken_service") is None
+    assert "service 'broken_service' of plugin 'services' failed to start" in caplog.text
+    call = await manager.place(AGENT, "+12125550123")
+    await manager.wait_final(call.id, timeout=5)
+    await manager.stop()
+    states = [s.value for s in CallState]
+    assert CallCounter.events == ["start", *states, "stop"]
+    assert not app.plugins.pm.is_registered(service)  # stopped: it hears nothing more
+    assert app.plugins.services.get("call_counter").plugin == "services"
+
+
+async def test_short_lived_commands_start_no_service(app):
+    CallCounter.events.clear()
+    manager = app.call_manager()
+    await manager.start()
+    await manager.stop()
+    assert CallCounter.events == []
+
+
+async def test_refusals_and_store_writes_are_told(app, caplog):
+    manager = app.call_manager()
+    await manager.start()
+    try:
+        for text, reason in [("+1 900 200 0000", "premium_rate"), ("911", "emergency")]:
+            with pytest.raises(RefusedError):
+                await manager.place(AGENT, text)
+            assert app.heard.refused[-1] == (AGENT, reason)
+        with pytest.raises(RefusedError):
+            await manager.place(999, "+12125550123")
+        assert app.heard.refused[-1] == (999, "not_authorized")
+        assert "plugin 'exploding' failed in corecall_call_refused" in caplog.text
+        call = await manager.place(AGENT, "+12125550123")
+        await manager.wait_final(call.id, timeout=5)
+    finally:
+        await manager.stop()
+    operations = {op for op, _ in app.heard.writes}
+    assert operations == {"create_call", "save_progress"}
+    assert all(0 <= seconds < 5 for _, seconds in app.heard.writes)
+
+
+def test_drivers_report_their_links(app):
+    drivers = app.build_drivers()
+    driver = drivers["simulated"]
+    driver.link_state_changed("pbx1", False)
+    driver.link_state_changed("pbx1", True)
+    assert app.heard.links == [("simulated", "pbx1", False), ("simulated", "pbx1", True)]
+
+
+class FloodOnce(RecordingPort):
+    def __init__(self) -> None:
+        super().__init__()
+        self.flooded = False
+
+    async def edit(self, chat_id, message_id, text, buttons=()):
+        if not self.flooded:
+            self.flooded = True
+            raise RateLimited(0.05)
+        await super().edit(chat_id, message_id, text, buttons)
+
+
+async def test_chat_edits_and_flood_waits_are_told(app):
+    manager = app.call_manager()
+    await manager.start()
+    port = FloodOnce()
+    conversation = Conversation(app, manager, port=port, edit_interval=0.0)
+    try:
+        conversation.edits.edit(AGENT, 1, "first", ())
+        await conversation.edits.flush(timeout=5)
+        conversation.edits.edit(AGENT, 1, "second", ())
+        await conversation.edits.flush(timeout=5)
+    finally:
+        await conversation.shutdown(timeout=1, announce=False)
+        await manager.stop()
+    assert app.heard.limited == [(AGENT, 0.05)]
+    assert app.heard.edits == [AGENT, AGENT]
+    await asyncio.sleep(0)

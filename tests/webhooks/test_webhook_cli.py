@@ -1,0 +1,114 @@
+"""Webhooks end to end with real processes: `corecall console` processes configured with
+``[plugins.webhooks]``, a real receiver on 127.0.0.1, and `corecall webhooks list|test|
+redeliver`."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import subprocess
+import sys
+import time
+
+from corecall_testing import config_dict, write_toml
+from corecall_webhooks.signing import verify
+
+from corecall.agents import AgentAdmin
+from corecall.app import App
+from corecall.config import parse_config
+from corecall.domain import CallState
+
+SECRET = "cli-test-secret"
+
+
+def setup(tmp_path, receiver) -> tuple:
+    raw = config_dict(tmp_path, limits={"calls_per_minute": 1000, "live_calls_per_agent": 50})
+    raw["plugins"] = {"webhooks": {"urls": [receiver.url], "poll_interval": 0.2,
+                                   "first_backoff": 0.1, "max_backoff": 0.5}}  # fmt: skip
+    config = write_toml(tmp_path / "config.toml", raw)
+    app = App(parse_config(raw, path=None))
+    AgentAdmin(app).authorize(501, actor="test", phone="+12125550111", name="Alice")
+    app.store.set_route(501, "D", actor="test")
+    app.close()
+    env = {**os.environ, "CORECALL_PLUGINS_WEBHOOKS_SECRET": SECRET}
+    return config, env
+
+
+def corecall(config, env, *args, input=None, timeout=180):
+    return subprocess.run(
+        [sys.executable, "-m", "corecall", "--config", str(config), *args],
+        input=input, capture_output=True, text=True, env=env, timeout=timeout,
+    )  # fmt: skip
+
+
+def test_receiver_down_for_20_calls_across_a_restart_then_everything_arrives(tmp_path, receiver):
+    """The issue's acceptance case with real processes: two console runs (a restart in
+    between) place 10 calls each while the receiver is down; a third run finds it up and
+    delivers all 160 events, each id once, in order per call."""
+    config, env = setup(tmp_path, receiver)
+    calls = "".join("/call +12125550123\n" for _ in range(10))
+    for _run in range(2):
+        done = corecall(config, env, "console", "--as", "501", "--wait", "20", input=calls)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.count("Call ended") == 10, done.stdout
+    assert receiver.accepted == []
+    listed = corecall(config, env, "webhooks", "list", "--pending", "--json", "--limit", "500")
+    assert listed.returncode == 0, listed.stderr
+    pending = json.loads(listed.stdout)
+    assert len(pending) == 160  # newest first
+    oldest = pending[-1]
+    assert oldest["attempts"] >= 1 and "ConnectError" in oldest["last_error"], oldest
+
+    receiver.up()
+    idle = subprocess.Popen(
+        [sys.executable, "-m", "corecall", "--config", str(config), "console", "--as", "501"],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+        text=True,
+    )  # fmt: skip
+    try:
+        events = receiver.wait_for(160, timeout=120)
+    finally:
+        idle.stdin.close()
+        idle.wait(60)
+    time.sleep(0.5)
+    events = receiver.events()
+    assert len(events) == 160 and len({e["id"] for e in events}) == 160
+    by_call = collections.defaultdict(list)
+    for event in events:
+        by_call[event["data"]["call_id"]].append(event["sequence"])
+    assert len(by_call) == 20
+    for seqs in by_call.values():
+        assert seqs == sorted(seqs) and seqs[-1] == CallState.ENDED.order
+    for headers, body in receiver.accepted:
+        assert verify(SECRET, headers["Corecall-Signature"], body)
+    summary = corecall(config, env, "webhooks", "list", "--limit", "0")
+    assert f"{receiver.url}: 0 pending, 160 delivered" in summary.stdout
+
+
+def test_webhooks_test_and_redeliver(tmp_path, receiver):
+    config, env = setup(tmp_path, receiver)
+    down = corecall(config, env, "webhooks", "test")
+    assert down.returncode == 1 and f"FAILED  {receiver.url}  ConnectError" in down.stdout
+    receiver.up()
+    ok = corecall(config, env, "webhooks", "test")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert f"ok  {receiver.url}  HTTP 200 OK" in ok.stdout
+    [event] = receiver.events()
+    assert event["type"] == "webhook.test"
+    headers, body = receiver.accepted[0]
+    assert verify(SECRET, headers["Corecall-Signature"], body)
+
+    app = App(parse_config(config_dict(tmp_path), path=None))
+    from corecall.domain import OutboxMessage
+
+    app.store.outbox_add([OutboxMessage(receiver.url, "audit-1", "admin.action", "{}")])
+    app.store.outbox_mark_delivered([app.store.outbox_pending(receiver.url)[0].seq],
+                                    app.store.outbox_list()[0].created_at)  # fmt: skip
+    app.close()
+    again = corecall(config, env, "webhooks", "redeliver", "audit-1")
+    assert again.returncode == 0 and "1 deliveries queued again" in again.stdout
+    unknown = corecall(config, env, "webhooks", "redeliver", "nope")
+    assert unknown.returncode == 1 and "not in the outbox: nope" in unknown.stderr
+    listed = corecall(config, env, "webhooks", "list")
+    assert "audit-1  admin.action" in listed.stdout and "pending" in listed.stdout
