@@ -119,8 +119,8 @@ def test_call_command_shows_every_stage_on_a_simulated_trunk(cli):
     assert code == 0, out + err
     states = re.findall(r"^\s+[\d.]+s  (\w+)", out, flags=re.M)
     assert states == [
-        "dialing_agent", "agent_ringing", "agent_answered", "dialing_target", "target_ringing",
-        "connected", "ended",
+        "dialing_agent", "agent_ringing", "agent_answered", "awaiting_confirmation",
+        "dialing_target", "target_ringing", "connected", "ended",
     ]  # fmt: skip
     assert "agent id 0" not in out or "operator test call" in out
 
@@ -151,7 +151,7 @@ def test_a_late_watcher_still_prints_every_stage_the_call_passed():
     ended = attrs.evolve(record, **stamps, state=CallState.ENDED, reason=EndReason.COMPLETED)
     lines, _ = _stage_lines(ended, shown)
     assert [line.split()[1].rstrip(":") for line in lines] == [
-        "dialing_target", "target_ringing", "connected", "ended",
+        "awaiting_confirmation", "dialing_target", "target_ringing", "connected", "ended",
     ]  # fmt: skip
 
 
