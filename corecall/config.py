@@ -31,6 +31,7 @@ import platformdirs
 from corecall import fields
 from corecall.domain import TrunkConfig, is_e164
 from corecall.errors import ConfigError
+from corecall.redaction import dsn_password, environment_secrets
 
 APP_NAME = "corecall"
 ROUTE_CODE_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -48,11 +49,19 @@ def default_data_dir() -> Path:
 # --------------------------------------------------------------------------- sections
 
 
+#: Keys whose values are secrets: never shown in a repr or an error message.
+SECRET_KEYS = frozenset({"token", "api_hash", "secret", "postgres_dsn"})
+
+
+def _secret(default: str = ""):
+    return attrs.field(default=default, repr=False)
+
+
 @attrs.frozen
 class BotConfig:
-    token: str = ""
+    token: str = _secret()
     api_id: int = 0
-    api_hash: str = ""
+    api_hash: str = _secret()
     super_admins: tuple[int, ...] = ()
     max_command_age: float = 30.0  # seconds; older /call commands are answered "expired"
     session_path: Path | None = None
@@ -83,7 +92,7 @@ class AmiServerConfig:
     host: str = "127.0.0.1"
     port: int = 5038
     username: str = "corecall"
-    secret: str = ""
+    secret: str = _secret()
     context: str = "corecall-bridge"
     ping_interval: float = 5.0
     action_timeout: float = 5.0
@@ -136,6 +145,31 @@ class Config:
     @property
     def session_path(self) -> Path:
         return self.bot.session_path or self.data_dir / "telegram.session"
+
+    def secrets(self) -> list[str]:
+        """Every secret value in this configuration (for
+        :class:`~corecall.redaction.Redactor`): bot token, api hash, AMI secrets, the
+        PostgreSQL password."""
+        values = [self.bot.token, self.bot.api_hash]
+        values += [server.secret for server in self.asterisk_servers.values()]
+        for key, value in self.store.options.items():  # the store plugin's raw options
+            if key in SECRET_KEYS and isinstance(value, str):
+                values.append(dsn_password(value) if key == "postgres_dsn" else value)
+        values += environment_secrets()  # what the environment overrides or adds
+        return [v for v in values if v]
+
+
+def _check_secret(value: str, source: str) -> str:
+    """Refuse a secret with control characters, naming where it came from, never its value
+    (a CRLF env file leaves a CR at the end of every value)."""
+    bad = next((c for c in value if ord(c) < 0x20 or ord(c) == 0x7F), None)
+    if bad is not None:
+        raise ConfigError(
+            f"{source} contains a control character (U+{ord(bad):04X}); secrets can't contain "
+            "CR, LF, NUL or other control characters. A file with Windows line ends (CRLF) "
+            "leaves a CR at the end of each value: convert it (dos2unix) and set it again."
+        )
+    return value
 
 
 # --------------------------------------------------------------------------- defaults
@@ -335,7 +369,7 @@ def _parse_bot(p: _Parser, t: Mapping[str, Any]) -> BotConfig:
         t, {"token", "api_id", "api_hash", "super_admins", "max_command_age", "session_path"},
         "bot",
     )  # fmt: skip
-    token = os.environ.get("CORECALL_BOT_TOKEN") or p.opt(t, "token", str, "bot", "")
+    token = p.secret(t, "token", "bot", "CORECALL_BOT_TOKEN")
     api_id_env = os.environ.get("CORECALL_API_ID")
     if api_id_env:
         if not api_id_env.isdigit():
@@ -343,7 +377,7 @@ def _parse_bot(p: _Parser, t: Mapping[str, Any]) -> BotConfig:
         api_id = int(api_id_env)
     else:
         api_id = p.opt(t, "api_id", int, "bot", 0)
-    api_hash = os.environ.get("CORECALL_API_HASH") or p.opt(t, "api_hash", str, "bot", "")
+    api_hash = p.secret(t, "api_hash", "bot", "CORECALL_API_HASH")
     admins = t.get("super_admins", [])
     if not isinstance(admins, list) or not all(
         isinstance(a, int) and not isinstance(a, bool) and a > 0 for a in admins
@@ -374,8 +408,8 @@ def _parse_server(p: _Parser, name: str, t: Mapping[str, Any]) -> AmiServerConfi
         t, {"host", "port", "username", "secret", "context", "ping_interval", "action_timeout"},
         key,
     )  # fmt: skip
-    env_secret = os.environ.get(f"CORECALL_AMI_SECRET_{name.upper()}") or os.environ.get(
-        "CORECALL_AMI_SECRET"
+    secret = p.secret(
+        t, "secret", key, f"CORECALL_AMI_SECRET_{name.upper()}", "CORECALL_AMI_SECRET"
     )
     port = p.opt(t, "port", int, key, 5038)
     if not 0 < port < 65536:
@@ -390,7 +424,7 @@ def _parse_server(p: _Parser, name: str, t: Mapping[str, Any]) -> AmiServerConfi
         host=p.opt(t, "host", str, key, "127.0.0.1"),
         port=port,
         username=username,
-        secret=env_secret or p.opt(t, "secret", str, key, ""),
+        secret=secret,
         context=context,
         ping_interval=float(p.opt(t, "ping_interval", (int, float), key, 5.0)),
         action_timeout=float(p.opt(t, "action_timeout", (int, float), key, 5.0)),
@@ -502,8 +536,21 @@ class _Parser:
     def _check(self, value, typ, key: str):
         bad = isinstance(value, bool) and typ is not bool
         if bad or not isinstance(value, typ):
+            if key.rsplit(".", 1)[-1] in SECRET_KEYS:  # name the key, never show a secret
+                self.fail(key, f"expected {self._word(typ)}, got {type(value).__name__}")
             self.fail(key, f"expected {self._word(typ)}, got {value!r}")
         return value
+
+    def secret(self, t: Mapping, name: str, section: str, *variables: str) -> str:
+        """A secret from the first set environment variable, else the file's key; refused
+        (by source, never by value) when it holds control characters."""
+        for variable in variables:
+            value = os.environ.get(variable)
+            if value:
+                return _check_secret(value, f"the environment variable {variable}")
+        value = self.opt(t, name, str, section, "")
+        where = f"{self.where}: " if self.where else ""
+        return _check_secret(value, f"{where}[{section}] {name}")
 
     def opt(self, t: Mapping, name: str, typ, section: str, default):
         if name not in t:

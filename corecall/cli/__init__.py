@@ -25,6 +25,7 @@ from collections.abc import Sequence
 
 import typer
 
+from corecall import redaction
 from corecall.cli import (
     admin_commands,
     bot_commands,
@@ -87,6 +88,8 @@ def _global_options(
     setup_logging(
         logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING, log_format
     )
+    state.redactor.add_all(redaction.environment_secrets())
+    redaction.install(state.redactor)  # no log line of this process shows a secret
 
 
 def build_cli(argv: Sequence[str] = ()) -> typer.Typer:
@@ -165,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     except CorecallError as exc:
         from rich.text import Text
 
-        err_console.print(Text("error: ", style="bold red") + Text(str(exc)))
+        message = state.redactor.redact(str(exc))
+        err_console.print(Text("error: ", style="bold red") + Text(message))
         return exc.exit_code
     except KeyboardInterrupt:
         err_console.print("interrupted")

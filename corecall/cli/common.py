@@ -11,6 +11,8 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from corecall import redaction
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -44,6 +46,9 @@ class _State:
         self.debug = False
         self.verbose = False
         self._app: App | None = None
+        #: Every secret this process knows (environment, then config): hidden from every
+        #: line it prints and logs (corecall.redaction).
+        self.redactor = redaction.Redactor()
         #: Why plugin commands could not be added to this invocation (a config error).
         self.plugin_commands_error: Exception | None = None
 
@@ -52,7 +57,10 @@ class _State:
             from corecall.app import App
             from corecall.config import load_config
 
-            self._app = App(load_config(self.config_path))
+            self.redactor.add_all(redaction.environment_secrets())
+            config = load_config(self.config_path)
+            self.redactor.add_all(config.secrets())
+            self._app = App(config)
         return self._app
 
     def close(self) -> None:
@@ -132,7 +140,12 @@ def error_log_path() -> Path:
 def report_unexpected(exc: BaseException) -> int:
     """One line on stderr (what failed, where the traceback is); the traceback with --debug."""
     text = "".join(traceback.format_exception(exc))
+    redactor = getattr(state, "redactor", None)
+    if redactor is not None:  # no line this process prints or logs shows a secret
+        text = redactor.redact(text)
     what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if redactor is not None:
+        what = redactor.redact(what)
     if state.debug:
         sys.stderr.write(text)
         err_console.print(f"error: unexpected {what}")

@@ -194,6 +194,11 @@ PRIVATE_ONLY = "I only work in a private chat. Open a private chat with me and s
 PRIVATE_ONLY_TOAST = "This only works in a private chat with me."
 ADMIN_ONLY = "{command} is for super admins only. Send /help to see what you can do."
 SHUTTING_DOWN = "The bot is restarting, so nothing was done. Send your command again in a minute."
+STORE_UNAVAILABLE = (
+    "⚠️ My database isn't answering right now, so nothing was done (no call was placed). "
+    "Try again in a minute; if it keeps happening, tell your admin."
+)
+STORE_UNAVAILABLE_TOAST = "My database isn't answering right now: nothing was done. Try again."
 INTERNAL_ERROR = (
     "Sorry, something went wrong on my side. Try again; if it keeps happening, tell your admin."
 )

@@ -842,8 +842,9 @@ class PeeweeStore(Store):
     def dnc_add(self, number: str, *, reason: str = "", actor: str) -> bool:
         row = (self._dnc_number(number), _text(reason, "reason"))
         _text(actor, "actor")
+        statements = self._dnc_insert_statements([row], actor)
         with self._session(write=True):
-            added = self._dnc_insert([row], actor)
+            added = self._run_counting(statements)
             if added:
                 self._audit(actor, "dnc.add", row[0], row[1])
             return bool(added)
@@ -853,30 +854,36 @@ class PeeweeStore(Store):
         _text(actor, "actor")
         if not rows:
             return 0
+        # Built before the transaction: the write lock (SQLite has one writer, and live
+        # calls write their call records) is held only while the statements run.
+        statements = self._dnc_insert_statements(rows, actor)
         with self._session(write=True):
-            added = self._dnc_insert(rows, actor)
+            added = self._run_counting(statements)
             detail = f"{added} added, {len(rows) - added} already listed"
             self._audit(actor, "dnc.import", f"{len(rows)} numbers", detail)
         return added
 
-    def _dnc_insert(self, rows: list[tuple[str, str]], actor: str) -> int:
-        """Multi-row INSERT ... ON CONFLICT DO NOTHING (SQLite >= 3.24 and PostgreSQL);
-        the cursor's rowcount is the number of rows actually added."""
+    def _dnc_insert_statements(self, rows: list[tuple[str, str]], actor: str) -> list:
+        """Multi-row INSERT ... ON CONFLICT DO NOTHING statements (SQLite >= 3.24 and
+        PostgreSQL), :data:`_DNC_ROWS_PER_STATEMENT` rows each."""
         now = utcnow()
         stamp = now.isoformat(sep=" ", timespec="microseconds") if self.dialect == "sqlite" else now
         param = self._db.param
-        added = 0
+        statements = []
         for start in range(0, len(rows), _DNC_ROWS_PER_STATEMENT):
             chunk = rows[start : start + _DNC_ROWS_PER_STATEMENT]
             values = ", ".join([f"({param}, {param}, {param}, {param})"] * len(chunk))
             params = [v for number, reason in chunk for v in (number, reason, stamp, actor)]
-            cursor = self._db.execute_sql(
+            sql = (
                 "INSERT INTO do_not_call (number, reason, added_at, added_by) "
-                f"VALUES {values} ON CONFLICT (number) DO NOTHING",
-                params,
+                f"VALUES {values} ON CONFLICT (number) DO NOTHING"
             )
-            added += max(cursor.rowcount, 0)
-        return added
+            statements.append((sql, params))
+        return statements
+
+    def _run_counting(self, statements: list) -> int:
+        """Run the statements; the rows they changed (the cursor's rowcount)."""
+        return sum(max(self._db.execute_sql(sql, params).rowcount, 0) for sql, params in statements)
 
     def dnc_remove(self, number: str, *, actor: str) -> bool:
         number = self._dnc_number(number)

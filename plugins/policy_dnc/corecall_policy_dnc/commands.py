@@ -22,7 +22,7 @@ from corecall_policy_dnc.importing import Entry, Rejected, read_lines
 
 #: Numbers per store transaction while importing: small enough that a live call's own
 #: write never waits long for the lock (SQLite has one writer), big enough to be fast.
-IMPORT_BATCH = 5000
+IMPORT_BATCH = 2000
 #: Rejected lines shown in the text report (all of them are in --json).
 SHOWN_REJECTIONS = 50
 
