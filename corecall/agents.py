@@ -2,8 +2,8 @@
 
 Every change goes through here so both front ends validate the same way (phones through the
 number policy, routes among the offered ones, caller IDs among the route's operator-owned
-numbers) and every change is audited with its actor. Synchronous: the bot calls these
-through :func:`corecall.store.run_blocking`.
+numbers) and every change is audited with its actor. Synchronous: the bot calls these on
+the application's store thread (:meth:`corecall.app.App.run_in_store`).
 """
 
 from __future__ import annotations

@@ -8,9 +8,10 @@ connects to Asterisk.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Callable, Iterable
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from corecall.config import Config
 from corecall.domain import Route, TrunkConfig
@@ -19,6 +20,12 @@ from corecall.errors import ConfigError
 from corecall.plugins import Plugins, load_plugins, read_disabled
 from corecall.store import Store
 from corecall.telephony.driver import TrunkDriver
+
+if TYPE_CHECKING:
+    from corecall.store.executor import StoreExecutor
+    from corecall.supervision import Supervisor
+
+T = TypeVar("T")
 
 
 class App:
@@ -99,7 +106,35 @@ class App:
             self._store = store
         return self._store
 
+    # ---- shared services: one store thread, one supervisor
+    @cached_property
+    def store_executor(self) -> StoreExecutor:
+        """The application's ONE store thread: the conversation, agent administration, the
+        call manager and plugins (``context.run_in_store``) all run store calls on it, in
+        order. Shut down by :meth:`close`."""
+        from corecall.store.executor import StoreExecutor
+
+        return StoreExecutor()
+
+    @cached_property
+    def supervisor(self) -> Supervisor:
+        """Watches the application's background tasks (see :mod:`corecall.supervision`)."""
+        from corecall.supervision import Supervisor
+
+        return Supervisor()
+
+    async def run_in_store(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a blocking store call on the application's store thread and return its
+        result (or raise what it raised). Never call the store on the event loop."""
+        if kwargs:
+            return await self.store_executor.run(functools.partial(fn, *args, **kwargs))
+        return await self.store_executor.run(fn, *args)
+
     def close(self) -> None:
+        """Finish the store jobs already submitted, stop the store thread, close the store."""
+        executor = self.__dict__.pop("store_executor", None)
+        if executor is not None:
+            executor.close()
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -219,5 +254,7 @@ class App:
             store=self.store,
             routes=self.routes,
             drivers=drivers if drivers is not None else self.build_drivers(),
+            store_executor=self.store_executor,
+            supervisor=self.supervisor,
             services=Services(self) if services else None,
         )

@@ -48,6 +48,7 @@ from corecall.plugins import Plugins
 from corecall.services import Services
 from corecall.store import Store
 from corecall.store.executor import StoreExecutor
+from corecall.supervision import Supervisor
 from corecall.telephony.driver import OriginateRequest, TrunkDriver
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,10 @@ def confirm_budget(request: OriginateRequest) -> float:
         return 0.0
     return 2 * (CONFIRM_PROMPT_SECONDS + request.confirm_timeout)
 
+
+#: Writes of one batch of call states before it is given up as critical (StoreError backs
+#: off 0.2 s doubling; any other exception, a bug or a bad record, is retried once).
+WRITE_ATTEMPTS = 5
 
 #: The agent id on record for calls an operator places from the CLI (``corecall call``).
 OPERATOR_AGENT_ID = 0
@@ -144,6 +149,7 @@ class CallManager:
         clock: Callable[[], _dt.datetime] = utcnow,
         services: Services | None = None,
         store_executor: StoreExecutor | None = None,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.config = config
         #: Plugins' background services, started before the drivers, stopped after the last
@@ -170,6 +176,9 @@ class CallManager:
         # batches (see corecall.store.executor): SQLite never has two of our writers
         # contending for its lock, and the event loop is never blocked by the database.
         self.store_executor = store_executor or StoreExecutor()
+        # The writer and the watchdogs are supervised: a crash is logged by name, the writer
+        # restarted (and, if it keeps crashing, the process told to stop: see App.supervisor).
+        self.supervisor = supervisor or Supervisor()
         if services is not None:  # the plugins' services share the one store thread
             services.run_in_store = self._in_store
 
@@ -183,7 +192,7 @@ class CallManager:
         ``reconcile=False`` is for short-lived helpers (``corecall call``) that must not take
         over the live calls of a bot running beside them."""
         self._writes = asyncio.Queue()
-        self._writer = asyncio.create_task(self._write_loop(), name="corecall-call-writer")
+        self._writer = self.supervisor.start("corecall-call-writer", self._write_loop)
         if self.services is not None:  # first, so they hear every state change
             await self.services.start()
         for name, driver in self.drivers.items():
@@ -522,8 +531,8 @@ class CallManager:
             + self.config.calls.target_ring_timeout
             + WATCHDOG_GRACE
         )
-        self._watchdogs[record.id] = asyncio.get_running_loop().call_later(
-            deadline, self._watchdog_fired, record.id
+        self._watchdogs[record.id] = self.supervisor.call_later(
+            deadline, f"corecall-watchdog-{record.id}", self._watchdog_fired, record.id
         )
         if self._writes is not None:
             self._writes.put_nowait(_Transition(record.id, None, record, self._clock()))
@@ -548,28 +557,67 @@ class CallManager:
                 batch.append(self._writes.get_nowait())
             try:
                 await self._persist(batch)
-                for item in batch:
-                    self._announce(item)
             finally:
-                for _ in batch:
+                # Announced even when a write failed for good (logged as critical by
+                # _persist): a watcher must never wait forever on a call that moved on.
+                for item in batch:
+                    try:
+                        self._announce(item)
+                    except Exception:
+                        log.exception("announcing call %s (%s) failed", item.call_id,
+                                      item.record.state.value)  # fmt: skip
                     self._writes.task_done()
 
     async def _persist(self, batch: list[_Transition]) -> None:
-        # Only each call's newest record matters: it carries every stage time so far, so a
-        # burst of transitions is one write per call (creation was written by place()).
+        """Write each call's newest record (it carries every stage time so far, so a burst of
+        transitions is one write per call; creation was written by place()). Never raises
+        (but CancelledError): a failure of any kind is retried, a batch that fails is
+        written record by record so one bad record never blocks the others, and a record
+        that cannot be written is logged as critical with its call id."""
         latest = {item.call_id: item.record for item in batch if item.previous is not None}
-        if not latest:
-            return
-        for attempt in range(5):
-            try:
-                started = time.perf_counter()
-                await self._in_store(self.store.save_progress, list(latest.values()))
-                self.plugins.notify_store_write("save_progress", time.perf_counter() - started)
+        pending = list(latest.values())
+        delay = 0.2
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            if not pending:
                 return
-            except StoreError:
-                log.exception("writing call state failed (attempt %d)", attempt + 1)
-                await asyncio.sleep(0.2 * 2**attempt)
-        log.critical("call states could not be written: %s", sorted(latest))
+            pending, backend_down = await self._save(pending)
+            if pending and attempt < WRITE_ATTEMPTS:
+                # The backend failing (StoreError) may take a while to come back; anything
+                # else is a plugin's bug or a bad record: one quick retry, then give up.
+                if not backend_down and attempt >= 2:
+                    break
+                await asyncio.sleep(delay if backend_down else 0.05)
+                delay *= 2
+        for record in pending:
+            log.critical(
+                "call %s: its state %s could not be written to the store; the record stays "
+                "behind until it is reconciled", record.id, record.state.value,
+            )  # fmt: skip
+
+    async def _save(self, records: list[CallRecord]) -> tuple[list[CallRecord], bool]:
+        """One write of ``records``; on failure, one write per record. Returns the records
+        still unwritten and whether the backend itself failed (StoreError)."""
+        try:
+            started = time.perf_counter()
+            await self._in_store(self.store.save_progress, records)
+            self.plugins.notify_store_write("save_progress", time.perf_counter() - started)
+            return [], False
+        except Exception as exc:
+            log.error(
+                "writing the state of %d call(s) failed: %s: %s", len(records),
+                type(exc).__name__, exc, exc_info=not isinstance(exc, StoreError),
+            )  # fmt: skip
+            if len(records) == 1:
+                return records, isinstance(exc, StoreError)
+        failed: list[CallRecord] = []
+        backend_down = False
+        for record in records:
+            try:
+                await self._in_store(self.store.save_progress, [record])
+            except Exception as exc:
+                backend_down = backend_down or isinstance(exc, StoreError)
+                failed.append(record)
+        return failed, backend_down
 
     def _announce(self, item: _Transition) -> None:
         record = item.record

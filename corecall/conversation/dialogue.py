@@ -17,7 +17,8 @@ Rules it keeps for every front end:
 * Private chats only.
 * Every call gets ONE status message, edited as the call moves, coalesced per chat by
   :class:`~corecall.conversation.edits.EditScheduler`; the final state is always shown.
-* Store calls run off the event loop (:func:`~corecall.store.run_blocking`).
+* Store calls run off the event loop, on the application's one store thread
+  (:meth:`~corecall.app.App.run_in_store`).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from corecall.conversation.ports import (
 )
 from corecall.domain import Agent, CallRecord, Route, utcnow
 from corecall.errors import CorecallError, NotFoundError, RefusedError, StoreError
-from corecall.store import run_blocking
+from corecall.supervision import log_crash
 
 log = logging.getLogger(__name__)
 
@@ -329,6 +330,7 @@ class Conversation:
             self._follow(record, user.chat_id, message_id), name=f"corecall-status-{record.id}"
         )
         self._watchers[record.id] = task
+        task.add_done_callback(log_crash)
         task.add_done_callback(lambda _t, cid=record.id: self._watchers.pop(cid, None))
 
     async def _follow(self, first: CallRecord, chat_id: int, message_id: int) -> None:
@@ -368,7 +370,9 @@ class Conversation:
         if args is not None:
             await self._reply(user, texts.no_arguments("history"))
             return
-        calls = await run_blocking(self.app.store.recent_calls, user.user_id, HISTORY_LENGTH)
+        calls = await self.app.run_in_store(
+            self.app.store.recent_calls, user.user_id, HISTORY_LENGTH
+        )
         await self._reply(user, texts.history(calls))
 
     # ---- settings and routes
@@ -460,7 +464,7 @@ class Conversation:
         if self.is_admin(user.user_id):
             return True
         # Recorded: someone tried an admin command (who, when, which).
-        await run_blocking(
+        await self.app.run_in_store(
             self.app.store.audit, self._actor(user), "admin.denied", f"/{command}", ""
         )
         await self._reply(user, texts.ADMIN_ONLY.format(command=f"/{command}"))
@@ -510,8 +514,8 @@ class Conversation:
         if args is not None:
             await self._reply(user, texts.no_arguments("agents"))
             return
-        agents = await run_blocking(self.app.store.list_agents)
-        await run_blocking(self.app.store.audit, self._actor(user), "agents.list", "", "")
+        agents = await self.app.run_in_store(self.app.store.list_agents)
+        await self.app.run_in_store(self.app.store.audit, self._actor(user), "agents.list", "", "")
         rows = [(a, self.admin.caller_id_line(a)) for a in agents]
         for chunk in _chunks(texts.agents_list(rows)):
             await self._reply(user, chunk)
@@ -609,10 +613,10 @@ class Conversation:
             return
         e164, actor, store = verdict.e164, self._actor(user), self.app.store
         if command == "dnc":
-            added = await run_blocking(store.dnc_add, e164, reason="", actor=actor)
+            added = await self.app.run_in_store(store.dnc_add, e164, reason="", actor=actor)
             text = texts.dnc_added(e164) if added else texts.dnc_already(e164)
         else:
-            removed = await run_blocking(store.dnc_remove, e164, actor=actor)
+            removed = await self.app.run_in_store(store.dnc_remove, e164, actor=actor)
             text = texts.dnc_removed(e164) if removed else texts.dnc_not_listed(e164)
         if not self._dnc_enforced():
             text += "\n" + texts.DNC_NOT_ENFORCED
@@ -622,12 +626,12 @@ class Conversation:
         # Forged data can carry the presser's id with someone else's call: the call on
         # record must be the presser's own. A revoked agent may still list their own call's
         # number (it only ever stops calls).
-        record = await run_blocking(self.app.store.get_call, call_id)
+        record = await self.app.run_in_store(self.app.store.get_call, call_id)
         if record is None or record.agent_id != user.user_id:
             log.info("ignored %s's do-not-call press for call %s (not theirs)",
                      user.user_id, call_id)  # fmt: skip
             return texts.NOT_YOUR_BUTTON
-        added = await run_blocking(
+        added = await self.app.run_in_store(
             self.app.store.dnc_add, record.target,
             reason=f"asked during call {record.id}", actor=self._actor(user),
         )  # fmt: skip
@@ -758,7 +762,7 @@ class Conversation:
             if await self.calls.hangup(call_id):
                 return texts.HANGING_UP
             return texts.CALL_ALREADY_ENDED
-        stored = await run_blocking(self.app.store.get_call, call_id)
+        stored = await self.app.run_in_store(self.app.store.get_call, call_id)
         if stored is None or stored.agent_id != user.user_id:
             log.info("ignored %s's hang-up of call %s (not theirs)", user.user_id, call_id)
             return texts.NOT_YOUR_BUTTON
@@ -796,7 +800,7 @@ class Conversation:
 
     # ------------------------------------------------------------------ helpers
     async def _agent(self, user_id: int) -> Agent | None:
-        return await run_blocking(self.app.store.get_agent, user_id)
+        return await self.app.run_in_store(self.app.store.get_agent, user_id)
 
     async def _authorized_agent(self, user: UserRef) -> Agent | None:
         """The agent, re-read now; None (after saying so) when not authorized."""

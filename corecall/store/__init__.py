@@ -4,8 +4,9 @@
 (``tests/store/``) runs against every backend. :class:`corecall.store.peewee_store.PeeweeStore`
 implements it on peewee and is what the SQLite and PostgreSQL plugins build on.
 
-Stores are synchronous (peewee is). Async callers run them with :func:`run_blocking` so the
-event loop is never blocked by the database.
+Stores are synchronous (peewee is). The application runs every store call on its one store
+thread (:meth:`corecall.app.App.run_in_store`), so the event loop is never blocked by the
+database.
 """
 
 from __future__ import annotations
@@ -33,7 +34,11 @@ T = TypeVar("T")
 
 
 async def run_blocking(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """Run a blocking store call in a worker thread (never on the event loop)."""
+    """Run a blocking store call in a worker thread (never on the event loop).
+
+    For scripts and tests. The application runs every store call on its ONE store thread
+    (:meth:`corecall.app.App.run_in_store`), so its writes never contend with each other.
+    """
     return await asyncio.to_thread(fn, *args, **kwargs)
 
 

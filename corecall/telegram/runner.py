@@ -118,9 +118,11 @@ async def serve(
     stop: asyncio.Event | None = None,
     conversation_factory: Callable[[App, CallManager], Conversation] = Conversation,
 ) -> None:
-    """Run the bot on an already logged-in ``client`` until it disconnects or ``stop`` is
-    set (SIGTERM and SIGINT set it). Stops intake, tells live calls' agents that the call
-    goes on, then disconnects and stops the trunk drivers without ending calls."""
+    """Run the bot on an already logged-in ``client`` until it disconnects, ``stop`` is set
+    (SIGTERM and SIGINT set it) or a supervised background task fails for good. Stops
+    intake, tells live calls' agents that the call goes on, then disconnects and stops the
+    trunk drivers without ending calls. In the last case it then raises
+    :class:`~corecall.errors.CorecallError` naming the task (``corecall run`` exits 1)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     handled = []
@@ -134,12 +136,13 @@ async def serve(
     attach_handlers(client, conversation)
     disconnected = asyncio.ensure_future(client.disconnected)
     stopping = asyncio.ensure_future(stop.wait())
+    failed = asyncio.ensure_future(manager.supervisor.wait_failed())
     health = asyncio.create_task(report_health(app, client, manager), name="corecall-health")
     # Telegram is logged in and every driver reported no problem (start_calls): ready.
     links = ", ".join(sorted(f"{d}/{link}" for d, link in _links(manager))) or "none"
     systemd.notify("READY=1", f"STATUS=serving; trunk links up: {links}")
     try:
-        await asyncio.wait({disconnected, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({disconnected, stopping, failed}, return_when=asyncio.FIRST_COMPLETED)
         log.info("stopping: no new commands; live calls continue in the PBX")
         systemd.notify("STOPPING=1", "STATUS=stopping: live calls continue in the PBX")
         conversation.accepting = False
@@ -150,6 +153,8 @@ async def serve(
         for signum in handled:
             loop.remove_signal_handler(signum)
         stopping.cancel()
+        failure = failed.result() if failed.done() else None
+        failed.cancel()
         try:
             async with asyncio.timeout(DISCONNECT_TIMEOUT):
                 await client.disconnect()
@@ -158,6 +163,8 @@ async def serve(
                       DISCONNECT_TIMEOUT)  # fmt: skip
         disconnected.cancel()
         await manager.stop()
+    if failure is not None:
+        raise CorecallError(f"corecall stopped: {failure}")
 
 
 def _links(manager: CallManager) -> list[tuple[str, str]]:
