@@ -25,7 +25,11 @@ class AgentAdmin:
         return self.app.store
 
     def _phone(self, phone: str) -> str:
-        verdict = normalize_phone(phone, allowed_regions=self.app.allowed_regions())
+        verdict = normalize_phone(
+            phone,
+            allowed_regions=self.app.allowed_regions(),
+            allow_unlisted_nanp=self.app.allows_unlisted_nanp(),
+        )
         if not verdict.ok:
             raise RefusedError(verdict.reason or "invalid", f"Agent phone: {verdict.message}")
         return verdict.e164  # type: ignore[return-value]
@@ -99,6 +103,10 @@ class AgentAdmin:
                 f"Agent {telegram_id} has no route yet; a caller ID belongs to a route. "
                 "Set the route first (agents set-route).",
             )
+        # Accept every format /call accepts: "(212) 555-0100" is +12125550100.
+        verdict = normalize_phone(number, allow_unlisted_nanp=True)
+        if verdict.ok:
+            number = verdict.e164  # type: ignore[assignment]
         if number not in route.caller_ids:
             raise RefusedError(
                 "caller_id_not_owned",

@@ -156,11 +156,46 @@ class App:
                 caller_ids=rc.caller_ids,
                 countries=rc.countries,
                 plugin=reg.plugin,
+                allow_unlisted_nanp=rc.allow_unlisted_nanp,
                 confirm=rc.confirm,
                 confirm_timeout=rc.confirm_timeout,
                 agent_leg_caller_id=rc.agent_leg_caller_id,
             )
         return offered
+
+    def call_problems(self) -> list[tuple[str, str]]:
+        """Configuration reasons a ``/call`` would fail now, as ``(problem, fix)`` pairs.
+
+        The same rules ``call``, ``console`` and ``run`` apply, without connecting to
+        anything: a configured route whose plugin is disabled or missing, no route offered
+        at all, and an offered route whose trunk driver no enabled plugin provides (a typo
+        like ``driver = "asterisk"`` included). ``asterisk check`` starts with these.
+        """
+        problems: list[tuple[str, str]] = []
+        offered = self.routes()
+        disabled = sorted(self.disabled_plugins)
+        for code in sorted(self.config.routes):
+            if code not in offered:
+                problems.append((
+                    f"route {code} is configured, but no enabled plugin registers it",
+                    "enable its plugin (corecall plugins list; corecall plugins enable NAME)"
+                    + (f"; disabled now: {', '.join(disabled)}" if disabled else ""),
+                ))  # fmt: skip
+        if not offered:
+            problems.append((
+                "no route is offered, so every /call is refused",
+                "configure a [routes.CODE] table and enable its route plugin",
+            ))  # fmt: skip
+        available = self.plugins.trunk_drivers.names()
+        for code, route in sorted(offered.items()):
+            driver = route.trunk.driver
+            if self.plugins.trunk_drivers.get(driver) is None:
+                problems.append((
+                    f"route {code}: trunk {route.trunk.name!r} uses driver {driver!r}, which no "
+                    f"enabled plugin provides (available: {', '.join(available) or 'none'})",
+                    f"fix [trunks.{route.trunk.name}] driver, or enable the plugin providing it",
+                ))  # fmt: skip
+        return problems
 
     def route(self, code: str) -> Route:
         """An offered route by code, or a ConfigError listing the offered ones."""
@@ -176,6 +211,10 @@ class App:
         for rc in self.config.routes.values():
             regions.extend(r for r in rc.countries if r not in regions)
         return tuple(regions) or ("US", "CA")
+
+    def allows_unlisted_nanp(self) -> bool:
+        """Does any configured route accept NANP numbers the number data doesn't list yet?"""
+        return any(rc.allow_unlisted_nanp for rc in self.config.routes.values())
 
     # ---- trunk drivers
     def build_drivers(self, routes: Iterable[Route] | None = None) -> dict[str, TrunkDriver]:

@@ -19,6 +19,7 @@ import collections
 import contextlib
 import datetime as _dt
 import functools
+import json
 import logging
 import time
 import uuid
@@ -160,7 +161,9 @@ class CallManager:
         self.drivers = drivers
         self._clock = clock
         self._live: dict[str, CallRecord] = {}
-        self._hangup_requested: set[str] = set()
+        # call id -> (reason, detail) to record when corecall itself hung up (None: the
+        # agent's own hang-up button, recorded as cancelled/completed).
+        self._hangup_requested: dict[str, tuple[EndReason, str] | None] = {}
         self._watchers: dict[str, list[asyncio.Queue[CallRecord]]] = collections.defaultdict(list)
         self._finished: dict[str, asyncio.Future[CallRecord]] = {}
         self._watchdogs: dict[str, asyncio.TimerHandle] = {}
@@ -362,7 +365,8 @@ class CallManager:
             record, originate, driver = await self._record(request, agent)
         await self._in_store(
             self.store.audit, actor, "call.operator", record.id,
-            f"route {route.code}, agent phone {agent.phone}, target {request.target}",
+            json.dumps({"route": route.code, "agent_phone": agent.phone,
+                        "target": request.target}),
         )  # fmt: skip
         with log_context(call_id=record.id, agent_id=OPERATOR_AGENT_ID):
             return await self._originate(record, originate, driver)
@@ -450,12 +454,20 @@ class CallManager:
             )  # fmt: skip
         return self._live.get(call_id, record)
 
-    async def hangup(self, call_id: str) -> bool:
-        """Hang up a live call (the agent's button, the CLI). False if it is not live."""
+    async def hangup(
+        self, call_id: str, *, reason: EndReason | None = None, detail: str = ""
+    ) -> bool:
+        """Hang up a live call. False if it is not live.
+
+        Without ``reason`` it is the agent's own hang-up (recorded ``cancelled`` before the
+        target answered, ``completed`` after). corecall hanging up on its own (``corecall
+        call --timeout``) passes ``reason=EndReason.TIMED_OUT`` and a ``detail``, so the
+        record never blames the agent.
+        """
         record = self._live.get(call_id)
         if record is None or record.is_final:
             return False
-        self._hangup_requested.add(call_id)
+        self._hangup_requested[call_id] = (reason, detail) if reason is not None else None
         driver = self.drivers.get(self._trunk_driver_name(record))
         if driver is None:
             return False
@@ -481,12 +493,17 @@ class CallManager:
             reason = reason or EndReason.UNKNOWN
             if call_id in self._hangup_requested:
                 # We asked for it: before the target answered it is a cancellation, after it
-                # a normal end of conversation, whatever the PBX calls it.
-                connected = current.connected_at is not None
-                reason = EndReason.COMPLETED if connected else EndReason.CANCELLED
+                # a normal end of conversation, whatever the PBX calls it; when corecall
+                # itself hung up, the reason it gave.
+                ours = self._hangup_requested[call_id]
+                if ours is not None:
+                    reason, detail = ours
+                else:
+                    connected = current.connected_at is not None
+                    reason = EndReason.COMPLETED if connected else EndReason.CANCELLED
             changes["reason"] = reason
             changes["detail"] = detail
-            self._hangup_requested.discard(call_id)
+            self._hangup_requested.pop(call_id, None)
             handle = self._watchdogs.pop(call_id, None)
             if handle:
                 handle.cancel()

@@ -105,6 +105,7 @@ class RouteConfig:
     caller_ids: tuple[str, ...]
     countries: tuple[str, ...] = ("US", "CA")
     name: str | None = None  # overrides the route plugin's display name
+    allow_unlisted_nanp: bool = False  # see Route.allow_unlisted_nanp
     #: "key": the agent presses 1 on their phone before the target is dialed; "none": no
     #: confirmation (an agent's voicemail that answers gets bridged to the customer).
     confirm: str = "key"
@@ -221,6 +222,10 @@ context = "corecall-bridge"
 driver = "simulated"   # change to "asterisk_ami" when Asterisk is wired
 server = "pbx1"
 endpoint = "corecall-main"
+# The provider's SIP signalling address: `corecall asterisk render` writes it into the
+# endpoint's IP match (the trunk is authenticated by IP, no registration).
+# provider_host = "198.51.100.7"
+# provider_port = 5060
 
 [trunks.dev]
 driver = "simulated"
@@ -246,6 +251,10 @@ agent_leg_caller_id = "route"
 trunk = "dev"
 caller_ids = ["+12125550199"]
 countries = ["US", "CA"]
+# Numbers in brand-new US/Canadian area codes are missing from the number data for months;
+# true dials well-formed ones anyway (emergency, N11, premium, toll-free and other-country
+# codes stay refused).
+allow_unlisted_nanp = false
 
 [plugins]
 # Plugins listed here are not even imported (corecall plugins disable NAME does the same).
@@ -454,7 +463,7 @@ def _parse_route(
     p.no_unknown_keys(
         t,
         {"trunk", "caller_ids", "countries", "name", "confirm", "confirm_timeout",
-         "agent_leg_caller_id"},
+         "agent_leg_caller_id", "allow_unlisted_nanp"},
         key,
     )  # fmt: skip
     trunk = p.req(t, "trunk", str, key, "the name of a [trunks.NAME] table")
@@ -501,6 +510,7 @@ def _parse_route(
         caller_ids=tuple(caller_ids),
         countries=tuple(countries),
         name=name,
+        allow_unlisted_nanp=p.opt(t, "allow_unlisted_nanp", bool, key, False),
         confirm=confirm,
         confirm_timeout=confirm_timeout,
         agent_leg_caller_id=agent_leg,

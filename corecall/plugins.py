@@ -374,11 +374,17 @@ class Plugins:
                 raise PluginError(impl.plugin_name, f"accepted a non-E.164 number {bad!r}")
             break
         else:
-            return check_number(text, allowed_regions=route.countries)
+            return check_number(
+                text, allowed_regions=route.countries,
+                allow_unlisted_nanp=route.allow_unlisted_nanp,
+            )  # fmt: skip
         if not verdict.ok:
             return verdict
         assert verdict.e164 is not None
-        safety = check_number(verdict.e164, allowed_regions=route.countries)
+        safety = check_number(
+            verdict.e164, allowed_regions=route.countries,
+            allow_unlisted_nanp=route.allow_unlisted_nanp,
+        )  # fmt: skip
         return verdict if safety.ok else safety
 
     def check_call(self, request: CallRequest) -> Refusal | None:

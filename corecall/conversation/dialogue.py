@@ -55,8 +55,10 @@ log = logging.getLogger(__name__)
 
 #: ``/name``, an optional ``@botname`` (clients add it in groups), then the arguments.
 COMMAND_RE = re.compile(
-    r"/(?P<name>[A-Za-z0-9_]{1,32})(?:@[A-Za-z0-9_]{1,64})?(?:\s+(?P<args>.+))?", re.S
+    r"/(?P<name>[A-Za-z0-9_]{1,32})(?:@(?P<bot>[A-Za-z0-9_]{1,64}))?(?:\s+(?P<args>.+))?", re.S
 )
+#: The first word of a message that looks like a command addressed to a bot: ``/cmd@bot``.
+_ADDRESSED_RE = re.compile(r"/[A-Za-z0-9_]{1,32}@(?P<bot>[A-Za-z0-9_]{1,64})(?:\s|$)")
 _TELEGRAM_ID = r"(?P<id>[0-9]{1,19})"
 _ID_ONLY_RE = re.compile(_TELEGRAM_ID)
 _ID_AND_REST_RE = re.compile(_TELEGRAM_ID + r"\s+(?P<rest>.+)", re.S)
@@ -109,6 +111,9 @@ class Conversation:
         self._status_messages: dict[str, tuple[int, int, CallRecord]] = {}
         self.menus = MenuBook()
         self.accepting = True
+        #: Our bot's username (without @), set by the front end once known. Commands
+        #: addressed to another bot (``/call@OtherBot``) are never acted on.
+        self.bot_username: str | None = None
         self._commands: dict[str, Handler] = {
             "start": self._cmd_start,
             "help": self._cmd_help,
@@ -121,6 +126,7 @@ class Conversation:
             "agents": self._cmd_agents,
             "setphone": self._cmd_setphone,
             "callerid": self._cmd_callerid,
+            "setroute": self._cmd_setroute,
             "dnc": self._cmd_dnc,
             "undnc": self._cmd_undnc,
             "live": self._cmd_live,
@@ -210,8 +216,29 @@ class Conversation:
             log.exception("failed to handle a message from %s", user.user_id)
             await self._reply(user, texts.INTERNAL_ERROR)
 
+    def addressed_elsewhere(self, text: str) -> str | None:
+        """The other bot's name when ``text`` is ``/cmd@OtherBot ...``, else None.
+
+        Telegram clients add ``@botname`` to commands in groups, and people paste them into
+        private chats: only ``/cmd`` and ``/cmd@<our username>`` (any case) are ours. While
+        our username is unknown, every addressed command is treated as someone else's.
+        """
+        match = _ADDRESSED_RE.match(text)
+        if match is None:
+            return None
+        bot = match["bot"]
+        if self.bot_username and bot.lower() == self.bot_username.lstrip("@").lower():
+            return None
+        return bot
+
     async def _handle_text(self, user: UserRef, text: str, sent_at: _dt.datetime | None) -> None:
         text = text.strip()
+        other_bot = self.addressed_elsewhere(text)
+        if other_bot is not None:
+            if user.private:  # in groups: silence, it is another bot's conversation
+                await self._reply(user, texts.addressed_to_other_bot(other_bot, self.bot_username))
+            log.info("ignored a command addressed to @%s", other_bot)
+            return
         if not user.private:
             # Groups: answer commands with where to go instead; ignore chatter.
             if text.startswith("/"):
@@ -227,6 +254,7 @@ class Conversation:
                 return
             agent = await self._agent(user.user_id)
             authorized = agent is not None and agent.authorized
+            authorized = authorized or self.is_admin(user.user_id)
             await self._reply(
                 user, texts.PLAIN_TEXT if authorized else texts.not_authorized(user.user_id)
             )
@@ -285,6 +313,8 @@ class Conversation:
         except RefusedError as exc:
             if exc.reason == "no_route":
                 await self._offer_routes(user, texts.no_route_for_call())
+            elif exc.reason == "not_authorized" and self.is_admin(user.user_id):
+                await self._reply(user, texts.admin_not_agent(user.user_id))
             else:
                 await self._reply(user, texts.call_refused(exc.message))
             return
@@ -413,6 +443,10 @@ class Conversation:
         if not _ROUTE_CODE_RE.fullmatch(args) or code not in routes:
             await self._reply(user, texts.unknown_route(args, routes.values()))
             return
+        if self.admin.route_of(agent) == routes[code]:
+            line = self.admin.caller_id_line(agent)
+            await self._reply(user, texts.already_on_route(routes[code], line))
+            return
         if await self._switch_route(user, code) is not None:
             await self._reply(user, texts.route_changed(routes[code]))
 
@@ -485,6 +519,32 @@ class Conversation:
         rows = [(a, self.admin.caller_id_line(a)) for a in agents]
         for chunk in _chunks(texts.agents_list(rows)):
             await self._reply(user, chunk)
+
+    async def _cmd_setroute(self, user: UserRef, args: str | None, _sent_at) -> None:
+        if not await self._admin_allowed(user, "setroute"):
+            return
+        match = _ID_AND_REST_RE.fullmatch(args or "")
+        routes = self.app.routes()
+        if match is None:
+            await self._reply(user, texts.SETROUTE_USAGE)
+            return
+        agent_id, code = int(match["id"]), match["rest"].strip()
+        if not _ROUTE_CODE_RE.fullmatch(code) or code.upper() not in routes:
+            await self._reply(user, texts.unknown_route(code, routes.values()))
+            return
+        route = routes[code.upper()]
+        agent = await self._agent(agent_id)
+        if agent is None:
+            await self._reply(user, _no_such_agent(agent_id))
+            return
+        if self.admin.route_of(agent) == route:
+            line = self.admin.caller_id_line(agent)
+            await self._reply(user, texts.agent_already_on_route(agent, route, line))
+            return
+        agent = await self._admin_action(user, agent_id, self.admin.set_route, route.code)
+        if agent is not None:
+            line = self.admin.caller_id_line(agent)
+            await self._reply(user, texts.route_set(agent, route, line))
 
     async def _cmd_live(self, user: UserRef, args: str | None, _sent_at) -> None:
         if not await self._admin_allowed(user, "live"):
@@ -746,7 +806,10 @@ class Conversation:
         """The agent, re-read now; None (after saying so) when not authorized."""
         agent = await self._agent(user.user_id)
         if agent is None or not agent.authorized:
-            await self._reply(user, texts.not_authorized(user.user_id))
+            if self.is_admin(user.user_id):
+                await self._reply(user, texts.admin_not_agent(user.user_id))
+            else:
+                await self._reply(user, texts.not_authorized(user.user_id))
             return None
         return agent
 

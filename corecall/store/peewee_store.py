@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import json
 from collections.abc import Callable, Iterator, Sequence
 from types import SimpleNamespace
 from typing import Any
@@ -598,7 +599,7 @@ class PeeweeStore(Store):
                 self._m.Agent.insert(**values, created_at=now, updated_at=now).execute()
             except peewee.IntegrityError:
                 raise AlreadyExistsError(f"agent {telegram_id} exists already") from None
-            detail = f"phone={phone!r} name={name!r} authorized={bool(authorized)}"
+            detail = _json({"phone": phone, "name": name, "authorized": bool(authorized)})
             self._audit(actor, "agent.add", str(telegram_id), detail)
             return self._agent(self._agent_row(telegram_id))
 
@@ -607,7 +608,9 @@ class PeeweeStore(Store):
         with self._session(write=True):
             row = self._agent_row(telegram_id, lock=True)
             self._m.Agent.delete().where(self._m.Agent.telegram_id == telegram_id).execute()
-            detail = f"phone={row.phone!r} name={row.name!r} authorized={bool(row.authorized)}"
+            detail = _json(
+                {"phone": row.phone, "name": row.name, "authorized": bool(row.authorized)}
+            )
             self._audit(actor, "agent.remove", str(telegram_id), detail)
 
     def _change_agent(self, telegram_id: int, column: str, value, action: str, actor: str):
@@ -618,7 +621,8 @@ class PeeweeStore(Store):
                 old = bool(old)
             query = self._m.Agent.update({column: value, "updated_at": utcnow()})
             query.where(self._m.Agent.telegram_id == telegram_id).execute()
-            self._audit(actor, action, str(telegram_id), f"{column}: {old!r} → {value!r}")
+            detail = _json({"field": column, "old": old, "new": value})
+            self._audit(actor, action, str(telegram_id), detail)
             return self._agent(self._agent_row(telegram_id))
 
     def set_authorized(self, telegram_id: int, authorized: bool, *, actor: str) -> Agent:
@@ -1083,6 +1087,11 @@ class PeeweeStore(Store):
                 r.destination: (int(r.pending or 0), int(r.total) - int(r.pending or 0))
                 for r in query
             }
+
+
+def _json(detail: dict) -> str:
+    """Audit details are JSON objects (``corecall audit --json`` shows them as such)."""
+    return json.dumps(detail, ensure_ascii=False, sort_keys=True)
 
 
 __all__ = ["DIALECTS", "MIGRATIONS", "PeeweeStore", "UTCDateTimeField", "make_models"]

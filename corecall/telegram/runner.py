@@ -205,10 +205,11 @@ async def _run(app: App) -> None:
     session = prepare_session_file(app.config.session_path)
     app.store  # noqa: B018 - open (and migrate) the store before anything else
     manager = await start_calls(app)
-    client = TelegramClient(str(session), bot.api_id, bot.api_hash)
+    client = TelegramClient(str(session), bot.api_id, bot.api_hash, connection_retries=2)
     try:
         try:
-            await client.start(bot_token=bot.token)
+            with _quiet_telethon():
+                await client.start(bot_token=bot.token)
         except (errors.AccessTokenInvalidError, errors.AccessTokenExpiredError) as exc:
             raise ConfigError(
                 f"Telegram refused the bot token ({type(exc).__name__}); get a valid one from "
@@ -219,8 +220,8 @@ async def _run(app: App) -> None:
                 "Telegram refused the api id / api hash pair; copy both from my.telegram.org "
                 "into CORECALL_API_ID and CORECALL_API_HASH (or [bot] api_id / api_hash)"
             ) from None
-        except (OSError, ConnectionError) as exc:
-            raise CorecallError(f"cannot reach Telegram: {exc}") from None
+        except (OSError, ConnectionError, EOFError, TimeoutError) as exc:
+            raise CorecallError(_unreachable(client, exc)) from None
         os.chmod(session, 0o600)  # in case Telethon re-created it
         # From now on FloodWait reaches corecall, which waits and coalesces status edits.
         client.flood_sleep_threshold = 0
@@ -233,6 +234,40 @@ async def _run(app: App) -> None:
         await manager.stop()
         raise
     await serve(app, client, manager)
+
+
+def _unreachable(client: TelegramClient, exc: BaseException) -> str:
+    """One line: which Telegram server could not be reached, what happened, what to check."""
+    session = client.session
+    where = f"{getattr(session, 'server_address', '?')}:{getattr(session, 'port', '?')}"
+    if isinstance(exc, EOFError):  # asyncio.IncompleteReadError: something else answered
+        what = (
+            "the connection was closed before Telegram answered, so something that is not "
+            "Telegram (a proxy, firewall or captive portal) is answering on that address"
+        )
+    elif isinstance(exc, TimeoutError):
+        what = "no answer in time"
+    else:
+        what = str(exc) or type(exc).__name__
+    return (
+        f"cannot reach Telegram's servers at {where}: {what}. Check that this machine can "
+        "open TCP connections to Telegram (port 443, no intercepting proxy or firewall); "
+        "--verbose shows Telethon's connection log."
+    )
+
+
+class _quiet_telethon:
+    """Telethon logs each failed connection attempt as a warning; while corecall decides
+    what to say about it, they stay out of the way (unless --verbose/--debug)."""
+
+    def __enter__(self) -> None:
+        self._logger = logging.getLogger("telethon")
+        self._level = self._logger.level
+        if not logging.getLogger().isEnabledFor(logging.INFO):
+            self._logger.setLevel(logging.ERROR)
+
+    def __exit__(self, *exc_info) -> None:
+        self._logger.setLevel(self._level)
 
 
 def run_bot(app: App) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import itertools
+import json
 import random
 import threading
 import uuid
@@ -144,15 +145,15 @@ def test_every_agent_change_writes_its_audit_entry(store: Store):
         ("telegram:16", "agent.revoke", str(AGENT)),
         ("cli:root", "agent.remove", str(AGENT)),
     ]
-    details = [e.detail for e in log]
-    assert PHONE in details[0] and "Alice" in details[0]
-    assert details[1] == "authorized: False → True"
-    assert details[2] == f"phone: '{PHONE}' → '+12125550111'"
-    assert details[3] == "route_code: None → 'M'"
-    assert details[4] == "caller_id: None → '+12125550199'"
-    assert details[5] == "caller_id: '+12125550199' → None"
-    assert details[6] == "authorized: True → False"
-    assert "+12125550111" in details[7]
+    details = [json.loads(e.detail) for e in log]  # structured: JSON objects, not reprs
+    assert details[0] == {"phone": PHONE, "name": "Alice", "authorized": False}
+    assert details[1] == {"field": "authorized", "old": False, "new": True}
+    assert details[2] == {"field": "phone", "old": PHONE, "new": "+12125550111"}
+    assert details[3] == {"field": "route_code", "old": None, "new": "M"}
+    assert details[4] == {"field": "caller_id", "old": None, "new": "+12125550199"}
+    assert details[5] == {"field": "caller_id", "old": "+12125550199", "new": None}
+    assert details[6] == {"field": "authorized", "old": True, "new": False}
+    assert details[7]["phone"] == "+12125550111"
     for entry in log:
         assert_utc(entry.at)
         assert isinstance(entry.id, int)
