@@ -546,6 +546,10 @@ class _Link:
         self.tracker = tracker
         self.originates: dict = {}
         self.asterisk_shutting_down = False
+        self.asterisk_restarting = False
+
+    def fully_booted(self) -> None:
+        pass
 
 
 def chunks_of(data: bytes, size: int = 65536) -> list[bytes]:
