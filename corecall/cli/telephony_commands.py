@@ -48,7 +48,7 @@ class quiet_retries:
         self._root.setLevel(self._level)
 
 
-def _stage_lines(record: CallRecord, shown: int) -> tuple[list[str], int]:
+def _stage_lines(record: CallRecord, shown: int, *, confirms: bool = True) -> tuple[list[str], int]:
     """One line per stage the call passed since the stage ordered ``shown``.
 
     Read from the record's per-stage timestamps, not from the updates seen: a watcher that
@@ -64,6 +64,8 @@ def _stage_lines(record: CallRecord, shown: int) -> tuple[list[str], int]:
         field = STAGE_TIMESTAMP_FIELD.get(stage, "agent_answered_at")
         if stage is CallState.QUEUED:
             continue
+        if stage is CallState.AWAITING_CONFIRMATION and not confirms:
+            continue  # a route with confirm = "none" never waits for a key
         at = getattr(record, field)
         if stage.order <= shown or at is None or stage.order > record.state.order:
             continue
@@ -120,7 +122,9 @@ def call(
     manager = app.call_manager(drivers)
     who = actor()
     with quiet_retries():
-        final = asyncio.run(_run_call(manager, chosen.code, agent_phone, target, who, timeout))
+        confirms = chosen.confirm != "none"
+        run = _run_call(manager, chosen.code, agent_phone, target, who, timeout, confirms=confirms)
+        final = asyncio.run(run)
     if final is None:
         raise typer.Exit(1)
     if final.connected_at is not None and final.reason in (
@@ -136,7 +140,7 @@ def call(
     raise typer.Exit(1)
 
 
-async def _run_call(manager, route_code, agent_phone, target, who, timeout):
+async def _run_call(manager, route_code, agent_phone, target, who, timeout, *, confirms=True):
     import asyncio
 
     from corecall.calls import OPERATOR_AGENT_ID
@@ -166,7 +170,7 @@ async def _run_call(manager, route_code, agent_phone, target, who, timeout):
             async with asyncio.timeout(timeout):
                 async for update in manager.watch(record.id):
                     last = update
-                    lines, shown = _stage_lines(update, shown)
+                    lines, shown = _stage_lines(update, shown, confirms=confirms)
                     for line in lines:
                         console.print(line)
         except TimeoutError:
@@ -175,7 +179,7 @@ async def _run_call(manager, route_code, agent_phone, target, who, timeout):
             with contextlib.suppress(Exception):
                 await manager.hangup(record.id, reason=EndReason.TIMED_OUT, detail=why)
             last = await manager.wait_final(record.id, 15)
-            for line in _stage_lines(last, shown)[0]:
+            for line in _stage_lines(last, shown, confirms=confirms)[0]:
                 console.print(line)
         except (KeyboardInterrupt, asyncio.CancelledError):
             with contextlib.suppress(Exception):

@@ -153,6 +153,11 @@ def test_a_late_watcher_still_prints_every_stage_the_call_passed():
     assert [line.split()[1].rstrip(":") for line in lines] == [
         "awaiting_confirmation", "dialing_target", "target_ringing", "connected", "ended",
     ]  # fmt: skip
+    # A route with confirm = "none" never waited for a key: no such line.
+    lines, _ = _stage_lines(ended, shown, confirms=False)
+    assert [line.split()[1].rstrip(":") for line in lines] == [
+        "dialing_target", "target_ringing", "connected", "ended",
+    ]  # fmt: skip
 
 
 def test_call_command_timeout_says_and_records_that_corecall_hung_up(cli):
