@@ -82,6 +82,7 @@ _MAX_CHARS = {
     "route_code": field_limits.ROUTE_CODE_MAX_CHARS,
     "route code": field_limits.ROUTE_CODE_MAX_CHARS,
     "actor": field_limits.ACTOR_MAX_CHARS,
+    "reason": field_limits.REASON_MAX_CHARS,
     "action": field_limits.ACTOR_MAX_CHARS,
     "subject": field_limits.ACTOR_MAX_CHARS,
     "trunk": field_limits.ACTOR_MAX_CHARS,
