@@ -152,11 +152,31 @@ class Config:
         PostgreSQL password."""
         values = [self.bot.token, self.bot.api_hash]
         values += [server.secret for server in self.asterisk_servers.values()]
+        values += _secrets_in(self.plugin_tables)  # e.g. [plugins.webhooks] secret
         for key, value in self.store.options.items():  # the store plugin's raw options
             if key in SECRET_KEYS and isinstance(value, str):
                 values.append(dsn_password(value) if key == "postgres_dsn" else value)
         values += environment_secrets()  # what the environment overrides or adds
         return [v for v in values if v]
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a plugin table's key names a secret (``secret``, ``token``, ``api_hash``,
+    ``postgres_dsn``, ``*_secret``, ``*_key``, ``*_token``, ``*password``)."""
+    key = key.lower()
+    return key in SECRET_KEYS or key.endswith(("_secret", "_key", "_token", "password"))
+
+
+def _secrets_in(table: Mapping[str, Any]) -> list[str]:
+    """Secret-looking string values anywhere in raw plugin tables, so that a plugin's secret
+    is redacted from logs and errors even before its options class has parsed it."""
+    found: list[str] = []
+    for key, value in table.items():
+        if isinstance(value, Mapping):
+            found += _secrets_in(value)
+        elif isinstance(value, str) and is_secret_key(str(key)):
+            found.append((dsn_password(value) or "") if key == "postgres_dsn" else value)
+    return found
 
 
 def _check_secret(value: str, source: str) -> str:

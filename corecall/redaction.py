@@ -124,6 +124,10 @@ SECRET_VARIABLES = ("CORECALL_BOT_TOKEN", "CORECALL_API_HASH", "CORECALL_AMI_SEC
                     "CORECALL_POSTGRES_DSN")  # fmt: skip
 
 
+#: Ends of ``CORECALL_PLUGINS_<NAME>_<KEY>`` variables whose key names a secret.
+_SECRET_SUFFIXES = ("_SECRET", "_KEY", "_TOKEN", "PASSWORD")
+
+
 def environment_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
     """The secret values in the environment, before (or without) a config file."""
     environ = os.environ if environ is None else environ
@@ -133,6 +137,8 @@ def environment_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
             values.append(dsn_password(value) or "")
         elif name in SECRET_VARIABLES or name.startswith("CORECALL_AMI_SECRET_"):
             values.append(value)
+        elif name.startswith("CORECALL_PLUGINS_") and name.endswith(_SECRET_SUFFIXES):
+            values.append(value)  # a plugin's secret by the environment rule
     return [v for v in values if v]
 
 

@@ -196,3 +196,19 @@ def test_the_injection_guard_names_a_secret_header_without_its_value():
         assert leaks(str(refused.value)) == [] and leaks(repr(refused.value)) == []
     with pytest.raises(UnsafeValueError, match=r"'12\\r'"):  # other values help debugging
         check_header("Exten", "12\r")
+
+
+def test_plugin_secrets_from_the_file_or_the_environment_are_redacted(tmp_path, monkeypatch):
+    """Not only the core's secrets: a plugin's ([plugins.webhooks] secret, any *_key /
+    *_token / *password key, in any nested table) from the file or by the environment rule."""
+    raw = config_dict(tmp_path)
+    raw["plugins"]["webhooks"] = {"urls": ["http://127.0.0.1:9/"], "secret": "FILE-MARKER-1"}
+    raw["plugins"]["night"] = {"desk": {"api_key": "FILE-MARKER-2"}, "label": "not secret"}
+    config = parse_config(raw, path=None)
+    assert {"FILE-MARKER-1", "FILE-MARKER-2"} <= set(config.secrets())
+    assert "not secret" not in config.secrets()
+    monkeypatch.setenv("CORECALL_PLUGINS_WEBHOOKS_SECRET", "ENV-MARKER-3")
+    assert "ENV-MARKER-3" in redaction.environment_secrets()
+    redactor = redaction.Redactor(config.secrets() + redaction.environment_secrets())
+    text = redactor.redact("signing with FILE-MARKER-1, FILE-MARKER-2 and ENV-MARKER-3")
+    assert "MARKER" not in text
