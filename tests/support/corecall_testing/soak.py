@@ -401,20 +401,31 @@ class Soak:
         for action_id, count in actions.items():
             if count > 1:
                 report.duplicated_what.append(f"Originate {action_id.decode()} x{count}")
-        # INVITEs: the agent leg's From is the target; the target leg's R-URI is the target.
+        # INVITEs. The target leg's R-URI is the target (one per call). The agent leg's From
+        # is the route's own caller ID (shared by every call), so agent legs are counted per
+        # agent phone against that agent's calls that reached the dialing stage: more
+        # INVITEs than calls means a call reached the agent's phone twice.
         agent_phones = set(self.agent_phones.values())
         agent_legs: collections.Counter = collections.Counter()
         target_legs: collections.Counter = collections.Counter()
         for carrier in self.lab.carriers:
-            for ruri, from_user, _sip_id in self.lab.invite_rows(carrier):
-                if "+" + ruri.lstrip("+") in agent_phones or ruri in agent_phones:
-                    agent_legs[from_user] += 1
+            for ruri, _from_user, _sip_id in self.lab.invite_rows(carrier):
+                phone = "+" + ruri.lstrip("+")
+                if phone in agent_phones:
+                    agent_legs[phone] += 1
                 else:
                     target_legs[ruri] += 1
-        for leg, counter in (("agent leg", agent_legs), ("target leg", target_legs)):
-            for number, count in counter.items():
-                if count > 1:
-                    report.duplicated_what.append(f"{leg} for {number}: {count} INVITEs")
+        placed = collections.Counter(
+            r.agent_phone for r in records if r.dialing_agent_at is not None
+        )
+        for phone, count in agent_legs.items():
+            if count > placed[phone]:
+                report.duplicated_what.append(
+                    f"agent leg for {phone}: {count} INVITEs for {placed[phone]} calls"
+                )
+        for number, count in target_legs.items():
+            if count > 1:
+                report.duplicated_what.append(f"target leg for {number}: {count} INVITEs")
         report.duplicated = len(report.duplicated_what)
         # Final states.
         for r in records:
