@@ -457,7 +457,9 @@ async def test_an_unavailable_store_is_said_plainly_and_nothing_is_dialed(make_b
     def down(*_args, **_kwargs):
         raise StoreError("PostgreSQL store 127.0.0.1:5432/corecall: server closed the connection")
 
+    # Both ways place() reads the agent: on the store thread, and on the loop (SQLite).
     monkeypatch.setattr(bot.store, "agent_and_recent_calls", down)
+    monkeypatch.setattr(bot.store, "agent_and_recent_calls_nowait", down)
     assert await bot.reply(bot.alice, f"/call {TARGET}") == (
         "⚠️ My database isn't answering right now, so nothing was done (no call was placed). "
         "Try again in a minute; if it keeps happening, tell your admin."
