@@ -118,7 +118,8 @@ def test_plugins_list_never_cuts_the_names_you_type(config):
     for screen in (in_terminal(config, "plugins", "list", columns=80),
                    piped(config, "plugins", "list")):  # fmt: skip
         for name in ("route_main", "route_dev", "store_sqlite", "store_postgres",
-                     "number_policy", "corecall-store-postgres"):  # fmt: skip
+                     "policy_calling_hours", "corecall-trunk-asterisk",
+                     "corecall-store-postgres"):  # fmt: skip
             assert name in screen, screen
         assert "…" not in screen
 
