@@ -10,7 +10,7 @@
 3. **Live calls while importing**: a second import (N/5 new numbers) runs in a child process
    while this process does what ``/call`` does to the store (the DNC check, the repeat-call
    count, writing the call record) every 10 ms; p50/p99/max of that against the same loop
-   with no import running. The import writes in batches of 5,000 numbers per transaction
+   with no import running. The import writes in batches of 2,000 numbers per transaction
    so a live call never waits long for the write lock.
 
 PostgreSQL is a throwaway cluster started by the benchmark (the tests' helper: fsync and
@@ -224,7 +224,7 @@ def render(results: dict, opts, started: str) -> str:
         "",
         f"**Import** of {opts.numbers:,} numbers (60 % E.164, 20 % `(212) 555-0123`, 20 % "
         "`212-555-0123,reason`, plus one bad line per 1,000, reported by line number) with "
-        "`corecall dnc import`, in batches of 5,000 per transaction. *All* is the whole "
+        "`corecall dnc import`, in batches of 2,000 per transaction. *All* is the whole "
         "command (reading, parsing each number with the `/call` pipeline, writing); *store* "
         "is the time spent in `Store.dnc_add_many`.",
         "",

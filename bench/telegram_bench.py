@@ -26,10 +26,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+import attrs
 from corecall_testing.bot_under_test import TARGET, build_bot
 from corecall_testing.telegram_harness import buttons_of
 
-from corecall.telephony.simulated import DEFAULT_TIMINGS
+from corecall.telephony.simulated import SimulatedTrunkOptions
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs" / "benchmarks.md"
@@ -80,7 +81,8 @@ async def one_call(bot, target: str, *, hang_up_after: float | None = None) -> d
 
 
 async def run() -> dict:
-    timings = dict(DEFAULT_TIMINGS)
+    timings = {k: v for k, v in attrs.asdict(SimulatedTrunkOptions()).items()
+               if k.endswith("_seconds")}  # the simulated PBX's defaults  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="corecall-tg-bench-") as tmp:
         bot = await build_bot(
             Path(tmp), driver="simulated", edit_interval=1.0, agent_route="M",

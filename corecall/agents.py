@@ -2,8 +2,8 @@
 
 Every change goes through here so both front ends validate the same way (phones through the
 number policy, routes among the offered ones, caller IDs among the route's operator-owned
-numbers) and every change is audited with its actor. Synchronous: the bot calls these
-through :func:`corecall.store.run_blocking`.
+numbers) and every change is audited with its actor. Synchronous: the bot calls these on
+the application's store thread (:meth:`corecall.app.App.run_in_store`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,11 @@ class AgentAdmin:
         return self.app.store
 
     def _phone(self, phone: str) -> str:
-        verdict = normalize_phone(phone, allowed_regions=self.app.allowed_regions())
+        verdict = normalize_phone(
+            phone,
+            allowed_regions=self.app.allowed_regions(),
+            allow_unlisted_nanp=self.app.allows_unlisted_nanp(),
+        )
         if not verdict.ok:
             raise RefusedError(verdict.reason or "invalid", f"Agent phone: {verdict.message}")
         return verdict.e164  # type: ignore[return-value]
@@ -99,6 +103,10 @@ class AgentAdmin:
                 f"Agent {telegram_id} has no route yet; a caller ID belongs to a route. "
                 "Set the route first (agents set-route).",
             )
+        # Accept every format /call accepts: "(212) 555-0100" is +12125550100.
+        verdict = normalize_phone(number, allow_unlisted_nanp=True)
+        if verdict.ok:
+            number = verdict.e164  # type: ignore[assignment]
         if number not in route.caller_ids:
             raise RefusedError(
                 "caller_id_not_owned",

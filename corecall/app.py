@@ -8,9 +8,10 @@ connects to Asterisk.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Callable, Iterable
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from corecall.config import Config
 from corecall.domain import Route, TrunkConfig
@@ -19,6 +20,12 @@ from corecall.errors import ConfigError
 from corecall.plugins import Plugins, load_plugins, read_disabled
 from corecall.store import Store
 from corecall.telephony.driver import TrunkDriver
+
+if TYPE_CHECKING:
+    from corecall.store.executor import StoreExecutor
+    from corecall.supervision import Supervisor
+
+T = TypeVar("T")
 
 
 class App:
@@ -99,7 +106,35 @@ class App:
             self._store = store
         return self._store
 
+    # ---- shared services: one store thread, one supervisor
+    @cached_property
+    def store_executor(self) -> StoreExecutor:
+        """The application's ONE store thread: the conversation, agent administration, the
+        call manager and plugins (``context.run_in_store``) all run store calls on it, in
+        order. Shut down by :meth:`close`."""
+        from corecall.store.executor import StoreExecutor
+
+        return StoreExecutor()
+
+    @cached_property
+    def supervisor(self) -> Supervisor:
+        """Watches the application's background tasks (see :mod:`corecall.supervision`)."""
+        from corecall.supervision import Supervisor
+
+        return Supervisor()
+
+    async def run_in_store(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a blocking store call on the application's store thread and return its
+        result (or raise what it raised). Never call the store on the event loop."""
+        if kwargs:
+            return await self.store_executor.run(functools.partial(fn, *args, **kwargs))
+        return await self.store_executor.run(fn, *args)
+
     def close(self) -> None:
+        """Finish the store jobs already submitted, stop the store thread, close the store."""
+        executor = self.__dict__.pop("store_executor", None)
+        if executor is not None:
+            executor.close()
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -121,11 +156,46 @@ class App:
                 caller_ids=rc.caller_ids,
                 countries=rc.countries,
                 plugin=reg.plugin,
+                allow_unlisted_nanp=rc.allow_unlisted_nanp,
                 confirm=rc.confirm,
                 confirm_timeout=rc.confirm_timeout,
                 agent_leg_caller_id=rc.agent_leg_caller_id,
             )
         return offered
+
+    def call_problems(self) -> list[tuple[str, str]]:
+        """Configuration reasons a ``/call`` would fail now, as ``(problem, fix)`` pairs.
+
+        The same rules ``call``, ``console`` and ``run`` apply, without connecting to
+        anything: a configured route whose plugin is disabled or missing, no route offered
+        at all, and an offered route whose trunk driver no enabled plugin provides (a typo
+        like ``driver = "asterisk"`` included). ``asterisk check`` starts with these.
+        """
+        problems: list[tuple[str, str]] = []
+        offered = self.routes()
+        disabled = sorted(self.disabled_plugins)
+        for code in sorted(self.config.routes):
+            if code not in offered:
+                problems.append((
+                    f"route {code} is configured, but no enabled plugin registers it",
+                    "enable its plugin (corecall plugins list; corecall plugins enable NAME)"
+                    + (f"; disabled now: {', '.join(disabled)}" if disabled else ""),
+                ))  # fmt: skip
+        if not offered:
+            problems.append((
+                "no route is offered, so every /call is refused",
+                "configure a [routes.CODE] table and enable its route plugin",
+            ))  # fmt: skip
+        available = self.plugins.trunk_drivers.names()
+        for code, route in sorted(offered.items()):
+            driver = route.trunk.driver
+            if self.plugins.trunk_drivers.get(driver) is None:
+                problems.append((
+                    f"route {code}: trunk {route.trunk.name!r} uses driver {driver!r}, which no "
+                    f"enabled plugin provides (available: {', '.join(available) or 'none'})",
+                    f"fix [trunks.{route.trunk.name}] driver, or enable the plugin providing it",
+                ))  # fmt: skip
+        return problems
 
     def route(self, code: str) -> Route:
         """An offered route by code, or a ConfigError listing the offered ones."""
@@ -141,6 +211,10 @@ class App:
         for rc in self.config.routes.values():
             regions.extend(r for r in rc.countries if r not in regions)
         return tuple(regions) or ("US", "CA")
+
+    def allows_unlisted_nanp(self) -> bool:
+        """Does any configured route accept NANP numbers the number data doesn't list yet?"""
+        return any(rc.allow_unlisted_nanp for rc in self.config.routes.values())
 
     # ---- trunk drivers
     def build_drivers(self, routes: Iterable[Route] | None = None) -> dict[str, TrunkDriver]:
@@ -180,5 +254,7 @@ class App:
             store=self.store,
             routes=self.routes,
             drivers=drivers if drivers is not None else self.build_drivers(),
+            store_executor=self.store_executor,
+            supervisor=self.supervisor,
             services=Services(self) if services else None,
         )

@@ -19,6 +19,7 @@ import collections
 import contextlib
 import datetime as _dt
 import functools
+import json
 import logging
 import time
 import uuid
@@ -47,6 +48,7 @@ from corecall.plugins import Plugins
 from corecall.services import Services
 from corecall.store import Store
 from corecall.store.executor import StoreExecutor
+from corecall.supervision import Supervisor
 from corecall.telephony.driver import OriginateRequest, TrunkDriver
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,10 @@ def confirm_budget(request: OriginateRequest) -> float:
         return 0.0
     return 2 * (CONFIRM_PROMPT_SECONDS + request.confirm_timeout)
 
+
+#: Writes of one batch of call states before it is given up as critical (StoreError backs
+#: off 0.2 s doubling; any other exception, a bug or a bad record, is retried once).
+WRITE_ATTEMPTS = 5
 
 #: The agent id on record for calls an operator places from the CLI (``corecall call``).
 OPERATOR_AGENT_ID = 0
@@ -143,6 +149,7 @@ class CallManager:
         clock: Callable[[], _dt.datetime] = utcnow,
         services: Services | None = None,
         store_executor: StoreExecutor | None = None,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.config = config
         #: Plugins' background services, started before the drivers, stopped after the last
@@ -154,7 +161,9 @@ class CallManager:
         self.drivers = drivers
         self._clock = clock
         self._live: dict[str, CallRecord] = {}
-        self._hangup_requested: set[str] = set()
+        # call id -> (reason, detail) to record when corecall itself hung up (None: the
+        # agent's own hang-up button, recorded as cancelled/completed).
+        self._hangup_requested: dict[str, tuple[EndReason, str] | None] = {}
         self._watchers: dict[str, list[asyncio.Queue[CallRecord]]] = collections.defaultdict(list)
         self._finished: dict[str, asyncio.Future[CallRecord]] = {}
         self._watchdogs: dict[str, asyncio.TimerHandle] = {}
@@ -167,6 +176,9 @@ class CallManager:
         # batches (see corecall.store.executor): SQLite never has two of our writers
         # contending for its lock, and the event loop is never blocked by the database.
         self.store_executor = store_executor or StoreExecutor()
+        # The writer and the watchdogs are supervised: a crash is logged by name, the writer
+        # restarted (and, if it keeps crashing, the process told to stop: see App.supervisor).
+        self.supervisor = supervisor or Supervisor()
         if services is not None:  # the plugins' services share the one store thread
             services.run_in_store = self._in_store
 
@@ -180,7 +192,7 @@ class CallManager:
         ``reconcile=False`` is for short-lived helpers (``corecall call``) that must not take
         over the live calls of a bot running beside them."""
         self._writes = asyncio.Queue()
-        self._writer = asyncio.create_task(self._write_loop(), name="corecall-call-writer")
+        self._writer = self.supervisor.start("corecall-call-writer", self._write_loop)
         if self.services is not None:  # first, so they hear every state change
             await self.services.start()
         for name, driver in self.drivers.items():
@@ -233,8 +245,12 @@ class CallManager:
         """Every check a call must pass, without placing it. Raises RefusedError."""
         now = self._clock()
         since = now - _dt.timedelta(minutes=1)
-        # One trip to the store thread for both reads: this is on the path to the Originate.
-        agent, recent = await self._in_store(self.store.agent_and_recent_calls, agent_id, since)
+        # Authorization and limits are read fresh on every request; on the event loop when
+        # the store can answer at once (SQLite), else in one trip to the store thread.
+        read = self.store.agent_and_recent_calls_nowait(agent_id, since)
+        if read is None:
+            read = await self._in_store(self.store.agent_and_recent_calls, agent_id, since)
+        agent, recent = read
         refused = authorization_refusal(agent, agent_id)
         if refused is not None:
             raise refused
@@ -349,7 +365,8 @@ class CallManager:
             record, originate, driver = await self._record(request, agent)
         await self._in_store(
             self.store.audit, actor, "call.operator", record.id,
-            f"route {route.code}, agent phone {agent.phone}, target {request.target}",
+            json.dumps({"route": route.code, "agent_phone": agent.phone,
+                        "target": request.target}),
         )  # fmt: skip
         with log_context(call_id=record.id, agent_id=OPERATOR_AGENT_ID):
             return await self._originate(record, originate, driver)
@@ -405,10 +422,16 @@ class CallManager:
             caller_id=request.caller_id,
             created_at=self._clock(),
         )
-        # A burst of /call is written as one transaction (group commit), before any of its
-        # Originates: a call is on record before the phone can ring.
+        # A call is on record before the phone can ring: written on the event loop when the
+        # store can at once (SQLite, nobody else writing), else through the store thread,
+        # where a burst's waiting records are one transaction ahead of the call writer.
         started = time.perf_counter()
-        record = await self.store_executor.batched(self.store.create_calls, record)
+        written = self.store.create_call_nowait(record)
+        if written is None:
+            written = await self.store_executor.batched(
+                self.store.create_calls, record, urgent=True
+            )
+        record = written
         self.plugins.notify_store_write("create_call", time.perf_counter() - started)
         self._track(record)
         self._confirm_budgets[call_id] = confirm_budget(originate)
@@ -431,12 +454,20 @@ class CallManager:
             )  # fmt: skip
         return self._live.get(call_id, record)
 
-    async def hangup(self, call_id: str) -> bool:
-        """Hang up a live call (the agent's button, the CLI). False if it is not live."""
+    async def hangup(
+        self, call_id: str, *, reason: EndReason | None = None, detail: str = ""
+    ) -> bool:
+        """Hang up a live call. False if it is not live.
+
+        Without ``reason`` it is the agent's own hang-up (recorded ``cancelled`` before the
+        target answered, ``completed`` after). corecall hanging up on its own (``corecall
+        call --timeout``) passes ``reason=EndReason.TIMED_OUT`` and a ``detail``, so the
+        record never blames the agent.
+        """
         record = self._live.get(call_id)
         if record is None or record.is_final:
             return False
-        self._hangup_requested.add(call_id)
+        self._hangup_requested[call_id] = (reason, detail) if reason is not None else None
         driver = self.drivers.get(self._trunk_driver_name(record))
         if driver is None:
             return False
@@ -462,12 +493,17 @@ class CallManager:
             reason = reason or EndReason.UNKNOWN
             if call_id in self._hangup_requested:
                 # We asked for it: before the target answered it is a cancellation, after it
-                # a normal end of conversation, whatever the PBX calls it.
-                connected = current.connected_at is not None
-                reason = EndReason.COMPLETED if connected else EndReason.CANCELLED
+                # a normal end of conversation, whatever the PBX calls it; when corecall
+                # itself hung up, the reason it gave.
+                ours = self._hangup_requested[call_id]
+                if ours is not None:
+                    reason, detail = ours
+                else:
+                    connected = current.connected_at is not None
+                    reason = EndReason.COMPLETED if connected else EndReason.CANCELLED
             changes["reason"] = reason
             changes["detail"] = detail
-            self._hangup_requested.discard(call_id)
+            self._hangup_requested.pop(call_id, None)
             handle = self._watchdogs.pop(call_id, None)
             if handle:
                 handle.cancel()
@@ -505,8 +541,8 @@ class CallManager:
             + self.config.calls.target_ring_timeout
             + WATCHDOG_GRACE
         )
-        self._watchdogs[record.id] = asyncio.get_running_loop().call_later(
-            deadline, self._watchdog_fired, record.id
+        self._watchdogs[record.id] = self.supervisor.call_later(
+            deadline, f"corecall-watchdog-{record.id}", self._watchdog_fired, record.id
         )
         if self._writes is not None:
             self._writes.put_nowait(_Transition(record.id, None, record, self._clock()))
@@ -531,28 +567,67 @@ class CallManager:
                 batch.append(self._writes.get_nowait())
             try:
                 await self._persist(batch)
-                for item in batch:
-                    self._announce(item)
             finally:
-                for _ in batch:
+                # Announced even when a write failed for good (logged as critical by
+                # _persist): a watcher must never wait forever on a call that moved on.
+                for item in batch:
+                    try:
+                        self._announce(item)
+                    except Exception:
+                        log.exception("announcing call %s (%s) failed", item.call_id,
+                                      item.record.state.value)  # fmt: skip
                     self._writes.task_done()
 
     async def _persist(self, batch: list[_Transition]) -> None:
-        # Only each call's newest record matters: it carries every stage time so far, so a
-        # burst of transitions is one write per call (creation was written by place()).
+        """Write each call's newest record (it carries every stage time so far, so a burst of
+        transitions is one write per call; creation was written by place()). Never raises
+        (but CancelledError): a failure of any kind is retried, a batch that fails is
+        written record by record so one bad record never blocks the others, and a record
+        that cannot be written is logged as critical with its call id."""
         latest = {item.call_id: item.record for item in batch if item.previous is not None}
-        if not latest:
-            return
-        for attempt in range(5):
-            try:
-                started = time.perf_counter()
-                await self._in_store(self.store.save_progress, list(latest.values()))
-                self.plugins.notify_store_write("save_progress", time.perf_counter() - started)
+        pending = list(latest.values())
+        delay = 0.2
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            if not pending:
                 return
-            except StoreError:
-                log.exception("writing call state failed (attempt %d)", attempt + 1)
-                await asyncio.sleep(0.2 * 2**attempt)
-        log.critical("call states could not be written: %s", sorted(latest))
+            pending, backend_down = await self._save(pending)
+            if pending and attempt < WRITE_ATTEMPTS:
+                # The backend failing (StoreError) may take a while to come back; anything
+                # else is a plugin's bug or a bad record: one quick retry, then give up.
+                if not backend_down and attempt >= 2:
+                    break
+                await asyncio.sleep(delay if backend_down else 0.05)
+                delay *= 2
+        for record in pending:
+            log.critical(
+                "call %s: its state %s could not be written to the store; the record stays "
+                "behind until it is reconciled", record.id, record.state.value,
+            )  # fmt: skip
+
+    async def _save(self, records: list[CallRecord]) -> tuple[list[CallRecord], bool]:
+        """One write of ``records``; on failure, one write per record. Returns the records
+        still unwritten and whether the backend itself failed (StoreError)."""
+        try:
+            started = time.perf_counter()
+            await self._in_store(self.store.save_progress, records)
+            self.plugins.notify_store_write("save_progress", time.perf_counter() - started)
+            return [], False
+        except Exception as exc:
+            log.error(
+                "writing the state of %d call(s) failed: %s: %s", len(records),
+                type(exc).__name__, exc, exc_info=not isinstance(exc, StoreError),
+            )  # fmt: skip
+            if len(records) == 1:
+                return records, isinstance(exc, StoreError)
+        failed: list[CallRecord] = []
+        backend_down = False
+        for record in records:
+            try:
+                await self._in_store(self.store.save_progress, [record])
+            except Exception as exc:
+                backend_down = backend_down or isinstance(exc, StoreError)
+                failed.append(record)
+        return failed, backend_down
 
     def _announce(self, item: _Transition) -> None:
         record = item.record

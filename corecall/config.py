@@ -30,6 +30,7 @@ import platformdirs
 from corecall import fields
 from corecall.domain import TrunkConfig, is_e164
 from corecall.errors import ConfigError
+from corecall.redaction import check_secret, dsn_password, environment_secrets
 
 APP_NAME = "corecall"
 ROUTE_CODE_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -47,11 +48,19 @@ def default_data_dir() -> Path:
 # --------------------------------------------------------------------------- sections
 
 
+#: Keys whose values are secrets: never shown in a repr or an error message.
+SECRET_KEYS = frozenset({"token", "api_hash", "secret", "postgres_dsn"})
+
+
+def _secret(default: str = ""):
+    return attrs.field(default=default, repr=False)
+
+
 @attrs.frozen
 class BotConfig:
-    token: str = ""
+    token: str = _secret()
     api_id: int = 0
-    api_hash: str = ""
+    api_hash: str = _secret()
     super_admins: tuple[int, ...] = ()
     max_command_age: float = 30.0  # seconds; older /call commands are answered "expired"
     session_path: Path | None = None
@@ -61,7 +70,7 @@ class BotConfig:
 class StoreConfig:
     backend: str = "sqlite"
     #: The other keys of ``[store]``, raw: the active store plugin's options validate them.
-    options: Mapping[str, Any] = attrs.field(factory=dict)
+    options: Mapping[str, Any] = attrs.field(factory=dict, repr=lambda t: _masked_repr(t))
 
 
 @attrs.frozen
@@ -83,6 +92,7 @@ class RouteConfig:
     caller_ids: tuple[str, ...]
     countries: tuple[str, ...] = ("US", "CA")
     name: str | None = None  # overrides the route plugin's display name
+    allow_unlisted_nanp: bool = False  # see Route.allow_unlisted_nanp
     #: "key": the agent presses 1 on their phone before the target is dialed; "none": no
     #: confirmation (an agent's voicemail that answers gets bridged to the customer).
     confirm: str = "key"
@@ -103,7 +113,9 @@ class Config:
     routes: Mapping[str, RouteConfig] = attrs.field(factory=dict)
     disabled_plugins: tuple[str, ...] = ()
     #: ``[plugins.NAME]`` tables, raw: each plugin's options class validates its own.
-    plugin_tables: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
+    plugin_tables: Mapping[str, Mapping[str, Any]] = attrs.field(
+        factory=dict, repr=lambda t: _masked_repr(t)
+    )
     exists: bool = True  # False when the defaults are used because no file exists
     #: The TOML document as read (for ``corecall config show``: which keys the file set).
     raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
@@ -121,6 +133,50 @@ class Config:
     @property
     def session_path(self) -> Path:
         return self.bot.session_path or self.data_dir / "telegram.session"
+
+    def secrets(self) -> list[str]:
+        """Every secret value in this configuration (for
+        :class:`~corecall.redaction.Redactor`): bot token, api hash, AMI secrets, the
+        PostgreSQL password."""
+        values = [self.bot.token, self.bot.api_hash]
+        values += _secrets_in(self.plugin_tables)  # [plugins.asterisk_ami.servers.X] secret…
+        for key, value in self.store.options.items():  # the store plugin's raw options
+            if key in SECRET_KEYS and isinstance(value, str):
+                values.append(dsn_password(value) if key == "postgres_dsn" else value)
+        values += environment_secrets()  # what the environment overrides or adds
+        return [v for v in values if v]
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a plugin table's key names a secret (``secret``, ``token``, ``api_hash``,
+    ``postgres_dsn``, ``*_secret``, ``*_key``, ``*_token``, ``*password``)."""
+    key = key.lower()
+    return key in SECRET_KEYS or key.endswith(("_secret", "_key", "_token", "password"))
+
+
+def _masked(table: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        key: _masked(value) if isinstance(value, Mapping)
+        else "***" if is_secret_key(str(key)) and value else value
+        for key, value in table.items()
+    }  # fmt: skip
+
+
+def _masked_repr(table: Mapping[str, Any]) -> str:
+    """The repr of a raw plugin table with its secret-looking values masked."""
+    return repr(_masked(table))
+
+
+def _secrets_in(table: Mapping[str, Any]) -> list[str]:
+    """Secret-looking string values anywhere in raw plugin tables, so that a plugin's secret
+    is redacted from logs and errors even before its options class has parsed it."""
+    found: list[str] = []
+    for key, value in table.items():
+        if isinstance(value, Mapping):
+            found += _secrets_in(value)
+        elif isinstance(value, str) and is_secret_key(str(key)):
+            found.append((dsn_password(value) or "") if key == "postgres_dsn" else value)
+    return found
 
 
 # --------------------------------------------------------------------------- defaults
@@ -187,6 +243,10 @@ agent_leg_caller_id = "route"
 trunk = "dev"
 caller_ids = ["+12125550199"]
 countries = ["US", "CA"]
+# Numbers in brand-new US/Canadian area codes are missing from the number data for months;
+# true dials well-formed ones anyway (emergency, N11, premium, toll-free and other-country
+# codes stay refused).
+allow_unlisted_nanp = false
 
 [plugins]
 # Plugins listed here are not even imported (corecall plugins disable NAME does the same).
@@ -299,7 +359,7 @@ def _parse_bot(p: _Parser, t: Mapping[str, Any]) -> BotConfig:
         t, {"token", "api_id", "api_hash", "super_admins", "max_command_age", "session_path"},
         "bot",
     )  # fmt: skip
-    token = os.environ.get("CORECALL_BOT_TOKEN") or p.opt(t, "token", str, "bot", "")
+    token = p.secret(t, "token", "bot", "CORECALL_BOT_TOKEN")
     api_id_env = os.environ.get("CORECALL_API_ID")
     if api_id_env:
         if not api_id_env.isdigit():
@@ -307,7 +367,7 @@ def _parse_bot(p: _Parser, t: Mapping[str, Any]) -> BotConfig:
         api_id = int(api_id_env)
     else:
         api_id = p.opt(t, "api_id", int, "bot", 0)
-    api_hash = os.environ.get("CORECALL_API_HASH") or p.opt(t, "api_hash", str, "bot", "")
+    api_hash = p.secret(t, "api_hash", "bot", "CORECALL_API_HASH")
     admins = t.get("super_admins", [])
     if not isinstance(admins, list) or not all(
         isinstance(a, int) and not isinstance(a, bool) and a > 0 for a in admins
@@ -350,7 +410,7 @@ def _parse_route(
     p.no_unknown_keys(
         t,
         {"trunk", "caller_ids", "countries", "name", "confirm", "confirm_timeout",
-         "agent_leg_caller_id"},
+         "agent_leg_caller_id", "allow_unlisted_nanp"},
         key,
     )  # fmt: skip
     trunk = p.req(t, "trunk", str, key, "the name of a [trunks.NAME] table")
@@ -397,6 +457,7 @@ def _parse_route(
         caller_ids=tuple(caller_ids),
         countries=tuple(countries),
         name=name,
+        allow_unlisted_nanp=p.opt(t, "allow_unlisted_nanp", bool, key, False),
         confirm=confirm,
         confirm_timeout=confirm_timeout,
         agent_leg_caller_id=agent_leg,
@@ -422,8 +483,21 @@ class _Parser:
     def _check(self, value, typ, key: str):
         bad = isinstance(value, bool) and typ is not bool
         if bad or not isinstance(value, typ):
+            if key.rsplit(".", 1)[-1] in SECRET_KEYS:  # name the key, never show a secret
+                self.fail(key, f"expected {self._word(typ)}, got {type(value).__name__}")
             self.fail(key, f"expected {self._word(typ)}, got {value!r}")
         return value
+
+    def secret(self, t: Mapping, name: str, section: str, *variables: str) -> str:
+        """A secret from the first set environment variable, else the file's key; refused
+        (by source, never by value) when it holds control characters."""
+        for variable in variables:
+            value = os.environ.get(variable)
+            if value:
+                return check_secret(value, f"the environment variable {variable}")
+        value = self.opt(t, name, str, section, "")
+        where = f"{self.where}: " if self.where else ""
+        return check_secret(value, f"{where}[{section}] {name}")
 
     def opt(self, t: Mapping, name: str, typ, section: str, default):
         if name not in t:

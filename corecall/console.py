@@ -2,8 +2,18 @@
 
 The same :class:`~corecall.conversation.Conversation` as the Telegram bot, against the
 configured store and trunk drivers, as if the given Telegram user were typing. Buttons are
-shown numbered (``[1] ✅ Yes, Switch Route``) and pressed by typing the number; the numbers
-refer to the buttons printed last.
+labelled with their message and position (``[2.1] 📴 Hang up`` is the first button of bot
+message #2) and pressed by typing that label. A bare number (``1``) works while only one
+message shows buttons; while several do (a live call's Hang up and a /settings menu), the
+console asks for the full label instead of guessing. Labels never change meaning while
+other messages are edited.
+
+In a terminal it has a prompt, line editing and history (GNU readline, from Python's
+standard library: no dependency for the zero-config demo; history in
+``<data_dir>/console_history``). Bot messages that arrive while you type are printed above
+the prompt, and the line you are typing is redrawn below them. Log records never go into
+the conversation: they go to stderr only when stderr is not the same terminal, else to
+``<data_dir>/logs/console.log``.
 
 Scriptable: when stdin is not a terminal, it reads one input per line, echoes it, prints
 every reply and every edit, and at the end of input waits (bounded) for live calls to end
@@ -16,28 +26,63 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
+import os
+import re
 import sys
 import threading
+from pathlib import Path
 from typing import TextIO
 
 from corecall.app import App
 from corecall.conversation import NO_BUTTONS, Conversation, Keyboard, UserRef
 from corecall.domain import utcnow
 
+log = logging.getLogger(__name__)
+
 #: Seconds to wait at the end of input for live calls to end.
 DEFAULT_WAIT = 60.0
 INDENT = "    "
+PROMPT = "you> "
+_LABEL_RE = re.compile(r"(?P<message>[0-9]{1,6})\.(?P<button>[0-9]{1,3})")
+_BARE_RE = re.compile(r"[0-9]{1,3}")
 
 
 class ConsolePort:
     """:class:`~corecall.conversation.OutputPort` printing to a terminal (or a pipe)."""
 
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextIO, *, above_prompt: bool = False) -> None:
         self.out = out
         self._ids = itertools.count(1)
-        #: number typed -> (message id, button data), for the buttons printed last
-        self.keyboard: dict[int, tuple[int, bytes]] = {}
-        self._keyboard_message: int | None = None
+        #: message id -> its buttons' data, for every message that shows buttons now
+        self.keyboards: dict[int, list[bytes]] = {}
+        self._above_prompt = above_prompt
+
+    def resolve(self, typed: str) -> tuple[tuple[int, bytes] | None, str | None]:
+        """``"2.1"`` or a bare ``"1"`` -> ((message id, button data), None), or
+        (None, what to tell the person); (None, None) when it is not a button label."""
+        label = _LABEL_RE.fullmatch(typed)
+        if label is not None:
+            message, index = int(label["message"]), int(label["button"])
+            buttons = self.keyboards.get(message, [])
+            if 1 <= index <= len(buttons):
+                return (message, buttons[index - 1]), None
+            return None, f"There is no button [{typed}] on screen."
+        if _BARE_RE.fullmatch(typed) is None:
+            return None, None
+        if len(self.keyboards) > 1:
+            labels = ", ".join(
+                f"[{m}.{typed}]" for m, b in sorted(self.keyboards.items()) if int(typed) <= len(b)
+            )
+            hint = f": {labels}" if labels else ""
+            return None, (
+                f"Several messages show buttons, so [{typed}] is ambiguous. Type the full "
+                f"label{hint}."
+            )
+        for message, buttons in self.keyboards.items():
+            if 1 <= int(typed) <= len(buttons):
+                return (message, buttons[int(typed) - 1]), None
+        return None, f"There is no button [{typed}] on screen."
 
     async def send(self, chat_id: int, text: str, buttons: Keyboard = NO_BUTTONS) -> int:
         message_id = next(self._ids)
@@ -50,32 +95,60 @@ class ConsolePort:
         self._print(f"bot #{message_id} (edited)", message_id, text, buttons)
 
     def notice(self, text: str) -> None:
-        self.out.write(f"bot (notice): {text}\n")
-        self.out.flush()
+        self._write(f"bot (notice): {text}\n")
 
     def _print(self, label: str, message_id: int, text: str, buttons: Keyboard) -> None:
         first, *rest = text.split("\n")
         lines = [f"{label}: {first}", *(INDENT + line for line in rest)]
-        if buttons:
-            numbered = {}
-            for number, button in enumerate((b for row in buttons for b in row), start=1):
-                lines.append(f"{INDENT}[{number}] {button.text}")
-                numbered[number] = (message_id, button.data)
-            self.keyboard, self._keyboard_message = numbered, message_id
-        elif message_id == self._keyboard_message:
-            self.keyboard, self._keyboard_message = {}, None  # its buttons are gone
-        self.out.write("\n".join(lines) + "\n")
+        flat = [b for row in buttons for b in row]
+        if flat:
+            for number, button in enumerate(flat, start=1):
+                lines.append(f"{INDENT}[{message_id}.{number}] {button.text}")
+            self.keyboards[message_id] = [b.data for b in flat]
+        else:
+            self.keyboards.pop(message_id, None)  # its buttons are gone
+        self._write("\n".join(lines) + "\n")
+
+    def _write(self, text: str) -> None:
+        if not self._above_prompt:
+            self.out.write(text)
+            self.out.flush()
+            return
+        # Interactive: clear the prompt line, print, then redraw the prompt and whatever
+        # the person had typed so far (readline keeps it in its buffer).
+        typed = _readline_buffer()
+        self.out.write("\r\x1b[K" + text + PROMPT + typed)
         self.out.flush()
 
 
-def _start_reader(stream: TextIO, loop: asyncio.AbstractEventLoop) -> asyncio.Queue[str | None]:
-    """Read lines in a daemon thread (a blocked read must never keep the process alive)."""
+def _readline_buffer() -> str:
+    try:
+        import readline
+    except ImportError:  # pragma: no cover - platforms without GNU readline
+        return ""
+    return readline.get_line_buffer()
+
+
+def _start_reader(
+    stream: TextIO, loop: asyncio.AbstractEventLoop, *, prompt: bool = False
+) -> asyncio.Queue[str | None]:
+    """Read lines in a daemon thread (a blocked read must never keep the process alive).
+    With ``prompt`` (a terminal), lines are read with readline's ``input()``: a prompt,
+    line editing (arrows, Ctrl-A/E...) and history."""
     queue: asyncio.Queue[str | None] = asyncio.Queue()
 
     def read() -> None:
         try:
-            for line in stream:
-                loop.call_soon_threadsafe(queue.put_nowait, line)
+            if prompt:
+                while True:
+                    try:
+                        line = input(PROMPT)
+                    except EOFError:
+                        break
+                    loop.call_soon_threadsafe(queue.put_nowait, line)
+            else:
+                for line in stream:
+                    loop.call_soon_threadsafe(queue.put_nowait, line)
         finally:
             loop.call_soon_threadsafe(queue.put_nowait, None)
 
@@ -96,26 +169,27 @@ async def run_console_async(
 
     app.store  # noqa: B018 - open (and migrate) the store before reading input
     manager = await start_calls(app)
-    port = ConsolePort(stdout)
+    port = ConsolePort(stdout, above_prompt=interactive)
+    log.info("console started as Telegram user %s (%s)", user_id,
+             "terminal" if interactive else "scripted")  # fmt: skip
     # A terminal has no edit rate limit: show every state the call goes through.
     conversation = Conversation(app, manager, port=port, edit_interval=0.0)
     user = UserRef(user_id=user_id, chat_id=user_id, private=True)
     try:
-        lines = _start_reader(stdin, asyncio.get_running_loop())
+        lines = _start_reader(stdin, asyncio.get_running_loop(), prompt=interactive)
         while (line := await lines.get()) is not None:
             text = line.strip()
             if not text:
                 continue
             if not interactive:
                 stdout.write(f"you: {text}\n")
-            if text.isdigit() and len(text) <= 3:
-                button = port.keyboard.get(int(text))
-                if button is None:
-                    port.notice(f"There is no button [{text}] on screen.")
-                else:
-                    notice = await conversation.handle_button(user, *button)
-                    if notice:
-                        port.notice(notice)
+            button, problem = port.resolve(text)
+            if problem is not None:
+                port.notice(problem)
+            elif button is not None:
+                notice = await conversation.handle_button(user, *button)
+                if notice:
+                    port.notice(notice)
             else:
                 await conversation.handle_text(user, text, utcnow())
             if not interactive:
@@ -143,7 +217,10 @@ def run_console(
     live calls to end."""
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
-    interactive = stdin.isatty()
+    interactive = stdin.isatty() and stdin is sys.stdin
+    data_dir = Path(app.config.data_dir)
+    log_file = route_logs_away_from(stdout, data_dir)
+    history = _load_history(data_dir) if interactive else None
     if banner:
         stdout.write(banner + "\n")
     elif interactive:
@@ -151,9 +228,76 @@ def run_console(
             f"corecall console as Telegram user {user_id}. Type commands (/help); type a "
             "button's number to press it; Ctrl-D quits.\n"
         )
+    if log_file is not None and interactive:
+        stdout.write(f"(log messages go to {log_file})\n")
     stdout.flush()
-    asyncio.run(
-        run_console_async(
-            app, user_id, stdin=stdin, stdout=stdout, interactive=interactive, wait=wait
+    try:
+        asyncio.run(
+            run_console_async(
+                app, user_id, stdin=stdin, stdout=stdout, interactive=interactive, wait=wait
+            )
         )
-    )
+    finally:
+        if history is not None:
+            _save_history(history)
+
+
+def route_logs_away_from(stdout: TextIO, data_dir: Path) -> Path | None:
+    """Keep log records out of the conversation.
+
+    When stderr is the same terminal as stdout, the root logger's stream handlers are
+    replaced by a file handler on ``<data_dir>/logs/console.log`` (returned); otherwise
+    (stderr redirected, or stdout a pipe) logs stay on stderr and None is returned.
+    """
+    if not _same_terminal(stdout, sys.stderr):
+        return None
+    path = data_dir / "logs" / "console.log"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        handler = logging.FileHandler(path, encoding="utf-8")
+    except OSError:
+        handler = logging.NullHandler()  # never print into the conversation
+        path = None
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        if isinstance(old, logging.StreamHandler) and not isinstance(old, logging.FileHandler):
+            root.removeHandler(old)
+    root.addHandler(handler)
+    if root.level == logging.NOTSET or root.level > logging.INFO:
+        root.setLevel(logging.INFO)
+    return path
+
+
+def _same_terminal(a: TextIO, b: TextIO) -> bool:
+    try:
+        if not (a.isatty() and b.isatty()):
+            return False
+        return os.path.samestat(os.fstat(a.fileno()), os.fstat(b.fileno()))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _load_history(data_dir: Path) -> Path | None:
+    try:
+        import readline
+    except ImportError:  # pragma: no cover
+        return None
+    path = data_dir / "console_history"
+    readline.set_history_length(1000)
+    try:
+        readline.read_history_file(path)
+    except OSError:
+        pass
+    return path
+
+
+def _save_history(path: Path) -> None:
+    try:
+        import readline
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        readline.write_history_file(path)
+        os.chmod(path, 0o600)
+    except (ImportError, OSError):
+        pass

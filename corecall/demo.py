@@ -2,8 +2,10 @@
 
 The demo has its own SQLite database in ``<data dir>/demo`` (the per-user data directory, or
 ``$CORECALL_DATA_DIR``), the simulated PBX on both routes (nothing is ever dialed), and a
-demo agent who is authorized, has a phone and has **no route yet**, so a newcomer sees the
-route selection first, then a call with live status. The demo user is a super admin too, so
+demo agent who is authorized and has a phone; on the first run (or with ``--reset``) it has
+**no route yet**, so a newcomer sees the route selection first, then a call with live
+status. The route and agents added with /authorize persist between runs, and the opening
+text says so. The demo user is a super admin too, so
 the admin commands work. It never reads or writes the real configuration or database.
 
 A simulated call takes about twelve seconds, like a short real one. ``--speed 20`` (or
@@ -128,14 +130,38 @@ def prepare_demo(app: App, *, reset: bool = False) -> None:
 
 
 def banner(app: App) -> str:
+    """The opening text, saying what is true now: the demo's data persists between runs
+    (the chosen route, agents added with /authorize), so it is read from the store."""
+    admin = AgentAdmin(app)
+    agent = admin.get(DEMO_AGENT_ID)
+    route = admin.route_of(agent)
+    others = [a for a in app.store.list_agents() if a.telegram_id != DEMO_AGENT_ID]
+    if route is None:
+        where = "an authorized agent with no route yet, and a super admin."
+        first = "Try /settings to choose a route, then /call +12125550123."
+    else:
+        where = (
+            f"an authorized agent on the {route.name} route "
+            f"({admin.caller_id_line(agent)}), and a super admin."
+        )
+        first = "Try /call +12125550123, or /settings to change the route."
+    lines = [
+        "corecall demo: the Telegram bot's conversation in your terminal, on a simulated "
+        "phone system (nothing is dialed).",
+        f"You are {DEMO_AGENT_NAME} (Telegram id {DEMO_AGENT_ID}, phone {DEMO_AGENT_PHONE}), "
+        + where,
+    ]
+    if others:
+        count = len(others)
+        lines.append(
+            f"{count} other agent{'s' if count != 1 else ''} added in earlier runs "
+            "(/agents lists them)."
+        )
     return "\n".join(
         [
-            "corecall demo: the Telegram bot's conversation in your terminal, on a simulated "
-            "phone system (nothing is dialed).",
-            f"You are {DEMO_AGENT_NAME} (Telegram id {DEMO_AGENT_ID}, phone {DEMO_AGENT_PHONE}),"
-            " an authorized agent with no route yet, and a super admin.",
-            "Try /settings to choose a route, then /call +12125550123. Type a button's number "
-            "to press it. /help lists every command; Ctrl-D quits.",
+            *lines,
+            first + " Type a button's label (like 1.1, or just 1) to press it. /help lists "
+            "every command; Ctrl-D quits.",
             "When your phone answers it tells you whom you are calling and waits for 1 (the "
             "demo presses it for you). Your voicemail never gets the call: try "
             f"/setphone {DEMO_AGENT_ID} +12125550777 (a voicemail box), then /call.",
@@ -145,7 +171,8 @@ def banner(app: App) -> str:
             f"Compliance checks refuse {_pretty(DEMO_OUTSIDE_HOURS_NUMBER)} (outside calling "
             f"hours in Honolulu), {_pretty(DEMO_DNC_NUMBER)} (do-not-call list) and any number "
             f"called {DEMO_REPEAT_CAP} times today (repeat-call cap); see docs/compliance.md.",
-            f"Demo data: {app.config.data_dir} (corecall demo --reset forgets the route).",
+            f"Demo data: {app.config.data_dir} (kept between runs; corecall demo --reset "
+            "forgets the route).",
             "",
         ]
     )

@@ -110,6 +110,9 @@ class Route:
     caller_ids: tuple[str, ...]
     countries: tuple[str, ...] = ("US", "CA")
     plugin: str | None = None
+    #: Accept well-formed US/Canadian numbers that phonenumbers' data does not list yet
+    #: (new area codes); special, premium and other-country codes stay refused.
+    allow_unlisted_nanp: bool = False
     confirm: str = "key"  # "key": the agent presses 1 before the target is dialed; "none"
     confirm_timeout: int = 10  # seconds
     agent_leg_caller_id: str = "route"  # caller ID on the agent's leg: "route" or "target"
@@ -180,7 +183,8 @@ class EndReason(enum.StrEnum):
     TARGET_NO_ANSWER = "target_no_answer"
     TARGET_BUSY = "target_busy"
     TARGET_UNREACHABLE = "target_unreachable"
-    CANCELLED = "cancelled"
+    CANCELLED = "cancelled"  # the agent hung up before the target answered
+    TIMED_OUT = "timed_out"  # corecall hung up: the call reached a time limit (call --timeout)
     TRUNK_UNAVAILABLE = "trunk_unavailable"
     UNKNOWN = "unknown"  # the PBX lost track of it; we say so rather than guess
 

@@ -31,6 +31,8 @@ MAX_CALLER_IDS_PER_ROUTE = 20
 DETAIL_MAX_CHARS = 1000
 #: Who did it ("telegram:123", "cli:alice"), what, and on what (audit log).
 ACTOR_MAX_CHARS = 128
+#: Why a number is on the do-not-call list (``dnc add --reason``, a CSV's second column).
+REASON_MAX_CHARS = 200
 
 #: Characters a name may not contain: controls (Cc: tab, CR, LF, NUL, ...), line and
 #: paragraph separators, and the bidirectional embeddings, overrides and isolates that make
@@ -69,6 +71,32 @@ def check_agent_name(name: str) -> str:
             "letters, digits, spaces and punctuation (e.g. Alice Smith).",
         )
     return name
+
+
+def check_reason(reason: str) -> str:
+    """A do-not-call reason, trimmed: at most :data:`REASON_MAX_CHARS` characters, one line,
+    no control or bidi-override characters (a newline would forge a row in ``dnc list``).
+    Empty is allowed.
+
+    Raises :class:`~corecall.errors.RefusedError` (reason ``bad_reason``) saying what was
+    wrong and what works; nothing is shortened silently."""
+    if not isinstance(reason, str):
+        raise RefusedError("bad_reason", "The reason must be text.")
+    reason = reason.strip()
+    if len(reason) > REASON_MAX_CHARS:
+        raise RefusedError(
+            "bad_reason",
+            f"The reason is {len(reason)} characters long; reasons can be at most "
+            f"{REASON_MAX_CHARS} characters (e.g. asked not to be called, 2026-11-29).",
+        )
+    bad = _bad_character(reason)
+    if bad is not None:
+        raise RefusedError(
+            "bad_reason",
+            f"The reason contains the invisible or control character U+{ord(bad):04X}; write "
+            "it on one line with letters, digits, spaces and punctuation.",
+        )
+    return reason
 
 
 def clip(text: str, limit: int) -> str:

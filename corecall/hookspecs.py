@@ -67,9 +67,10 @@ def corecall_parse_number(text: str, route: Route, context: PluginContext) -> Nu
     Return a :class:`~corecall.domain.NumberVerdict`: accepted with the E.164 form, or
     refused with a stable reason code and a message that says what was wrong and what
     works. Return ``None`` to let the next implementation decide. The first non-``None``
-    answer wins; the built-in ``number_policy`` plugin answers last and refuses emergency,
-    short-code, premium-rate, shared-cost and not-allowed-country numbers, and re-checks
-    whatever another plugin accepted, so no plugin can let such a number through.
+    answer wins; when no plugin answers, the core parses (E.164 and NANP formats). Then,
+    whoever parsed, the core's number safety check runs on an accepted number and refuses
+    emergency, short-code, premium-rate, shared-cost and not-allowed-country numbers: a
+    core step, not a plugin, so no plugin can let such a number through.
 
     Whatever you accept must be ``+`` followed by digits only: the core re-checks it and
     treats anything else as a plugin bug.

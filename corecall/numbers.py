@@ -45,6 +45,12 @@ channel string. A refused verdict carries one of these stable ``reason`` codes a
     premium rate), valid or not.
 ``shared_cost``
     number_type SHARED_COST (``"+43 810 123456"``, UK 084x).
+``not_in_number_data``
+    A well-formed +1 number (NXX-NXX-XXXX, not an N11, premium, toll-free, special-service
+    or other-country code) that phonenumbers' data does not list yet: new NANP overlays
+    (624, 861, 764...) reach the data months after they open. The agent is told so (not
+    "check for a typo"); a route with ``allow_unlisted_nanp = true`` accepts these (with
+    ``region`` None and a ``message`` saying why).
 ``country_not_allowed``
     The number's *region* (``phonenumbers.region_code_for_number``), not its country code,
     is not in ``allowed_regions``: +1 809 (Dominican Republic), +1 876 (Jamaica) and +1 284
@@ -54,6 +60,12 @@ channel string. A refused verdict carries one of these stable ``reason`` codes a
 
 Decisions:
 
+* Invisible formatting characters (Unicode category Cf: bidi marks, zero-width characters,
+  BOM, soft hyphen) are removed first: contact apps wrap copied numbers in them.
+* Input is never repaired into another number: after ``+1`` exactly 10 digits, typed without
+  ``+`` in a NANP default region 10 (or 11 starting with 1), and whatever phonenumbers parses
+  must consist of exactly the digits typed (plus a national or international prefix when
+  typed without ``+``). phonenumbers would read ``+1 123 123 12321`` as ``+12312312321``.
 * Order of checks: empty -> control characters -> non-ASCII characters -> extension ->
   letters / other characters / misplaced ``+`` / no digits -> emergency -> short code
   (these two on the raw digits, before parsing) -> too long -> parse -> non-geographic
@@ -126,6 +138,7 @@ REASONS = frozenset(
         "shared_cost",
         "invalid",
         "country_not_allowed",
+        "not_in_number_data",
     }
 )
 
@@ -175,20 +188,27 @@ def check_number(
     text: str | None,
     allowed_regions: Iterable[str] = ("US", "CA"),
     default_region: str = "US",
+    *,
+    allow_unlisted_nanp: bool = False,
 ) -> NumberVerdict:
     """Say whether ``text`` is a number an agent may call, and if so its E.164 form.
 
     ``allowed_regions`` are ISO region codes (``US``, ``CA``, ``GB``...) compared with the
     number's own region, so +1 809 is ``DO``, not ``US``. ``default_region`` is how numbers
-    typed without ``+`` are read. Never raises for any text.
+    typed without ``+`` are read. ``allow_unlisted_nanp`` (a route's
+    ``allow_unlisted_nanp`` setting) accepts well-formed US/Canadian numbers that
+    phonenumbers' data does not list yet (see ``not_in_number_data``). Never raises for
+    any text.
     """
-    return _verdict(text, _regions(allowed_regions), _region(default_region))
+    return _verdict(text, _regions(allowed_regions), _region(default_region), allow_unlisted_nanp)
 
 
 def normalize_phone(
     text: str | None,
     allowed_regions: Iterable[str] | None = None,
     default_region: str = "US",
+    *,
+    allow_unlisted_nanp: bool = False,
 ) -> NumberVerdict:
     """Check an agent's own phone number: the same rules as :func:`check_number`.
 
@@ -197,14 +217,35 @@ def normalize_phone(
     non-geographic country codes (+800, +881, +882...).
     """
     regions = None if allowed_regions is None else _regions(allowed_regions)
-    return _verdict(text, regions, _region(default_region))
+    verdict = _verdict(text, regions, _region(default_region), allow_unlisted_nanp)
+    what = _NOT_A_PHONE.get(verdict.reason or "")
+    if what is not None:
+        # The /call wording ("in an emergency, call them directly") answers a caller in
+        # need; here an admin typed an agent's phone.
+        example = _example(regions, _region(default_region))
+        return NumberVerdict.refuse(
+            verdict.reason, f"That is {what}, so it can't be an agent's phone. Give the "
+            f"agent's own full phone number. {example}"
+        )  # fmt: skip
+    return verdict
+
+
+_NOT_A_PHONE = {
+    "emergency": "an emergency number",
+    "short_code": "a short code or service number",
+    "premium_rate": "a premium-rate number",
+    "shared_cost": "a shared-cost number",
+}
 
 
 # --------------------------------------------------------------------------- the checks
 
 
 def _verdict(
-    text: object, allowed: frozenset[str] | None, default_region: str | None
+    text: object,
+    allowed: frozenset[str] | None,
+    default_region: str | None,
+    allow_unlisted_nanp: bool = False,
 ) -> NumberVerdict:
     example = _example(allowed, default_region)
 
@@ -212,7 +253,10 @@ def _verdict(
         return _refuse("empty", "No phone number was given.", example)
     if not isinstance(text, str):
         return _refuse("not_a_number", "A phone number must be text.", example)
-    text = text.strip()
+    # Invisible formatting characters (Unicode category Cf: bidi marks U+202A-U+202E and
+    # U+200E/U+200F, zero-width U+200B-U+200D, BOM U+FEFF...) come with numbers copied
+    # from contact apps; they carry no digits, so they are removed, not refused.
+    text = "".join(c for c in text if unicodedata.category(c) != "Cf").strip()
     if not text:
         return _refuse("empty", "No phone number was given.", example)
 
@@ -236,6 +280,10 @@ def _verdict(
             example,
         )
 
+    refusal = _check_nanp_length(plus, digits, typed, default_region, example)
+    if refusal is not None:
+        return refusal
+
     try:
         number = phonenumbers.parse(shown, None if plus else default_region)
     except NumberParseException as exc:
@@ -258,7 +306,20 @@ def _verdict(
         )
 
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if not _same_digits(digits, plus, number, default_region):
+        # phonenumbers "repairs" some inputs (it strips a national prefix 1 even after +1):
+        # never dial a number other than the one typed.
+        return _refuse(
+            "invalid",
+            f"{typed} would be read as {e164}, which is not the number you typed: check it "
+            "and send it again.",
+            example,
+        )
     if not phonenumbers.is_valid_number(number):
+        if number.country_code == 1:
+            return _unlisted_nanp(
+                number, typed, e164, plus, allowed, default_region, allow_unlisted_nanp, example
+            )
         what = _invalid_message(number, typed, e164, plus, default_region)
         return _refuse("invalid", what, example)
 
@@ -287,10 +348,13 @@ def _verdict(
 
     region = phonenumbers.region_code_for_number(number)
     if not region or region == _NON_GEO_REGION or (allowed is not None and region not in allowed):
+        where = (
+            f"is a {_country(region)} number"
+            if region and region != _NON_GEO_REGION
+            else "is not a number in any country"
+        )
         return _refuse(
-            "country_not_allowed",
-            f"{e164} is a number in the region {_country(region)}. {_allowed_sentence(allowed)}",
-            example,
+            "country_not_allowed", f"{e164} {where}. {_allowed_sentence(allowed)}", example
         )
     return NumberVerdict.accept(e164, region)
 
@@ -416,10 +480,195 @@ def _is_emergency(
     return False
 
 
+# --------------------------------------------------------------------------- NANP (+1)
+
+#: NANP area codes that are not geographic and never will be: N11 service codes are
+#: handled separately; these are toll-free (8XX reserved for it), premium rate (900, 976),
+#: personal communications (5XX), Canadian non-geographic (600, 622), carrier and
+#: government codes (456, 700, 710), test/fiction (555) and codes reserved by NANPA
+#: (37X, 96X, N9X, 950/958/959). Source: NANPA, "NPA Allocation Plan and Assignment
+#: Guidelines" and the list of non-geographic NPAs at nationalnanpa.com.
+_NANP_TOLL_FREE = frozenset({"800", "822", "833", "844", "855", "866", "877", "888"}) | {
+    f"88{d}" for d in "012345679"
+}
+_NANP_PREMIUM = frozenset({"900", "976"})
+_NANP_SPECIAL = frozenset(
+    {"456", "555", "600", "622", "700", "710", "950", "958", "959"}
+    | {
+        f"5{d}"
+        for d in (
+            "21 23 24 25 26 27 28 29 32 35 38 42 43 45 46 47 49 50 52 53 54 56 58 69 78".split()
+        )
+    }
+)
+
+
+def _check_nanp_length(
+    plus: bool, digits: str, typed: str, default_region: str | None, example: str
+) -> NumberVerdict | None:
+    """After +1 exactly 10 digits; typed without + in a NANP region, 10 (or 11 with a 1).
+
+    phonenumbers "repairs" wrong lengths (``+1 123 123 12321`` becomes ``+12312312321``,
+    someone else's line), so the count is checked on the digits as typed, before parsing.
+    """
+    if plus:
+        if not digits.startswith("1"):
+            return None
+        count = len(digits) - 1
+        if count == 10:
+            return None
+        return _refuse(
+            "invalid",
+            f"{typed} has {count} digit{'s' if count != 1 else ''} after +1; US and Canadian "
+            "numbers have exactly 10 after +1 (a 3-digit area code and a 7-digit number).",
+            example,
+        )
+    if not default_region or phonenumbers.country_code_for_region(default_region) != 1:
+        return None
+    if digits.startswith("011"):  # international prefix: +cc follows, checked after parsing
+        return None
+    count = len(digits) - 1 if digits.startswith("1") else len(digits)
+    if count == 10:
+        return None
+    if count == 7 and not digits.startswith("1"):
+        what = (
+            f"{typed} is missing its area code: US and Canadian numbers have 10 digits, "
+            "area code included."
+        )
+    else:
+        what = (
+            f"{typed} has {len(digits)} digits; US and Canadian numbers have 10 (area code "
+            "included), or 11 when they start with 1."
+        )
+    return _refuse("invalid", what + _read_as(False, default_region), example)
+
+
+def _same_digits(
+    digits: str, plus: bool, number: phonenumbers.PhoneNumber, default_region: str | None
+) -> bool:
+    """Is the parsed number made of exactly the digits typed, plus only a known prefix?"""
+    national = phonenumbers.national_significant_number(number)
+    cc = str(number.country_code)
+    if plus:
+        return digits == cc + national
+    if not digits.endswith(national):
+        return False
+    prefix = digits[: len(digits) - len(national)]
+    if not prefix:
+        return True
+    meta = phonenumbers.PhoneMetadata.metadata_for_region(default_region or "")
+    if meta is None:
+        return False
+    national_prefix = re.escape(meta.national_prefix or "")
+    idd = meta.international_prefix or "(?!)"
+    pattern = f"(?:{national_prefix})|(?:{idd}){cc}(?:{national_prefix})?"
+    return re.fullmatch(pattern, prefix) is not None
+
+
+@functools.lru_cache(maxsize=1)
+def _nanp_other_countries() -> dict[str, str]:
+    """Area codes phonenumbers assigns to NANP countries other than the US and Canada."""
+    found: dict[str, str] = {}
+    for region in phonenumbers.region_codes_for_country_code(1):
+        meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        if region in ("US", "CA") or meta is None or not meta.leading_digits:
+            continue
+        pattern = re.compile(meta.leading_digits)
+        for npa in range(200, 1000):
+            if pattern.fullmatch(str(npa)):
+                found[str(npa)] = region
+    return found
+
+
+def _nanp_problem(npa: str, nxx: str) -> tuple[str, str] | None:
+    """Why a 10-digit NANP number unknown to the data can never be dialed, if it can't."""
+    if npa[0] in "01" or nxx[0] in "01":
+        return (
+            "invalid",
+            "US and Canadian area codes and exchanges never start with 0 or 1. Check for a typo.",
+        )
+    if npa[1:] == "11":
+        return "invalid", f"{npa} is a service code (N11), not an area code. Check for a typo."
+    if nxx[1:] == "11":
+        return "invalid", f"its exchange {nxx} is a service code (N11). Check for a typo."
+    if npa in _NANP_PREMIUM:
+        return "premium_rate", "it is a premium-rate number; corecall never dials those."
+    if npa in _NANP_TOLL_FREE:
+        return (
+            "invalid",
+            f"area code {npa} is reserved for toll-free numbers, and this one isn't in use.",
+        )
+    if npa in _nanp_other_countries():
+        region = _nanp_other_countries()[npa]
+        return "country_not_allowed", f"area code {npa} belongs to {_country(region)}."
+    if npa[1] == npa[2] or npa[1] == "9" or npa[:2] in ("37", "96") or npa in _NANP_SPECIAL:
+        return (
+            "invalid",
+            f"area code {npa} is reserved for special services, not a geographic area code.",
+        )
+    return None
+
+
+def _unlisted_nanp(
+    number: phonenumbers.PhoneNumber,
+    typed: str,
+    e164: str,
+    plus: bool,
+    allowed: frozenset[str] | None,
+    default_region: str | None,
+    allow: bool,
+    example: str,
+) -> NumberVerdict:
+    """A +1 number phonenumbers calls invalid: a typo, a special code, or just too new."""
+    national = phonenumbers.national_significant_number(number)
+    if len(national) != 10:
+        return _refuse(
+            "invalid", _invalid_message(number, typed, e164, plus, default_region), example
+        )
+    npa, nxx = national[:3], national[3:6]
+    problem = _nanp_problem(npa, nxx)
+    if problem is not None:
+        reason, why = problem
+        return _refuse(reason, f"{e164} can't be dialed: {why}", example)
+    if allowed is not None and not ({"US", "CA"} & allowed):
+        return _refuse(
+            "country_not_allowed",
+            f"{e164} would be a US or Canadian number. {_allowed_sentence(allowed)}",
+            example,
+        )
+    if not allow:
+        return _refuse(
+            "not_in_number_data",
+            f"{e164} is well formed, but area code {npa} (or its exchange {nxx}) is not in "
+            f"corecall's number data yet (phonenumbers {phonenumbers.__version__}); new area "
+            "codes take months to reach it. If the number is right, ask your admin to allow "
+            "new US and Canadian numbers on this route.",
+            example,
+        )
+    return NumberVerdict(
+        ok=True,
+        e164=NumberVerdict.accept(e164).e164,
+        region=None,
+        message=(
+            f"{e164} is not in the number data yet (area code {npa}); dialed because this "
+            "route allows new US and Canadian numbers."
+        ),
+    )
+
+
 # --------------------------------------------------------------------------- messages
 
 
+#: Refusals about what the number IS (not how it was written): "Use a full number like..."
+#: would be beside the point after them.
+_NO_EXAMPLE = frozenset(
+    {"emergency", "premium_rate", "shared_cost", "country_not_allowed", "not_in_number_data"}
+)
+
+
 def _refuse(reason: str, what: str, example: str) -> NumberVerdict:
+    if reason in _NO_EXAMPLE:
+        return NumberVerdict.refuse(reason, what)
     return NumberVerdict.refuse(reason, f"{what} {example}")
 
 
@@ -458,7 +707,7 @@ def _invalid_message(
     elif number.country_code == 1:
         what = f"{e164} isn't a real number: its area code or exchange isn't in use."
     else:
-        what = f"{e164} isn't a valid number in the region {_country(_main_region(number))}."
+        what = f"{e164} isn't a valid {_country(_main_region(number))} number."
     return what + _read_as(plus, default_region)
 
 

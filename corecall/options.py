@@ -50,6 +50,7 @@ import attrs
 import cattrs
 
 from corecall.errors import ConfigError
+from corecall.redaction import check_secret
 
 #: The key under which :func:`option` keeps its :class:`OptionInfo` in a field's metadata.
 METADATA_KEY = "corecall.option"
@@ -93,6 +94,8 @@ def option(
         kwargs["default"] = default
     if validator is not None:
         kwargs["validator"] = validator
+    if secret:
+        kwargs["repr"] = False  # a repr (a log line, a traceback) never shows a secret
     return attrs.field(**kwargs)
 
 
@@ -347,6 +350,10 @@ def parse_options(
             from_env = f" (from ${env_used})" if env_used else ""
             raise ConfigError(f"expected {exc.expected}, got {shown}{from_env}", path=where,
                               key=key) from None  # fmt: skip
+        if info.secret and isinstance(value, str):
+            # By source, never by value: a CRLF env file leaves a CR in every secret.
+            check_secret(value, f"the environment variable {env_used}" if env_used
+                         else f"{where}: [{key}]")  # fmt: skip
         if field.validator is not None:
             try:
                 field.validator(None, field, value)

@@ -11,8 +11,11 @@ Plugins come from two places:
 
 A disabled plugin is never imported, so a broken plugin can always be switched off. A
 plugin that fails to import or to register is reported with its name and distribution, and
-the others keep working. Essential plugins (the number policy, the active store's plugin
-and the plugins providing a trunk driver that configured trunks use) cannot be disabled.
+the others keep working. Essential plugins (the active store's plugin and the plugins
+providing a trunk driver that configured trunks use) cannot be disabled.
+
+The number safety check is not a plugin: :meth:`Plugins.parse_number` runs it on whatever
+the parse hook returned, so no plugin, and no plugin choice, can switch it off.
 """
 
 from __future__ import annotations
@@ -56,14 +59,10 @@ ENTRY_POINT_GROUP = "corecall"
 #: The core's own plugins: name -> module path. Registered by the factory, not by entry
 #: points; they can be disabled like any other unless essential.
 BUILTIN_PLUGINS: dict[str, str] = {
-    "number_policy": "corecall.builtin_plugins.number_policy",
     "call_limits": "corecall.builtin_plugins.call_limits",
     "route_resolver": "corecall.builtin_plugins.route_resolver",
     "simulated_pbx": "corecall.telephony.simulated",
 }
-
-#: Plugins that can never be disabled, whatever the configuration says.
-ALWAYS_ESSENTIAL = frozenset({"number_policy"})
 
 #: How ``plugins list`` names a plugin's kind, from the hooks it implements.
 _KIND_BY_HOOK = (
@@ -192,7 +191,7 @@ class Plugins:
         self.stores = StoreRegistry()
         self.trunk_drivers = TrunkDriverRegistry()
         self.services = ServiceRegistry()
-        self.essential = set(ALWAYS_ESSENTIAL)
+        self.essential: set[str] = set()
         #: Plugin name -> the options class it declared (``corecall_plugin_options``).
         self.options_classes: dict[str, type] = {}
         self._contexts: dict[str, PluginContext] = {}
@@ -348,8 +347,21 @@ class Plugins:
 
     # ---- hooks
     def parse_number(self, text: str, route: Route) -> NumberVerdict:
-        """First answer wins; a third-party acceptance is still re-checked by the essential
-        number policy, so no plugin can let an emergency or premium number through."""
+        """Parse ``text`` for a call on ``route``, then check it for safety.
+
+        1. The parse hook: the first plugin answer wins (a plugin may read a format of its
+           own); when no plugin answers, the core's parser
+           (:func:`corecall.numbers.check_number`: E.164 and NANP formats).
+        2. The number safety check, a core step run on every acceptance whoever produced
+           it: :func:`~corecall.numbers.check_number` on the E.164 number under
+           ``route.countries`` refuses emergency, short-code, premium-rate, shared-cost and
+           not-allowed-country numbers. No plugin can skip it or be disabled to skip it.
+
+        Raises :class:`~corecall.errors.PluginError` naming a plugin that returned something
+        other than a NumberVerdict, or accepted something that is not ``+`` and digits.
+        """
+        from corecall.numbers import check_number
+
         for impl in self._impls("corecall_parse_number"):
             verdict = _call(impl, text=text, route=route, context=self.context(impl.plugin_name))
             if verdict is None:
@@ -360,14 +372,20 @@ class Plugins:
             if verdict.ok and not is_e164(verdict.e164):
                 bad = verdict.e164
                 raise PluginError(impl.plugin_name, f"accepted a non-E.164 number {bad!r}")
-            if verdict.ok and impl.plugin_name != "number_policy":
-                from corecall.numbers import check_number
-
-                recheck = check_number(verdict.e164, allowed_regions=route.countries)  # type: ignore[arg-type]
-                if not recheck.ok:
-                    return recheck
+            break
+        else:
+            return check_number(
+                text, allowed_regions=route.countries,
+                allow_unlisted_nanp=route.allow_unlisted_nanp,
+            )  # fmt: skip
+        if not verdict.ok:
             return verdict
-        raise PluginError("number_policy", "no plugin parsed the number")
+        assert verdict.e164 is not None
+        safety = check_number(
+            verdict.e164, allowed_regions=route.countries,
+            allow_unlisted_nanp=route.allow_unlisted_nanp,
+        )  # fmt: skip
+        return verdict if safety.ok else safety
 
     def check_call(self, request: CallRequest) -> Refusal | None:
         """Plugins are asked in order until one refuses. A plugin that raises or returns
@@ -528,9 +546,6 @@ def load_plugins(
     """
     candidates = _candidates()
     disabled = set(disabled)
-    for name in sorted(disabled & ALWAYS_ESSENTIAL):
-        log.warning("plugin %r is essential and stays enabled", name)
-        disabled.discard(name)
     plugins = Plugins()
     plugins._load(candidates, disabled, extra)
     if store_backend is not None:
@@ -566,11 +581,6 @@ def check_can_disable(
     names = known_plugin_names()
     if name not in names:
         raise NotFoundError(f"no plugin named {name!r}; known plugins: {', '.join(names)}")
-    if name in ALWAYS_ESSENTIAL:
-        raise EssentialPluginError(
-            name, "is essential (it refuses emergency, premium and foreign numbers) and "
-            "cannot be disabled",
-        )  # fmt: skip
     if name == active_store_plugin:
         raise EssentialPluginError(
             name,

@@ -37,28 +37,47 @@ bootstrap_python() {
             "$py" -m venv "$VENV"
         fi
     fi
+    # One stamp for both set-ups: "<hash of every pyproject> <what was installed>". The test
+    # set-up installs a superset of the demo's, so after ./scripts/test, ./scripts/demo
+    # installs nothing; after ./scripts/demo, ./scripts/test adds its part once.
     local stamp="$VENV/.corecall-installed"
-    local inputs
+    local projects=("$ROOT/pyproject.toml" "$ROOT"/plugins/*/pyproject.toml
+                    "$ROOT/asterisk/pyproject.toml" "$ROOT/tests/support/pyproject.toml")
+    local hash
+    hash="$(cat "${projects[@]}" 2>/dev/null | sha256sum | cut -c1-16)"
+    local have_stamp=""
+    [ -f "$stamp" ] && have_stamp="$(cat "$stamp")"
+    if [ "$have_stamp" = "$hash test" ] || [ "$have_stamp" = "$hash $1" ]; then
+        return 0
+    fi
+    echo "==> installing corecall and its plugins into $VENV (progress below; full log in $VENV/pip-install.log)"
+    "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+    local extras=""
+    [ "$1" = test ] && extras="[test]"
+    local args=(-e "$ROOT$extras")
+    for p in "$ROOT"/plugins/*/; do args+=(-e "$p"); done
     # The test set-up adds the lab (asterisk/) and the test helpers (tests/support/), both
     # packages installed like the plugins, so nothing is loaded by path.
-    local extra_dists=()
-    [ "$1" = test ] && extra_dists=("$ROOT/asterisk" "$ROOT/tests/support")
-    local projects=("$ROOT/pyproject.toml" "$ROOT"/plugins/*/pyproject.toml)
-    for d in "${extra_dists[@]}"; do projects+=("$d/pyproject.toml"); done
-    inputs="$(cat "${projects[@]}" | sha256sum | cut -c1-16)$1"
-    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$inputs" ]; then
-        echo "==> installing corecall and its plugins into $VENV"
-        "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-        local extras=""
-        [ "$1" = test ] && extras="[test]"
-        local args=(-e "$ROOT$extras")
-        for p in "$ROOT"/plugins/*/ "${extra_dists[@]}"; do args+=(-e "$p"); done
-        # Quiet unless it fails: setuptools' editable-install notices are noise here.
-        if ! "$VENV/bin/python" -m pip install -q "${args[@]}" >"$VENV/pip-install.log" 2>&1; then
-            cat "$VENV/pip-install.log" >&2
-            echo "!! pip install failed (log above, also in $VENV/pip-install.log)" >&2
-            exit 1
-        fi
-        echo "$inputs" >"$stamp"
+    [ "$1" = test ] && args+=(-e "$ROOT/asterisk" -e "$ROOT/tests/support")
+    # Progress: one short line per package fetched or built, with the elapsed time, so a slow
+    # machine never looks stuck; the whole pip output goes to the log.
+    local start=$SECONDS
+    set +e
+    "$VENV/bin/python" -m pip install --progress-bar off "${args[@]}" 2>&1 \
+        | tee "$VENV/pip-install.log" \
+        | while read -r line; do  # read without IFS= drops the leading indentation
+            case "$line" in
+                Obtaining*|Collecting*|"Building editable"*|"Building wheel"*|\
+                "Installing build dependencies: started"|"Installing collected"*|Successfully*)
+                    printf '    [%3ss] %s\n' "$((SECONDS - start))" "${line:0:100}" ;;
+            esac
+        done
+    local rc=${PIPESTATUS[0]}
+    set -e
+    if [ "$rc" != 0 ]; then
+        cat "$VENV/pip-install.log" >&2
+        echo "!! pip install failed (log above, also in $VENV/pip-install.log)" >&2
+        exit 1
     fi
+    echo "$hash $1" >"$stamp"
 }

@@ -213,3 +213,33 @@ def test_broken_config_is_one_clear_line_not_a_traceback(tmp_path):
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert str(bad) in proc.stderr and "routes.M" in proc.stderr
+
+
+NUMBER_FORMATS = ["+12125550100", "(212) 555-0100", "212-555-0100", "1 212 555 0100",
+                  "\u202a+1 212 555 0100\u202c", "212.555.0100"]  # fmt: skip
+
+
+@pytest.mark.parametrize("text", NUMBER_FORMATS)
+def test_every_command_that_takes_a_number_accepts_the_formats_call_accepts(cli, text):
+    assert cli("agents", "add", "--telegram-id", "5", "--phone", text)[0] == 0
+    assert cli("agents", "set-phone", "5", text)[0] == 0
+    assert cli("agents", "set-route", "5", "M")[0] == 0
+    code, out, err = cli("agents", "set-caller-id", "5", text)
+    assert code == 0, err
+    assert "Caller ID: +12125550100 [M]" in out
+    agent = run_json(cli, "agents", "list")[1][0]
+    assert (agent["phone"], agent["caller_id"]) == ("+12125550100", "+12125550100")
+    assert run_json(cli, "number", "check", text)[1] == {"ok": True, "e164": "+12125550100"}
+
+
+def test_a_route_can_allow_new_nanp_area_codes(tmp_path, monkeypatch, capsys):
+    raw = config_dict(tmp_path)
+    raw["routes"]["D"]["allow_unlisted_nanp"] = True
+    monkeypatch.setenv("CORECALL_CONFIG", str(write_toml(tmp_path / "c.toml", raw)))
+    assert main(["number", "check", "+1 624 305 1111", "--route", "D", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["e164"] == "+16243051111"
+    assert main(["number", "check", "+1 624 305 1111", "--route", "M", "--json"]) == 1
+    verdict = json.loads(capsys.readouterr().out)
+    assert verdict["reason"] == "not_in_number_data" and "ask your admin" in verdict["message"]
+    assert main(["number", "check", "+1 976 305 1111", "--route", "D", "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["reason"] == "premium_rate"

@@ -44,6 +44,16 @@ def refused(text, reason, **kwargs):
         "  2125550123  ",
         "2125550123\n",  # surrounding whitespace is stripped
         "011 1 212 555 0123",  # US international prefix
+        # Invisible formatting characters (category Cf) from contact apps are removed:
+        "\u202a+1 212 555 0123\u202c",  # LEFT-TO-RIGHT EMBEDDING ... POP DIRECTIONAL FORMATTING
+        "\u200e+1 (212) 555-0123\u200e",  # LEFT-TO-RIGHT MARK
+        "\u200f212-555-0123",  # RIGHT-TO-LEFT MARK
+        "\ufeff+12125550123",  # BOM / ZERO WIDTH NO-BREAK SPACE
+        "212\u200b5550123",  # zero-width space
+        "\u202e2125550123",  # right-to-left override
+        "\u2066+12125550123\u2069",  # LEFT-TO-RIGHT ISOLATE ... POP DIRECTIONAL ISOLATE
+        "+1\u00ad212\u00ad555\u00ad0123",  # soft hyphens
+        "\u2060212 555 0123",  # WORD JOINER
     ],
 )
 def test_us_formats_are_accepted(text):
@@ -124,8 +134,6 @@ def test_empty(text):
         "212\t555\t0123",
         "212\x0b555 0123",
         "212\u2028555 0123",  # line separator
-        "212\u200b5550123",  # zero-width space
-        "\u202e2125550123",  # right-to-left override
         "２１２５５５０１２３",  # fullwidth digits
         "٢١٢٥٥٥٠١٢٣",  # Arabic-Indic digits
         "۲۱۲۵۵۵۰۱۲۳",  # extended Arabic-Indic digits
@@ -318,11 +326,31 @@ def test_country_message_lists_the_allowed_countries():
     assert "Canada (CA) and United States (US)" in message
 
 
-def test_every_message_has_an_example_that_works():
-    for text in ["", "hello", "2125550123 x1", "911", "411", "+19002000000", "555-0123"]:
+def test_every_message_about_the_writing_has_an_example_that_works():
+    for text in ["", "hello", "2125550123 x1", "411", "555-0123", "+1 123 123 12321"]:
         verdict = check_number(text)
-        assert "+12125550123" in verdict.message
+        assert "Use a full number like +12125550123" in verdict.message
         assert check_number("+12125550123").ok
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["911", "+1 911", "+19002000000", "+43 810 123456", "+44 20 7946 0000", "+1 809 555 0123",
+     "+1 624 305 1111"],
+)  # fmt: skip
+def test_messages_about_what_the_number_is_have_no_irrelevant_example(text):
+    assert "Use a full number" not in check_number(text).message
+
+
+@pytest.mark.parametrize(
+    ("text", "what"),
+    [("911", "an emergency number"), ("+44 999", "an emergency number"),
+     ("411", "a short code"), ("+1 900 200 0000", "a premium-rate number")],
+)  # fmt: skip
+def test_agent_phone_refusals_speak_of_the_agent_phone(text, what):
+    message = normalize_phone(text).message
+    assert what in message and "can't be an agent's phone" in message
+    assert "in an emergency" not in message
 
 
 def test_example_follows_the_allowed_region():
@@ -340,6 +368,160 @@ def test_very_long_input_is_not_echoed():
     assert verdict.ok and verdict.e164 == "+12125550123"
     verdict = check_number("1" * 10_000)
     assert verdict.reason == "invalid" and len(verdict.message) < 300
+
+
+# --------------------------------------------------------------------------- never repaired
+
+
+@pytest.mark.parametrize(
+    ("text", "count"),
+    [
+        ("+1 123 123 12321", 11),  # phonenumbers reads this as +1 231 231 2321
+        ("+1 212 555 01234", 11),
+        ("+11 212 555 0123", 11),  # a doubled 1
+        ("+1 1 212 555 0123", 11),
+        ("+1-212-555-012", 9),
+        ("+1 212 555", 6),
+        ("+1212555012345", 12),
+    ],
+)
+def test_plus_one_needs_exactly_ten_digits(text, count):
+    message = refused(text, "invalid").message
+    assert f"has {count} digits after +1" in message
+    assert "exactly 10" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "count"),
+    [
+        ("1 123 123 12321", 12),
+        ("212 555 01234", 11),
+        ("1 1 212 555 0123", 12),
+        ("21 255 501 2", 9),
+    ],
+)
+def test_us_national_input_needs_ten_digits(text, count):
+    message = refused(text, "invalid").message
+    assert f"has {count} digits" in message
+    assert "10 (area code included), or 11 when they start with 1" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "kwargs"),
+    [
+        ("+1 123 123 12321", {}),
+        ("+44 20 7946 00000", {"allowed_regions": ["GB"]}),  # one digit too many
+        ("+44 0 20 7946 0000", {"allowed_regions": ["GB"]}),  # national 0 after +44
+        ("+49 030 123456", {"allowed_regions": ["DE"]}),
+        ("+1 1 212 555 0123", {}),
+    ],
+)
+def test_plus_input_is_never_repaired_into_another_number(text, kwargs):
+    """Whatever the verdict, an accepted +number is made of exactly the digits typed."""
+    verdict = check_number(text, **kwargs)
+    typed = "+" + "".join(c for c in text if c.isdigit())
+    assert not verdict.ok or verdict.e164 == typed, verdict
+
+
+@FAST
+@given(st.from_regex(r"\A\+[0-9]{7,15}\Z"))
+def test_accepted_plus_numbers_are_the_digits_typed(text):
+    verdict = check_number(text, allowed_regions=phonenumbers_regions())
+    assert not verdict.ok or verdict.e164 == text, verdict
+
+
+def phonenumbers_regions():
+    import phonenumbers
+
+    return sorted(phonenumbers.SUPPORTED_REGIONS)
+
+
+# --------------------------------------------------------------------------- characters
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("212\u00a0555\u00a00123", "U+00A0 NO-BREAK SPACE"),
+        ("212\u2013555\u20130123", "U+2013 EN DASH"),
+        ("212/555-0123", '"/"'),
+        ("212_555_0123", '"_"'),
+        ("+1 212 555 0123!", '"!"'),
+        ("212\u2028555 0123", "U+2028 LINE SEPARATOR"),
+        ("212\t555\t0123", "U+0009"),
+        ("2125550123 \u260e", "U+260E BLACK TELEPHONE"),
+        ("1-800-FLOWERS", '"F"'),
+    ],
+)
+def test_refused_characters_are_named(text, named):
+    assert named in refused(text, "not_a_number").message
+
+
+# --------------------------------------------------------------------------- unlisted NANP
+
+
+NEW_NANP = ["+1 624 305 1111", "+1 861 234 5678", "+1 764 234 5678", "(624) 305-1111"]
+
+
+@pytest.mark.parametrize("text", NEW_NANP)
+def test_new_nanp_area_codes_are_not_called_typos(text):
+    message = refused(text, "not_in_number_data").message
+    assert "not in corecall's number data" in message
+    assert "typo" not in message
+    assert "ask your admin" in message
+
+
+@pytest.mark.parametrize("text", NEW_NANP)
+def test_a_route_may_allow_new_nanp_numbers(text):
+    verdict = check_number(text, allow_unlisted_nanp=True)
+    assert verdict.ok, verdict
+    digits = "".join(c for c in text if c.isdigit())
+    assert verdict.e164 == "+1" + digits[-10:]
+    assert "not in the number data" in verdict.message
+
+
+@pytest.mark.parametrize(
+    ("text", "reason", "words"),
+    [
+        ("+1 911 234 5678", "invalid", "N11"),  # N11 as an area code
+        ("+1 624 911 5678", "invalid", "N11"),  # N11 as an exchange
+        ("+1 624 411 5678", "invalid", "N11"),
+        ("+1 976 234 5678", "premium_rate", "premium-rate"),
+        ("+1 900 234 5678", "premium_rate", "premium-rate"),
+        ("+1 822 234 5678", "invalid", "toll-free"),  # reserved toll-free codes
+        ("+1 880 234 5678", "invalid", "toll-free"),
+        ("+1 555 234 5678", "invalid", "special services"),
+        ("+1 700 234 5678", "invalid", "special services"),
+        ("+1 456 234 5678", "invalid", "special services"),
+        ("+1 370 234 5678", "invalid", "special services"),
+        ("+1 296 234 5678", "invalid", "special services"),  # N9X: expansion
+        ("+1 545 234 5678", "invalid", "special services"),  # personal communications
+        ("+1 624 055 1111", "invalid", "0 or 1"),
+        ("+1 658 234 5678", "country_not_allowed", "Jamaica (JM)"),  # other NANP countries
+        ("+1 809 234 5678", "country_not_allowed", "Dominican Republic (DO)"),
+        ("911", "emergency", "emergency"),
+        ("+1 911", "emergency", "emergency"),
+        ("411", "short_code", "short code"),
+    ],
+)
+def test_the_nanp_allowance_still_refuses_special_numbers(text, reason, words):
+    verdict = refused(text, reason, allow_unlisted_nanp=True)
+    assert words in verdict.message
+
+
+def test_the_nanp_allowance_needs_us_or_canada_allowed():
+    refused(
+        "+1 624 305 1111", "country_not_allowed", allowed_regions=["GB"], allow_unlisted_nanp=True
+    )
+    assert check_number("+1 624 305 1111", allowed_regions=["CA"], allow_unlisted_nanp=True).ok
+
+
+def test_phonenumbers_is_recent():
+    """The number data ages: keep phonenumbers at its newest release (pyproject's floor)."""
+    import phonenumbers
+
+    major, minor, patch = (int(x) for x in phonenumbers.__version__.split(".")[:3])
+    assert (major, minor, patch) >= (9, 0, 43)
 
 
 # --------------------------------------------------------------------------- normalize_phone

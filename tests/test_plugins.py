@@ -47,7 +47,7 @@ def test_built_ins_come_from_their_own_distributions():
         assert infos[name].version == "0.1.0"
     assert infos["route_main"].kind == "route" and infos["store_sqlite"].kind == "store"
     assert infos["route_dev"].hooks == ["corecall_register_routes"]
-    assert infos["number_policy"].essential
+    assert "number_policy" not in infos  # the number safety check is a core step
 
 
 def test_each_load_is_a_clean_state():
@@ -136,13 +136,9 @@ def test_unknown_hook_breaks_only_that_plugin(site):
 def test_essential_plugins_cannot_be_disabled():
     with pytest.raises(EssentialPluginError, match="active store"):
         check_can_disable("store_sqlite", active_store_plugin="store_sqlite")
-    with pytest.raises(EssentialPluginError, match="essential"):
-        check_can_disable("number_policy", active_store_plugin="store_sqlite")
     with pytest.raises(NotFoundError, match="route_main"):
         check_can_disable("no_such_plugin", active_store_plugin="store_sqlite")
     check_can_disable("store_postgres", active_store_plugin="store_sqlite")
-    # Even when asked, the loader keeps the number policy.
-    assert load_plugins(["number_policy"]).is_active("number_policy")
 
 
 def test_disabling_route_dev_removes_route_d_everywhere(make_config):
@@ -268,19 +264,44 @@ def test_hook_with_fewer_arguments_is_called(make_config):
 
 
 class LenientParser:
+    """Accepts whatever E.164-shaped number it is given, as a careless plugin would."""
+
     from corecall import hookimpl
 
     @hookimpl(tryfirst=True)
     def corecall_parse_number(self, text, route):
         from corecall.domain import NumberVerdict
 
-        return NumberVerdict.accept("+19002000000")  # premium, E.164-shaped
+        return NumberVerdict.accept(text.strip())
 
 
-def test_essential_policy_rechecks_what_another_parser_accepted(make_config):
+@pytest.mark.parametrize(
+    ("accepted", "reason"),
+    [
+        ("+19002000000", "premium_rate"),  # NANP premium
+        ("+442079460018", "country_not_allowed"),  # London, on a US/CA route
+        ("+15002000000", "invalid"),  # NANP 500: personal numbers, refused
+        ("+18092000000", "country_not_allowed"),  # +1 809: Dominican Republic
+    ],
+)
+def test_the_safety_check_is_a_core_step_on_whatever_a_parser_accepted(
+    make_config, accepted, reason
+):
     app = App(make_config(), extra_plugins=[("lenient", LenientParser())])
-    verdict = app.plugins.parse_number("anything", app.route("M"))
-    assert not verdict.ok and verdict.reason == "premium_rate"
+    verdict = app.plugins.parse_number(accepted, app.route("M"))
+    assert (verdict.ok, verdict.reason) == (False, reason)
+    assert app.plugins.parse_number("+12125550123", app.route("M")).e164 == "+12125550123"
+
+
+def test_with_every_plugin_disabled_the_core_still_parses_and_refuses(make_config):
+    from corecall.plugins import known_plugin_names
+
+    plugins = load_plugins(known_plugin_names())
+    assert not [i.name for i in plugins.list() if plugins.is_active(i.name)]
+    route = App(make_config()).route("M")
+    assert plugins.parse_number("(212) 555-0123", route).e164 == "+12125550123"
+    for refused in ("911", "+1 900 200 0000", "+44 20 7946 0018"):
+        assert not plugins.parse_number(refused, route).ok, refused
 
 
 def test_check_call_returning_garbage_fails_closed(make_config):

@@ -119,3 +119,31 @@ async def test_a_burst_wakes_the_loop_once_per_batch(executor):
     await blocker
     assert await asyncio.gather(*futures) == list(range(100))
     assert executor.batches - before <= 2  # not 100 thread hops
+
+
+async def test_urgent_jobs_overtake_what_waits_beside_them(executor):
+    """A call record an Originate waits for does not queue behind the call writer."""
+    gate = threading.Event()
+    order: list[str] = []
+
+    def slow(name: str) -> str:
+        order.append(name)
+        return name
+
+    def many(items: list[str]) -> list[str]:
+        order.append("+".join(items))
+        return items
+
+    blocker = executor.run(gate.wait, 5)
+    await asyncio.sleep(0.05)
+    futures = [
+        asyncio.ensure_future(executor.run(slow, "progress-1")),
+        asyncio.ensure_future(executor.batched(many, "record-a", urgent=True)),
+        asyncio.ensure_future(executor.run(slow, "progress-2")),
+        asyncio.ensure_future(executor.batched(many, "record-b", urgent=True)),
+    ]
+    await asyncio.sleep(0.05)
+    gate.set()
+    await blocker
+    assert await asyncio.gather(*futures) == ["progress-1", "record-a", "progress-2", "record-b"]
+    assert order == ["record-a+record-b", "progress-1", "progress-2"]

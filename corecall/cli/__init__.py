@@ -1,7 +1,10 @@
 """The operator CLI (typer). ``corecall --help`` lists the commands.
 
-Exit codes: 0 success, 1 refused or failed, 2 usage error. Errors corecall raises on
-purpose are printed as one clear line, never as a traceback.
+Exit codes: 0 success, 1 refused or failed, 2 usage error, 130 interrupted. Errors corecall
+raises on purpose are printed as one clear line. Anything unexpected is printed as one line
+too, naming the file the full traceback was written to (``--debug`` prints it instead):
+nothing surfaces as a bare "Aborted" or a traceback. Global options (``--config``,
+``--debug``, ``--verbose``) are accepted before or after the command.
 
 Start-up is kept short: the command modules import what a command needs (Telethon,
 peewee, the plugins and their drivers, rich) inside the command, so ``corecall --version`` and
@@ -22,7 +25,7 @@ from collections.abc import Sequence
 
 import typer
 
-import corecall
+from corecall import redaction
 from corecall.cli import (
     admin_commands,
     bot_commands,
@@ -31,15 +34,20 @@ from corecall.cli import (
     policy_commands,
     telephony_commands,
 )
-from corecall.cli.common import err_console, state
+from corecall.cli.common import err_console, hoist_global_options, report_unexpected, state
+from corecall.cli.help import tidy
 from corecall.errors import CorecallError
 from corecall.logs import FORMATS, setup_logging
 
 
 def _print_version(value: bool) -> None:
-    if value:
-        typer.echo(f"corecall {corecall.__version__}")
-        raise typer.Exit(0)
+    if not value:
+        return
+    from corecall.cli.version import version_lines
+
+    for line in version_lines():
+        sys.stdout.write(line + "\n")
+    raise typer.Exit(0)
 
 
 def _global_options(
@@ -47,10 +55,14 @@ def _global_options(
         None,
         "--config",
         "-c",
-        help="Configuration file (default: $CORECALL_CONFIG, else the per-user config dir).",
+        help="Configuration file (default: $CORECALL_CONFIG, else the per-user config dir). "
+        "Accepted before or after the command.",
         metavar="FILE",
     ),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens (stderr)."),
+    debug: bool = typer.Option(
+        False, "--debug", help="Print full tracebacks of unexpected errors, and debug logs."
+    ),
     log_format: str = typer.Option(
         "text",
         "--log-format",
@@ -63,15 +75,21 @@ def _global_options(
         "--version",
         is_eager=True,
         callback=_print_version,
-        help="Print corecall's version and exit.",
+        help="Show corecall's, its plugins' and phonenumbers' versions, then exit.",
     ),
 ) -> None:
     state.config_path = config
+    state.debug = debug
+    state.verbose = verbose or debug
     if log_format not in FORMATS:
         raise typer.BadParameter(
             f"{log_format!r} is not a log format; use text or json", param_hint="--log-format"
         )
-    setup_logging(logging.INFO if verbose else logging.WARNING, log_format)
+    setup_logging(
+        logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING, log_format
+    )
+    state.redactor.add_all(redaction.environment_secrets())
+    redaction.install(state.redactor)  # no log line of this process shows a secret
 
 
 def build_cli(argv: Sequence[str] = ()) -> typer.Typer:
@@ -81,11 +99,15 @@ def build_cli(argv: Sequence[str] = ()) -> typer.Typer:
     plugin commands are left out (and the usage error says why)."""
     app = typer.Typer(
         name="corecall",
-        help="Click-to-call for outbound call centres: Telegram bot, Asterisk, plugins.",
+        help="Click-to-call for outbound call centres: Telegram bot, Asterisk, plugins.\n\n"
+        "Global options (--config, --debug, --verbose) may also be given after the command.",
         epilog="Plugins can add commands: `corecall COMMAND --help` works for them too.",
         no_args_is_help=True,
-        add_completion=False,
         pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+        options_metavar="[OPTIONS]",
+        # Help is re-flowed to the terminal's width (click stops at 80 by default), up to 120.
+        context_settings={"max_content_width": 120},
     )
     app.callback()(_global_options)
     core_commands.register(app)
@@ -137,38 +159,84 @@ def _config_option(argv: Sequence[str]) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and turn errors into exit codes."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = hoist_global_options(sys.argv[1:] if argv is None else list(argv))
     try:
         state.config_path = _config_option(args)
         app = build_cli(args)
-        result = app(args=args, prog_name="corecall", standalone_mode=False)
+        command = tidy(typer.main.get_command(app))
+        result = command.main(args=args, prog_name="corecall", standalone_mode=False)
     except CorecallError as exc:
         from rich.text import Text
 
-        err_console.print(Text("error: ", style="bold red") + Text(str(exc)))
+        message = state.redactor.redact(str(exc))
+        err_console.print(Text("error: ", style="bold red") + Text(message))
         return exc.exit_code
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130
     except typer.Exit as exc:
         return exc.exit_code
-    except typer.Abort:
-        err_console.print("aborted")
-        return 1
+    except typer.Abort as exc:
+        # click turns EOFError (asyncio.IncompleteReadError is one) and Ctrl-C into a bare
+        # Abort: say what really happened.
+        cause = exc.__cause__ or exc.__context__
+        if cause is None or isinstance(cause, KeyboardInterrupt):
+            err_console.print("interrupted")
+            return 130
+        if isinstance(cause, CorecallError):
+            from rich.text import Text
+
+            err_console.print(Text("error: ", style="bold red") + Text(str(cause)))
+            return cause.exit_code
+        return report_unexpected(cause)
     except Exception as exc:
         show = getattr(exc, "show", None)
         code = getattr(exc, "exit_code", None)
         if callable(show) and isinstance(code, int):  # typer's usage errors
+            if "No such command" in str(exc):
+                return _unknown_command(_command_name(args), show, code)
             show()
-            if state.plugin_commands_error is not None and "No such command" in str(exc):
-                err_console.print(
-                    f"note: plugin commands are unavailable: {state.plugin_commands_error}"
-                )
             return code
-        raise
+        return report_unexpected(exc)
     finally:
         state.close()
     return result if isinstance(result, int) else 0
+
+
+def _unknown_command(command: str | None, show, code: int) -> int:
+    """A command neither the core nor an enabled plugin has. When the configuration could
+    not be loaded, that error is the cause (plugin commands need it): it is printed as the
+    error. Otherwise the usage error, and the disabled plugins that might add the command,
+    with what a disabled plugin breaks (e.g. a trunk driver that routes use)."""
+    from rich.text import Text
+
+    cause = state.plugin_commands_error
+    if isinstance(cause, CorecallError):
+        message = state.redactor.redact(str(cause))
+        err_console.print(Text("error: ", style="bold red") + Text(message))
+        err_console.print(
+            f"({command!r} is not a core command; plugin commands are unavailable until the "
+            "configuration loads)"
+        )
+        return cause.exit_code
+    show()
+    if cause is not None:
+        err_console.print(f"note: plugin commands are unavailable: {cause}")
+        return code
+    try:
+        app = state.app()
+        disabled = sorted(app.disabled_plugins)
+        problems = app.call_problems() if disabled else []
+    except CorecallError:
+        return code
+    if disabled:
+        err_console.print(
+            f"note: disabled plugins may add it: {', '.join(disabled)} "
+            "(corecall plugins enable NAME)"
+        )
+    for what, fix in problems:
+        err_console.print(f"PROBLEM  {what}\n         fix: {fix}")
+    return code
 
 
 def run() -> None:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import typer
 
 from corecall.cli.common import actor, console, print_json, state
+from corecall.cli.tables import print_table
 
 if TYPE_CHECKING:
-    from rich.table import Table
-
     from corecall.agents import AgentAdmin
     from corecall.domain import Agent, CallRecord
 
@@ -28,12 +28,6 @@ def _admin() -> AgentAdmin:
     from corecall.agents import AgentAdmin  # the store, plugins and number policy: on use
 
     return AgentAdmin(state.app())
-
-
-def _table(*headers: str) -> Table:
-    from rich.table import Table
-
-    return Table(*headers)
 
 
 def _asdict(value) -> dict:
@@ -78,17 +72,15 @@ def agents_list(json_: bool = typer.Option(False, "--json", help="Machine-readab
     if json_:
         print_json([_agent_json(a) for a in agents])
         return
-    table = _table("telegram id", "name", "phone", "authorized", "route", "caller id")
-    for a in agents:
-        table.add_row(
-            str(a.telegram_id),
-            a.name,
-            a.phone,
-            "yes" if a.authorized else "no",
-            a.route_code or "-",
-            admin.caller_id_line(a).removeprefix("Caller ID: "),
-        )
-    console.print(table if agents else "no agents yet; add one with `corecall agents add`")
+    rows = [
+        (a.telegram_id, a.name, a.phone, "yes" if a.authorized else "no", a.route_code,
+         admin.caller_id_line(a).removeprefix("Caller ID: "))
+        for a in agents
+    ]  # fmt: skip
+    print_table(
+        ("telegram id", "name", "phone", "authorized", "route", "caller id"), rows,
+        empty="no agents yet; add one with `corecall agents add`",
+    )  # fmt: skip
 
 
 @agents_app.command("remove")
@@ -153,13 +145,21 @@ def calls_list(
     if json_:
         print_json([_call_json(c) for c in calls])
         return
-    table = _table("started", "agent", "target", "route", "caller id", "state", "reason", "talk")
+    from corecall.calls import OPERATOR_AGENT_ID
+
+    rows = []
     for c in calls:
         talk = f"{c.talk_seconds:.0f}s" if c.talk_seconds is not None else "-"
         started = c.created_at.strftime("%Y-%m-%d %H:%M:%S") if c.created_at else "-"
-        table.add_row(started, str(c.agent_id), c.target, c.route_code, c.caller_id,
-                      c.state.value, c.reason.value if c.reason else "-", talk)  # fmt: skip
-    console.print(table if calls else "no calls yet")
+        agent_id = "operator" if c.agent_id == OPERATOR_AGENT_ID else c.agent_id
+        reason = c.reason.value if c.reason else "-"
+        if c.detail:
+            reason += f" ({c.detail})"
+        rows.append((started, agent_id, c.agent_phone, c.target, c.route_code, c.caller_id,
+                     c.state.value, talk, reason))  # fmt: skip
+    headers = ("started", "agent", "agent phone", "target", "route", "caller id", "state",
+               "talk", "reason")  # fmt: skip
+    print_table(headers, rows, wrap=("reason",), empty="no calls yet")
 
 
 def audit(
@@ -169,10 +169,45 @@ def audit(
     """The audit log of admin actions, newest first."""
     entries = state.app().store.audit_log(limit)
     if json_:
-        print_json([_asdict(e) for e in entries])
+        print_json([_audit_json(e) for e in entries])
         return
-    table = _table("when", "actor", "action", "subject", "detail")
+    rows = []
     for e in entries:
         when = e.at.strftime("%Y-%m-%d %H:%M:%S") if e.at else "-"
-        table.add_row(when, e.actor, e.action, e.subject, e.detail)
-    console.print(table if entries else "no admin actions yet")
+        rows.append((when, e.actor, e.action, e.subject, _detail_text(e.detail)))
+    print_table(("when", "actor", "action", "subject", "detail"), rows, wrap=("detail",),
+                empty="no admin actions yet")  # fmt: skip
+
+
+def _detail(detail: str):
+    """The stored detail as data: a JSON object when it is one, else the text."""
+    try:
+        value = json.loads(detail)
+    except (TypeError, ValueError):
+        return detail or None
+    return value if isinstance(value, dict) else detail
+
+
+def _audit_json(entry) -> dict:
+    data = _asdict(entry)
+    data["at"] = entry.at.isoformat() if entry.at else None  # ISO 8601, like calls --json
+    data["detail"] = _detail(entry.detail)
+    return data
+
+
+def _detail_text(detail: str) -> str:
+    """``phone: +1… → +1…`` for a change, ``key=value`` pairs for other objects."""
+    value = _detail(detail)
+    if not isinstance(value, dict):
+        return value or ""
+    if set(value) == {"field", "old", "new"}:
+        return f"{value['field']}: {_word(value['old'])} → {_word(value['new'])}"
+    return " ".join(f"{k}={_word(v)}" for k, v in value.items())
+
+
+def _word(value) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value) if value != "" else '""'

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 import getpass
 import json
+import os
 import sys
+import traceback
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from corecall import redaction
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -21,12 +27,17 @@ class _LazyConsole:
         self._options = options
         self._console: Console | None = None
 
-    def __getattr__(self, name: str) -> Any:
+    @property
+    def real(self) -> Console:
+        """The Console itself (for rich APIs that need one, e.g. ``Live(console=...)``)."""
         if self._console is None:
             from rich.console import Console
 
             self._console = Console(**self._options)
-        return getattr(self._console, name)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
 
 
 # markup=False: agent names, numbers and config keys like [routes.M] are printed verbatim.
@@ -37,7 +48,12 @@ err_console = _LazyConsole(stderr=True, highlight=False, markup=False, soft_wrap
 class _State:
     def __init__(self) -> None:
         self.config_path: str | None = None
+        self.debug = False
+        self.verbose = False
         self._app: App | None = None
+        #: Every secret this process knows (environment, then config): hidden from every
+        #: line it prints and logs (corecall.redaction).
+        self.redactor = redaction.Redactor()
         #: Why plugin commands could not be added to this invocation (a config error).
         self.plugin_commands_error: Exception | None = None
 
@@ -46,7 +62,10 @@ class _State:
             from corecall.app import App
             from corecall.config import load_config
 
-            self._app = App(load_config(self.config_path))
+            self.redactor.add_all(redaction.environment_secrets())
+            config = load_config(self.config_path)
+            self.redactor.add_all(config.secrets())
+            self._app = App(config)
         return self._app
 
     def close(self) -> None:
@@ -75,3 +94,78 @@ def actor() -> str:
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+
+
+# --------------------------------------------------------------------------- global options
+
+#: Options of the top-level callback, accepted anywhere before ``--`` (people type
+#: ``corecall agents list --config x.toml``): moved in front of the command.
+_GLOBAL_WITH_VALUE = ("--config", "-c")
+_GLOBAL_FLAGS = ("--debug", "--verbose", "-v")
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """Move global options found after the command to the front, keeping their order."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        if arg in _GLOBAL_WITH_VALUE and i + 1 < len(args):
+            front += [arg, args[i + 1]]
+            i += 2
+            continue
+        if arg.startswith("--config="):
+            front.append(arg)
+        elif arg in _GLOBAL_FLAGS:
+            front.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
+# --------------------------------------------------------------------------- unexpected errors
+
+
+def error_log_path() -> Path:
+    """Where unexpected errors' tracebacks go: ``<data_dir>/logs/cli-errors.log``."""
+    from corecall.config import default_data_dir
+
+    try:
+        data_dir = state._app.config.data_dir if state._app is not None else default_data_dir()
+    except Exception:  # pragma: no cover - never fail while reporting a failure
+        data_dir = default_data_dir()
+    return Path(data_dir) / "logs" / "cli-errors.log"
+
+
+def report_unexpected(exc: BaseException) -> int:
+    """One line on stderr (what failed, where the traceback is); the traceback with --debug."""
+    text = "".join(traceback.format_exception(exc))
+    redactor = getattr(state, "redactor", None)
+    if redactor is not None:  # no line this process prints or logs shows a secret
+        text = redactor.redact(text)
+    what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if redactor is not None:
+        what = redactor.redact(what)
+    if state.debug:
+        sys.stderr.write(text)
+        err_console.print(f"error: unexpected {what}")
+        return 1
+    where = None
+    try:
+        path = error_log_path()
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as fh:
+            stamp = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+            fh.write(f"--- {stamp} corecall {' '.join(sys.argv[1:])}\n{text}\n")
+        where = str(path)
+    except OSError:
+        pass
+    tail = f"; full traceback in {where}" if where else ""
+    err_console.print(f"error: unexpected {what}{tail} (run with --debug to print it)")
+    return 1

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from corecall.cli.common import actor, console, print_json, state
+from corecall.cli.tables import print_table
 
 if TYPE_CHECKING:
     from corecall.plugins import Plugins
@@ -106,23 +107,21 @@ def config_show(json_: bool = typer.Option(False, "--json", help="Machine-readab
 @plugins_app.command("list")
 def plugins_list(json_: bool = typer.Option(False, "--json", help="Machine-readable output.")):
     """Name, kind, distribution and version, enabled, hooks implemented."""
-    from rich.table import Table
-    from rich.text import Text
-
     infos = state.app().plugins.list()
     if json_:
         print_json([i.as_json() for i in infos])
         return
-    table = Table("name", "kind", "distribution", "version", "enabled", "hooks")
+    rows = []
     for i in infos:
-        enabled = Text("yes", style="green") if i.enabled else Text("no", style="dim")
+        enabled = "yes" if i.enabled else "no"
         if i.essential:
             enabled += " (essential)"
         if i.error:
-            enabled = Text("broken: ", style="red") + i.error
+            enabled = f"broken: {i.error}"
         hooks = ", ".join(h.removeprefix("corecall_") for h in i.hooks) or "-"
-        table.add_row(i.name, i.kind, i.distribution, i.version, enabled, hooks)
-    console.print(table)
+        rows.append((i.name, i.kind, i.distribution, i.version, enabled, hooks))
+    headers = ("name", "kind", "distribution", "version", "enabled", "hooks")
+    print_table(headers, rows, wrap=("enabled", "hooks"), empty="no plugins installed")
 
 
 def _set_enabled(name: str, enabled: bool) -> None:
@@ -142,12 +141,13 @@ def _set_enabled(name: str, enabled: bool) -> None:
             raise NotFoundError(
                 f"no plugin named {name!r}; known plugins: {', '.join(known_plugin_names())}"
             )
+        was_disabled = name in disabled
         disabled.discard(name)
         write_disabled(config.plugin_state_path, disabled)
+        _audit_toggle(app, "plugin.enable", name, was_disabled)
         note = ""
         if name in config.disabled_plugins:
             note = f" (but {config.path} still lists it under [plugins] disabled)"
-        _audit_toggle(app, "plugin.enable", name)
         console.print(f"enabled {name}; takes effect on next start{note}")
     else:
         check_can_disable(
@@ -155,15 +155,18 @@ def _set_enabled(name: str, enabled: bool) -> None:
             active_store_plugin=app.active_store_plugin(),
             trunk_driver_users=app.trunk_driver_users(),
         )
+        was_enabled = name not in disabled
         disabled.add(name)
         write_disabled(config.plugin_state_path, disabled)
-        _audit_toggle(app, "plugin.disable", name)
+        _audit_toggle(app, "plugin.disable", name, was_enabled)
         console.print(f"disabled {name}; takes effect on next start")
 
 
-def _audit_toggle(app, action: str, name: str) -> None:
-    """Plugin toggles are admin actions: recorded in the audit log (who, which plugin)."""
-    app.store.audit(actor(), action, name, "")
+def _audit_toggle(app, action: str, name: str, changed: bool) -> None:
+    """Plugin toggles are admin actions: recorded with the OS user who ran the command."""
+    detail = json.dumps({"plugin": name, "changed": changed, "state_file": str(
+        app.config.plugin_state_path)})  # fmt: skip
+    app.store.audit(actor(), action, name, detail)
 
 
 @plugins_app.command("enable")

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Group
-from rich.live import Live
-from rich.table import Table
-from rich.text import Text
 
 from corecall.cli.admin_commands import calls_app
 from corecall.cli.common import console, print_json, state
-from corecall.live import Snapshot, render_rows, render_text, take_snapshot
+
+if TYPE_CHECKING:  # imported inside the commands: `corecall --help` stays light
+    from rich.console import Group
+
+    from corecall.live import Snapshot
 
 
 def register(app: typer.Typer) -> None:
@@ -22,6 +23,12 @@ def register(app: typer.Typer) -> None:
 
 
 def _table(snapshot: Snapshot) -> Group:
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    from corecall.live import render_rows
+
     table = Table(title=f"Live calls at {snapshot.taken_at:%H:%M:%S} UTC", title_justify="left")
     for column in ("Agent", "Route", "State", "Duration", "Call id"):
         table.add_column(column, justify="right" if column == "Duration" else "left")
@@ -48,6 +55,10 @@ def calls_live(
 
     In a terminal the table refreshes until Ctrl-C; piped (or with --once) it prints one
     plain snapshot and exits."""
+    from rich.live import Live
+
+    from corecall.live import render_text, take_snapshot
+
     store = state.app().store
     if as_json:
         print_json(take_snapshot(store).as_json())
@@ -56,7 +67,7 @@ def calls_live(
         console.print(render_text(take_snapshot(store)))
         return
     try:
-        with Live(_table(take_snapshot(store)), console=console, auto_refresh=False) as live:
+        with Live(_table(take_snapshot(store)), console=console.real, auto_refresh=False) as live:
             while True:
                 time.sleep(refresh)
                 live.update(_table(take_snapshot(store)), refresh=True)

@@ -7,7 +7,6 @@ import datetime as _dt
 import typer
 
 from corecall.cli.common import console, print_json, state
-from corecall.domain import utcnow
 from corecall.errors import UsageError
 
 policy_app = typer.Typer(help="Call policy: why a call would be allowed or refused.",
@@ -21,7 +20,7 @@ def register(app: typer.Typer) -> None:
 def parse_moment(text: str | None) -> _dt.datetime:
     """``--at`` as a timezone-aware datetime (ISO 8601 with an offset or Z); now if None."""
     if text is None:
-        return utcnow()
+        return _dt.datetime.now(_dt.UTC)  # not corecall.domain: keeps `corecall --help` light
     try:
         moment = _dt.datetime.fromisoformat(text.strip())
     except ValueError:

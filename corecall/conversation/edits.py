@@ -21,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from corecall.conversation.ports import Keyboard, MessageGone, OutputPort, RateLimited
+from corecall.supervision import log_crash
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +79,9 @@ class EditScheduler:
         pending[message_id] = content
         worker = self._workers.get(chat_id)
         if worker is None or worker.done():
-            self._workers[chat_id] = asyncio.create_task(
-                self._work(chat_id), name=f"corecall-edits-{chat_id}"
-            )
+            worker = asyncio.create_task(self._work(chat_id), name=f"corecall-edits-{chat_id}")
+            worker.add_done_callback(log_crash)  # a crash is logged by name, at once
+            self._workers[chat_id] = worker
 
     def pending(self, chat_id: int | None = None) -> int:
         """How many edits wait to be sent (in one chat, or in all)."""

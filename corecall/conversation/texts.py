@@ -80,11 +80,17 @@ def routes_sentence(routes: Iterable[Route]) -> str:
 
 
 def unknown_route(code: str, routes: Iterable[Route]) -> str:
+    routes = list(routes)
     shown = code if len(code) <= 16 else code[:15] + "…"  # echo what was typed, in part
+    if not routes:
+        return f"There is no route {shown!r} to switch to. {NO_ROUTES_OFFERED}"
     return f"There is no route {shown!r} to switch to. Use {routes_sentence(routes)}."
 
 
 def route_usage(routes: Iterable[Route]) -> str:
+    routes = list(routes)
+    if not routes:
+        return NO_ROUTES_OFFERED
     return f"Tell me which route: {routes_sentence(routes)}. Or choose one below."
 
 
@@ -115,6 +121,14 @@ def start_admin_only(user_id: int) -> str:
         f"👋 Hi! You're a super admin (Telegram id {user_id}). You aren't an agent, so you "
         f"can't place calls yourself; to become one, send /authorize {user_id} <your phone>.\n"
         "Send /help for the admin commands."
+    )
+
+
+def admin_not_agent(user_id: int) -> str:
+    """A super admin who is not an authorized agent used an agent command."""
+    return (
+        f"You're a super admin, but not an authorized agent, so you can't place calls or "
+        f"choose a route. To become an agent yourself, send /authorize {user_id} <your phone>."
     )
 
 
@@ -154,12 +168,24 @@ def help_text(routes: Iterable[Route], *, is_agent: bool, is_admin: bool,
             "/revoke <id> — stop an agent from placing calls",
             "/agents — list the agents",
             "/setphone <id> <phone> — set the phone an agent is rung on",
+            "/setroute <id> <route> — set an agent's route"
+            + (f" ({', '.join(r.code for r in routes)})" if routes else ""),
             "/callerid <id> — choose an agent's caller ID among their route's numbers",
             "/dnc <number> — put a number on the do-not-call list (calls to it are refused)",
             "/undnc <number> — take a number off the do-not-call list",
             "/live — live calls and today's totals, kept up to date for 10 minutes",
         ]
+    if not lines:
+        return "You can't use any commands yet. Send /start to see your Telegram id."
     return "\n".join(lines)
+
+
+def addressed_to_other_bot(other: str, ours: str | None) -> str:
+    me = f"I'm @{ours}: " if ours else ""
+    return (
+        f"That command is addressed to @{other}, another bot, so I did nothing. {me}"
+        "send the command without the @ part, e.g. /call +12125550123."
+    )
 
 
 UNKNOWN_COMMAND = "I don't know that command. Send /help to see what I can do."
@@ -168,6 +194,11 @@ PRIVATE_ONLY = "I only work in a private chat. Open a private chat with me and s
 PRIVATE_ONLY_TOAST = "This only works in a private chat with me."
 ADMIN_ONLY = "{command} is for super admins only. Send /help to see what you can do."
 SHUTTING_DOWN = "The bot is restarting, so nothing was done. Send your command again in a minute."
+STORE_UNAVAILABLE = (
+    "⚠️ My database isn't answering right now, so nothing was done (no call was placed). "
+    "Try again in a minute; if it keeps happening, tell your admin."
+)
+STORE_UNAVAILABLE_TOAST = "My database isn't answering right now: nothing was done. Try again."
 INTERNAL_ERROR = (
     "Sorry, something went wrong on my side. Try again; if it keeps happening, tell your admin."
 )
@@ -262,6 +293,7 @@ def _ended_line(call: CallRecord, route_name: str | None) -> str:
         EndReason.TARGET_UNREACHABLE: f"❌ Not connected: {target} could not be reached. "
         "Check the number.",
         EndReason.CANCELLED: "📴 You hung up before the call connected.",
+        EndReason.TIMED_OUT: "⏱ corecall hung up: the call reached its time limit.",
         EndReason.TRUNK_UNAVAILABLE: f"❌ Not connected: {route} phone line is not working "
         "right now. Tell your admin.",
         EndReason.UNKNOWN: "❓ The phone system lost track of this call, so its outcome is "
@@ -295,6 +327,7 @@ _RESULT_WORDS = {
     EndReason.TARGET_BUSY: "❌ busy",
     EndReason.TARGET_UNREACHABLE: "❌ unreachable",
     EndReason.CANCELLED: "📴 you hung up",
+    EndReason.TIMED_OUT: "⏱ time limit",
     EndReason.TRUNK_UNAVAILABLE: "❌ line not working",
     EndReason.UNKNOWN: "❓ outcome unknown",
 }
@@ -329,6 +362,18 @@ AUTHORIZE_USAGE = (
 REVOKE_USAGE = "Usage: /revoke <telegram id>, e.g. /revoke 123456789"
 SETPHONE_USAGE = "Usage: /setphone <telegram id> <phone>, e.g. /setphone 123456789 +12125550123"
 CALLERID_USAGE = "Usage: /callerid <telegram id>, e.g. /callerid 123456789"
+SETROUTE_USAGE = "Usage: /setroute <telegram id> <route>, e.g. /setroute 123456789 D"
+
+
+def route_set(agent: Agent, route: Route, caller_id_line: str) -> str:
+    return f"✅ Agent {agent_label(agent)} now uses the {route.name} route.\n{caller_id_line}"
+
+
+def agent_already_on_route(agent: Agent, route: Route, caller_id_line: str) -> str:
+    return (
+        f"Agent {agent_label(agent)} is already on the {route.name} route; nothing changed.\n"
+        f"{caller_id_line}"
+    )
 
 
 def agent_label(agent: Agent) -> str:

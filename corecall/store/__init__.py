@@ -4,8 +4,9 @@
 (``tests/store/``) runs against every backend. :class:`corecall.store.peewee_store.PeeweeStore`
 implements it on peewee and is what the SQLite and PostgreSQL plugins build on.
 
-Stores are synchronous (peewee is). Async callers run them with :func:`run_blocking` so the
-event loop is never blocked by the database.
+Stores are synchronous (peewee is). The application runs every store call on its one store
+thread (:meth:`corecall.app.App.run_in_store`), so the event loop is never blocked by the
+database.
 """
 
 from __future__ import annotations
@@ -33,7 +34,11 @@ T = TypeVar("T")
 
 
 async def run_blocking(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """Run a blocking store call in a worker thread (never on the event loop)."""
+    """Run a blocking store call in a worker thread (never on the event loop).
+
+    For scripts and tests. The application runs every store call on its ONE store thread
+    (:meth:`corecall.app.App.run_in_store`), so its writes never contend with each other.
+    """
     return await asyncio.to_thread(fn, *args, **kwargs)
 
 
@@ -172,6 +177,23 @@ class Store(abc.ABC):
         The default calls :meth:`get_agent` then :meth:`count_calls_since`."""
         agent = self.get_agent(telegram_id)
         return agent, (self.count_calls_since(telegram_id, since) if agent else 0)
+
+    def agent_and_recent_calls_nowait(
+        self, telegram_id: int, since: _dt.datetime
+    ) -> tuple[Agent | None, int] | None:
+        """:meth:`agent_and_recent_calls`, answered on the calling thread, which is the
+        event loop, ONLY if the backend can do so at once (no network round trip, no wait
+        for a lock); else None, and the caller runs :meth:`agent_and_recent_calls` on the
+        store thread. Saves a thread hop on the path of every call. The default is None
+        (PostgreSQL is a network round trip away)."""
+        return None
+
+    def create_call_nowait(self, call: CallRecord) -> CallRecord | None:
+        """:meth:`create_call` on the calling thread (the event loop), ONLY if the backend
+        can write it at once (no network round trip, no wait for a lock, no fsync); else
+        None, and the caller writes it through the store thread. Raises what
+        :meth:`create_call` raises for a bad record. The default is None."""
+        return None
 
     @abc.abstractmethod
     def calls_to_target_since(self, target: str, since: _dt.datetime) -> list[_dt.datetime]:

@@ -36,14 +36,15 @@ MAX_BATCH = 256
 
 
 class _Job:
-    __slots__ = ("args", "batch", "fn", "future", "loop")
+    __slots__ = ("args", "batch", "fn", "future", "loop", "urgent")
 
-    def __init__(self, loop, future, fn, args, batch) -> None:
+    def __init__(self, loop, future, fn, args, batch, urgent) -> None:
         self.loop = loop
         self.future = future
         self.fn = fn
         self.args = args
         self.batch = batch  # None, or fn(list of first args) -> list of results
+        self.urgent = urgent
 
 
 class StoreExecutor:
@@ -72,17 +73,24 @@ class StoreExecutor:
         await the returned future for its result."""
         return self._submit(fn, args, None)
 
-    def batched(self, many: Callable[[list[Any]], list[Any]], item: Any) -> asyncio.Future:
-        """Submit ``item`` for the batch function ``many``; await the returned future."""
-        return self._submit(None, (item,), many)
+    def batched(
+        self, many: Callable[[list[Any]], list[Any]], item: Any, *, urgent: bool = False
+    ) -> asyncio.Future:
+        """Submit ``item`` for the batch function ``many``; await the returned future.
 
-    def _submit(self, fn, args, batch) -> asyncio.Future:
+        ``urgent`` jobs (a call record an Originate waits for) run before the non-urgent
+        jobs waiting at the same moment (e.g. the call writer's progress), in their own
+        submission order; use it only for jobs independent of those (a new call's record
+        is: nothing else can refer to a call before its record exists)."""
+        return self._submit(None, (item,), many, urgent)
+
+    def _submit(self, fn, args, batch, urgent=False) -> asyncio.Future:
         if self._closed:
             raise RuntimeError(f"store executor {self.name!r} is closed")
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._ensure_thread()
-        self._jobs.put(_Job(loop, future, fn, args, batch))
+        self._jobs.put(_Job(loop, future, fn, args, batch, urgent))
         return future
 
     def _ensure_thread(self) -> None:
@@ -127,6 +135,7 @@ class StoreExecutor:
                 return
 
     def _run_jobs(self, jobs: list[_Job]) -> None:
+        jobs.sort(key=lambda job: not job.urgent)  # stable: order kept within each kind
         self.batches += 1
         self.jobs += len(jobs)
         settled: list[tuple[_Job, bool, Any]] = []

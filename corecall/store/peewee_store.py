@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import json
 from collections.abc import Callable, Iterator, Sequence
 from types import SimpleNamespace
 from typing import Any
@@ -81,6 +82,7 @@ _MAX_CHARS = {
     "route_code": field_limits.ROUTE_CODE_MAX_CHARS,
     "route code": field_limits.ROUTE_CODE_MAX_CHARS,
     "actor": field_limits.ACTOR_MAX_CHARS,
+    "reason": field_limits.REASON_MAX_CHARS,
     "action": field_limits.ACTOR_MAX_CHARS,
     "subject": field_limits.ACTOR_MAX_CHARS,
     "trunk": field_limits.ACTOR_MAX_CHARS,
@@ -564,10 +566,16 @@ class PeeweeStore(Store):
         self, telegram_id: int, since: _dt.datetime
     ) -> tuple[Agent | None, int]:
         """One statement: the agent and how many calls they placed since ``since``."""
-        tid = _tid(telegram_id)
-        params = (tid, self._db_ts(since, "since"), tid)
+        params = self._hot_read_params(telegram_id, since)
         with self._session():
             row = self._db.execute_sql(self._sql.agent_and_count, params).fetchone()
+        return self._agent_and_count_from(row)
+
+    def _hot_read_params(self, telegram_id: int, since: _dt.datetime) -> tuple:
+        tid = _tid(telegram_id)
+        return (tid, self._db_ts(since, "since"), tid)
+
+    def _agent_and_count_from(self, row: tuple | None) -> tuple[Agent | None, int]:
         if row is None:
             return None, 0
         return self._agent_from(row), int(row[len(_AGENT_COLUMNS)])
@@ -592,7 +600,7 @@ class PeeweeStore(Store):
                 self._m.Agent.insert(**values, created_at=now, updated_at=now).execute()
             except peewee.IntegrityError:
                 raise AlreadyExistsError(f"agent {telegram_id} exists already") from None
-            detail = f"phone={phone!r} name={name!r} authorized={bool(authorized)}"
+            detail = _json({"phone": phone, "name": name, "authorized": bool(authorized)})
             self._audit(actor, "agent.add", str(telegram_id), detail)
             return self._agent(self._agent_row(telegram_id))
 
@@ -601,7 +609,9 @@ class PeeweeStore(Store):
         with self._session(write=True):
             row = self._agent_row(telegram_id, lock=True)
             self._m.Agent.delete().where(self._m.Agent.telegram_id == telegram_id).execute()
-            detail = f"phone={row.phone!r} name={row.name!r} authorized={bool(row.authorized)}"
+            detail = _json(
+                {"phone": row.phone, "name": row.name, "authorized": bool(row.authorized)}
+            )
             self._audit(actor, "agent.remove", str(telegram_id), detail)
 
     def _change_agent(self, telegram_id: int, column: str, value, action: str, actor: str):
@@ -612,7 +622,8 @@ class PeeweeStore(Store):
                 old = bool(old)
             query = self._m.Agent.update({column: value, "updated_at": utcnow()})
             query.where(self._m.Agent.telegram_id == telegram_id).execute()
-            self._audit(actor, action, str(telegram_id), f"{column}: {old!r} → {value!r}")
+            detail = _json({"field": column, "old": old, "new": value})
+            self._audit(actor, action, str(telegram_id), detail)
             return self._agent(self._agent_row(telegram_id))
 
     def set_authorized(self, telegram_id: int, authorized: bool, *, actor: str) -> Agent:
@@ -838,8 +849,9 @@ class PeeweeStore(Store):
     def dnc_add(self, number: str, *, reason: str = "", actor: str) -> bool:
         row = (self._dnc_number(number), _text(reason, "reason"))
         _text(actor, "actor")
+        statements = self._dnc_insert_statements([row], actor)
         with self._session(write=True):
-            added = self._dnc_insert([row], actor)
+            added = self._run_counting(statements)
             if added:
                 self._audit(actor, "dnc.add", row[0], row[1])
             return bool(added)
@@ -849,30 +861,36 @@ class PeeweeStore(Store):
         _text(actor, "actor")
         if not rows:
             return 0
+        # Built before the transaction: the write lock (SQLite has one writer, and live
+        # calls write their call records) is held only while the statements run.
+        statements = self._dnc_insert_statements(rows, actor)
         with self._session(write=True):
-            added = self._dnc_insert(rows, actor)
+            added = self._run_counting(statements)
             detail = f"{added} added, {len(rows) - added} already listed"
             self._audit(actor, "dnc.import", f"{len(rows)} numbers", detail)
         return added
 
-    def _dnc_insert(self, rows: list[tuple[str, str]], actor: str) -> int:
-        """Multi-row INSERT ... ON CONFLICT DO NOTHING (SQLite >= 3.24 and PostgreSQL);
-        the cursor's rowcount is the number of rows actually added."""
+    def _dnc_insert_statements(self, rows: list[tuple[str, str]], actor: str) -> list:
+        """Multi-row INSERT ... ON CONFLICT DO NOTHING statements (SQLite >= 3.24 and
+        PostgreSQL), :data:`_DNC_ROWS_PER_STATEMENT` rows each."""
         now = utcnow()
         stamp = now.isoformat(sep=" ", timespec="microseconds") if self.dialect == "sqlite" else now
         param = self._db.param
-        added = 0
+        statements = []
         for start in range(0, len(rows), _DNC_ROWS_PER_STATEMENT):
             chunk = rows[start : start + _DNC_ROWS_PER_STATEMENT]
             values = ", ".join([f"({param}, {param}, {param}, {param})"] * len(chunk))
             params = [v for number, reason in chunk for v in (number, reason, stamp, actor)]
-            cursor = self._db.execute_sql(
+            sql = (
                 "INSERT INTO do_not_call (number, reason, added_at, added_by) "
-                f"VALUES {values} ON CONFLICT (number) DO NOTHING",
-                params,
+                f"VALUES {values} ON CONFLICT (number) DO NOTHING"
             )
-            added += max(cursor.rowcount, 0)
-        return added
+            statements.append((sql, params))
+        return statements
+
+    def _run_counting(self, statements: list) -> int:
+        """Run the statements; the rows they changed (the cursor's rowcount)."""
+        return sum(max(self._db.execute_sql(sql, params).rowcount, 0) for sql, params in statements)
 
     def dnc_remove(self, number: str, *, actor: str) -> bool:
         number = self._dnc_number(number)
@@ -1070,6 +1088,11 @@ class PeeweeStore(Store):
                 r.destination: (int(r.pending or 0), int(r.total) - int(r.pending or 0))
                 for r in query
             }
+
+
+def _json(detail: dict) -> str:
+    """Audit details are JSON objects (``corecall audit --json`` shows them as such)."""
+    return json.dumps(detail, ensure_ascii=False, sort_keys=True)
 
 
 __all__ = ["DIALECTS", "MIGRATIONS", "PeeweeStore", "UTCDateTimeField", "make_models"]

@@ -105,7 +105,12 @@ def attach_handlers(client: TelegramClient, conversation: Conversation) -> None:
             first_name=getattr(sender, "first_name", "") or "",
         )
         port.remember(event.chat_id, event.input_chat)
-        await conversation.handle_text(user, message.message or "", message.date)
+        text = message.message or ""
+        if conversation.bot_username is None and text.startswith("/"):
+            head = text.split(maxsplit=1)[0] if text.strip() else ""
+            if "@" in head:  # addressed: we must know our own username to tell whose it is
+                await _learn_username(client, conversation)
+        await conversation.handle_text(user, text, message.date)
 
     async def on_button(event: events.CallbackQuery.Event) -> None:
         if not isinstance(event.query, types.UpdateBotCallbackQuery):
@@ -121,6 +126,15 @@ def attach_handlers(client: TelegramClient, conversation: Conversation) -> None:
 
     client.add_event_handler(on_message, events.NewMessage(incoming=True))
     client.add_event_handler(on_button, events.CallbackQuery())
+
+
+async def _learn_username(client: TelegramClient, conversation: Conversation) -> None:
+    try:
+        me = await client.get_me()
+    except Exception as exc:  # unknown username: addressed commands stay ignored
+        log.warning("could not read the bot's own username: %s", exc)
+        return
+    conversation.bot_username = getattr(me, "username", None) or ""
 
 
 async def _answer(event: events.CallbackQuery.Event, notice: str | None) -> None:

@@ -117,9 +117,11 @@ async def serve(
     stop: asyncio.Event | None = None,
     conversation_factory: Callable[[App, CallManager], Conversation] = Conversation,
 ) -> None:
-    """Run the bot on an already logged-in ``client`` until it disconnects or ``stop`` is
-    set (SIGTERM and SIGINT set it). Stops intake, tells live calls' agents that the call
-    goes on, then disconnects and stops the trunk drivers without ending calls."""
+    """Run the bot on an already logged-in ``client`` until it disconnects, ``stop`` is set
+    (SIGTERM and SIGINT set it) or a supervised background task fails for good. Stops
+    intake, tells live calls' agents that the call goes on, then disconnects and stops the
+    trunk drivers without ending calls. In the last case it then raises
+    :class:`~corecall.errors.CorecallError` naming the task (``corecall run`` exits 1)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     handled = []
@@ -133,12 +135,13 @@ async def serve(
     attach_handlers(client, conversation)
     disconnected = asyncio.ensure_future(client.disconnected)
     stopping = asyncio.ensure_future(stop.wait())
+    failed = asyncio.ensure_future(manager.supervisor.wait_failed())
     health = asyncio.create_task(report_health(app, client, manager), name="corecall-health")
     # Telegram is logged in and every driver reported no problem (start_calls): ready.
     links = ", ".join(sorted(f"{d}/{link}" for d, link in _links(manager))) or "none"
     systemd.notify("READY=1", f"STATUS=serving; trunk links up: {links}")
     try:
-        await asyncio.wait({disconnected, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({disconnected, stopping, failed}, return_when=asyncio.FIRST_COMPLETED)
         log.info("stopping: no new commands; live calls continue in the PBX")
         systemd.notify("STOPPING=1", "STATUS=stopping: live calls continue in the PBX")
         conversation.accepting = False
@@ -149,6 +152,8 @@ async def serve(
         for signum in handled:
             loop.remove_signal_handler(signum)
         stopping.cancel()
+        failure = failed.result() if failed.done() else None
+        failed.cancel()
         try:
             async with asyncio.timeout(DISCONNECT_TIMEOUT):
                 await client.disconnect()
@@ -157,6 +162,8 @@ async def serve(
                       DISCONNECT_TIMEOUT)  # fmt: skip
         disconnected.cancel()
         await manager.stop()
+    if failure is not None:
+        raise CorecallError(f"corecall stopped: {failure}")
 
 
 def _links(manager: CallManager) -> list[tuple[str, str]]:
@@ -197,10 +204,11 @@ async def _run(app: App) -> None:
     session = prepare_session_file(app.config.session_path)
     app.store  # noqa: B018 - open (and migrate) the store before anything else
     manager = await start_calls(app)
-    client = TelegramClient(str(session), bot.api_id, bot.api_hash)
+    client = TelegramClient(str(session), bot.api_id, bot.api_hash, connection_retries=2)
     try:
         try:
-            await client.start(bot_token=bot.token)
+            with _quiet_telethon():
+                await client.start(bot_token=bot.token)
         except (errors.AccessTokenInvalidError, errors.AccessTokenExpiredError) as exc:
             raise ConfigError(
                 f"Telegram refused the bot token ({type(exc).__name__}); get a valid one from "
@@ -211,8 +219,8 @@ async def _run(app: App) -> None:
                 "Telegram refused the api id / api hash pair; copy both from my.telegram.org "
                 "into CORECALL_API_ID and CORECALL_API_HASH (or [bot] api_id / api_hash)"
             ) from None
-        except (OSError, ConnectionError) as exc:
-            raise CorecallError(f"cannot reach Telegram: {exc}") from None
+        except (OSError, ConnectionError, EOFError, TimeoutError) as exc:
+            raise CorecallError(_unreachable(client, exc)) from None
         os.chmod(session, 0o600)  # in case Telethon re-created it
         # From now on FloodWait reaches corecall, which waits and coalesces status edits.
         client.flood_sleep_threshold = 0
@@ -225,6 +233,40 @@ async def _run(app: App) -> None:
         await manager.stop()
         raise
     await serve(app, client, manager)
+
+
+def _unreachable(client: TelegramClient, exc: BaseException) -> str:
+    """One line: which Telegram server could not be reached, what happened, what to check."""
+    session = client.session
+    where = f"{getattr(session, 'server_address', '?')}:{getattr(session, 'port', '?')}"
+    if isinstance(exc, EOFError):  # asyncio.IncompleteReadError: something else answered
+        what = (
+            "the connection was closed before Telegram answered, so something that is not "
+            "Telegram (a proxy, firewall or captive portal) is answering on that address"
+        )
+    elif isinstance(exc, TimeoutError):
+        what = "no answer in time"
+    else:
+        what = str(exc) or type(exc).__name__
+    return (
+        f"cannot reach Telegram's servers at {where}: {what}. Check that this machine can "
+        "open TCP connections to Telegram (port 443, no intercepting proxy or firewall); "
+        "--verbose shows Telethon's connection log."
+    )
+
+
+class _quiet_telethon:
+    """Telethon logs each failed connection attempt as a warning; while corecall decides
+    what to say about it, they stay out of the way (unless --verbose/--debug)."""
+
+    def __enter__(self) -> None:
+        self._logger = logging.getLogger("telethon")
+        self._level = self._logger.level
+        if not logging.getLogger().isEnabledFor(logging.INFO):
+            self._logger.setLevel(logging.ERROR)
+
+    def __exit__(self, *exc_info) -> None:
+        self._logger.setLevel(self._level)
 
 
 def run_bot(app: App) -> None:

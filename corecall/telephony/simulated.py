@@ -42,6 +42,7 @@ import attrs
 from corecall.domain import CallState, EndReason
 from corecall.hookspecs import hookimpl
 from corecall.options import option
+from corecall.supervision import log_crash
 from corecall.telephony.driver import OriginateRequest, ProgressCallback, TrunkDriver
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,7 @@ class SimulatedPBX(TrunkDriver):
             self._run(request, progress, hangup), name=f"simulated-call-{request.call_id}"
         )
         self._calls[request.call_id] = task
+        task.add_done_callback(log_crash)
         task.add_done_callback(lambda _t, cid=request.call_id: self._forget(cid))
 
     def _forget(self, call_id: str) -> None:

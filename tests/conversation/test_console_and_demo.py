@@ -23,16 +23,16 @@ you: /settings
 bot #1: ⚙️ Settings
     Your phone: +12125550111
     Caller ID: none yet [no route]
-    [1] Select Route 🌐
+    [1.1] Select Route 🌐
 you: 1
 bot #1 (edited): Choose a route for your outbound calls:
-    [1] [Main Route]  🌍
-    [2] [Development Route]  🛠️
+    [1.1] [Main Route]  🌍
+    [1.2] [Development Route]  🛠️
 you: 2
 bot #1 (edited): Are you sure you want to switch to the Development route?
     All outbound calls will now go through this route.
-    [1] ✅ Yes, Switch Route
-    [2] ❌ Cancel
+    [1.1] ✅ Yes, Switch Route
+    [1.2] ❌ Cancel
 you: 1
 bot #1 (edited): ✅ Your route has been successfully changed to [Development]!
 """
@@ -62,7 +62,7 @@ async def test_scripted_console_selects_a_route_and_places_a_call(tmp_path):
         "bot #2: 📞 Call to +12125550123\n"
         "    Caller ID: +12125550199 [D]\n"
         "    ⏳ Calling your phone +12125550111…\n"
-        "    [1] 📴 Hang up\n"
+        "    [2.1] 📴 Hang up\n"
     )
     assert "(end of input: waiting up to 10 s for live calls to end)\n" in rest
     # Every state is printed as an edit of the same message, ending with the final one.
@@ -72,7 +72,7 @@ async def test_scripted_console_selects_a_route_and_places_a_call(tmp_path):
         "bot #2 (edited): 📞 Call to +12125550123\n"
         "    Caller ID: +12125550199 [D]\n"
         "    ☎️ Call ended. Duration 0:00.\n"
-        "    [1] 🚫 Do not call again\n"
+        "    [2.1] 🚫 Do not call again\n"
     )
     (call,) = app.store.recent_calls(AGENT)
     assert (call.target, call.route_code, call.reason.value) == ("+12125550123", "D", "completed")
@@ -137,13 +137,13 @@ def test_corecall_demo_scripted_end_to_end(tmp_path):
         "you: /call +12125550123\n"
         "bot #2: You haven't chosen a route yet, so I can't place calls for you. Choose one "
         "below, then send your /call again.\n"
-        "    [1] [Main Route]  🌍\n"
-        "    [2] [Development Route]  🛠️\n"
+        "    [2.1] [Main Route]  🌍\n"
+        "    [2.2] [Development Route]  🛠️\n"
         "you: 2\n"
         "bot #2 (edited): Are you sure you want to switch to the Development route?\n"
         "    All outbound calls will now go through this route.\n"
-        "    [1] ✅ Yes, Switch Route\n"
-        "    [2] ❌ Cancel\n"
+        "    [2.1] ✅ Yes, Switch Route\n"
+        "    [2.2] ❌ Cancel\n"
         "you: 1\n"
         "bot #2 (edited): ✅ Your route has been successfully changed to [Development]!\n"
         "you: /call +12125550123\n"
@@ -154,7 +154,7 @@ def test_corecall_demo_scripted_end_to_end(tmp_path):
     assert "· +12125550123 · [D] · 🟢 in progress\n" in out  # /history while it rings
     # ~0.5 s of talk; the customer was on the line, so the agent may list the number
     assert re.search(
-        r"\n    ☎️ Call ended\. Duration 0:0[01]\.\n    \[1\] 🚫 Do not call again\n\Z", out
+        r"\n    ☎️ Call ended\. Duration 0:0[01]\.\n    \[3\.1\] 🚫 Do not call again\n\Z", out
     )
     assert (tmp_path / "demo" / "corecall.sqlite3").exists()  # its own database
 

@@ -97,6 +97,9 @@ BY_NAME: dict[str, list] = {
     "number": [LONGEST_NUMBER],
     "route_name": [WIDE * fields.ROUTE_NAME_MAX_CHARS, None],
     "current": [True, False],
+    # Bot usernames: _ADDRESSED_RE takes at most 64 characters; Telegram's own limit is 32.
+    "other": ["b" * 64],
+    "ours": ["o" * 32, None],
 }
 #: Templates whose output is split before sending (long lists): checked chunk by chunk.
 CHUNKED = {"agents_list"}

@@ -192,6 +192,41 @@ def test_dnc_import_reports_bad_lines_by_number_imports_the_rest_and_is_idempote
     assert store.dnc_count() == 3
 
 
+@pytest.mark.parametrize(
+    ("reason", "says"),
+    [
+        ("x" * 5000, "5000 characters long; reasons can be at most 200"),
+        ("line1\nFAKE +12125550999  2026-11-29 00:00 UTC  cli:admin", "U+000A"),
+        ("asked\u202enot", "U+202E"),
+        ("tab\there", "U+0009"),
+    ],
+)
+def test_dnc_reasons_are_bounded_single_line_text(cli, reason, says):
+    """A reason is stored text like an agent's name: bounded, one line, no bidi overrides
+    (a newline would forge a row in `dnc list`); refused with what works, nothing added."""
+    code, _out, err = cli("dnc", "add", NY, "--reason", reason)
+    assert code == 1 and says in err and reason not in err
+    code, _out, err = cli("dnc", "import", "-", "--reason", reason)
+    assert code == 1 and says in err
+    assert cli.store().dnc_count() == 0
+
+
+@pytest.mark.parametrize("reason", ["x" * 201, "asked\u202enot", "tab\there"])
+def test_dnc_import_rejects_a_bad_reason_by_line_and_imports_the_rest(cli, tmp_path, reason):
+    path = tmp_path / "reasons.csv"
+    path.write_text(f"+12125550101,fine\n+12125550102,{reason}\n", encoding="utf-8")
+    code, out, _ = cli("dnc", "import", str(path), "--json")
+    report = json.loads(out)
+    assert code == 1 and [r["line"] for r in report["rejected"]] == [2]
+    assert "reason" in report["rejected"][0]["message"]
+    assert cli.store().dnc_count() == 1
+
+
+def test_the_store_refuses_an_over_long_reason_itself(cli):
+    with pytest.raises(Exception, match="at most 200"):
+        cli.store().dnc_add("+12125550109", reason="y" * 201, actor="test")
+
+
 def test_dnc_export_imports_back(cli, tmp_path):
     cli("dnc", "add", NY, "--reason", "a, b")
     cli("dnc", "add", "+1 646 555 0100")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import itertools
+import json
 import random
 import threading
 import uuid
@@ -144,15 +145,15 @@ def test_every_agent_change_writes_its_audit_entry(store: Store):
         ("telegram:16", "agent.revoke", str(AGENT)),
         ("cli:root", "agent.remove", str(AGENT)),
     ]
-    details = [e.detail for e in log]
-    assert PHONE in details[0] and "Alice" in details[0]
-    assert details[1] == "authorized: False → True"
-    assert details[2] == f"phone: '{PHONE}' → '+12125550111'"
-    assert details[3] == "route_code: None → 'M'"
-    assert details[4] == "caller_id: None → '+12125550199'"
-    assert details[5] == "caller_id: '+12125550199' → None"
-    assert details[6] == "authorized: True → False"
-    assert "+12125550111" in details[7]
+    details = [json.loads(e.detail) for e in log]  # structured: JSON objects, not reprs
+    assert details[0] == {"phone": PHONE, "name": "Alice", "authorized": False}
+    assert details[1] == {"field": "authorized", "old": False, "new": True}
+    assert details[2] == {"field": "phone", "old": PHONE, "new": "+12125550111"}
+    assert details[3] == {"field": "route_code", "old": None, "new": "M"}
+    assert details[4] == {"field": "caller_id", "old": None, "new": "+12125550199"}
+    assert details[5] == {"field": "caller_id", "old": "+12125550199", "new": None}
+    assert details[6] == {"field": "authorized", "old": True, "new": False}
+    assert details[7]["phone"] == "+12125550111"
     for entry in log:
         assert_utc(entry.at)
         assert isinstance(entry.id, int)
@@ -769,3 +770,38 @@ def test_unrelated_tables_are_left_alone(target):
     target.run_sql("INSERT INTO someone_elses VALUES (1)")
     assert target.open_store().schema_version() == Store.SCHEMA_VERSION
     assert target.run_sql("SELECT x FROM someone_elses") == [(1,)]
+
+
+def test_nowait_read_is_the_same_read_or_none(store: Store, target):
+    """The event-loop fast path answers exactly what the store thread would, fresh every
+    time (a revocation by another connection shows at once), or None (PostgreSQL)."""
+    store.add_agent(AGENT, PHONE, "Alice", authorized=True, actor=ADMIN)
+    store.create_call(make_call(created_at=T0))
+    got = store.agent_and_recent_calls_nowait(AGENT, T0)
+    if target.backend == "postgres":
+        assert got is None  # a network round trip: never on the event loop
+        return
+    assert got == store.agent_and_recent_calls(AGENT, T0) and got[1] == 1
+    other = target.open_store()  # another process's connection, e.g. the CLI
+    try:
+        other.set_authorized(AGENT, False, actor=ADMIN)
+    finally:
+        other.close()
+    assert store.agent_and_recent_calls_nowait(AGENT, T0)[0].authorized is False
+    assert store.agent_and_recent_calls_nowait(AGENT + 5, T0) == (None, 0)
+    with pytest.raises(StoreError):
+        store.agent_and_recent_calls_nowait(AGENT, dt.datetime(2024, 5, 1))  # naive
+
+
+def test_nowait_call_record_is_written_or_left_to_the_store_thread(store: Store, target):
+    call = make_call(created_at=T0)
+    written = store.create_call_nowait(call)
+    if target.backend == "postgres":
+        assert written is None and store.get_call(call.id) is None
+        return
+    assert written == call and store.get_call(call.id) == call
+    with pytest.raises(AlreadyExistsError):
+        store.create_call_nowait(call)
+    with pytest.raises(StoreError, match="NUL"):
+        store.create_call_nowait(make_call(call_id="a\x00b"))
+    assert store.count_calls_since(AGENT, T0) == 1

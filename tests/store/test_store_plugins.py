@@ -238,3 +238,55 @@ def test_sqlite_and_postgres_stores_side_by_side(tmp_path, pg_server):
     finally:
         lite.close()
         pg.close()
+
+
+def test_sqlite_nowait_read_never_waits_for_a_lock(tmp_path):
+    """The event-loop read and call record use a connection that never waits for a lock
+    (busy_timeout 0) and never checkpoints; when SQLite says busy they give up at once
+    (None: the caller goes through the store thread) instead of blocking the loop."""
+    import datetime as dt
+    import time
+    import uuid
+
+    from corecall.domain import CallRecord
+
+    def make_record():
+        return CallRecord(
+            id=uuid.uuid4().hex, agent_id=5, agent_phone="+12125550100",
+            target="+12125550123", route_code="M", trunk="main", caller_id="+12125550199",
+            created_at=dt.datetime(2024, 5, 1, tzinfo=dt.UTC),
+        )  # fmt: skip
+
+    store = SqliteStore(tmp_path / "s.sqlite3")
+    store.open()
+    try:
+        store.add_agent(5, "+12125550100", authorized=True, actor="t")
+        since = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+        assert store.agent_and_recent_calls_nowait(5, since)[0].telegram_id == 5
+        conn = store._nowait.conn
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 0
+        assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0  # no fsync here
+
+        # Another writer holds the lock (the call writer, the CLI): the record is not
+        # written here and nothing waits; the caller goes through the store thread.
+        writer = sqlite3.connect(tmp_path / "s.sqlite3", isolation_level=None)
+        writer.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        record = make_record()
+        assert store.create_call_nowait(record) is None
+        assert time.monotonic() - started < 0.5
+        assert store.agent_and_recent_calls_nowait(5, since)[0].telegram_id == 5  # WAL read
+        writer.execute("ROLLBACK")
+        writer.close()
+        assert store.create_call_nowait(record) == record
+        assert store.get_call(record.id) == record
+
+        class Busy:
+            def execute(self, *_a):
+                raise sqlite3.OperationalError("database is locked")
+
+        store._nowait.conn = Busy()
+        assert store.agent_and_recent_calls_nowait(5, since) is None
+    finally:
+        store.close()
+    assert store.agent_and_recent_calls_nowait(5, since) is None  # closed: not answered

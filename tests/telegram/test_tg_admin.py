@@ -62,9 +62,8 @@ async def test_authorize_refusals_say_what_works(make_bot):
     assert await bot.reply(bot.admin, "/authorize 600") == usage
     assert await bot.reply(bot.admin, "/authorize bob +12125550177") == usage
     assert await bot.reply(bot.admin, "/authorize 601 911") == (
-        "Agent phone: 911 is an emergency or crisis number. corecall never dials emergency "
-        "services: in an emergency, call them directly from a phone. Use a full number like "
-        "+12125550123 or (212) 555-0123."
+        "Agent phone: That is an emergency number, so it can't be an agent's phone. Give the "
+        "agent's own full phone number. Use a full number like +12125550123 or (212) 555-0123."
     )
     assert bot.store.get_agent(600) is None and bot.store.get_agent(601) is None
 

@@ -21,7 +21,7 @@ from corecall.cli import main
 from corecall.config import parse_config
 from corecall.conversation import Conversation
 from corecall.domain import CallState
-from corecall.errors import TelephonyError
+from corecall.errors import CorecallError, TelephonyError
 from corecall.telegram.runner import _run, prepare_session_file, serve, start_calls
 
 
@@ -171,3 +171,25 @@ async def test_sigterm_stops_intake_and_leaves_live_calls_to_the_pbx(tmp_path):
     assert len(board.originated) == 1
     await client.aclose()
     app.close()
+
+
+async def test_a_background_task_that_fails_for_good_stops_the_bot_with_its_name(tmp_path):
+    """Nothing dies silently: a supervised task that keeps crashing stops `corecall run`
+    with an error naming it, after the usual orderly shutdown."""
+    board = Switchboard()
+    app = scripted_app(tmp_path, board)
+    calls = await start_calls(app)
+    client = OfflineTelegram()
+    serving = asyncio.create_task(serve(app, client, calls))
+
+    async def broken_link():
+        raise ConnectionResetError("the PBX link's reader broke")
+
+    calls.supervisor.start("corecall-test-link", broken_link, max_restarts=1, window=60)
+    with pytest.raises(CorecallError) as err:
+        await asyncio.wait_for(serving, 10)
+    assert str(err.value) == (
+        "corecall stopped: background task 'corecall-test-link' crashed after 1 restart(s): "
+        "ConnectionResetError: the PBX link's reader broke"
+    )
+    assert board.stopped == 1  # the drivers were stopped as on SIGTERM

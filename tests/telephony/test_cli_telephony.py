@@ -113,6 +113,79 @@ def test_call_command_reports_a_failed_call_with_exit_1(cli):
     assert code == 1 and "failed: agent_busy" in err
 
 
+def test_call_command_shows_every_stage_on_a_simulated_trunk(cli):
+    code, out, err = cli({}, "call", "--route", "M", "--agent-phone", "+12125550111",
+                         "--target", "+12125550123")  # fmt: skip
+    assert code == 0, out + err
+    states = re.findall(r"^\s+[\d.]+s  (\w+)", out, flags=re.M)
+    assert states == [
+        "dialing_agent", "agent_ringing", "agent_answered", "awaiting_confirmation",
+        "dialing_target", "target_ringing", "connected", "ended",
+    ]  # fmt: skip
+    assert "agent id 0" not in out or "operator test call" in out
+
+
+def test_a_late_watcher_still_prints_every_stage_the_call_passed():
+    """The kind behind a flaky lab run: the watcher attached after three stages had passed
+    (busy machine); the lines come from the record's stage times, not from updates seen."""
+    import datetime as dt
+
+    import attrs
+
+    from corecall.cli.telephony_commands import _stage_lines
+    from corecall.domain import STAGE_TIMESTAMP_FIELD, CallRecord, CallState
+
+    FIRST_THREE = ("dialing_agent_at", "agent_ringing_at", "agent_answered_at")
+    t0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    stamps = {field: t0 + dt.timedelta(seconds=i + 1)
+              for i, field in enumerate(STAGE_TIMESTAMP_FIELD.values())}  # fmt: skip
+    record = CallRecord(id="c1", agent_id=0, agent_phone="+12125550111", target="+12125550123",
+                        route_code="M", trunk="main", caller_id="+12125550100",
+                        state=CallState.AGENT_ANSWERED, created_at=t0,
+                        **{k: v for k, v in stamps.items() if k in FIRST_THREE})  # fmt: skip
+    lines, shown = _stage_lines(record, CallState.QUEUED.order)
+    assert [line.split()[1] for line in lines] == [
+        "dialing_agent", "agent_ringing", "agent_answered",
+    ]  # fmt: skip
+    assert lines[0].strip().startswith("1.00s")
+    ended = attrs.evolve(record, **stamps, state=CallState.ENDED, reason=EndReason.COMPLETED)
+    lines, _ = _stage_lines(ended, shown)
+    assert [line.split()[1].rstrip(":") for line in lines] == [
+        "awaiting_confirmation", "dialing_target", "target_ringing", "connected", "ended",
+    ]  # fmt: skip
+    # A route with confirm = "none" never waited for a key: no such line.
+    lines, _ = _stage_lines(ended, shown, confirms=False)
+    assert [line.split()[1].rstrip(":") for line in lines] == [
+        "dialing_target", "target_ringing", "connected", "ended",
+    ]  # fmt: skip
+
+
+def test_call_command_timeout_says_and_records_that_corecall_hung_up(cli):
+    sections = {"trunks": {"main": {"driver": "simulated", "timeout_seconds": 30,
+                                    "ring_seconds": 0.01, "answer_seconds": 0.02}}}  # fmt: skip
+    code, out, err = cli(sections, "call", "--route", "M", "--agent-phone", "+12125550111",
+                         "--target", "+12125550408", "--timeout", "1")  # fmt: skip
+    assert code == 1
+    assert "corecall is hanging up" in out
+    assert "ended: timed_out (corecall hung up after 1s (--timeout))" in out
+    assert "agent hung up" not in out + err
+    assert "failed: timed_out" in err
+    calls, _audit = stored(cli)
+    assert calls[0].reason is EndReason.TIMED_OUT
+    assert "corecall hung up" in calls[0].detail
+
+
+def test_call_help_shows_the_timeout_default():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "corecall", "call", "--help"],
+                          capture_output=True, text=True, timeout=60,
+                          env={"COLUMNS": "200", "PATH": ""})  # fmt: skip
+    assert "none: follow the call until it ends" in " ".join(proc.stdout.split())
+    assert "Examples:" in proc.stdout
+
+
 # ------------------------------------------------------------------------------ against the lab
 
 
@@ -165,8 +238,10 @@ def test_call_command_hangs_up_after_its_timeout(fresh_lab, cli):
         "call", "-r", "M", "--agent-phone", "+18145550999", "--target", "+18155550999",
         "--timeout", "1.5",
     )  # fmt: skip
-    assert code == 0, out + err  # it connected, and we ended it: a normal end
-    assert "no end after 1.5s: hanging up" in out and "ended: completed" in out
+    assert code == 0, out + err  # it connected, and corecall ended it at --timeout
+    assert "no end after 1.5s: corecall is hanging up" in out
+    assert "ended: timed_out (corecall hung up after 1.5s (--timeout))" in out
+    assert "connected; corecall hung up after 1.5s" in out
     assert len(fresh_lab.invites("corecall-main")) == 2
 
 
@@ -206,3 +281,36 @@ def test_asterisk_check_passes_on_the_lab_and_explains_each_problem(own_lab, cli
     other_context = ami_sections({"pbx1": server_of(lab, context="corecall-other")})
     code, out, _ = cli(other_context, "asterisk", "check")
     assert code == 1 and "'corecall-other'" in out and "extensions.conf" in out
+
+
+# ------------------------------------------------------------------------------ check: config first
+
+
+@pytest.mark.parametrize(
+    ("sections", "words"),
+    [
+        ({"trunks": {"main": {"driver": "asterisk"}}}, ["driver 'asterisk'", "available:"]),
+        ({"plugins": {"disabled": ["route_main", "route_dev"]}}, ["no route is offered",
+                                                                  "route M is configured"]),
+        ({"plugins": {"disabled": ["route_dev"]}}, ["route D is configured"]),
+    ],
+)  # fmt: skip
+def test_check_fails_with_the_true_cause_when_a_call_would_fail(cli, sections, words):
+    code, out, err = cli(sections, "asterisk", "check")
+    assert code == 1, out + err
+    assert "looks right" not in out
+    for word in words:
+        assert word in " ".join(out.split()), out
+
+
+def test_check_names_a_disabled_trunk_driver_plugin(cli):
+    """`asterisk check` is the Asterisk plugin's command: with the plugin disabled the
+    command is unknown, and the error names the disabled plugin and what it breaks."""
+    sections = ami_sections({"pbx1": server_of(port=1)})
+    sections["plugins"] = {"disabled": ["asterisk_ami"]}
+    code, out, err = cli(sections, "asterisk", "check")
+    assert code == 2 and "looks right" not in out
+    err = " ".join(err.split())
+    assert "No such command 'asterisk'" in err
+    assert "disabled plugins may add it: asterisk_ami (corecall plugins enable NAME)" in err
+    assert "uses driver 'asterisk_ami', which no enabled plugin provides" in err

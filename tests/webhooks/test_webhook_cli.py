@@ -19,6 +19,9 @@ from corecall.app import App
 from corecall.config import parse_config
 from corecall.domain import CallState
 
+#: 20 simulated calls, one event per state each (press-1 step included).
+EVENTS = 20 * len(CallState)
+
 SECRET = "cli-test-secret"
 
 
@@ -45,7 +48,7 @@ def corecall(config, env, *args, input=None, timeout=180):
 def test_receiver_down_for_20_calls_across_a_restart_then_everything_arrives(tmp_path, receiver):
     """The issue's acceptance case with real processes: two console runs (a restart in
     between) place 10 calls each while the receiver is down; a third run finds it up and
-    delivers all 160 events, each id once, in order per call."""
+    delivers all 20 × len(CallState) events, each id once, in order per call."""
     config, env = setup(tmp_path, receiver)
     calls = "".join("/call +12125550123\n" for _ in range(10))
     for _run in range(2):
@@ -56,7 +59,7 @@ def test_receiver_down_for_20_calls_across_a_restart_then_everything_arrives(tmp
     listed = corecall(config, env, "webhooks", "list", "--pending", "--json", "--limit", "500")
     assert listed.returncode == 0, listed.stderr
     pending = json.loads(listed.stdout)
-    assert len(pending) == 160  # newest first
+    assert len(pending) == EVENTS  # newest first
     oldest = pending[-1]
     assert oldest["attempts"] >= 1 and "ConnectError" in oldest["last_error"], oldest
 
@@ -67,13 +70,13 @@ def test_receiver_down_for_20_calls_across_a_restart_then_everything_arrives(tmp
         text=True,
     )  # fmt: skip
     try:
-        events = receiver.wait_for(160, timeout=120)
+        events = receiver.wait_for(EVENTS, timeout=120)
     finally:
         idle.stdin.close()
         idle.wait(60)
     time.sleep(0.5)
     events = receiver.events()
-    assert len(events) == 160 and len({e["id"] for e in events}) == 160
+    assert len(events) == EVENTS and len({e["id"] for e in events}) == EVENTS
     by_call = collections.defaultdict(list)
     for event in events:
         by_call[event["data"]["call_id"]].append(event["sequence"])
@@ -83,7 +86,7 @@ def test_receiver_down_for_20_calls_across_a_restart_then_everything_arrives(tmp
     for headers, body in receiver.accepted:
         assert verify(SECRET, headers["Corecall-Signature"], body)
     summary = corecall(config, env, "webhooks", "list", "--limit", "0")
-    assert f"{receiver.url}: 0 pending, 160 delivered" in summary.stdout
+    assert f"{receiver.url}: 0 pending, {EVENTS} delivered" in summary.stdout
 
 
 def test_webhooks_test_and_redeliver(tmp_path, receiver):

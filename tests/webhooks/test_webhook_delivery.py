@@ -24,6 +24,9 @@ from corecall.app import App
 from corecall.config import parse_config
 from corecall.domain import CallState
 
+#: One event per state a simulated call passes (queued ... ended, press-1 step included).
+PER_CALL = len(CallState)
+
 SECRET = "s3cret-for-tests"
 AGENTS = range(501, 506)
 
@@ -113,7 +116,7 @@ async def test_every_state_change_arrives_signed_once_in_order(tmp_path, receive
     receiver.up()
     async with Corecall(tmp_path, options(receiver)) as cc:
         [call_id] = await cc.calls(1)
-        events = await asyncio.to_thread(receiver.wait_for, 8)
+        events = await asyncio.to_thread(receiver.wait_for, PER_CALL)
     states = [e["data"]["state"] for e in call_events(events)]
     assert states == [s.value for s in CallState]  # queued ... ended, each once
     ended = events[-1]
@@ -127,7 +130,7 @@ async def test_every_state_change_arrives_signed_once_in_order(tmp_path, receive
         assert len(headers["Idempotency-Key"]) == 32
         assert headers["Content-Type"] == "application/json"
     ids = [e["id"] for e in events]
-    assert len(ids) == len(set(ids)) == 8
+    assert len(ids) == len(set(ids)) == PER_CALL
 
 
 async def test_receiver_down_during_20_calls_and_a_restart_loses_nothing(tmp_path, receiver):
@@ -137,21 +140,21 @@ async def test_receiver_down_during_20_calls_and_a_restart_loses_nothing(tmp_pat
     opts = options(receiver)
     async with Corecall(tmp_path, opts) as cc:
         first = await cc.calls(10)
-    async with Corecall(tmp_path, opts) as cc:  # restarted with 80 events pending
+    async with Corecall(tmp_path, opts) as cc:  # restarted with 10 calls' events pending
         pending = cc.app.store.outbox_counts()[receiver.url][0]
-        assert pending == 80
+        assert pending == 10 * PER_CALL
         second = await cc.calls(10)
         await asyncio.sleep(0.5)  # retries keep failing while it is down
         assert receiver.accepted == []
         receiver.up()
-        events = await asyncio.to_thread(receiver.wait_for, 160)
-        await wait_until(lambda: cc.app.store.outbox_counts()[receiver.url] == (0, 160))
+        events = await asyncio.to_thread(receiver.wait_for, 20 * PER_CALL)
+        await wait_until(lambda: cc.app.store.outbox_counts()[receiver.url] == (0, 20 * PER_CALL))
     await asyncio.sleep(0.3)
-    assert len(receiver.events()) == 160  # nothing sent twice after its 2xx
+    assert len(receiver.events()) == 20 * PER_CALL  # nothing sent twice after its 2xx
     # the backlog went out in few requests (up to max_batch events each), still in order
-    assert len(receiver.accepted) < 160
+    assert len(receiver.accepted) < 20 * PER_CALL
     ids = [e["id"] for e in events]
-    assert len(set(ids)) == 160
+    assert len(set(ids)) == 20 * PER_CALL
     assert_in_order_per_call(events, first + second)
     failed = [m for m in App(cc.app.config).store.outbox_list(limit=200) if m.attempts]
     assert failed, "the outage should show as failed tries in the outbox"
@@ -167,9 +170,9 @@ async def test_answering_500_is_retried_until_accepted(tmp_path, receiver):
         head = cc.app.store.outbox_pending(receiver.url)[0]
         assert head.attempts >= 2 and head.last_error.startswith("HTTP 500")
         receiver.status = 200
-        events = await asyncio.to_thread(receiver.wait_for, 8)
+        events = await asyncio.to_thread(receiver.wait_for, PER_CALL)
     assert_in_order_per_call(events, [call_id])
-    assert len({e["id"] for e in events}) == 8
+    assert len({e["id"] for e in events}) == PER_CALL
 
 
 async def test_slow_receiver_times_out_and_never_slows_calls(tmp_path, receiver):
@@ -182,14 +185,14 @@ async def test_slow_receiver_times_out_and_never_slows_calls(tmp_path, receiver)
         assert elapsed < 5, f"10 simulated calls took {elapsed:.1f} s with a slow receiver"
         assert receiver.accepted == []
         receiver.delay = 0.0
-        await wait_until(lambda: cc.app.store.outbox_counts()[receiver.url] == (0, 80))
+        await wait_until(lambda: cc.app.store.outbox_counts()[receiver.url] == (0, 10 * PER_CALL))
     # A request that timed out on corecall's side may still have been processed by the slow
     # receiver: at-least-once. Deduplicating on the id, as receivers must, gives every
     # event once, in order per call.
     first_seen: dict[str, dict] = {}
     for event in receiver.events():
         first_seen.setdefault(event["id"], event)
-    assert len(first_seen) == 80
+    assert len(first_seen) == 10 * PER_CALL
     assert_in_order_per_call(list(first_seen.values()), ids)
 
 

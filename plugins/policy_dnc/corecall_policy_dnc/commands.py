@@ -18,11 +18,12 @@ import typer
 from corecall.calls import parse_on_any_route
 from corecall.domain import NumberVerdict
 from corecall.errors import CorecallError, NotFoundError, RefusedError
+from corecall.fields import check_reason
 from corecall_policy_dnc.importing import Entry, Rejected, read_lines
 
 #: Numbers per store transaction while importing: small enough that a live call's own
 #: write never waits long for the lock (SQLite has one writer), big enough to be fast.
-IMPORT_BATCH = 5000
+IMPORT_BATCH = 2000
 #: Rejected lines shown in the text report (all of them are in --json).
 SHOWN_REJECTIONS = 50
 
@@ -73,6 +74,7 @@ def make_dnc_app(context) -> typer.Typer:
         """Add a number to the list (adding it again changes nothing)."""
         app = _app()
         e164 = _e164(app, number)
+        reason = check_reason(reason)
         if app.store.dnc_add(e164, reason=reason, actor=_actor()):
             typer.echo(f"added {e164} to the do-not-call list")
             return
@@ -148,6 +150,7 @@ def make_dnc_app(context) -> typer.Typer:
         """Import numbers (any format /call accepts). Listed numbers are skipped, bad lines are
         reported by line number and the rest imported; exit 1 when a line was rejected."""
         app = _app()
+        reason = check_reason(reason)
         if str(file) == "-":
             report = import_lines(app, sys.stdin.buffer, _actor(), default_reason=reason)
         else:

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable, Iterator
 import attrs
 
 from corecall.domain import NumberVerdict
+from corecall.errors import RefusedError
+from corecall.fields import check_reason
 
 #: A line longer than this is refused (no phone number and reason need more).
 MAX_LINE_CHARS = 1000
@@ -69,5 +71,10 @@ def read_lines(
         verdict = parse(first)
         if not verdict.ok:
             yield Rejected(index, text, verdict.message)
+            continue
+        try:
+            reason = check_reason(reason)
+        except RefusedError as exc:
+            yield Rejected(index, text, exc.message)
             continue
         yield Entry(index, verdict.e164, reason)  # type: ignore[arg-type]

@@ -6,14 +6,19 @@ the database file ``0600`` (SQLite gives its ``-wal``/``-shm`` files the same mo
 
 from __future__ import annotations
 
+import contextlib
+import datetime as _dt
 import os
+import sqlite3
+import threading
 from pathlib import Path
 
 import attrs
 from playhouse.pool import PooledSqliteDatabase
 
 from corecall import option
-from corecall.errors import StoreError
+from corecall.domain import Agent, CallRecord
+from corecall.errors import AlreadyExistsError, StoreError
 from corecall.hookspecs import hookimpl
 from corecall.store.peewee_store import PeeweeStore
 
@@ -39,10 +44,83 @@ class SqliteStore(PeeweeStore):
             check_same_thread=False,  # the pool hands a connection to one thread at a time
         )
         super().__init__(database)
+        # Read-only connections for agent_and_recent_calls_nowait, one per calling thread.
+        self._nowait = threading.local()
+        self._nowait_conns: list[sqlite3.Connection] = []
+        self._nowait_lock = threading.Lock()
 
     @property
     def location(self) -> str:
         return str(self.path)
+
+    def agent_and_recent_calls_nowait(
+        self, telegram_id: int, since: _dt.datetime
+    ) -> tuple[Agent | None, int] | None:
+        """The per-call read, answered on the calling thread (the event loop) when SQLite
+        can answer it at once: a WAL reader never waits for writers, the statement is one
+        indexed lookup (~50 µs), and this connection's ``busy_timeout`` is 0, so in the rare
+        case a lock is in the way (a checkpoint restarting the WAL, recovery) it returns
+        None at once and the caller takes the store thread instead. The agent is read fresh
+        every time: a revocation committed by any process shows on the next request."""
+        if not self._is_open:
+            return None
+        params = self._hot_read_params(telegram_id, since)  # validates; raises StoreError
+        try:
+            row = self._nowait_conn().execute(self._sql.agent_and_count, params).fetchone()
+        except sqlite3.Error:
+            return None
+        return self._agent_and_count_from(row)
+
+    def create_call_nowait(self, call: CallRecord) -> CallRecord | None:
+        """The call record, written on the calling thread (the event loop) when SQLite can
+        take it at once: one INSERT and a commit to the WAL (no fsync: ``synchronous =
+        normal``; this connection never checkpoints, ``wal_autocheckpoint = 0``, the store
+        thread's connections do). If another writer holds the lock (the call writer), it
+        returns None at once (``busy_timeout`` 0) and the caller takes the store thread.
+        Raises StoreError for a bad value, AlreadyExistsError for a duplicate id."""
+        if not self._is_open:
+            return None
+        written, values = self._insert_values(call)
+        conn = self._nowait_conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error:
+            return None
+        try:
+            conn.execute(self._sql.insert_call, values)
+            conn.execute("COMMIT")
+        except sqlite3.IntegrityError:
+            conn.execute("ROLLBACK")
+            raise AlreadyExistsError(f"call {call.id!r} exists already") from None
+        except sqlite3.Error:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            return None
+        return written
+
+    def _nowait_conn(self) -> sqlite3.Connection:
+        """This thread's connection for the *_nowait methods (made on first use)."""
+        conn = getattr(self._nowait, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(
+                str(self.path), isolation_level=None, check_same_thread=False, timeout=0
+            )
+            for pragma in ("busy_timeout = 0", "synchronous = normal",
+                           "wal_autocheckpoint = 0", "foreign_keys = 1"):  # fmt: skip
+                conn.execute(f"PRAGMA {pragma}")
+            self._nowait.conn = conn
+            with self._nowait_lock:
+                self._nowait_conns.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._nowait_lock:
+            conns, self._nowait_conns = self._nowait_conns, []
+        self._nowait = threading.local()
+        for conn in conns:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        super().close()
 
     def open(self) -> None:
         if not self._is_open:

@@ -46,6 +46,11 @@ _BAD_HEADER_CHARS = ("\r", "\n", "\0")
 DEFAULT_CONTEXT = "corecall-bridge"
 
 
+#: Headers whose values are secrets (Login's Secret, a challenge login's Key): errors name
+#: them and never show their values.
+SECRET_HEADERS = frozenset({"secret", "key"})
+
+
 def check_header(name: str, value: str) -> None:
     """Raise :class:`UnsafeValueError` unless ``name: value`` is one harmless AMI header line."""
     if not isinstance(name, str) or not _HEADER_NAME_RE.fullmatch(name):
@@ -53,7 +58,10 @@ def check_header(name: str, value: str) -> None:
     if not isinstance(value, str):
         raise UnsafeValueError(f"AMI header {name} must be text, got {type(value).__name__}")
     if any(c in value for c in _BAD_HEADER_CHARS):
-        raise UnsafeValueError(f"AMI header {name} contains CR, LF or NUL: {value!r}")
+        # Name the header, and show its value only when it is no secret (issue #7: a stray
+        # CR at the end of CORECALL_AMI_SECRET used to print the whole secret here).
+        shown = "(value hidden)" if name.lower() in SECRET_HEADERS else repr(value)
+        raise UnsafeValueError(f"AMI header {name} contains CR, LF or NUL: {shown}")
 
 
 def check_call_id(value: object) -> str:

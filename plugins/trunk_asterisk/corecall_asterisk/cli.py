@@ -135,6 +135,14 @@ def register(cli: typer.Typer, context: PluginContext) -> None:
         if there is any. Dials nothing."""
         from corecall_asterisk.check import check_server
 
+        # Whatever would make a /call fail for a configuration reason fails the check
+        # first, with its true cause (a disabled route plugin, an unknown driver name).
+        setup = context.app.call_problems()
+        for what, fix in setup:
+            typer.echo(f"PROBLEM  {what}\n         fix: {fix}")
+        if setup:
+            typer.echo(f"{len(setup)} problem(s) found", err=True)
+            raise typer.Exit(1)
         servers = _servers(
             context,
             f'no route uses an "{PLUGIN_NAME}" trunk: nothing to check (routes on the '

@@ -17,7 +17,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from corecall.domain import CallState, EndReason, TrunkConfig
-from corecall.errors import PbxStartingError, TelephonyError
+from corecall.errors import ConfigError, PbxStartingError, TelephonyError
 from corecall.telephony.driver import OriginateRequest, ProgressCallback, TrunkDriver
 from corecall_asterisk.actions import (
     CALL_ID_RE,
@@ -39,6 +39,7 @@ from corecall_asterisk.tracking import TrackedCall
 if TYPE_CHECKING:
     from corecall.config import Config
     from corecall.domain import CallRecord
+    from corecall.supervision import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +76,17 @@ class AsteriskAmiDriver(TrunkDriver):
                     continue
                 server = resolve_server(trunk.name, self.trunk_options(trunk), options, path=where)
                 if server.name not in links:
-                    link = links[server.name] = AmiLink(server)
+                    link = links[server.name] = AmiLink(server, supervisor=self._supervisor())
                     link.state_observer = self.link_state_changed
             self._links = links
         return self._links
+
+    def _supervisor(self) -> Supervisor | None:
+        """The application's supervisor (None for a driver outside an application)."""
+        try:
+            return self.context.app.supervisor if self.context is not None else None
+        except ConfigError:
+            return None
 
     async def start(self) -> None:
         await asyncio.gather(

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING
 
 from corecall.domain import EndReason
 from corecall.errors import TelephonyError
+from corecall.supervision import Supervisor, log_crash
 from corecall_asterisk.actions import check_header, originate_action_id
 from corecall_asterisk.errors import AmiLoginError, LinkLost
 from corecall_asterisk.tracking import CallTracker, TrackedCall
@@ -86,8 +87,12 @@ class AmiLink:
     #: :meth:`stop` returns within this many seconds, whatever the timing.
     stop_timeout = 2.0
 
-    def __init__(self, server: AmiServerConfig) -> None:
+    def __init__(self, server: AmiServerConfig, *, supervisor: Supervisor | None = None) -> None:
         self.server = server
+        #: Runs the connection loop as the task ``corecall-ami-<server>``: a crash is logged
+        #: by name and the loop restarted (the application's supervisor when the driver
+        #: runs in one, so a loop that keeps crashing stops ``corecall run``).
+        self.supervisor = supervisor or Supervisor()
         self.tracker = CallTracker(on_agent_channel=self._agent_channel_seen)
         # panoramisk is imported when the first link is built, not when the plugin registers
         # its driver: `corecall asterisk --help` and commands that dial nothing never load it.
@@ -178,7 +183,7 @@ class AmiLink:
         if self._task is None:
             self._closing = False
             self._stopping.clear()
-            self._task = asyncio.create_task(self._run(), name=f"corecall-ami-{self.name}")
+            self._task = self.supervisor.start(f"corecall-ami-{self.name}", self._run)
         if wait:
             # Until the first attempt ends either way: a refused login or connection is not
             # worth waiting for, a slow one is.
@@ -353,9 +358,10 @@ class AmiLink:
             self._lost.set()
 
     def _spawn(self, coro) -> None:
-        task = asyncio.create_task(coro)
+        task = asyncio.create_task(coro, name=f"corecall-ami-{self.name}-{coro.__name__}")
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        task.add_done_callback(log_crash)  # short-lived: a crash is logged by name
 
     # ---- actions
     async def action(

@@ -117,7 +117,7 @@ class AmiServerConfig:
     host: str = "127.0.0.1"
     port: int = 5038
     username: str = "corecall"
-    secret: str = ""
+    secret: str = attrs.field(default="", repr=False)  # never in a repr, a log, a traceback
     context: str = DEFAULT_CONTEXT
     ping_interval: float = 5.0
     action_timeout: float = 5.0
