@@ -124,7 +124,7 @@ def effective_caller_id(agent: Agent, route: Route) -> str:
     """The caller ID a call by ``agent`` on ``route`` shows: the agent's assigned number when
     it is one of the route's operator-owned numbers, else the route's first number."""
     if agent.caller_id in route.caller_ids:
-        return agent.caller_id  # type: ignore[return-value]
+        return agent.caller_id
     return route.caller_ids[0]
 
 
