@@ -138,7 +138,7 @@ class Config:
         """Every secret value in this configuration (for
         :class:`~corecall.redaction.Redactor`): bot token, api hash, AMI secrets, the
         PostgreSQL password."""
-        values = [self.bot.token, self.bot.api_hash]
+        values: list[str | None] = [self.bot.token, self.bot.api_hash]
         values += _secrets_in(self.plugin_tables)  # [plugins.asterisk_ami.servers.X] secret…
         for key, value in self.store.options.items():  # the store plugin's raw options
             if key in SECRET_KEYS and isinstance(value, str):
@@ -534,7 +534,7 @@ class _Parser:
         for sub, t in value.items():
             if not isinstance(t, dict):
                 self.fail(f"{name}.{sub}", f"expected a table ([{name}.{sub}])")
-        return value
+        return dict(value)
 
     def no_unknown_keys(self, t: Mapping, known: set[str], section: str):
         unknown = sorted(set(t) - known)

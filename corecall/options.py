@@ -369,9 +369,10 @@ def parse_options(
 
 
 def _default_of(field: attrs.Attribute) -> Any:
-    default = field.default
-    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-        return default.factory()  # type: ignore[call-arg]
+    default: Any = field.default
+    factory = getattr(default, "factory", None)
+    if callable(factory) and hasattr(default, "takes_self"):  # an attrs.Factory
+        return factory()
     return default
 
 
@@ -420,11 +421,12 @@ def render_commented(cls: type, table_name: str, *, title: str = "") -> str:
         info = option_info(field)
         typ = hints.get(field.name, field.type)
         nested, table_cls = _options_class_of(typ), _table_of(typ)
-        if nested is not None or table_cls is not None:
+        sub_cls = nested or table_cls
+        if sub_cls is not None:
             # The sub-table's own keys, documented the same way (NAME: one table per name).
             sub = f"{table_name}.{field.name}" + ("" if nested is not None else ".NAME")
             lines.append(f"# {field.name}: {info.doc}")
-            lines.append(render_commented(nested or table_cls, sub).rstrip("\n"))
+            lines.append(render_commented(sub_cls, sub).rstrip("\n"))
             continue
         lines.append(f"# {info.doc}")
         if info.secret:
