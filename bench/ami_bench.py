@@ -57,6 +57,7 @@ from corecall.app import App
 from corecall.calls import CallManager
 from corecall.config import parse_config
 from corecall.domain import STAGE_TIMESTAMP_FIELD, Agent, CallRecord, CallState
+from corecall.errors import AgentChangedError
 from corecall.store import Store
 from corecall.telephony.driver import OriginateRequest
 
@@ -194,7 +195,10 @@ class MemoryStore(Store):
     def audit_log(self, limit=50):
         return []
 
-    def create_call(self, call):
+    def create_call(self, call, *, check_agent=False):
+        agent = self.agents.get(call.agent_id)
+        if check_agent and not (agent and agent.authorized and agent.phone == call.agent_phone):
+            raise AgentChangedError(f"agent {call.agent_id} changed", agent)
         self.calls[call.id] = call
         return call
 
