@@ -49,6 +49,7 @@ from corecall.errors import (
     StoreError,
     UnsafeValueError,
 )
+from corecall.fields import echo
 from corecall.logs import call_extra, log_context
 from corecall.plugins import Plugins
 from corecall.services import Services
@@ -144,7 +145,7 @@ def effective_caller_id(agent: Agent, route: Route) -> str:
     """The caller ID a call by ``agent`` on ``route`` shows: the agent's assigned number when
     it is one of the route's operator-owned numbers, else the route's first number."""
     if agent.caller_id in route.caller_ids:
-        return agent.caller_id  # type: ignore[return-value]
+        return agent.caller_id
     return route.caller_ids[0]
 
 
@@ -366,7 +367,7 @@ class CallManager:
         route = self._routes().get(route_code)
         if route is None:
             known = ", ".join(sorted(self._routes())) or "none"
-            raise RefusedError("no_route", f"Route {route_code!r} is not offered ({known}).")
+            raise RefusedError("no_route", f"Route {echo(route_code)} is not offered ({known}).")
         phone = self.plugins.parse_number(agent_phone, route)
         if not phone.ok:
             raise RefusedError("agent_phone_invalid", f"Agent phone: {phone.message}")

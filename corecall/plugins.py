@@ -20,6 +20,7 @@ the parse hook returned, so no plugin, and no plugin choice, can switch it off.
 
 from __future__ import annotations
 
+import builtins
 import importlib
 import json
 import logging
@@ -44,6 +45,7 @@ from corecall.domain import (
     is_e164,
 )
 from corecall.errors import ConfigError, EssentialPluginError, NotFoundError, PluginError
+from corecall.fields import echo
 from corecall.options import ParsedOptions, check_options_class, parse_options
 from corecall.registries import (
     RouteRegistry,
@@ -396,7 +398,7 @@ class Plugins:
                 return refusal
         return None
 
-    def policy_verdicts(self, request: CallRequest) -> list[tuple[str, Refusal | None]]:
+    def policy_verdicts(self, request: CallRequest) -> builtins.list[tuple[str, Refusal | None]]:
         """Every policy plugin's answer, in call order, without stopping at the first
         refusal (``corecall policy check`` shows them all). Same fail-closed rule."""
         return [
@@ -580,7 +582,7 @@ def check_can_disable(
     {"asterisk_ami": ["main", "dev"]}}``): such a plugin is essential."""
     names = known_plugin_names()
     if name not in names:
-        raise NotFoundError(f"no plugin named {name!r}; known plugins: {', '.join(names)}")
+        raise NotFoundError(f"no plugin named {echo(name)}; known plugins: {', '.join(names)}")
     if name == active_store_plugin:
         raise EssentialPluginError(
             name,

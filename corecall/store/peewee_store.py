@@ -34,7 +34,7 @@ import datetime as _dt
 import json
 from collections.abc import Callable, Iterator, Sequence
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, overload
 
 import attrs
 import peewee
@@ -98,9 +98,13 @@ _MAX_CHARS = {
 
 
 def _detail(value: Any) -> str:
-    return field_limits.clip(_text(value, "detail"), field_limits.DETAIL_MAX_CHARS)  # type: ignore[arg-type]
+    return field_limits.clip(_text(value, "detail"), field_limits.DETAIL_MAX_CHARS)
 
 
+@overload
+def _text(value: Any, what: str) -> str: ...
+@overload
+def _text(value: Any, what: str, *, null: bool) -> str | None: ...
 def _text(value: Any, what: str, *, null: bool = False) -> str | None:
     if value is None and null:
         return None
@@ -719,7 +723,7 @@ class PeeweeStore(Store):
         outcomes: list[CallRecord | CorecallError] = []
         try:
             prepared = [self._insert_values(call) for call in calls]
-            with self._session(write=True), peewee.__exception_wrapper__:
+            with self._session(write=True), peewee.__exception_wrapper__:  # type: ignore[attr-defined]
                 cursor = self._db.cursor()
                 if check_agent:
                     sql = self._sql.insert_agent_call
@@ -822,7 +826,7 @@ class PeeweeStore(Store):
             rows.append(row)
         if not rows:
             return
-        with self._session(write=True), peewee.__exception_wrapper__:
+        with self._session(write=True), peewee.__exception_wrapper__:  # type: ignore[attr-defined]
             cursor = self._db.cursor()
             if self.dialect == "postgres":
                 from psycopg2.extras import execute_batch  # one round trip per 100 rows

@@ -18,7 +18,7 @@ import typer
 from corecall.calls import parse_on_any_route
 from corecall.domain import NumberVerdict
 from corecall.errors import CorecallError, NotFoundError, RefusedError
-from corecall.fields import check_reason
+from corecall.fields import check_reason, echo
 from corecall_policy_dnc.importing import Entry, Rejected, read_lines
 
 #: Numbers per store transaction while importing: small enough that a live call's own
@@ -49,7 +49,8 @@ def parser_for(app) -> Callable[[str], NumberVerdict]:
 def _e164(app, text: str) -> str:
     verdict = parser_for(app)(text)
     if not verdict.ok:
-        raise RefusedError(verdict.reason or "invalid", f"{text!r}: {verdict.message}")
+        raise RefusedError(verdict.reason or "invalid", f"{echo(text)}: {verdict.message}")
+    assert verdict.e164 is not None  # an accepted verdict carries its E.164 form
     return verdict.e164
 
 
@@ -171,7 +172,7 @@ def make_dnc_app(context) -> typer.Typer:
             )
             for rejected in report["rejected"][:SHOWN_REJECTIONS]:
                 typer.echo(
-                    f"  line {rejected['line']}: {rejected['text']!r}: {rejected['message']}"
+                    f"  line {rejected['line']}: {echo(rejected['text'])}: {rejected['message']}"
                 )
             if len(report["rejected"]) > SHOWN_REJECTIONS:
                 typer.echo(f"  ... {len(report['rejected']) - SHOWN_REJECTIONS} more (use --json)")

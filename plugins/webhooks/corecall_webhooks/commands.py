@@ -12,6 +12,7 @@ import typer
 from corecall.cli.common import console, print_json
 from corecall.domain import utcnow
 from corecall.errors import CorecallError, UsageError
+from corecall.fields import echo
 from corecall_webhooks import events
 from corecall_webhooks.service import USER_AGENT, WebhookOptions
 from corecall_webhooks.signing import (
@@ -109,7 +110,7 @@ def test(options: WebhookOptions) -> None:
             headers = {
                 "Content-Type": "application/json", "User-Agent": USER_AGENT,
                 SIGNATURE_HEADER: sign(options.secret, body),
-                IDEMPOTENCY_HEADER: events.batch_key([event["id"]]), EVENT_COUNT_HEADER: "1",
+                IDEMPOTENCY_HEADER: events.batch_key([str(event["id"])]), EVENT_COUNT_HEADER: "1",
             }  # fmt: skip
             started = time.perf_counter()
             try:
@@ -133,7 +134,8 @@ def redeliver(store, event_ids: list[str], url: str | None) -> None:
     missing = [e for e in event_ids if e not in known]
     console.print(f"{changed} deliveries queued again")
     if missing:
-        raise CorecallError(f"not in the outbox: {', '.join(missing)} (see corecall webhooks list)")
+        shown = ", ".join(echo(m) for m in missing)
+        raise CorecallError(f"not in the outbox: {shown} (see corecall webhooks list)")
 
 
 __all__ = ["webhooks_group"]
