@@ -211,7 +211,7 @@ def test_dnc_reasons_are_bounded_single_line_text(cli, reason, says):
     assert cli.store().dnc_count() == 0
 
 
-@pytest.mark.parametrize("reason", ["x" * 201, "asked\u202enot", "tab\there"])
+@pytest.mark.parametrize("reason", ["x" * 201, "asked\u202enot", "esc\x1b[2J"])
 def test_dnc_import_rejects_a_bad_reason_by_line_and_imports_the_rest(cli, tmp_path, reason):
     path = tmp_path / "reasons.csv"
     path.write_text(f"+12125550101,fine\n+12125550102,{reason}\n", encoding="utf-8")
@@ -239,6 +239,56 @@ def test_dnc_export_imports_back(cli, tmp_path):
     code, out, _ = cli("dnc", "import", str(exported), "--json")
     assert code == 0 and json.loads(out)["added"] == 1
     assert cli.store().dnc_get("+12125550123").reason == "a, b"
+
+
+#: Reasons a store may hold from before the limits existed (or written by another program):
+#: each must export as one line that imports back, and never reach a terminal raw.
+STORED_REASONS = {
+    "+12125550101": "x" * 120_000,
+    "+12125550102": "line1\nFAKE +12125550999  2026-11-29 00:00 UTC  cli:admin",
+    "+12125550103": "\x1b[2J\x1b[31mred\x1b]0;title\x07 \x9b31m",
+    "+12125550104": 'quoted "multi"\r\nline, with, commas',
+    "+12125550105": "\u202eevil\u2028sep\ttab\x00nul",
+    "+12125550106": "",
+    "+12125550107": "# not a comment",
+    "+12125550108": '"',
+    "+12125550109": " " + "é" * 300,
+}
+
+
+def store_raw(store, reasons: dict[str, str], actor: str) -> None:
+    """Write rows past the store's checks, as an older corecall (or another program) did."""
+    rows = list(reasons.items())
+    with store._session(write=True):
+        for sql, params in store._dnc_insert_statements(rows, actor):
+            store._db.execute_sql(sql, params)
+
+
+def test_dnc_export_of_whatever_is_stored_imports_back(cli, tmp_path):
+    store_raw(cli.store(), STORED_REASONS, actor="cli:\x1b[31mroot\nFAKE")
+    exported = tmp_path / "out.csv"
+    assert cli("dnc", "export", "-o", str(exported))[0] == 0
+    data = exported.read_text(encoding="utf-8")
+    assert data.count("\n") == 1 + len(STORED_REASONS)  # a header and one line a number
+    assert not [c for c in data if c != "\n" and not (c.isprintable() or c == " ")]
+    code, out, err = cli("dnc", "import", str(exported))
+    assert (code, err) == (0, "")
+    assert f"0 added, {len(STORED_REASONS)} already listed, 0 lines rejected" in out
+    # the export of what was read back is the same file (nothing else is lost on the way)
+    cli("dnc", "remove", "+12125550101")
+    assert cli("dnc", "import", str(exported))[0] == 0
+    again = tmp_path / "again.csv"
+    cli("dnc", "export", "-o", str(again))
+    assert [line.split(",")[:2] for line in again.read_text().splitlines()] == [
+        line.split(",")[:2] for line in data.splitlines()
+    ]
+    # and neither export to a terminal nor `dnc list` writes a control character
+    for args in (("dnc", "export"), ("dnc", "list")):
+        code, out, _ = cli(*args)
+        assert code == 0 and "\x1b" not in out and "\x9b" not in out and "\u202e" not in out
+    code, out, _ = cli("dnc", "list")
+    assert len(out.splitlines()) == len(STORED_REASONS) + 1 and "FAKE +12125550999" in out
+    assert not any(line.startswith("FAKE") for line in out.splitlines())
 
 
 def test_dnc_import_missing_file(cli, tmp_path):
