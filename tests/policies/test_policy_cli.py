@@ -117,6 +117,41 @@ def test_policy_check_for_an_agent_uses_their_route(cli):
     assert code == 0 and result["route"] == "D" and result["checks"][0]["step"] == "agent"
 
 
+#: The bot's words for the agent: never what the operator at a shell reads.
+AGENT_WORDING = ("ask your admin", "you ", "your ", "/setphone")
+
+
+def test_policy_check_speaks_to_the_operator_about_the_agent(cli):
+    """The dry run's reader is the admin at a shell: an unknown, unauthorized or phoneless
+    agent, and an agent at their call limits, are described with what to run, never with
+    the bot's "ask your admin"."""
+    store = cli.store()
+    store.add_agent(502, "+12125550112", "Bob", authorized=False, actor="test")
+    store.add_agent(503, "+12125550113", "Cy", authorized=True, actor="test")
+    store.add_agent(504, "+12125550114", "Di", authorized=True, actor="test")
+    store._db.execute_sql("UPDATE agents SET phone = '' WHERE telegram_id = 504")
+    expected = {
+        "999": "Agent 999 is not on record: see `corecall agents list`",
+        "502": "Agent 502 (Bob) is not authorized to place calls: `corecall agents authorize 502`",
+        "504": "`corecall agents set-phone 504 NUMBER`",
+    }
+    for agent, says in expected.items():
+        code, result = check(cli, "--target", NY, "--agent", agent, "--at", "2026-07-01T16:00:00Z")
+        assert code == 1 and result["plugin"] == "agent" and says in result["message"]
+        assert not any(w in result["message"].lower() for w in AGENT_WORDING), result["message"]
+        code, out, _err = cli("policy", "check", "--target", NY, "--agent", agent)
+        assert code == 1 and says in " ".join(out.split())
+    # the call limits: a live call of agent 503 on record
+    cli.configure(policy_calling_hours={"opens": "00:00", "closes": "23:59"})
+    place_record(store, "+12125550177", dt.datetime.now(dt.UTC), agent=503)
+    code, result = check(cli, "--target", NY, "--agent", "503", "--route", "M")
+    limits = [c for c in result["checks"] if c["reason"] in ("call_in_progress", "rate_limited")]
+    assert code == 1 and limits, result
+    for step in limits:
+        assert step["message"].startswith("The agent ") and "[limits]" in step["message"]
+        assert not any(w in step["message"].lower() for w in AGENT_WORDING), step["message"]
+
+
 @pytest.mark.parametrize("bad", ["2026-07-01T11:30:00", "yesterday", "2026-13-01T00:00:00Z"])
 def test_policy_check_needs_a_moment_with_its_offset(cli, bad):
     code, _out, err = cli("policy", "check", "--target", NY, "--at", bad)
