@@ -12,7 +12,7 @@ from corecall.app import App
 from corecall.calls import effective_caller_id
 from corecall.domain import Agent, Route
 from corecall.errors import NotFoundError, RefusedError
-from corecall.fields import check_agent_name
+from corecall.fields import check_agent_name, echo
 from corecall.numbers import normalize_phone
 
 
@@ -87,7 +87,9 @@ class AgentAdmin:
         routes = self.app.routes()
         if code not in routes:
             offered = ", ".join(f"{c} ({r.name})" for c, r in sorted(routes.items())) or "none"
-            raise RefusedError("unknown_route", f"No route {code!r}. Offered routes: {offered}.")
+            raise RefusedError(
+                "unknown_route", f"No route {echo(code)}. Offered routes: {offered}."
+            )
         updated = self.store.set_route(telegram_id, code, actor=actor)
         if agent.caller_id and agent.caller_id not in routes[code].caller_ids:
             # The old caller ID belongs to the old route: never carry it across routes.

@@ -17,6 +17,7 @@ from corecall.config import Config
 from corecall.domain import Route, TrunkConfig
 from corecall.effective_config import EffectiveOptions, resolve_options
 from corecall.errors import ConfigError
+from corecall.fields import echo
 from corecall.plugins import Plugins, load_plugins, read_disabled
 from corecall.store import Store
 from corecall.telephony.driver import TrunkDriver
@@ -202,7 +203,7 @@ class App:
         routes = self.routes()
         if code not in routes:
             known = ", ".join(sorted(routes)) or "none"
-            raise ConfigError(f"route {code!r} is not offered (offered routes: {known})")
+            raise ConfigError(f"route {echo(code)} is not offered (offered routes: {known})")
         return routes[code]
 
     def allowed_regions(self) -> tuple[str, ...]:

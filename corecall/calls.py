@@ -43,6 +43,7 @@ from corecall.domain import (
     utcnow,
 )
 from corecall.errors import CorecallError, RefusedError, StoreError, UnsafeValueError
+from corecall.fields import echo
 from corecall.logs import call_extra, log_context
 from corecall.plugins import Plugins
 from corecall.services import Services
@@ -340,7 +341,7 @@ class CallManager:
         route = self._routes().get(route_code)
         if route is None:
             known = ", ".join(sorted(self._routes())) or "none"
-            raise RefusedError("no_route", f"Route {route_code!r} is not offered ({known}).")
+            raise RefusedError("no_route", f"Route {echo(route_code)} is not offered ({known}).")
         phone = self.plugins.parse_number(agent_phone, route)
         if not phone.ok:
             raise RefusedError("agent_phone_invalid", f"Agent phone: {phone.message}")

@@ -9,6 +9,7 @@ template with maximal values).
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from corecall.errors import RefusedError
@@ -139,6 +140,46 @@ def check_reason(reason: str) -> str:
             "it on one line with letters, digits, spaces and punctuation.",
         )
     return reason
+
+
+#: Echoed input (a route code, a plugin name, a number someone typed) is shown at most this
+#: long in messages: enough to recognise it, never a wall of text.
+ECHO_MAX_CHARS = 32
+#: Last line for whole messages (CLI errors): a run of non-space characters longer than this
+#: is cut in the middle of the message, and the message itself is cut at
+#: :data:`MESSAGE_MAX_CHARS`.
+WORD_MAX_CHARS = 120
+MESSAGE_MAX_CHARS = 2000
+
+
+def echo(value: object, limit: int = ECHO_MAX_CHARS) -> str:
+    """``value`` quoted for a message that repeats what someone typed: ``repr`` (so control
+    characters show as escapes, never act), cut to ``limit`` characters with "…" and the
+    full length, e.g. ``'ZZZZ…' (5000 characters)``.
+
+    Every message that echoes input uses this, so one oversized argument cannot turn a
+    one-line refusal into pages of text (or a Telegram reply over 4,096 characters).
+    """
+    text = str(value)
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[: max(1, limit - 1)] + '…'!r} ({len(text)} characters)"
+
+
+def tame_message(message: str) -> str:
+    """A message fit to print: every run of non-space characters over
+    :data:`WORD_MAX_CHARS` cut (keeping its start, saying how long it was), and the whole
+    cut at :data:`MESSAGE_MAX_CHARS`. The last line behind :func:`echo`, for messages built
+    by code that forgot to use it (third-party plugins included)."""
+
+    def shorten(match: re.Match[str]) -> str:
+        word = match.group(0)
+        return f"{word[: WORD_MAX_CHARS // 2]}…({len(word)} characters)"
+
+    tamed = re.sub(rf"\S{{{WORD_MAX_CHARS + 1},}}", shorten, message)
+    if len(tamed) > MESSAGE_MAX_CHARS:
+        tamed = f"{tamed[: MESSAGE_MAX_CHARS - 40]}… ({len(tamed)} characters in all)"
+    return tamed
 
 
 def clip(text: str, limit: int) -> str:

@@ -44,6 +44,7 @@ from corecall.domain import (
     is_e164,
 )
 from corecall.errors import ConfigError, EssentialPluginError, NotFoundError, PluginError
+from corecall.fields import echo
 from corecall.options import ParsedOptions, check_options_class, parse_options
 from corecall.registries import (
     RouteRegistry,
@@ -580,7 +581,7 @@ def check_can_disable(
     {"asterisk_ami": ["main", "dev"]}}``): such a plugin is essential."""
     names = known_plugin_names()
     if name not in names:
-        raise NotFoundError(f"no plugin named {name!r}; known plugins: {', '.join(names)}")
+        raise NotFoundError(f"no plugin named {echo(name)}; known plugins: {', '.join(names)}")
     if name == active_store_plugin:
         raise EssentialPluginError(
             name,

@@ -18,6 +18,7 @@ import attrs
 from corecall.app import App
 from corecall.calls import OPERATOR_AGENT_ID, authorization_refusal, effective_caller_id
 from corecall.domain import Agent, AgentActivity, CallRequest, Refusal
+from corecall.fields import echo
 
 
 @attrs.frozen
@@ -93,7 +94,7 @@ def dry_run(
         route = routes.get(route_code)
         if route is None:
             known = ", ".join(sorted(routes)) or "none"
-            message = f"Route {route_code!r} is not offered (offered routes: {known})."
+            message = f"Route {echo(route_code)} is not offered (offered routes: {known})."
             steps.append(StepVerdict("route", False, message, "no_route"))
             return done()
     else:

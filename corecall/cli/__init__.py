@@ -168,7 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     except CorecallError as exc:
         from rich.text import Text
 
-        message = state.redactor.redact(str(exc))
+        from corecall.fields import tame_message
+
+        message = tame_message(state.redactor.redact(str(exc)))
         err_console.print(Text("error: ", style="bold red") + Text(message))
         return exc.exit_code
     except KeyboardInterrupt:
@@ -186,13 +188,20 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(cause, CorecallError):
             from rich.text import Text
 
-            err_console.print(Text("error: ", style="bold red") + Text(str(cause)))
+            from corecall.fields import tame_message
+
+            message = tame_message(state.redactor.redact(str(cause)))
+            err_console.print(Text("error: ", style="bold red") + Text(message))
             return cause.exit_code
         return report_unexpected(cause)
     except Exception as exc:
         show = getattr(exc, "show", None)
         code = getattr(exc, "exit_code", None)
         if callable(show) and isinstance(code, int):  # typer's usage errors
+            if isinstance(getattr(exc, "message", None), str):
+                from corecall.fields import tame_message
+
+                exc.message = tame_message(exc.message)  # click echoes what was typed
             show()
             if state.plugin_commands_error is not None and "No such command" in str(exc):
                 err_console.print(

@@ -151,6 +151,9 @@ def report_unexpected(exc: BaseException) -> int:
     what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     if redactor is not None:
         what = redactor.redact(what)
+    from corecall.fields import tame_message
+
+    what = tame_message(what)
     if state.debug:
         sys.stderr.write(text)
         err_console.print(f"error: unexpected {what}")

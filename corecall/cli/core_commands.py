@@ -10,6 +10,7 @@ import typer
 
 from corecall.cli.common import actor, console, print_json, state
 from corecall.cli.tables import print_table
+from corecall.fields import echo
 
 if TYPE_CHECKING:
     from corecall.plugins import Plugins
@@ -146,7 +147,7 @@ def _set_enabled(name: str, enabled: bool) -> None:
     if enabled:
         if name not in known_plugin_names():
             raise NotFoundError(
-                f"no plugin named {name!r}; known plugins: {', '.join(known_plugin_names())}"
+                f"no plugin named {echo(name)}; known plugins: {', '.join(known_plugin_names())}"
             )
         was_disabled = name in disabled
         disabled.discard(name)

@@ -8,6 +8,7 @@ import typer
 
 from corecall.cli.common import console, print_json, state
 from corecall.errors import UsageError
+from corecall.fields import ECHO_MAX_CHARS, echo
 
 policy_app = typer.Typer(help="Call policy: why a call would be allowed or refused.",
                          no_args_is_help=True)  # fmt: skip
@@ -27,7 +28,7 @@ def parse_moment(text: str | None) -> _dt.datetime:
         moment = None
     if moment is None or moment.utcoffset() is None:
         raise UsageError(
-            f"--at {text!r}: expected an ISO 8601 moment with its UTC offset, e.g. "
+            f"--at {echo(text)}: expected an ISO 8601 moment with its UTC offset, e.g. "
             "2026-07-01T11:30:00Z or 2026-07-01T07:30:00-04:00"
         )
     return moment.astimezone(_dt.UTC)
@@ -59,9 +60,10 @@ def policy_check(
         print_json(result.as_json())
     else:
         who = f"agent {agent}" if agent is not None else "no agent"
+        shown_target = target if len(target) <= ECHO_MAX_CHARS else echo(target)
+        shown_route = result.route or (echo(route) if route else "?")
         console.print(
-            f"policy check: {target} ({who}, route {result.route or route or '?'}) at "
-            f"{result.at.isoformat()}"
+            f"policy check: {shown_target} ({who}, route {shown_route}) at {result.at.isoformat()}"
         )
         width = max(len(s.step) for s in result.steps)
         for step in result.steps:

@@ -112,7 +112,7 @@ def test_webhooks_test_and_redeliver(tmp_path, receiver):
     again = corecall(config, env, "webhooks", "redeliver", "audit-1")
     assert again.returncode == 0 and "1 deliveries queued again" in again.stdout
     unknown = corecall(config, env, "webhooks", "redeliver", "nope")
-    assert unknown.returncode == 1 and "not in the outbox: nope" in unknown.stderr
+    assert unknown.returncode == 1 and "not in the outbox: 'nope'" in unknown.stderr
     listed = corecall(config, env, "webhooks", "list")
     assert "audit-1  admin.action" in listed.stdout and "pending" in listed.stdout
 

@@ -23,6 +23,7 @@ from corecall.fields import (
     E164_MAX_CHARS,
     REASON_MAX_CHARS,
     check_reason,
+    echo,
     one_line,
 )
 from corecall_policy_dnc.importing import Entry, Rejected, bounded_lines, read_lines
@@ -55,7 +56,7 @@ def parser_for(app) -> Callable[[str], NumberVerdict]:
 def _e164(app, text: str) -> str:
     verdict = parser_for(app)(text)
     if not verdict.ok:
-        raise RefusedError(verdict.reason or "invalid", f"{text!r}: {verdict.message}")
+        raise RefusedError(verdict.reason or "invalid", f"{echo(text)}: {verdict.message}")
     return verdict.e164
 
 
@@ -197,7 +198,7 @@ def make_dnc_app(context) -> typer.Typer:
             )
             for rejected in report["rejected"][:SHOWN_REJECTIONS]:
                 typer.echo(
-                    f"  line {rejected['line']}: {rejected['text']!r}: {rejected['message']}"
+                    f"  line {rejected['line']}: {echo(rejected['text'])}: {rejected['message']}"
                 )
             if len(report["rejected"]) > SHOWN_REJECTIONS:
                 typer.echo(f"  ... {len(report['rejected']) - SHOWN_REJECTIONS} more (use --json)")

@@ -12,6 +12,7 @@ import typer
 from corecall.cli.common import console, print_json
 from corecall.domain import utcnow
 from corecall.errors import CorecallError
+from corecall.fields import echo
 from corecall_webhooks import events
 from corecall_webhooks.service import USER_AGENT, WebhookOptions
 from corecall_webhooks.signing import (
@@ -153,7 +154,8 @@ def redeliver(store, options: WebhookOptions, event_ids: list[str], url: str | N
     missing = [e for e in event_ids if e not in known]
     console.print(f"{changed} deliveries queued again")
     if missing:
-        raise CorecallError(f"not in the outbox: {', '.join(missing)} (see corecall webhooks list)")
+        shown = ", ".join(echo(m) for m in missing)
+        raise CorecallError(f"not in the outbox: {shown} (see corecall webhooks list)")
 
 
 __all__ = ["webhooks_group"]

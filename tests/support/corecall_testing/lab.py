@@ -76,9 +76,34 @@ class AmiSession:
         self.events: list[Any] = []
         self.manager = None
 
+    #: How long to keep trying to log in (a just-started Asterisk under load may take a while
+    #: and has been seen to drop the first session right after accepting it).
+    login_timeout = 20.0
+
     async def __aenter__(self) -> AmiSession:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.login_timeout
+        attempts: list[str] = []
+        while True:
+            outcome = await self._try_login(min(5.0, max(0.5, deadline - loop.time())))
+            if outcome is None:
+                return self
+            attempts.append(outcome)
+            if loop.time() >= deadline:
+                raise AssertionError(
+                    f"could not log in to the lab's AMI at {self.lab.ami_host}:"
+                    f"{self.lab.ami_port} within {self.login_timeout:.0f} s; attempts: "
+                    + "; ".join(attempts)
+                )
+            await asyncio.sleep(0.2)
+
+    async def _try_login(self, timeout: float) -> str | None:
+        """One connection and login; None when logged in and FullyBooted was seen, else why
+        not (the connection is closed then)."""
         from panoramisk import Manager
 
+        lost: list[object] = []
+        self.events = []
         self.manager = Manager(
             host=self.lab.ami_host,
             port=self.lab.ami_port,
@@ -87,12 +112,31 @@ class AmiSession:
             loop=asyncio.get_running_loop(),
             ping_delay=3600,
             reconnect_timeout=3600,
+            on_disconnect=lambda _manager, exc: lost.append(exc),
         )
         self.manager.register_event("*", self._on_event)
-        await asyncio.wait_for(self.manager.connect(), 5)
-        await wait_until(lambda: self.named("FullyBooted"), 5)
-        assert self.manager.authenticated
-        return self
+        try:
+            async with asyncio.timeout(timeout):
+                await self.manager.connect()
+                while not (self.manager.authenticated and self.named("FullyBooted")):
+                    if lost:
+                        break
+                    await asyncio.sleep(0.02)
+        except TimeoutError:
+            pass
+        except OSError as exc:
+            return f"connect failed: {exc}"
+        if self.manager.authenticated and self.named("FullyBooted") and not lost:
+            return None
+        if lost:
+            why = f"connection lost ({lost[0]!r})"
+        elif not self.manager.authenticated:
+            why = f"not logged in within {timeout:.1f} s"
+        else:
+            why = f"logged in, no FullyBooted within {timeout:.1f} s"
+        with contextlib.suppress(Exception):
+            self.manager.close()
+        return f"{why}, {len(self.events)} events seen"
 
     def _on_event(self, _manager, event) -> None:
         self.events.append(event)

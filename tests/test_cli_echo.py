@@ -1,0 +1,93 @@
+"""Oversized input echoed back (issue #7, the kind of finding 4 on the CLI): every message that
+repeats what the operator typed shows a recognisable start and its length, never the whole
+argument, and the refusal changes nothing.
+
+``corecall.fields.echo`` is the one way messages quote input; ``tame_message`` is the CLI's last
+line for messages that forgot to (a third-party plugin's, click's usage errors).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from corecall_testing import config_dict, write_toml
+
+from corecall.cli import main
+from corecall.fields import ECHO_MAX_CHARS, MESSAGE_MAX_CHARS, WORD_MAX_CHARS, echo, tame_message
+
+HUGE = "Z" * 5000
+#: Far more than any refusal needs, far less than the 5,000 characters typed.
+MAX_REPLY_CHARS = 600
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch, capsys):
+    path = write_toml(tmp_path / "corecall.toml", config_dict(tmp_path))
+    monkeypatch.setenv("CORECALL_CONFIG", str(path))
+
+    def run(*args: str):
+        capsys.readouterr()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def _state(cli) -> tuple:
+    agents = json.loads(cli("agents", "list", "--json")[1])
+    audit = json.loads(cli("audit", "--json")[1])
+    dnc = cli("dnc", "list")[1]
+    return agents, audit, dnc
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("number", "check", "+12125550123", "--route", HUGE),  # the issue's instance
+        ("agents", "set-route", "1", HUGE),  # the issue's second instance
+        ("agents", "set-route", "1", " ".join(["Z"] * 2500)),  # long, but no long word
+        ("agents", "set-caller-id", "1", "9" * 5000),
+        ("agents", "set-phone", "1", "9" * 5000),
+        ("policy", "check", "--target", "+12125550123", "--route", HUGE),
+        ("policy", "check", "--target", HUGE),
+        ("policy", "check", "--target", "+12125550123", "--at", HUGE),
+        ("dnc", "add", HUGE),
+        ("dnc", "remove", HUGE),
+        ("plugins", "enable", HUGE),
+        ("plugins", "disable", HUGE),
+        ("webhooks", "redeliver", HUGE),
+        ("calls", "show", HUGE),
+        (HUGE,),  # click: "No such command ..."
+        ("agents", HUGE),
+    ],
+    ids=lambda a: " ".join(x[:12] for x in a),
+)
+def test_an_oversized_argument_is_echoed_in_part_and_changes_nothing(cli, args):
+    cli("agents", "add", "--telegram-id", "1", "--phone", "+12125550123")
+    cli("agents", "set-route", "1", "M")
+    before = _state(cli)
+    code, out, err = cli(*args)
+    assert code != 0, (out, err)
+    reply = out + err
+    assert len(reply) <= MAX_REPLY_CHARS, reply[:300]
+    assert "Traceback" not in reply
+    assert "Z" * (WORD_MAX_CHARS + 1) not in reply and "9" * (WORD_MAX_CHARS + 1) not in reply
+    assert _state(cli) == before
+
+
+def test_echo_keeps_short_input_whole_and_says_how_long_long_input_was():
+    assert echo("M") == "'M'"
+    assert echo("a\nb\x1b[31m") == repr("a\nb\x1b[31m")  # escapes shown, never acting
+    long = echo("Z" * 5000)
+    assert long.endswith("(5000 characters)") and long.count("Z") == ECHO_MAX_CHARS - 1
+
+
+def test_tame_message_cuts_long_words_and_long_messages_only():
+    ordinary = "route 'Q' is not offered (offered routes: D, M); see /usr/share/doc/corecall"
+    assert tame_message(ordinary) == ordinary
+    tamed = tame_message(f"no plugin named {HUGE}; known plugins: a, b")
+    assert "characters)" in tamed and tamed.endswith("known plugins: a, b")
+    assert len(tamed) < 200
+    assert len(tame_message("x " * 5000)) <= MESSAGE_MAX_CHARS
