@@ -63,7 +63,9 @@ class Bot:
     async def press(self, user, message_id: int, data: bytes, **kwargs) -> list:
         before = len(self.client.requests)
         await self.client.feed(self.client.button_press(user, message_id, data, **kwargs))
-        await self.conversation.flush_edits(timeout=2)
+        # Every edit the press caused is delivered before the test looks (a busy machine
+        # may take seconds: never read the messages half-way).
+        assert await self.conversation.flush_edits(timeout=30), "edits not delivered in 30 s"
         return self.client.requests[before:]
 
     async def until(self, predicate, timeout: float = 3.0, what: str = "condition") -> None:
