@@ -48,6 +48,7 @@ from corecall_asterisk.actions import originate_headers
 from corecall_asterisk.protocol import AmiProtocol
 from corecall_asterisk.tracking import CallTracker, TrackedCall
 from corecall_lab import lab as labmod
+from corecall_testing.bench_docs import write_section
 from panoramisk import Manager
 from panoramisk.ami_protocol import AMIProtocol
 
@@ -56,14 +57,14 @@ from corecall.app import App
 from corecall.calls import CallManager
 from corecall.config import parse_config
 from corecall.domain import STAGE_TIMESTAMP_FIELD, Agent, CallRecord, CallState
+from corecall.errors import AgentChangedError
 from corecall.store import Store
 from corecall.telephony.driver import OriginateRequest
 
 REPO = Path(__file__).resolve().parents[1]
 EVENTS_FILE = REPO / "bench" / "data" / "lab-events.ami"
 DOCS = REPO / "docs" / "benchmarks.md"
-START_MARK = "<!-- ami-bench:start -->"
-END_MARK = "<!-- ami-bench:end -->"
+DOCS_SECTION = "ami-bench"  # its markers in docs/benchmarks.md
 CALLER_ID = "+12125550100"
 ENDPOINT = "corecall-main"
 
@@ -194,7 +195,10 @@ class MemoryStore(Store):
     def audit_log(self, limit=50):
         return []
 
-    def create_call(self, call):
+    def create_call(self, call, *, check_agent=False):
+        agent = self.agents.get(call.agent_id)
+        if check_agent and not (agent and agent.authorized and agent.phone == call.agent_phone):
+            raise AgentChangedError(f"agent {call.agent_id} changed", agent)
         self.calls[call.id] = call
         return call
 
@@ -758,7 +762,6 @@ def report(results: dict, command: str) -> str:
     rounds = lambda xs, unit="": ", ".join(f"{x:.2f}" for x in xs) + unit  # noqa: E731
     load = results["load"]
     lines = [
-        START_MARK,
         "## AMI driver and the whole /call path (issues 3 and 11)",
         "",
         f"Measured {_dt.date.today().isoformat()} on {os.cpu_count()} cores (Asterisk, the "
@@ -876,24 +879,8 @@ def report(results: dict, command: str) -> str:
         f"{rounds(lat['p99_over_driver_rounds'])}"
         + (f"; PostgreSQL {rounds(pgl['p99_over_driver_rounds'])}" if pgl else "")
         + ".",
-        END_MARK,
     ]
     return "\n".join(lines) + "\n"
-
-
-def write_docs(section: str) -> None:
-    if DOCS.exists():
-        text = DOCS.read_text()
-    else:
-        text = "# Benchmarks\n\nFigures measured on this project's own lab. Each section says "
-        text += "how it was produced.\n\n"
-    if START_MARK in text and END_MARK in text:
-        head, rest = text.split(START_MARK, 1)
-        _, tail = rest.split(END_MARK, 1)
-        text = head + section.rstrip("\n") + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOCS.write_text(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -924,7 +911,7 @@ def main(argv: list[str] | None = None) -> int:
     section = report(results, command.strip())
     print(section)
     if opts.write_docs:
-        write_docs(section)
+        write_section(DOCS, DOCS_SECTION, section)
         log(f"wrote {DOCS.relative_to(REPO)}")
     return 0
 

@@ -28,6 +28,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from corecall_testing.bench_docs import write_section
+
 _AMI_BENCH = Path(__file__).with_name("ami_bench.py")
 _spec = importlib.util.spec_from_file_location("ami_bench", _AMI_BENCH)
 assert _spec and _spec.loader
@@ -35,8 +37,7 @@ ami_bench = importlib.util.module_from_spec(_spec)
 sys.modules["ami_bench"] = ami_bench
 _spec.loader.exec_module(ami_bench)
 
-START_MARK = "<!-- confirm-bench:start -->"
-END_MARK = "<!-- confirm-bench:end -->"
+DOCS_SECTION = "confirm-bench"  # its markers in docs/benchmarks.md
 KINDS = ("sqlite-key", "sqlite-none", "raw-key", "raw-none")
 
 
@@ -98,7 +99,6 @@ def report(results: dict, command: str, burst: int) -> str:
     rounds = lambda xs: ", ".join(f"{x:.0f}" for x in xs)  # noqa: E731
     return "\n".join(
         [
-            START_MARK,
             "## Press-1 confirmation (issue 9)",
             "",
             f"Measured {_dt.date.today().isoformat()} on {os.cpu_count()} cores, Python "
@@ -131,21 +131,8 @@ def report(results: dict, command: str, burst: int) -> str:
             f"Per round: SQLite with {rounds(per['sqlite-key'])}, without "
             f"{rounds(per['sqlite-none'])}; panoramisk with {rounds(per['raw-key'])}, without "
             f"{rounds(per['raw-none'])} calls/s.",
-            END_MARK,
         ]
     )
-
-
-def write_docs(section: str) -> None:
-    docs = ami_bench.DOCS
-    text = docs.read_text() if docs.exists() else "# Benchmarks\n\n"
-    if START_MARK in text and END_MARK in text:
-        head, rest = text.split(START_MARK, 1)
-        _, tail = rest.split(END_MARK, 1)
-        text = head + section.rstrip("\n") + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    docs.write_text(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     section = report(results, command.strip(), opts.burst)
     print(section)
     if opts.write_docs:
-        write_docs(section)
+        write_section(ami_bench.DOCS, DOCS_SECTION, section)
         ami_bench.log(f"wrote {ami_bench.DOCS.relative_to(ami_bench.REPO)}")
     return 0
 

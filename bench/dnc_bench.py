@@ -39,10 +39,11 @@ import time
 import uuid
 from pathlib import Path
 
+from corecall_testing.bench_docs import write_section
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks.md"
-START_MARK = "<!-- dnc-bench:start -->"
-END_MARK = "<!-- dnc-bench:end -->"
+DOCS_SECTION = "dnc-bench"  # its markers in docs/benchmarks.md
 AREA_CODES = (212, 312, 415, 646, 718, 917, 202, 305, 617, 713, 404, 503)
 
 
@@ -212,7 +213,6 @@ def run_backend(backend: str, numbers: list[str], extra: list[str], work: Path, 
 
 def render(results: dict, opts, started: str) -> str:
     lines = [
-        START_MARK,
         "## Do-not-call list (issue 12)",
         "",
         f"Measured {started} on {os.cpu_count()} cores shared with the other helpers' work, "
@@ -272,20 +272,8 @@ def render(results: dict, opts, started: str) -> str:
         "PostgreSQL runs with fsync and synchronous_commit off (the test cluster), so its "
         "write figures are an upper bound; SQLite runs in WAL mode with its normal "
         "durability settings.",
-        END_MARK,
     ]
     return "\n".join(lines) + "\n"
-
-
-def write_docs(section: str) -> None:
-    text = DOCS.read_text(encoding="utf-8")
-    if START_MARK in text:
-        head, rest = text.split(START_MARK, 1)
-        tail = rest.split(END_MARK, 1)[1] if END_MARK in rest else ""
-        text = head + section + tail.lstrip("\n")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOCS.write_text(text, encoding="utf-8")
 
 
 def main() -> int:
@@ -319,7 +307,7 @@ def main() -> int:
     section = render(results, opts, started)
     print(section)
     if opts.write_docs:
-        write_docs(section)
+        write_section(DOCS, DOCS_SECTION, section)
     return 0
 
 

@@ -22,10 +22,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+from corecall_testing.bench_docs import write_section
+
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs" / "benchmarks.md"
-START_MARK = "<!-- memory-bench:start -->"
-END_MARK = "<!-- memory-bench:end -->"
+DOCS_SECTION = "memory-bench"  # its markers in docs/benchmarks.md
 TARGET_MIB = 80
 
 CHILD = r"""
@@ -132,7 +133,6 @@ def report(result: dict, command: str, calls: int) -> str:
     final = steps[f"{calls} live calls"]
     rss = final["VmRSS"]
     lines = [
-        START_MARK,
         "## Bot process memory (issue 11)",
         "",
         f"A bot process as `corecall run` builds it (real TelegramClient on the offline "
@@ -159,20 +159,8 @@ def report(result: dict, command: str, calls: int) -> str:
         "Agents are not held in memory (each request reads its agent from the store), so "
         "the agent count costs disk, not RSS. phonenumbers' geocoding tables (98 MiB when "
         "imported) are never loaded: country names come from its locale table alone.",
-        END_MARK,
     ]  # fmt: skip
     return "\n".join(lines) + "\n"
-
-
-def write_docs(section: str) -> None:
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    if START_MARK in text and END_MARK in text:
-        head, rest = text.split(START_MARK, 1)
-        _, tail = rest.split(END_MARK, 1)
-        text = head + section.rstrip("\n") + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOCS.write_text(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     section = report(result, command.strip(), opts.calls)
     print(section)
     if opts.write_docs:
-        write_docs(section)
+        write_section(DOCS, DOCS_SECTION, section)
         print(f"wrote {DOCS.relative_to(REPO)}", file=sys.stderr)
     return 0
 

@@ -35,6 +35,7 @@ from pathlib import Path
 import ami_bench  # bench/ is this script's directory, hence on sys.path
 from corecall_lab import lab as labmod
 from corecall_metrics import MetricsOptions
+from corecall_testing.bench_docs import write_section
 from corecall_webhooks import WebhookOptions
 
 from corecall.calls import CallManager
@@ -42,8 +43,7 @@ from corecall.services import Services
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs" / "benchmarks.md"
-START_MARK = "<!-- ops-bench:start -->"
-END_MARK = "<!-- ops-bench:end -->"
+DOCS_SECTION = "ops-bench"  # its markers in docs/benchmarks.md
 
 RECEIVER = """
 import sys
@@ -201,7 +201,6 @@ def report(results: dict, command: str) -> str:
     met = "yes" if ratio >= 0.95 else "no"
     today = time.strftime("%Y-%m-%d", time.gmtime())
     return "\n".join([
-        START_MARK,
         "## Metrics and webhooks overhead (issue 13)",
         "",
         f"Measured {today} on 2 cores shared with Asterisk, the sipp carriers and other work, "
@@ -230,20 +229,8 @@ def report(results: dict, command: str) -> str:
         f"then delivered at a median {delivery:.0f} events/s to one receiver. In all "
         f"{results['webhooks_delivered']} events were delivered, "
         f"{results['webhooks_pending']} left pending.",
-        END_MARK,
         "",
     ])  # fmt: skip
-
-
-def write_docs(section: str) -> None:
-    text = DOCS.read_text()
-    if START_MARK in text and END_MARK in text:
-        head, rest = text.split(START_MARK, 1)
-        _, tail = rest.split(END_MARK, 1)
-        text = head + section.rstrip("\n") + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOCS.write_text(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -260,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     section = report(results, command.strip())
     print(section)
     if opts.write_docs:
-        write_docs(section)
+        write_section(DOCS, DOCS_SECTION, section)
         log(f"wrote {DOCS.relative_to(REPO)}")
     return 0
 

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import attrs
 from corecall_lab import lab as labmod
+from corecall_testing.bench_docs import write_section
 from corecall_testing.soak import Report, soak
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "benchmarks.md"
-DOCS_BEGIN = "<!-- soak:begin -->"
-DOCS_END = "<!-- soak:end -->"
+DOCS_SECTION = "soak"  # its markers in docs/benchmarks.md
 
 
 def write_docs(reports: list[Report], command: str) -> None:
@@ -54,19 +54,11 @@ def write_docs(reports: list[Report], command: str) -> None:
     row("faults", lambda r: ", ".join(r.faults))
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     section = "\n".join([
-        DOCS_BEGIN,
         f"Measured {stamp} with `{command}` (one run per backend, 2 shared cores):",
         "",
         *rows,
-        DOCS_END,
     ])  # fmt: skip
-    text = DOCS.read_text()
-    if DOCS_BEGIN in text:
-        head, rest = text.split(DOCS_BEGIN, 1)
-        text = head + section + rest.split(DOCS_END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n## Fault soak (`bench/soak.py`)\n\n" + section + "\n"
-    DOCS.write_text(text)
+    write_section(DOCS, DOCS_SECTION, section, heading="## Fault soak (`bench/soak.py`)")
 
 
 def main(argv: list[str] | None = None) -> int:

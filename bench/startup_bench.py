@@ -20,10 +20,11 @@ import sys
 import time
 from pathlib import Path
 
+from corecall_testing.bench_docs import write_section
+
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs" / "benchmarks.md"
-START_MARK = "<!-- startup-bench:start -->"
-END_MARK = "<!-- startup-bench:end -->"
+DOCS_SECTION = "startup-bench"  # its markers in docs/benchmarks.md
 BIN = Path(sys.executable).parent
 COMMANDS = {
     "typer": [sys.executable, "-c", "import typer"],
@@ -80,7 +81,6 @@ def report(result: dict, command: str) -> str:
             f"{m[name] / m['typer']:.2f}× | {target} | {met} |"
         )
     lines = [
-        START_MARK,
         "## CLI start-up (issue 11)",
         "",
         f"Each command as a fresh process, {result['rounds']} runs each, interleaved; "
@@ -100,20 +100,8 @@ def report(result: dict, command: str) -> str:
         "package's exports are lazy, so `--version` loads typer and nothing else of note; "
         "`--help` adds rich, which typer uses to render help. `tests/test_cli_startup.py` "
         "fails if a command module starts importing them at module level again.",
-        END_MARK,
     ]
     return "\n".join(lines) + "\n"
-
-
-def write_docs(section: str) -> None:
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    if START_MARK in text and END_MARK in text:
-        head, rest = text.split(START_MARK, 1)
-        _, tail = rest.split(END_MARK, 1)
-        text = head + section.rstrip("\n") + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOCS.write_text(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     section = report(result, command.strip())
     print(section)
     if opts.write_docs:
-        write_docs(section)
+        write_section(DOCS, DOCS_SECTION, section)
         print(f"wrote {DOCS.relative_to(REPO)}", file=sys.stderr)
     return 0
 

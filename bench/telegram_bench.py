@@ -27,6 +27,7 @@ import tempfile
 from pathlib import Path
 
 import attrs
+from corecall_testing.bench_docs import write_section
 from corecall_testing.bot_under_test import TARGET, build_bot
 from corecall_testing.telegram_harness import buttons_of
 
@@ -34,8 +35,7 @@ from corecall.telephony.simulated import SimulatedTrunkOptions
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs" / "benchmarks.md"
-START_MARK = "<!-- telegram-bench:start -->"
-END_MARK = "<!-- telegram-bench:end -->"
+DOCS_SECTION = "telegram-bench"  # its markers in docs/benchmarks.md
 BUSY_TARGET = "+12125550486"  # the simulated PBX answers busy (last digits 0486)
 TARGET_REQUESTS = 6  # issue 11: at most 6 Telegram requests for a normal call
 
@@ -118,7 +118,6 @@ def report(results: dict, command: str) -> str:
     normal_ok = results["normal"]["total"] <= TARGET_REQUESTS
     t = results["timings"]
     lines = [
-        START_MARK,
         "## Telegram requests per call (issue 11)",
         "",
         "Counted through the offline harness (a real Telethon client whose sender records "
@@ -149,20 +148,8 @@ def report(results: dict, command: str) -> str:
         "same second (\"you answered\" and \"dialing the target\") share one edit. The "
         "offline harness's wall clock stands still, hence \"Duration 0:00\". The hang-up "
         "button costs one answerCallbackQuery (the toast) on top of the edits.",
-        END_MARK,
     ]  # fmt: skip
     return "\n".join(lines) + "\n"
-
-
-def write_docs(section: str) -> None:
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    if START_MARK in text and END_MARK in text:
-        head, rest = text.split(START_MARK, 1)
-        _, tail = rest.split(END_MARK, 1)
-        text = head + section.rstrip("\n") + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOCS.write_text(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -176,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     section = report(results, command.strip())
     print(section)
     if opts.write_docs:
-        write_docs(section)
+        write_section(DOCS, DOCS_SECTION, section)
         log(f"wrote {DOCS.relative_to(REPO)}")
     return 0
 

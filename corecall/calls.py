@@ -42,7 +42,13 @@ from corecall.domain import (
     is_e164,
     utcnow,
 )
-from corecall.errors import CorecallError, RefusedError, StoreError, UnsafeValueError
+from corecall.errors import (
+    AgentChangedError,
+    CorecallError,
+    RefusedError,
+    StoreError,
+    UnsafeValueError,
+)
 from corecall.fields import echo
 from corecall.logs import call_extra, log_context
 from corecall.plugins import Plugins
@@ -102,6 +108,21 @@ def authorization_refusal(agent: Agent | None, agent_id: int) -> RefusedError | 
     return None
 
 
+def agent_changed_refusal(agent: Agent | None, agent_id: int) -> RefusedError:
+    """The refusal for a call whose agent changed between its checks and its record (see
+    :class:`~corecall.errors.AgentChangedError`): revoked or removed reads as any
+    unauthorized request; a new phone asks the agent to call again (the call was checked
+    against the old one and was not dialed)."""
+    refused = authorization_refusal(agent, agent_id)
+    if refused is not None:
+        return refused
+    return RefusedError(
+        "agent_changed",
+        "Your phone number on file was changed while this call was being placed, so it "
+        "was not dialed. Send the call again to be rung on your new number.",
+    )
+
+
 def parse_on_any_route(plugins: Plugins, routes: Iterable[Route], text: str) -> NumberVerdict:
     """Read ``text`` exactly as ``/call`` would (the parse hook and the number policy) on the
     first of ``routes`` that accepts it: for lists of numbers that are not tied to one
@@ -124,7 +145,7 @@ def effective_caller_id(agent: Agent, route: Route) -> str:
     """The caller ID a call by ``agent`` on ``route`` shows: the agent's assigned number when
     it is one of the route's operator-owned numbers, else the route's first number."""
     if agent.caller_id in route.caller_ids:
-        return agent.caller_id  # type: ignore[return-value]
+        return agent.caller_id
     return route.caller_ids[0]
 
 
@@ -182,6 +203,11 @@ class CallManager:
         self.supervisor = supervisor or Supervisor()
         if services is not None:  # the plugins' services share the one store thread
             services.run_in_store = self._in_store
+        # The batch functions for call records, made once: the store executor batches
+        # adjacent jobs of the same function (an agent's records are written only if the
+        # agent is still authorized with the same phone: Store.create_call(check_agent=True)).
+        self._create_agent_calls = functools.partial(store.create_calls, check_agent=True)
+        self._create_operator_calls = functools.partial(store.create_calls, check_agent=False)
 
     async def _in_store(self, fn: Callable[..., T], *args) -> T:
         return await self.store_executor.run(fn, *args)
@@ -426,12 +452,19 @@ class CallManager:
         # A call is on record before the phone can ring: written on the event loop when the
         # store can at once (SQLite, nobody else writing), else through the store thread,
         # where a burst's waiting records are one transaction ahead of the call writer.
+        # An agent's record is written only if, in that same transaction, the agent is still
+        # authorized with the phone checked above: a revoke or phone change committed by
+        # another process (the CLI) while this call was being checked is never dialed.
+        check_agent = agent_id != OPERATOR_AGENT_ID
         started = time.perf_counter()
-        written = self.store.create_call_nowait(record)
-        if written is None:
-            written = await self.store_executor.batched(
-                self.store.create_calls, record, urgent=True
-            )
+        try:
+            written = self.store.create_call_nowait(record, check_agent=check_agent)
+            if written is None:
+                many = self._create_agent_calls if check_agent else self._create_operator_calls
+                written = await self.store_executor.batched(many, record, urgent=True)
+        except AgentChangedError as exc:
+            log.info("call not placed: %s", exc)
+            raise agent_changed_refusal(exc.agent, agent_id) from None
         record = written
         self.plugins.notify_store_write("create_call", time.perf_counter() - started)
         self._track(record)

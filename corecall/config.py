@@ -150,7 +150,7 @@ class Config:
         """Every secret value in this configuration (for
         :class:`~corecall.redaction.Redactor`): bot token, api hash, AMI secrets, the
         PostgreSQL password."""
-        values = [self.bot.token, self.bot.api_hash]
+        values: list[str | None] = [self.bot.token, self.bot.api_hash]
         values += [server.secret for server in self.asterisk_servers.values()]
         values += _secrets_in(self.plugin_tables)  # e.g. [plugins.webhooks] secret
         for key, value in self.store.options.items():  # the store plugin's raw options
@@ -613,7 +613,7 @@ class _Parser:
         for sub, t in value.items():
             if not isinstance(t, dict):
                 self.fail(f"{name}.{sub}", f"expected a table ([{name}.{sub}])")
-        return value
+        return dict(value)
 
     def no_unknown_keys(self, t: Mapping, known: set[str], section: str):
         unknown = sorted(set(t) - known)

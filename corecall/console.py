@@ -254,10 +254,11 @@ def route_logs_away_from(stdout: TextIO, data_dir: Path) -> Path | None:
     path = data_dir / "logs" / "console.log"
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        handler = logging.FileHandler(path, encoding="utf-8")
+        handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
+        shown: Path | None = path
     except OSError:
         handler = logging.NullHandler()  # never print into the conversation
-        path = None
+        shown = None
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     for old in list(root.handlers):
@@ -266,7 +267,7 @@ def route_logs_away_from(stdout: TextIO, data_dir: Path) -> Path | None:
     root.addHandler(handler)
     if root.level == logging.NOTSET or root.level > logging.INFO:
         root.setLevel(logging.INFO)
-    return path
+    return shown
 
 
 def _same_terminal(a: TextIO, b: TextIO) -> bool:

@@ -24,7 +24,7 @@ import attrs
 
 from corecall.domain import TrunkConfig
 from corecall.errors import ConfigError
-from corecall.options import ParsedOptions, ValueOrigin, parse_options
+from corecall.options import ParsedOptions, Source, ValueOrigin, parse_options
 
 if TYPE_CHECKING:
     from corecall.config import Config
@@ -157,7 +157,7 @@ def effective_values(config: Config, options: EffectiveOptions) -> list[ValueOri
     def core(key: str, value: Any, *, env: tuple[str, ...] = (), secret: bool = False) -> None:
         names = tuple(n for n in (*env, _CORE_ENV.get(key)) if n)
         used = next((n for n in names if os.environ.get(n)), None)
-        source = "environment" if used else "file" if in_file(key) else "default"
+        source: Source = "environment" if used else "file" if in_file(key) else "default"
         rows.append(ValueOrigin(key, value, source, secret or key in _CORE_SECRETS, used))
 
     core("data_dir", config.data_dir)

@@ -74,6 +74,20 @@ class StoreError(CorecallError):
     """The store could not do what was asked (connection, schema, integrity)."""
 
 
+class AgentChangedError(CorecallError):
+    """A call record was refused because its agent changed after the call was checked: revoked,
+    removed, or given another phone, by this process or another (``corecall agents revoke``
+    while the bot runs). Raised by the store's ``create_call(..., check_agent=True)``, which
+    re-checks the agent in the transaction that writes the record; nothing was written.
+
+    ``agent`` is the agent as the store holds it now (None when removed).
+    """
+
+    def __init__(self, message: str, agent=None):
+        super().__init__(message)
+        self.agent = agent
+
+
 class TelephonyError(CorecallError):
     """The PBX or trunk could not be reached or refused an action."""
 

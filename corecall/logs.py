@@ -52,7 +52,7 @@ def bind(*, call_id: str | None = None, agent_id: int | None = None) -> None:
 @contextlib.contextmanager
 def log_context(*, call_id: str | None = None, agent_id: int | None = None) -> Iterator[None]:
     """Within the block, log records carry ``call_id`` / ``agent_id``."""
-    tokens = []
+    tokens: list[tuple[contextvars.ContextVar[Any], contextvars.Token[Any]]] = []
     if call_id is not None:
         tokens.append((call_id_var, call_id_var.set(call_id)))
     if agent_id is not None:
@@ -69,9 +69,9 @@ class ContextFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "call_id", None) is None:
-            record.call_id = call_id_var.get()
+            record.__dict__["call_id"] = call_id_var.get()
         if getattr(record, "agent_id", None) is None:
-            record.agent_id = agent_id_var.get()
+            record.__dict__["agent_id"] = agent_id_var.get()
         return True
 
 
@@ -83,10 +83,11 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         parts = []
-        if getattr(record, "call_id", None):
-            parts.append(f"call={record.call_id}")
-        if getattr(record, "agent_id", None) is not None:
-            parts.append(f"agent={record.agent_id}")
+        call_id, agent_id = getattr(record, "call_id", None), getattr(record, "agent_id", None)
+        if call_id:
+            parts.append(f"call={call_id}")
+        if agent_id is not None:
+            parts.append(f"agent={agent_id}")
         record.context = f" [{' '.join(parts)}]" if parts else ""
         return super().format(record)
 

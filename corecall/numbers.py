@@ -224,9 +224,10 @@ def normalize_phone(
         # need; here an admin typed an agent's phone.
         example = _example(regions, _region(default_region))
         return NumberVerdict.refuse(
-            verdict.reason, f"That is {what}, so it can't be an agent's phone. Give the "
-            f"agent's own full phone number. {example}"
-        )  # fmt: skip
+            verdict.reason or "invalid",
+            f"That is {what}, so it can't be an agent's phone. Give the "
+            f"agent's own full phone number. {example}",
+        )
     return verdict
 
 
@@ -291,7 +292,7 @@ def _verdict(
     except NumberParseException as exc:
         return _refuse("invalid", _parse_error_message(typed, exc, plus, default_region), example)
 
-    cc = number.country_code
+    cc = number.country_code or 0
     if phonenumbers.region_code_for_country_code(cc) == _NON_GEO_REGION:
         if cc == _INTERNATIONAL_PREMIUM_CC:
             return _refuse(
@@ -720,7 +721,7 @@ def _invalid_message(
 
 
 def _main_region(number: phonenumbers.PhoneNumber) -> str | None:
-    return phonenumbers.region_code_for_country_code(number.country_code)
+    return phonenumbers.region_code_for_country_code(number.country_code or 0)
 
 
 def _read_as(plus: bool, default_region: str | None) -> str:
@@ -771,7 +772,9 @@ def _country_names() -> dict[str, str]:
         table = module.LOCALE_DATA
     except Exception:  # pragma: no cover - the data layout is not a public API
         try:
-            from phonenumbers.geocoder import LOCALE_DATA as table  # the costly way
+            from phonenumbers.geocoder import (  # type: ignore[attr-defined,no-redef]
+                LOCALE_DATA as table,  # the costly way
+            )
         except Exception:
             return {}
     names: dict[str, str] = {}

@@ -362,9 +362,10 @@ def parse_options(
 
 
 def _default_of(field: attrs.Attribute) -> Any:
-    default = field.default
-    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-        return default.factory()  # type: ignore[call-arg]
+    default: Any = field.default
+    factory = getattr(default, "factory", None)
+    if callable(factory) and hasattr(default, "takes_self"):  # an attrs.Factory
+        return factory()
     return default
 
 

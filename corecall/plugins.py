@@ -20,6 +20,7 @@ the parse hook returned, so no plugin, and no plugin choice, can switch it off.
 
 from __future__ import annotations
 
+import builtins
 import importlib
 import json
 import logging
@@ -397,7 +398,7 @@ class Plugins:
                 return refusal
         return None
 
-    def policy_verdicts(self, request: CallRequest) -> list[tuple[str, Refusal | None]]:
+    def policy_verdicts(self, request: CallRequest) -> builtins.list[tuple[str, Refusal | None]]:
         """Every policy plugin's answer, in call order, without stopping at the first
         refusal (``corecall policy check`` shows them all). Same fail-closed rule."""
         return [

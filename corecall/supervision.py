@@ -22,6 +22,7 @@ driver reaches it as ``self.context.app.supervisor``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import deque
@@ -104,7 +105,7 @@ class Supervisor:
             self._run(name, factory, restart, max_restarts, window), name=name
         )
         self._tasks[name] = task
-        task.add_done_callback(lambda t, n=name: self._forget(n, t))
+        task.add_done_callback(functools.partial(self._forget, name))
         return task
 
     def _forget(self, name: str, task: asyncio.Task[None]) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 
 import pytest
-from corecall_testing import config_dict
+from corecall_testing import config_dict, write_toml
 
+from corecall.cli import main
 from corecall.config import parse_config
 
 # The Asterisk lab fixtures (lab_environment, lab, fresh_lab), for every test directory.
@@ -67,3 +68,20 @@ def pytest_terminal_summary(terminalreporter):
         if counts:
             parts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
             terminalreporter.write_line(f"tests against the {label} ({marker}): {parts}")
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch, capsys):
+    """Run the CLI in-process (``corecall.cli.main``) against a fresh config: ``cli(*args)``
+    returns (exit code, stdout, stderr); ``cli.config_path`` is the config file."""
+    path = write_toml(tmp_path / "corecall.toml", config_dict(tmp_path))
+    monkeypatch.setenv("CORECALL_CONFIG", str(path))
+
+    def run(*args: str):
+        capsys.readouterr()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    run.config_path = path  # type: ignore[attr-defined]
+    return run

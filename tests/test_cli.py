@@ -12,22 +12,6 @@ from corecall_testing import config_dict, write_toml
 from corecall.cli import main
 
 
-@pytest.fixture
-def cli(tmp_path, monkeypatch, capsys):
-    """Run the CLI against a fresh config; returns (exit code, stdout, stderr)."""
-    path = write_toml(tmp_path / "corecall.toml", config_dict(tmp_path))
-    monkeypatch.setenv("CORECALL_CONFIG", str(path))
-
-    def run(*args: str):
-        capsys.readouterr()
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    run.config_path = path
-    return run
-
-
 def run_json(cli, *args):
     code, out, _err = cli(*args, "--json")
     return code, json.loads(out)

@@ -11,28 +11,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from corecall_testing import config_dict, write_toml
 
-from corecall.cli import main
 from corecall.fields import ECHO_MAX_CHARS, MESSAGE_MAX_CHARS, WORD_MAX_CHARS, echo, tame_message
 
 HUGE = "Z" * 5000
 #: Far more than any refusal needs, far less than the 5,000 characters typed.
 MAX_REPLY_CHARS = 600
-
-
-@pytest.fixture
-def cli(tmp_path, monkeypatch, capsys):
-    path = write_toml(tmp_path / "corecall.toml", config_dict(tmp_path))
-    monkeypatch.setenv("CORECALL_CONFIG", str(path))
-
-    def run(*args: str):
-        capsys.readouterr()
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def _state(cli) -> tuple:

@@ -73,3 +73,22 @@ def test_installing_shows_progress(tmp_path):
     assert "Successfully installed" in proc.stdout
     assert "some noise" not in proc.stdout
     assert "s] Collecting" in proc.stdout  # with the elapsed time
+
+
+def test_every_package_ships_its_type_information():
+    """PEP 561: corecall and every plugin package carry ``py.typed`` and declare it as package
+    data, so a third-party plugin's mypy checks against our annotations (the test command
+    runs mypy over the same packages)."""
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    projects = {root / "pyproject.toml": ["corecall"]}
+    for pyproject in sorted((root / "plugins").glob("*/pyproject.toml")):
+        setuptools = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]
+        projects[pyproject] = setuptools["packages"]
+    assert len(projects) > 5
+    for pyproject, packages in projects.items():
+        declared = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-data"]
+        for package in packages:
+            assert (pyproject.parent / package / "py.typed").is_file(), package
+            assert "py.typed" in declared.get(package, []), (pyproject, package)

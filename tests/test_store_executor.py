@@ -63,6 +63,32 @@ async def test_adjacent_batched_jobs_go_to_the_batch_function_together(executor)
     assert isinstance(results[2], ValueError)  # only item 2 failed
 
 
+async def test_a_bound_method_batches_like_a_function(executor):
+    """``store.create_calls`` is a new bound-method object at each access; a burst of call
+    records passed that way is still one batch (one transaction)."""
+
+    class Store:
+        def __init__(self):
+            self.calls: list[list[str]] = []
+
+        def create_calls(self, items: list[str]) -> list[str]:
+            self.calls.append(list(items))
+            return items
+
+    store, other = Store(), Store()
+    gate = threading.Event()
+    blocker = executor.run(gate.wait, 5)
+    await asyncio.sleep(0.05)
+    futures = [asyncio.ensure_future(executor.batched(store.create_calls, f"r{i}"))
+               for i in range(4)]  # fmt: skip
+    futures.append(asyncio.ensure_future(executor.batched(other.create_calls, "x")))
+    await asyncio.sleep(0.05)
+    gate.set()
+    await blocker
+    assert await asyncio.gather(*futures) == ["r0", "r1", "r2", "r3", "x"]
+    assert store.calls == [["r0", "r1", "r2", "r3"]] and other.calls == [["x"]]
+
+
 async def test_batches_never_reorder_around_other_jobs(executor):
     gate = threading.Event()
     order: list[str] = []

@@ -198,10 +198,11 @@ def main(argv: list[str] | None = None) -> int:
         show = getattr(exc, "show", None)
         code = getattr(exc, "exit_code", None)
         if callable(show) and isinstance(code, int):  # typer's usage errors
-            if isinstance(getattr(exc, "message", None), str):
+            usage_message = getattr(exc, "message", None)
+            if isinstance(usage_message, str):
                 from corecall.fields import tame_message
 
-                exc.message = tame_message(exc.message)  # click echoes what was typed
+                exc.message = tame_message(usage_message)  # type: ignore[attr-defined]  # click echoes what was typed
             show()
             if state.plugin_commands_error is not None and "No such command" in str(exc):
                 err_console.print(

@@ -76,7 +76,7 @@ def tidy(command: Any) -> Any:
         if param.param_type_name == "argument":
             shown = param.metavar
             # typer writes required arguments as "{text}": plain NAME in the usage line.
-            param._usage_display_name = lambda shown=shown: shown  # type: ignore[method-assign]
+            param._usage_display_name = lambda shown=shown: shown
             param.display_type_rich = lambda ctx: None  # no "<str>" after the name
             if not param.help:
                 param.help = _ARGUMENT_HELP.get(param.name or "", "")

@@ -19,26 +19,26 @@ _PER_COLUMN = 2  # rich's padding per column (box.SIMPLE_HEAD has no vertical li
 
 def print_table(
     headers: Sequence[str],
-    rows: Iterable[Sequence[str]],
+    rows: Iterable[Sequence[object]],
     *,
     wrap: Iterable[str] = (),
     empty: str = "",
 ) -> None:
     """Print ``rows`` under ``headers``; ``wrap`` names the columns that may wrap."""
-    rows = [[_cell(v) for v in row] for row in rows]
-    if not rows and empty:
+    cells = [[_cell(v) for v in row] for row in rows]
+    if not cells and empty:
         console.print(empty)
         return
     if not console.is_terminal:
-        _print_tsv(headers, rows)
+        _print_tsv(headers, cells)
         return
     wrapping = set(wrap)
-    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
     needed = sum(
         min(w, _MIN_WRAP) if h in wrapping else w for h, w in zip(headers, widths, strict=True)
     ) + _PER_COLUMN * len(headers)
     if needed > console.width:
-        _print_records(headers, rows)
+        _print_records(headers, cells)
         return
     from rich import box  # on use: `corecall --help` and `--version` never load rich tables
     from rich.table import Table
@@ -49,7 +49,7 @@ def print_table(
             table.add_column(header, overflow="fold", min_width=min(width, _MIN_WRAP), ratio=1)
         else:
             table.add_column(header, no_wrap=True, min_width=width, overflow="ignore")
-    for row in rows:
+    for row in cells:
         table.add_row(*row)
     console.print(table)
 

@@ -342,7 +342,8 @@ class Conversation:
         )
         self._watchers[record.id] = task
         task.add_done_callback(log_crash)
-        task.add_done_callback(lambda _t, cid=record.id: self._watchers.pop(cid, None))
+        call_id = record.id
+        task.add_done_callback(lambda _t: self._watchers.pop(call_id, None))
 
     async def _follow(self, first: CallRecord, chat_id: int, message_id: int) -> None:
         shown = first
@@ -624,6 +625,7 @@ class Conversation:
         if not verdict.ok:
             await self._reply(user, texts.dnc_bad_number(verdict.message))
             return
+        assert verdict.e164 is not None  # accepted
         e164, actor, store = verdict.e164, self._actor(user), self.app.store
         if command == "dnc":
             added = await self.app.run_in_store(store.dnc_add, e164, reason="", actor=actor)

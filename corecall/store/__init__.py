@@ -27,7 +27,7 @@ from corecall.domain import (
     EndReason,
     OutboxMessage,
 )
-from corecall.errors import AlreadyExistsError, CorecallError, StoreError
+from corecall.errors import AgentChangedError, AlreadyExistsError, CorecallError, StoreError
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -100,21 +100,35 @@ class Store(abc.ABC):
 
     # ---- calls
     @abc.abstractmethod
-    def create_call(self, call: CallRecord) -> CallRecord:
-        """Insert a new call record (state QUEUED); sets ``created_at`` when missing."""
+    def create_call(self, call: CallRecord, *, check_agent: bool = False) -> CallRecord:
+        """Insert a new call record (state QUEUED); sets ``created_at`` when missing.
 
-    def create_calls(self, calls: list[CallRecord]) -> list[CallRecord | CorecallError]:
+        ``check_agent=True`` (every agent's ``/call``) writes the record only if, in the same
+        transaction, agent ``call.agent_id`` exists, is authorized and still has phone
+        ``call.agent_phone``; else it raises :class:`~corecall.errors.AgentChangedError`
+        and writes nothing. A revoke or phone change committed by any process or connection
+        before the record is therefore always seen, and one committed while the record is
+        being written waits for it (PostgreSQL: the agent row is share-locked; SQLite: one
+        writer at a time), so no call is recorded, and handed to the PBX, under an agent
+        state older than a committed change (issue 7, finding 2). Operator test calls and
+        imports of history pass False: their agent id is not an agent."""
+
+    def create_calls(
+        self, calls: list[CallRecord], *, check_agent: bool = False
+    ) -> list[CallRecord | CorecallError]:
         """Insert several new call records (a burst of ``/call``); one outcome per record, in
         order: the record as written, or the error (:class:`~corecall.errors.StoreError`,
-        :class:`~corecall.errors.AlreadyExistsError`) that refused that record alone.
+        :class:`~corecall.errors.AlreadyExistsError`,
+        :class:`~corecall.errors.AgentChangedError` with ``check_agent``, as in
+        :meth:`create_call`) that refused that record alone.
 
         The default calls :meth:`create_call` for each; backends override it to write them
         in one transaction (one commit) and fall back to one by one only when that fails."""
         outcomes: list[CallRecord | CorecallError] = []
         for call in calls:
             try:
-                outcomes.append(self.create_call(call))
-            except (StoreError, AlreadyExistsError) as exc:
+                outcomes.append(self.create_call(call, check_agent=check_agent))
+            except (StoreError, AlreadyExistsError, AgentChangedError) as exc:
                 outcomes.append(exc)
         return outcomes
 
@@ -188,11 +202,14 @@ class Store(abc.ABC):
         (PostgreSQL is a network round trip away)."""
         return None
 
-    def create_call_nowait(self, call: CallRecord) -> CallRecord | None:
+    def create_call_nowait(
+        self, call: CallRecord, *, check_agent: bool = False
+    ) -> CallRecord | None:
         """:meth:`create_call` on the calling thread (the event loop), ONLY if the backend
         can write it at once (no network round trip, no wait for a lock, no fsync); else
         None, and the caller writes it through the store thread. Raises what
-        :meth:`create_call` raises for a bad record. The default is None."""
+        :meth:`create_call` raises (a bad record; with ``check_agent``, an agent that
+        changed). The default is None."""
         return None
 
     @abc.abstractmethod

@@ -147,7 +147,8 @@ class StoreExecutor:
                 i += 1
                 continue
             j = i + 1
-            while j < len(jobs) and jobs[j].batch is job.batch:
+            # ==, not is: each access to a bound method (store.create_calls) is a new object.
+            while j < len(jobs) and jobs[j].batch == job.batch:
                 j += 1
             settled.extend(_call_batch(jobs[i:j]))
             i = j

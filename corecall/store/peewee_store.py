@@ -34,7 +34,7 @@ import datetime as _dt
 import json
 from collections.abc import Callable, Iterator, Sequence
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, overload
 
 import attrs
 import peewee
@@ -53,7 +53,13 @@ from corecall.domain import (
     is_e164,
     utcnow,
 )
-from corecall.errors import AlreadyExistsError, CorecallError, NotFoundError, StoreError
+from corecall.errors import (
+    AgentChangedError,
+    AlreadyExistsError,
+    CorecallError,
+    NotFoundError,
+    StoreError,
+)
 from corecall.store import Store
 
 UTC = _dt.UTC
@@ -92,9 +98,13 @@ _MAX_CHARS = {
 
 
 def _detail(value: Any) -> str:
-    return field_limits.clip(_text(value, "detail"), field_limits.DETAIL_MAX_CHARS)  # type: ignore[arg-type]
+    return field_limits.clip(_text(value, "detail"), field_limits.DETAIL_MAX_CHARS)
 
 
+@overload
+def _text(value: Any, what: str) -> str: ...
+@overload
+def _text(value: Any, what: str, *, null: bool) -> str | None: ...
 def _text(value: Any, what: str, *, null: bool = False) -> str | None:
     if value is None and null:
         return None
@@ -386,7 +396,7 @@ class _HotSQL:
     (profiled under a burst of 200 calls: ~60 % of the store thread went to SQL generation);
     executing the same SQL directly costs ~50 µs. Column names come from the models."""
 
-    def __init__(self, m: SimpleNamespace, param: str) -> None:
+    def __init__(self, m: SimpleNamespace, param: str, dialect: str) -> None:
         def cols(model, names):
             return ", ".join(model._meta.fields[n].column_name for n in names)
 
@@ -404,6 +414,24 @@ class _HotSQL:
         self.insert_call = (
             f"INSERT INTO {call} ({cols(m.Call, _CALL_COLUMNS)}) "
             f"VALUES ({', '.join([param] * len(_CALL_COLUMNS))})"
+        )
+        # The same INSERT, written only if the agent is still authorized with the same phone,
+        # checked in the statement itself (one statement, one PK lookup): see
+        # Store.create_call(check_agent=True). PostgreSQL share-locks the agent row, so a
+        # revoke in flight (it takes FOR UPDATE) waits for this record's commit or this
+        # statement waits for the revoke's and re-reads the row; SQLite has one writer at a
+        # time. Its parameters: insert_call's, then the agent's id and phone. A select list
+        # has no column types in PostgreSQL, so NULL stage times are cast.
+        ts = "::timestamptz" if dialect == "postgres" else ""
+        typed = ", ".join(
+            param + (ts if isinstance(m.Call._meta.fields[n], UTCDateTimeField) else "")
+            for n in _CALL_COLUMNS
+        )
+        share = " FOR SHARE" if dialect == "postgres" else ""
+        self.insert_agent_call = (
+            f"INSERT INTO {call} ({cols(m.Call, _CALL_COLUMNS)}) SELECT {typed} WHERE EXISTS "
+            f"(SELECT 1 FROM {agent} WHERE telegram_id = {param} AND authorized "
+            f"AND phone = {param}{share})"
         )
         # Stage times keep the first value written; reason/detail are NULL (kept) until the
         # call ends; an ENDED row is never touched again.
@@ -432,7 +460,7 @@ class PeeweeStore(Store):
         self._is_open = False
         # SQLite: take the write lock at BEGIN so two writers never deadlock on upgrade.
         self._txn = {"lock_type": "IMMEDIATE"} if self.dialect == "sqlite" else {}
-        self._sql = _HotSQL(self._m, database.param)
+        self._sql = _HotSQL(self._m, database.param, self.dialect)
 
     # ---- plumbing
     @property
@@ -682,23 +710,43 @@ class PeeweeStore(Store):
             detail=r[9], created_at=_read_ts(r[10]), **stamps,
         )  # fmt: skip
 
-    def create_call(self, call: CallRecord) -> CallRecord:
+    def create_call(self, call: CallRecord, *, check_agent: bool = False) -> CallRecord:
         written, values = self._insert_values(call)
         with self._session(write=True):
             try:
-                self._db.execute_sql(self._sql.insert_call, values)
+                if not check_agent:
+                    self._db.execute_sql(self._sql.insert_call, values)
+                    return written
+                params = self._agent_call_params(call, values)
+                cursor = self._db.execute_sql(self._sql.insert_agent_call, params)
             except peewee.IntegrityError:
                 raise AlreadyExistsError(f"call {call.id!r} exists already") from None
+            if cursor.rowcount != 1:
+                raise self._agent_changed(call, self.get_agent(call.agent_id))
         return written
 
-    def create_calls(self, calls: list[CallRecord]) -> list[CallRecord | CorecallError]:
+    def create_calls(
+        self, calls: list[CallRecord], *, check_agent: bool = False
+    ) -> list[CallRecord | CorecallError]:
         """All in one transaction (one commit); if that fails, one by one, so a bad record
-        fails alone."""
+        fails alone. With ``check_agent`` each record is its own conditional INSERT (one
+        statement each, still one transaction) and a record whose agent changed is refused
+        alone."""
+        outcomes: list[CallRecord | CorecallError] = []
         try:
             prepared = [self._insert_values(call) for call in calls]
-            with self._session(write=True), peewee.__exception_wrapper__:
+            with self._session(write=True), peewee.__exception_wrapper__:  # type: ignore[attr-defined]
                 cursor = self._db.cursor()
-                if self.dialect == "postgres":
+                if check_agent:
+                    sql = self._sql.insert_agent_call
+                    for call, (written, values) in zip(calls, prepared, strict=True):
+                        cursor.execute(sql, self._agent_call_params(call, values))
+                        if cursor.rowcount == 1:
+                            outcomes.append(written)
+                        else:
+                            agent = self.get_agent(call.agent_id)
+                            outcomes.append(self._agent_changed(call, agent))
+                elif self.dialect == "postgres":
                     from psycopg2.extras import execute_batch
 
                     execute_batch(cursor, self._sql.insert_call, [v for _, v in prepared])
@@ -707,11 +755,30 @@ class PeeweeStore(Store):
         except (StoreError, AlreadyExistsError, peewee.PeeweeException):
             if len(calls) == 1:
                 try:
-                    return [self.create_call(calls[0])]
-                except (StoreError, AlreadyExistsError) as exc:
+                    return [self.create_call(calls[0], check_agent=check_agent)]
+                except (StoreError, AlreadyExistsError, AgentChangedError) as exc:
                     return [exc]
-            return super().create_calls(calls)
-        return [written for written, _ in prepared]
+            return super().create_calls(calls, check_agent=check_agent)
+        return outcomes if check_agent else [written for written, _ in prepared]
+
+    @staticmethod
+    def _agent_call_params(call: CallRecord, values: list[Any]) -> list[Any]:
+        """The parameters of :attr:`_HotSQL.insert_agent_call` (``values`` are insert_call's)."""
+        return [*values, values[1], values[2]]  # the record's agent id and agent phone
+
+    @staticmethod
+    def _agent_changed(call: CallRecord, agent: Agent | None) -> AgentChangedError:
+        if agent is None:
+            what = "was removed"
+        elif not agent.authorized:
+            what = "was revoked"
+        else:
+            what = "has another phone now"
+        return AgentChangedError(
+            f"agent {call.agent_id} {what} while call {call.id} was being placed; "
+            "the call was not recorded or dialed",
+            agent,
+        )
 
     def _insert_values(self, call: CallRecord) -> tuple[CallRecord, list[Any]]:
         """The record as it will be written (no read-back: place() waits for this) and the
@@ -771,7 +838,7 @@ class PeeweeStore(Store):
             rows.append(row)
         if not rows:
             return
-        with self._session(write=True), peewee.__exception_wrapper__:
+        with self._session(write=True), peewee.__exception_wrapper__:  # type: ignore[attr-defined]
             cursor = self._db.cursor()
             if self.dialect == "postgres":
                 from psycopg2.extras import execute_batch  # one round trip per 100 rows

@@ -101,7 +101,8 @@ class SimulatedPBX(TrunkDriver):
         )
         self._calls[request.call_id] = task
         task.add_done_callback(log_crash)
-        task.add_done_callback(lambda _t, cid=request.call_id: self._forget(cid))
+        call_id = request.call_id
+        task.add_done_callback(lambda _t: self._forget(call_id))
 
     def _forget(self, call_id: str) -> None:
         self._calls.pop(call_id, None)

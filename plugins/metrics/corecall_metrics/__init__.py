@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import attrs
 from prometheus_client import start_http_server
@@ -59,7 +60,7 @@ class Metrics(Service):
         super().__init__(app)
         self.options = options_for(app)
         self.metrics = CallMetrics()
-        self._server = None
+        self._server: Any = None  # prometheus_client's WSGIServer once started
         self.url: str | None = None
 
     async def start(self) -> None:

@@ -57,6 +57,7 @@ def _e164(app, text: str) -> str:
     verdict = parser_for(app)(text)
     if not verdict.ok:
         raise RefusedError(verdict.reason or "invalid", f"{echo(text)}: {verdict.message}")
+    assert verdict.e164 is not None  # an accepted verdict carries its E.164 form
     return verdict.e164
 
 

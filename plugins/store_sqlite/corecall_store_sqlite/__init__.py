@@ -71,23 +71,36 @@ class SqliteStore(PeeweeStore):
             return None
         return self._agent_and_count_from(row)
 
-    def create_call_nowait(self, call: CallRecord) -> CallRecord | None:
+    def create_call_nowait(
+        self, call: CallRecord, *, check_agent: bool = False
+    ) -> CallRecord | None:
         """The call record, written on the calling thread (the event loop) when SQLite can
         take it at once: one INSERT and a commit to the WAL (no fsync: ``synchronous =
         normal``; this connection never checkpoints, ``wal_autocheckpoint = 0``, the store
-        thread's connections do). If another writer holds the lock (the call writer), it
-        returns None at once (``busy_timeout`` 0) and the caller takes the store thread.
-        Raises StoreError for a bad value, AlreadyExistsError for a duplicate id."""
+        thread's connections do). If another writer holds the lock (the call writer, or a
+        ``corecall agents revoke`` in another process), it returns None at once
+        (``busy_timeout`` 0) and the caller takes the store thread. With ``check_agent`` the
+        INSERT re-checks the agent inside this write transaction, which sees every change
+        committed before it (see ``Store.create_call``). Raises StoreError for a bad value,
+        AlreadyExistsError for a duplicate id, AgentChangedError for an agent that changed."""
         if not self._is_open:
             return None
         written, values = self._insert_values(call)
+        if check_agent:
+            sql, params = self._sql.insert_agent_call, self._agent_call_params(call, values)
+        else:
+            sql, params = self._sql.insert_call, values
         conn = self._nowait_conn()
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error:
             return None
         try:
-            conn.execute(self._sql.insert_call, values)
+            inserted = conn.execute(sql, params).rowcount
+            if inserted != 1:
+                row = conn.execute(self._sql.agent, (values[1],)).fetchone()
+                conn.execute("ROLLBACK")
+                raise self._agent_changed(call, self._agent_from(row) if row else None)
             conn.execute("COMMIT")
         except sqlite3.IntegrityError:
             conn.execute("ROLLBACK")

@@ -60,6 +60,9 @@ class AmiProtocol(AMIProtocol):
     :class:`CallTracker` as raw text.
     """
 
+    closed: bool  # panoramisk's attributes this class reads and sets
+    responses: dict[str, Any]
+
     def __init__(self, link: AmiLink) -> None:
         super().__init__()
         self.link = link

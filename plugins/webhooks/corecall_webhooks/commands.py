@@ -122,7 +122,7 @@ def test(options: WebhookOptions) -> None:
             headers = {
                 "Content-Type": "application/json", "User-Agent": USER_AGENT,
                 SIGNATURE_HEADER: sign(options.secret, body),
-                IDEMPOTENCY_HEADER: events.batch_key([event["id"]]), EVENT_COUNT_HEADER: "1",
+                IDEMPOTENCY_HEADER: events.batch_key([str(event["id"])]), EVENT_COUNT_HEADER: "1",
             }  # fmt: skip
             started = time.perf_counter()
             try:

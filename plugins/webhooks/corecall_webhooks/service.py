@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
+import functools
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -142,7 +143,7 @@ class WebhookService:
         self._spawn("webhooks-outbox-writer", self._write_loop)
         self._spawn("webhooks-audit-follower", lambda: self._follow_audit(cursor))
         for url in self.options.urls:
-            self._spawn(f"webhooks-deliver {url}", lambda url=url: self._deliver_loop(url))
+            self._spawn(f"webhooks-deliver {url}", functools.partial(self._deliver_loop, url))
 
     async def stop(self) -> None:
         """Stop delivering (an event in flight is sent again next time) and write every
