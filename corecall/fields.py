@@ -61,7 +61,8 @@ def fold_line_breaks(text: str) -> str:
     Other control characters are left for the field's check to refuse."""
     if not any(char in _LINE_BREAKS for char in text):
         return text
-    words, word = [], []
+    words: list[str] = []
+    word: list[str] = []
     for char in text:
         if char in _LINE_BREAKS:
             words.append("".join(word).rstrip(" "))

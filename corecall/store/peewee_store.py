@@ -127,7 +127,7 @@ def _text(value: Any, what: str, *, null: bool = False) -> str | None:
 def _one_line(value: Any, what: str) -> str:
     """Text for a one-line field (a do-not-call reason): also no control, line-break or
     bidi-override character, which would forge rows in listings and exports."""
-    text: str = _text(value, what)  # type: ignore[assignment]
+    text = _text(value, what)
     bad = field_limits.bad_character(text)
     if bad is not None:
         raise StoreError(
