@@ -250,11 +250,13 @@ class Corecall:
         raw = {
             "data_dir": str(workdir),
             "store": backend,
-            "asterisk_servers": {
-                "pbx1": {
+            "plugins": {
+                "asterisk_ami": {"servers": {"pbx1": {
                     "host": lab.ami_host, "port": lab.ami_port, "username": lab.ami_user,
                     "secret": lab.ami_secret, "ping_interval": 5.0, "action_timeout": 5.0,
-                },
+                }}},
+                # the benchmark runs at any hour: calling hours open round the clock
+                "policy_calling_hours": {"opens": "00:00", "closes": "24:00"},
             },
             "trunks": {
                 "main": {"driver": "asterisk_ami", "server": "pbx1", "endpoint": ENDPOINT},
@@ -268,8 +270,6 @@ class Corecall:
             },
             "calls": {"agent_ring_timeout": 10, "target_ring_timeout": 10},
             "limits": {"live_calls_per_agent": 1000, "calls_per_minute": 100000},
-            # the benchmark runs at any hour: calling hours open round the clock
-            "plugins": {"policy_calling_hours": {"opens": "00:00", "closes": "24:00"}},
         }  # fmt: skip
         self.app = App(parse_config(raw, path=None))
         admin = AgentAdmin(self.app)
@@ -344,7 +344,7 @@ async def corecall_burst(cc: Corecall, n: int, *, driver_only: bool = False) -> 
     try:
         cc.connected_at.clear()
         if driver_only:
-            trunk = cc.app.config.trunks["main"]
+            trunk = cc.app.trunk("main")
             requests = []
             for i in range(n):
                 req = OriginateRequest(

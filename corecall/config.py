@@ -6,8 +6,7 @@ built-in defaults apply: an SQLite store in the per-user data directory and the 
 PBX on both routes, so nothing can be dialed by accident.
 
 Secrets may live in the environment instead of the file (the environment wins):
-``CORECALL_BOT_TOKEN``, ``CORECALL_API_ID``, ``CORECALL_API_HASH``,
-``CORECALL_AMI_SECRET`` (every AMI server) or ``CORECALL_AMI_SECRET_<SERVER>`` (one).
+``CORECALL_BOT_TOKEN``, ``CORECALL_API_ID``, ``CORECALL_API_HASH``.
 ``CORECALL_DATA_DIR`` moves the data directory. Plugin-owned keys (``[plugins.NAME]``, the
 extra keys of ``[store]`` and of ``[trunks.X]``) follow one rule, ``CORECALL_<TABLE>_<KEY>``
 (see :mod:`corecall.options`); this module keeps those tables raw and the application
@@ -31,7 +30,7 @@ import platformdirs
 from corecall import fields
 from corecall.domain import TrunkConfig, is_e164
 from corecall.errors import ConfigError
-from corecall.redaction import dsn_password, environment_secrets
+from corecall.redaction import check_secret, dsn_password, environment_secrets
 
 APP_NAME = "corecall"
 ROUTE_CODE_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -71,7 +70,7 @@ class BotConfig:
 class StoreConfig:
     backend: str = "sqlite"
     #: The other keys of ``[store]``, raw: the active store plugin's options validate them.
-    options: Mapping[str, Any] = attrs.field(factory=dict)
+    options: Mapping[str, Any] = attrs.field(factory=dict, repr=lambda t: _masked_repr(t))
 
 
 @attrs.frozen
@@ -84,18 +83,6 @@ class LimitsConfig:
 class CallsConfig:
     agent_ring_timeout: int = 30  # seconds the agent's phone rings before we give up
     target_ring_timeout: int = 45  # seconds the target rings (Dial timeout)
-
-
-@attrs.frozen
-class AmiServerConfig:
-    name: str
-    host: str = "127.0.0.1"
-    port: int = 5038
-    username: str = "corecall"
-    secret: str = _secret()
-    context: str = "corecall-bridge"
-    ping_interval: float = 5.0
-    action_timeout: float = 5.0
 
 
 @attrs.frozen
@@ -122,12 +109,13 @@ class Config:
     store: StoreConfig = StoreConfig()
     limits: LimitsConfig = LimitsConfig()
     calls: CallsConfig = CallsConfig()
-    asterisk_servers: Mapping[str, AmiServerConfig] = attrs.field(factory=dict)
     trunks: Mapping[str, TrunkConfig] = attrs.field(factory=dict)
     routes: Mapping[str, RouteConfig] = attrs.field(factory=dict)
     disabled_plugins: tuple[str, ...] = ()
     #: ``[plugins.NAME]`` tables, raw: each plugin's options class validates its own.
-    plugin_tables: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
+    plugin_tables: Mapping[str, Mapping[str, Any]] = attrs.field(
+        factory=dict, repr=lambda t: _masked_repr(t)
+    )
     exists: bool = True  # False when the defaults are used because no file exists
     #: The TOML document as read (for ``corecall config show``: which keys the file set).
     raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
@@ -151,8 +139,7 @@ class Config:
         :class:`~corecall.redaction.Redactor`): bot token, api hash, AMI secrets, the
         PostgreSQL password."""
         values: list[str | None] = [self.bot.token, self.bot.api_hash]
-        values += [server.secret for server in self.asterisk_servers.values()]
-        values += _secrets_in(self.plugin_tables)  # e.g. [plugins.webhooks] secret
+        values += _secrets_in(self.plugin_tables)  # [plugins.asterisk_ami.servers.X] secret…
         for key, value in self.store.options.items():  # the store plugin's raw options
             if key in SECRET_KEYS and isinstance(value, str):
                 values.append(dsn_password(value) if key == "postgres_dsn" else value)
@@ -167,6 +154,19 @@ def is_secret_key(key: str) -> bool:
     return key in SECRET_KEYS or key.endswith(("_secret", "_key", "_token", "password"))
 
 
+def _masked(table: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        key: _masked(value) if isinstance(value, Mapping)
+        else "***" if is_secret_key(str(key)) and value else value
+        for key, value in table.items()
+    }  # fmt: skip
+
+
+def _masked_repr(table: Mapping[str, Any]) -> str:
+    """The repr of a raw plugin table with its secret-looking values masked."""
+    return repr(_masked(table))
+
+
 def _secrets_in(table: Mapping[str, Any]) -> list[str]:
     """Secret-looking string values anywhere in raw plugin tables, so that a plugin's secret
     is redacted from logs and errors even before its options class has parsed it."""
@@ -179,25 +179,13 @@ def _secrets_in(table: Mapping[str, Any]) -> list[str]:
     return found
 
 
-def _check_secret(value: str, source: str) -> str:
-    """Refuse a secret with control characters, naming where it came from, never its value
-    (a CRLF env file leaves a CR at the end of every value)."""
-    bad = next((c for c in value if ord(c) < 0x20 or ord(c) == 0x7F), None)
-    if bad is not None:
-        raise ConfigError(
-            f"{source} contains a control character (U+{ord(bad):04X}); secrets can't contain "
-            "CR, LF, NUL or other control characters. A file with Windows line ends (CRLF) "
-            "leaves a CR at the end of each value: convert it (dos2unix) and set it again."
-        )
-    return value
-
-
 # --------------------------------------------------------------------------- defaults
 
 STARTER_CONFIG = """\
 # corecall configuration. Secrets can stay out of this file: the environment variables
-# CORECALL_BOT_TOKEN, CORECALL_API_ID, CORECALL_API_HASH, CORECALL_AMI_SECRET and
-# CORECALL_POSTGRES_DSN override the matching keys below.
+# CORECALL_BOT_TOKEN, CORECALL_API_ID, CORECALL_API_HASH and CORECALL_POSTGRES_DSN override
+# the matching keys below; every plugin key follows CORECALL_<TABLE>_<KEY> (e.g. the AMI
+# secret: CORECALL_AMI_SECRET, or CORECALL_PLUGINS_ASTERISK_AMI_SERVERS_PBX1_SECRET).
 
 # Where the SQLite database, the Telegram session and plugin choices live.
 # data_dir = "/var/lib/corecall"
@@ -227,30 +215,14 @@ calls_per_minute = 6
 agent_ring_timeout = 30   # seconds the agent's own phone rings
 target_ring_timeout = 45  # seconds the target rings
 
-# One table per Asterisk server (AMI connection). Several servers are fine: each trunk
-# names the server it uses.
-[asterisk_servers.pbx1]
-host = "127.0.0.1"
-port = 5038
-username = "corecall"
-secret = ""            # or CORECALL_AMI_SECRET / CORECALL_AMI_SECRET_PBX1
-context = "corecall-bridge"
-
-# Trunks: driver "asterisk_ami" dials for real through a PJSIP endpoint authenticated by
-# the provider's IP; driver "simulated" dials nothing (demo, training). No failover.
+# Trunks: driver "simulated" dials nothing (demo, training); a trunk plugin's driver dials
+# for real, e.g. "asterisk_ami" (the Asterisk plugin: its keys and its server tables are
+# described in the plugin sections at the end of this file). No failover.
 [trunks.main]
-driver = "simulated"   # change to "asterisk_ami" when Asterisk is wired
-server = "pbx1"
-endpoint = "corecall-main"
-# The provider's SIP signalling address: `corecall asterisk render` writes it into the
-# endpoint's IP match (the trunk is authenticated by IP, no registration).
-# provider_host = "198.51.100.7"
-# provider_port = 5060
+driver = "simulated"   # e.g. driver = "asterisk_ami", server = "pbx1", endpoint = "corecall-main"
 
 [trunks.dev]
 driver = "simulated"
-server = "pbx1"
-endpoint = "corecall-dev"
 
 # Routes agents choose between. caller_ids are numbers YOU own; agents never type one.
 [routes.M]
@@ -317,10 +289,13 @@ def load_config(explicit: str | os.PathLike | None = None) -> Config:
 def parse_config(raw: Mapping[str, Any], *, path: Path | None, exists: bool = True) -> Config:
     """Validate a parsed TOML document and build a :class:`Config`."""
     p = _Parser(str(path) if path else "<built-in defaults>")
-    known = {
-        "data_dir", "bot", "store", "limits", "calls", "asterisk_servers", "trunks", "routes",
-        "plugins",
-    }  # fmt: skip
+    known = {"data_dir", "bot", "store", "limits", "calls", "trunks", "routes", "plugins"}
+    if "asterisk_servers" in raw:  # before the Asterisk driver owned its configuration
+        p.fail(
+            "asterisk_servers",
+            "moved: the Asterisk servers are the Asterisk plugin's own tables now; rename each "
+            "[asterisk_servers.NAME] to [plugins.asterisk_ami.servers.NAME] (same keys)",
+        )
     p.no_unknown_keys(raw, known, "")
 
     data_dir_raw = p.opt(raw, "data_dir", str, "data_dir", None)
@@ -345,11 +320,7 @@ def parse_config(raw: Mapping[str, Any], *, path: Path | None, exists: bool = Tr
         agent_ring_timeout=p.positive_int(calls_t, "agent_ring_timeout", "calls", 30),
         target_ring_timeout=p.positive_int(calls_t, "target_ring_timeout", "calls", 45),
     )
-    servers = {
-        name: _parse_server(p, name, t)
-        for name, t in p.table_of_tables(raw, "asterisk_servers").items()
-    }
-    trunks = {name: _parse_trunk(p, name, t, servers) for name, t in
+    trunks = {name: _parse_trunk(p, name, t) for name, t in
               p.table_of_tables(raw, "trunks").items()}  # fmt: skip
     routes = {code: _parse_route(p, code, t, trunks) for code, t in
               p.table_of_tables(raw, "routes").items()}  # fmt: skip
@@ -374,7 +345,6 @@ def parse_config(raw: Mapping[str, Any], *, path: Path | None, exists: bool = Tr
         store=store,
         limits=limits,
         calls=calls,
-        asterisk_servers=servers,
         trunks=trunks,
         routes=routes,
         disabled_plugins=tuple(disabled),
@@ -422,56 +392,13 @@ def _parse_store(p: _Parser, t: Mapping[str, Any]) -> StoreConfig:
     return StoreConfig(backend=backend, options={k: v for k, v in t.items() if k != "backend"})
 
 
-def _parse_server(p: _Parser, name: str, t: Mapping[str, Any]) -> AmiServerConfig:
-    key = f"asterisk_servers.{name}"
-    p.no_unknown_keys(
-        t, {"host", "port", "username", "secret", "context", "ping_interval", "action_timeout"},
-        key,
-    )  # fmt: skip
-    secret = p.secret(
-        t, "secret", key, f"CORECALL_AMI_SECRET_{name.upper()}", "CORECALL_AMI_SECRET"
-    )
-    port = p.opt(t, "port", int, key, 5038)
-    if not 0 < port < 65536:
-        p.fail(f"{key}.port", "expected a TCP port between 1 and 65535")
-    username = p.opt(t, "username", str, key, "corecall")
-    context = p.opt(t, "context", str, key, "corecall-bridge")
-    for field, value in (("username", username), ("context", context)):
-        if not value or not all(c.isalnum() or c in "-_" for c in value):
-            p.fail(f"{key}.{field}", "expected letters, digits, '-' or '_' only")
-    return AmiServerConfig(
-        name=name,
-        host=p.opt(t, "host", str, key, "127.0.0.1"),
-        port=port,
-        username=username,
-        secret=secret,
-        context=context,
-        ping_interval=float(p.opt(t, "ping_interval", (int, float), key, 5.0)),
-        action_timeout=float(p.opt(t, "action_timeout", (int, float), key, 5.0)),
-    )
-
-
-def _parse_trunk(
-    p: _Parser, name: str, t: Mapping[str, Any], servers: Mapping[str, AmiServerConfig]
-) -> TrunkConfig:
+def _parse_trunk(p: _Parser, name: str, t: Mapping[str, Any]) -> TrunkConfig:
+    """``driver`` is the core's; every other key belongs to that driver (its ``OPTIONS``
+    class validates them once the plugins are loaded: :mod:`corecall.effective_config`)."""
     key = f"trunks.{name}"
     driver = p.req(t, "driver", str, key, 'a driver name, e.g. "asterisk_ami" or "simulated"')
-    server = p.opt(t, "server", str, key, None)
-    endpoint = p.opt(t, "endpoint", str, key, None)
-    if driver == "asterisk_ami":
-        if not server:
-            p.fail(f"{key}.server", "expected the name of an [asterisk_servers.NAME] table")
-        if server not in servers:
-            known = ", ".join(sorted(servers)) or "none defined"
-            p.fail(f"{key}.server", f"no [asterisk_servers.{server}] table (known: {known})")
-        if not endpoint:
-            p.fail(f"{key}.endpoint", 'expected the PJSIP endpoint name, e.g. "corecall-main"')
-    if endpoint is not None and (
-        not endpoint or not all(c.isascii() and (c.isalnum() or c in "-_") for c in endpoint)
-    ):
-        p.fail(f"{key}.endpoint", "expected letters, digits, '-' or '_' only")
-    options = {k: v for k, v in t.items() if k not in {"driver", "server", "endpoint"}}
-    return TrunkConfig(name=name, driver=driver, server=server, endpoint=endpoint, options=options)
+    options = {k: v for k, v in t.items() if k != "driver"}
+    return TrunkConfig(name=name, driver=driver, options=options)
 
 
 def _parse_route(
@@ -567,10 +494,10 @@ class _Parser:
         for variable in variables:
             value = os.environ.get(variable)
             if value:
-                return _check_secret(value, f"the environment variable {variable}")
+                return check_secret(value, f"the environment variable {variable}")
         value = self.opt(t, name, str, section, "")
         where = f"{self.where}: " if self.where else ""
-        return _check_secret(value, f"{where}[{section}] {name}")
+        return check_secret(value, f"{where}[{section}] {name}")
 
     def opt(self, t: Mapping, name: str, typ, section: str, default):
         if name not in t:

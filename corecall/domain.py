@@ -93,8 +93,6 @@ class TrunkConfig:
 
     name: str
     driver: str
-    server: str | None = None  # AMI server name for the asterisk driver
-    endpoint: str | None = None  # PJSIP endpoint name for the asterisk driver
     #: The driver's options for this trunk: an instance of the driver's ``OPTIONS`` class once
     #: the application validated the table, the raw keys (a dict) before that or when the
     #: driver declares no options class.

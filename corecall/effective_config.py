@@ -30,9 +30,8 @@ if TYPE_CHECKING:
     from corecall.config import Config
     from corecall.plugins import Plugins
 
-#: Keys of ``[trunks.X]`` the core reads itself. ``server`` and ``endpoint`` are the AMI
-#: driver's and stay here only until that driver declares them in its OPTIONS class.
-CORE_TRUNK_KEYS = frozenset({"driver", "server", "endpoint"})
+#: Keys of ``[trunks.X]`` the core reads itself; every other key is the driver's.
+CORE_TRUNK_KEYS = frozenset({"driver"})
 
 
 @attrs.define
@@ -166,18 +165,8 @@ def effective_values(config: Config, options: EffectiveOptions) -> list[ValueOri
     core("store.backend", config.store.backend)
     if options.store is not None:
         rows.extend(options.store.origins)
-    for name, server in config.asterisk_servers.items():
-        for field, value in attrs.asdict(server, recurse=False).items():
-            if field == "name":
-                continue
-            env = (f"CORECALL_AMI_SECRET_{name.upper()}", "CORECALL_AMI_SECRET")
-            core(f"asterisk_servers.{name}.{field}", value,
-                 env=env if field == "secret" else (), secret=field == "secret")  # fmt: skip
     for name, trunk in config.trunks.items():
         core(f"trunks.{name}.driver", trunk.driver)
-        for field in ("server", "endpoint"):
-            if getattr(trunk, field) is not None:
-                core(f"trunks.{name}.{field}", getattr(trunk, field))
         if name in options.trunk_origins:
             rows.extend(options.trunk_origins[name])
         else:

@@ -207,8 +207,8 @@ def corecall_call_refused(agent_id: int, reason: str) -> None:
 @hookspec
 def corecall_link_state_changed(driver: str, link: str, up: bool) -> None:
     """Be told that a trunk driver's connection ``link`` (for the AMI driver: the
-    ``[asterisk_servers.NAME]`` server name) went up (``up=True``: connected and ready to
-    carry calls) or down. A reconnect is a down followed by an up.
+    ``[plugins.asterisk_ami.servers.NAME]`` server name) went up (``up=True``: connected and
+    ready to carry calls) or down. A reconnect is a down followed by an up.
 
     Notification, isolated per plugin, on the event loop thread: do not block.
     """

@@ -50,6 +50,7 @@ import attrs
 import cattrs
 
 from corecall.errors import ConfigError
+from corecall.redaction import check_secret
 
 #: The key under which :func:`option` keeps its :class:`OptionInfo` in a field's metadata.
 METADATA_KEY = "corecall.option"
@@ -93,6 +94,8 @@ def option(
         kwargs["default"] = default
     if validator is not None:
         kwargs["validator"] = validator
+    if secret:
+        kwargs["repr"] = False  # a repr (a log line, a traceback) never shows a secret
     return attrs.field(**kwargs)
 
 
@@ -347,6 +350,10 @@ def parse_options(
             from_env = f" (from ${env_used})" if env_used else ""
             raise ConfigError(f"expected {exc.expected}, got {shown}{from_env}", path=where,
                               key=key) from None  # fmt: skip
+        if info.secret and isinstance(value, str):
+            # By source, never by value: a CRLF env file leaves a CR in every secret.
+            check_secret(value, f"the environment variable {env_used}" if env_used
+                         else f"{where}: [{key}]")  # fmt: skip
         if field.validator is not None:
             try:
                 field.validator(None, field, value)
@@ -413,8 +420,13 @@ def render_commented(cls: type, table_name: str, *, title: str = "") -> str:
     for field in attrs.fields(cls):
         info = option_info(field)
         typ = hints.get(field.name, field.type)
-        if _options_class_of(typ) or _table_of(typ):
-            lines.append(f"# {field.name}: {info.doc} (sub-tables [{table_name}.{field.name}...])")
+        nested, table_cls = _options_class_of(typ), _table_of(typ)
+        sub_cls = nested or table_cls
+        if sub_cls is not None:
+            # The sub-table's own keys, documented the same way (NAME: one table per name).
+            sub = f"{table_name}.{field.name}" + ("" if nested is not None else ".NAME")
+            lines.append(f"# {field.name}: {info.doc}")
+            lines.append(render_commented(sub_cls, sub).rstrip("\n"))
             continue
         lines.append(f"# {info.doc}")
         if info.secret:

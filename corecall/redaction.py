@@ -10,7 +10,7 @@ them through :meth:`Redactor.add`). Each is kept out of output three ways:
 * **At every output seam**: :class:`RedactingFilter` sits on every logging handler of a
   corecall process (``corecall`` CLI, ``corecall run``, console) and rewrites each record's
   message, arguments, exception text and stack before any handler formats it, so a library's
-  log line (panoramisk logs whole actions, Login included, at INFO) cannot carry a secret;
+  log line (the AMI library logs whole actions, Login included, at INFO) cannot carry a secret;
   the CLI runs every error line and traceback it prints through :meth:`Redactor.redact`.
 * **In tests**: marker secrets go through every error path and everything printed and
   logged is scanned (``tests/test_secrets.py``).
@@ -27,6 +27,8 @@ import re
 import traceback
 import urllib.parse
 from collections.abc import Iterable, Mapping
+
+from corecall.errors import ConfigError
 
 MASK = "***"
 #: Shorter values are not treated as secrets (hiding "a" would mangle every line).
@@ -117,6 +119,19 @@ def install(redactor: Redactor, logger: logging.Logger | None = None) -> Redacti
 def uninstall(filt: RedactingFilter, logger: logging.Logger | None = None) -> None:
     for handler in (logger or logging.getLogger()).handlers:
         handler.removeFilter(filt)
+
+
+def check_secret(value: str, source: str) -> str:
+    """Refuse a secret with control characters, naming where it came from, never its value
+    (a CRLF env file leaves a CR at the end of every value)."""
+    bad = next((c for c in value if ord(c) < 0x20 or ord(c) == 0x7F), None)
+    if bad is not None:
+        raise ConfigError(
+            f"{source} contains a control character (U+{ord(bad):04X}); secrets can't contain "
+            "CR, LF, NUL or other control characters. A file with Windows line ends (CRLF) "
+            "leaves a CR at the end of each value: convert it (dos2unix) and set it again."
+        )
+    return value
 
 
 #: Environment variables holding secrets (``CORECALL_AMI_SECRET_<SERVER>`` too).

@@ -57,7 +57,7 @@ def test_the_asterisk_driver_is_listed_from_its_own_distribution(cli):
 def test_disabling_a_trunk_driver_that_trunks_use_is_refused(tmp_path, monkeypatch, capsys):
     raw = config_dict(
         tmp_path,
-        asterisk_servers={"pbx1": {"host": "127.0.0.1"}},
+        plugins={"asterisk_ami": {"servers": {"pbx1": {"host": "127.0.0.1"}}}},
         trunks={
             "main": {"driver": "asterisk_ami", "server": "pbx1", "endpoint": "corecall-main"},
             "dev": {"driver": "asterisk_ami", "server": "pbx1", "endpoint": "corecall-dev"},

@@ -52,12 +52,20 @@ def test_version_prints_the_version_and_loads_nothing_heavy():
     assert result["loaded"] == []
 
 
-@pytest.mark.parametrize("args", [["--help"], ["agents", "--help"], ["asterisk", "--help"]])
+@pytest.mark.parametrize("args", [["--help"], ["agents", "--help"]])
 def test_help_loads_no_driver_store_bot_or_number_data(args):
     result, out = _probe(*args)
     assert result["code"] == 0 and "Usage" in out
     # typer renders help with rich; nothing of corecall's heavy parts may come along.
     assert [m for m in result["loaded"] if m not in HELP_ONLY] == []
+
+
+def test_a_plugin_commands_help_loads_no_driver_library_or_bot():
+    """``corecall asterisk`` is the Asterisk plugin's command: finding it loads the plugins,
+    but neither the AMI library (imported when a link is built) nor Telegram."""
+    result, out = _probe("asterisk", "--help")
+    assert result["code"] == 0 and "render" in out and "check" in out
+    assert "panoramisk" not in result["loaded"] and "telethon" not in result["loaded"]
 
 
 def test_the_cli_wait_default_is_the_consoles():

@@ -41,10 +41,9 @@ def test_config_env_var_is_used(tmp_path, monkeypatch):
 
 
 def test_secrets_come_from_the_environment(tmp_path, monkeypatch):
+    servers = {"pbx1": {"secret": "from-file"}, "pbx2": {"secret": "file2"}}
     raw = config_dict(
-        tmp_path,
-        asterisk_servers={"pbx1": {"secret": "from-file"}, "pbx2": {"secret": "file2"}},
-        bot={"token": "file-token"},
+        tmp_path, plugins={"asterisk_ami": {"servers": servers}}, bot={"token": "file-token"}
     )
     monkeypatch.setenv("CORECALL_BOT_TOKEN", "env-token")
     monkeypatch.setenv("CORECALL_API_ID", "12345")
@@ -53,8 +52,10 @@ def test_secrets_come_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("CORECALL_POSTGRES_DSN", "postgresql://u@127.0.0.1:5/db")
     config = parse_config(raw, path=None)
     assert config.bot.token == "env-token" and config.bot.api_id == 12345
-    assert config.asterisk_servers["pbx1"].secret == "all-servers"
-    assert config.asterisk_servers["pbx2"].secret == "only-pbx2"
+    # The AMI secrets belong to the Asterisk plugin, which keeps the old variables.
+    servers = App(config).plugin_options("asterisk_ami").servers
+    assert servers["pbx1"].secret == "all-servers"
+    assert servers["pbx2"].secret == "only-pbx2"
     # [store] postgres_dsn belongs to the postgres store plugin, which keeps the old variable.
     raw["store"] = {"backend": "postgres", "postgres_dsn": "postgresql://file@127.0.0.1/db"}
     options = App(parse_config(raw, path=None)).options.store
@@ -78,8 +79,7 @@ def test_secrets_come_from_the_environment(tmp_path, monkeypatch):
         (lambda r: r["limits"].update(calls_per_minute="6"), "limits.calls_per_minute", "integer"),
         (lambda r: r["bot"].update(super_admins=["alice"]), "bot.super_admins", "numeric"),
         (lambda r: r["bot"].update(tokn="x"), "bot.tokn", "unknown key"),
-        (lambda r: r["trunks"]["main"].update(driver="asterisk_ami"), "trunks.main.server", "asterisk_servers"),  # noqa: E501
-        (lambda r: r["trunks"]["main"].update(endpoint="a/b"), "trunks.main.endpoint", "letters"),
+        (lambda r: r.update(asterisk_servers={}), "asterisk_servers", "[plugins.asterisk_ami.servers.NAME]"),  # noqa: E501
     ],
 )  # fmt: skip
 def test_mistakes_name_file_key_and_expectation(tmp_path, mutate, key, expected):

@@ -334,10 +334,11 @@ def test_guide_config_blocks_parse(tmp_path):
     night, asterisk = (b for b in toml_blocks if "[trunks.night]" in b)
     config = make_config(tmp_path, night)
     assert (config.routes["N"].trunk, config.routes["N"].caller_ids) == ("night", ("+12125550150",))
-    pbx = '[asterisk_servers.pbx1]\nhost = "127.0.0.1"\n'
-    trunk = make_config(tmp_path, pbx + asterisk).trunks["night"]
-    assert (trunk.driver, trunk.server) == ("asterisk_ami", "pbx1")
-    assert trunk.endpoint == "corecall-night"
+    pbx = '[plugins.asterisk_ami.servers.pbx1]\nhost = "127.0.0.1"\n'
+    app = App(make_config(tmp_path, pbx + asterisk))
+    trunk = app.trunk("night")  # validated by the Asterisk driver's own options class
+    assert (trunk.driver, trunk.options.server) == ("asterisk_ami", "pbx1")
+    assert trunk.options.endpoint == "corecall-night"
 
 
 def test_guide_business_hours_policy(tmp_path):

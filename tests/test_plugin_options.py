@@ -330,8 +330,11 @@ def test_plugin_commands_are_left_out_when_the_config_is_broken(tmp_path, site, 
     install(site, "greeter", COMMANDS_PLUGIN)
     path = tmp_path / "broken.toml"
     path.write_text("[bot\n")
-    assert main(["--config", str(path), "greet", "Ann"]) == 2
-    assert "plugin commands are unavailable" in capsys.readouterr().err
+    # The broken file is the cause: it is the error (exit 1), not "No such command".
+    assert main(["--config", str(path), "greet", "Ann"]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "error:" in err and "broken.toml" in err and "No such command" not in err
+    assert "'greet' is not a core command; plugin commands are unavailable" in err
 
 
 # --------------------------------------------------------------------------- init, config show

@@ -21,6 +21,7 @@ from corecall_testing import config_dict, write_toml
 from corecall_testing.ami import FakeAmi, ami_sections, server_of
 
 from corecall import redaction
+from corecall.app import App
 from corecall.config import load_config, parse_config
 from corecall.errors import ConfigError
 
@@ -65,7 +66,8 @@ async def run_corecall(config: os.PathLike, *args: str, env: dict[str, str]) -> 
 def ami_config(tmp_path, port: int, **server) -> os.PathLike:
     sections = ami_sections({"pbx1": server_of(port=port, action_timeout=0.5, **server)})
     raw = config_dict(tmp_path, **sections)
-    del raw["asterisk_servers"]["pbx1"]["secret"]  # from the environment, like production
+    # From the environment, like production.
+    del raw["plugins"]["asterisk_ami"]["servers"]["pbx1"]["secret"]
     return write_toml(tmp_path / "corecall.toml", raw)
 
 
@@ -138,16 +140,32 @@ def test_config_objects_and_config_errors_show_no_secret(tmp_path, monkeypatch):
     )
     assert leaks(repr(config)) == [] and leaks(str(config)) == []
     assert set(config.secrets()) >= set(MARKERS)
+    # A plugin's secret written in the file: not in the repr of the config, of the parsed
+    # options or of the server the link uses.
+    monkeypatch.delenv("CORECALL_AMI_SECRET")
+    raw = config_dict(tmp_path, **ami_sections({"pbx1": server_of(port=1, secret=AMI)}))
+    raw["store"] = {"backend": "postgres", "postgres_dsn": f"postgresql://u:{PG_PASSWORD}@h/d"}
+    monkeypatch.delenv("CORECALL_POSTGRES_DSN")
+    app = App(parse_config(raw, path=None))
+    from corecall_asterisk.options import AmiServerConfig
+
+    server = app.plugin_options("asterisk_ami").servers["pbx1"]
+    assert server.secret == AMI
+    for shown in (repr(app.config), repr(server), repr(AmiServerConfig.of("pbx1", server))):
+        assert leaks(shown) == [], shown
+    monkeypatch.setenv("CORECALL_AMI_SECRET", AMI)
+    monkeypatch.setenv("CORECALL_POSTGRES_DSN", f"postgresql://u:{PG_PASSWORD}@h/db")
     # A secret of the wrong type in the file is named, not quoted.
     for env in ("CORECALL_AMI_SECRET", "CORECALL_BOT_TOKEN", "CORECALL_API_HASH"):
         monkeypatch.delenv(env)
-    for table, key in (("bot", "token"), ("bot", "api_hash"), ("asterisk_servers", "secret")):
+    for table, key in (("bot", "token"), ("bot", "api_hash"), ("servers", "secret")):
         raw = config_dict(tmp_path, **ami_sections({"pbx1": server_of(port=1)}))
-        target = raw[table]["pbx1"] if table == "asterisk_servers" else raw[table]
+        servers = raw["plugins"]["asterisk_ami"]["servers"]
+        target = servers["pbx1"] if table == "servers" else raw[table]
         target[key] = 918273645546372819
         path = write_toml(tmp_path / f"{key}.toml", raw)
         with pytest.raises(ConfigError) as error:
-            load_config(str(path))
+            _ = App(load_config(str(path))).options  # plugin tables are validated here
         assert "918273645546372819" not in str(error.value) and key in str(error.value)
 
 

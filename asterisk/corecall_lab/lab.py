@@ -1099,7 +1099,7 @@ def render_corecall_config(lab: Lab, data_dir: Path) -> str:
         "# (the carriers' behaviour by the last 4 digits is in docs/asterisk-lab.md)",
         f"data_dir = {q(data_dir)}",
         "",
-        "[asterisk_servers.lab]",
+        "[plugins.asterisk_ami.servers.lab]",
         f"host = {q(lab.ami_host)}",
         f"port = {lab.ami_port}",
         f"username = {q(lab.ami_user)}",

@@ -7,7 +7,7 @@ nothing surfaces as a bare "Aborted" or a traceback. Global options (``--config`
 ``--debug``, ``--verbose``) are accepted before or after the command.
 
 Start-up is kept short: the command modules import what a command needs (Telethon,
-panoramisk, peewee, the plugins, rich) inside the command, so ``corecall --version`` and
+peewee, the plugins and their drivers, rich) inside the command, so ``corecall --version`` and
 ``corecall --help`` load none of it (measured in docs/benchmarks.md;
 ``tests/test_cli_startup.py`` keeps it so).
 
@@ -203,16 +203,52 @@ def main(argv: list[str] | None = None) -> int:
                 from corecall.fields import tame_message
 
                 exc.message = tame_message(usage_message)  # type: ignore[attr-defined]  # click echoes what was typed
+            if "No such command" in str(exc):
+                return _unknown_command(_command_name(args), show, code)
             show()
-            if state.plugin_commands_error is not None and "No such command" in str(exc):
-                err_console.print(
-                    f"note: plugin commands are unavailable: {state.plugin_commands_error}"
-                )
             return code
         return report_unexpected(exc)
     finally:
         state.close()
     return result if isinstance(result, int) else 0
+
+
+def _unknown_command(command: str | None, show, code: int) -> int:
+    """A command neither the core nor an enabled plugin has. When the configuration could
+    not be loaded, that error is the cause (plugin commands need it): it is printed as the
+    error. Otherwise the usage error, and the disabled plugins that might add the command,
+    with what a disabled plugin breaks (e.g. a trunk driver that routes use)."""
+    from rich.text import Text
+
+    cause = state.plugin_commands_error
+    if isinstance(cause, CorecallError):
+        from corecall.fields import tame_message
+
+        message = tame_message(state.redactor.redact(str(cause)))
+        err_console.print(Text("error: ", style="bold red") + Text(message))
+        err_console.print(
+            f"({command!r} is not a core command; plugin commands are unavailable until the "
+            "configuration loads)"
+        )
+        return cause.exit_code
+    show()
+    if cause is not None:
+        err_console.print(f"note: plugin commands are unavailable: {cause}")
+        return code
+    try:
+        app = state.app()
+        disabled = sorted(app.disabled_plugins)
+        problems = app.call_problems() if disabled else []
+    except CorecallError:
+        return code
+    if disabled:
+        err_console.print(
+            f"note: disabled plugins may add it: {', '.join(disabled)} "
+            "(corecall plugins enable NAME)"
+        )
+    for what, fix in problems:
+        err_console.print(f"PROBLEM  {what}\n         fix: {fix}")
+    return code
 
 
 def run() -> None:

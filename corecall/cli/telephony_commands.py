@@ -1,4 +1,5 @@
-"""``corecall call`` and ``corecall asterisk render|check`` (telephony).
+"""``corecall call`` (telephony). The Asterisk commands (``corecall asterisk render|check``)
+are the Asterisk plugin's own (``corecall_asterisk.cli``).
 
 ``corecall call`` places a real call through the route's configured trunk and prints every
 state change as it happens: operators test a trunk without Telegram. The call is recorded
@@ -9,26 +10,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 from typing import TYPE_CHECKING
 
 import typer
 
 from corecall.cli.common import actor, console, err_console, state
-from corecall.errors import ConfigError, RefusedError, TelephonyError
+from corecall.errors import RefusedError, TelephonyError
 
 if TYPE_CHECKING:
     from corecall.domain import CallRecord, CallState
 
-asterisk_app = typer.Typer(
-    help="Asterisk wiring: print the config corecall needs, check a live server.",
-    no_args_is_help=True,
-)
-
 
 def register(app: typer.Typer) -> None:
     app.command("call")(call)
-    app.add_typer(asterisk_app, name="asterisk")
 
 
 # --------------------------------------------------------------------------- corecall call
@@ -189,161 +183,3 @@ async def _run_call(manager, route_code, agent_phone, target, who, timeout, *, c
         return last
     finally:
         await manager.stop()
-
-
-# --------------------------------------------------------------------------- corecall asterisk
-
-
-def _asterisk_plugin_module(name: str):
-    """A module of the Asterisk plugin (``corecall-trunk-asterisk``), imported on use."""
-    import importlib
-
-    try:
-        return importlib.import_module(f"corecall_asterisk.{name}")
-    except ImportError:
-        raise ConfigError(
-            "the Asterisk plugin is not installed: pip install corecall-trunk-asterisk "
-            "(plugins/trunk_asterisk in the source tree)"
-        ) from None
-
-
-def _ami_trunks(config):
-    """{server: {endpoint: TrunkConfig}} for the routes on asterisk_ami trunks."""
-    servers: dict = {}
-    for _code, rc in sorted(config.routes.items()):
-        trunk = config.trunks[rc.trunk]
-        if trunk.driver == "asterisk_ami" and trunk.server and trunk.endpoint:
-            servers.setdefault(trunk.server, {}).setdefault(trunk.endpoint, trunk)
-    return servers
-
-
-def _endpoint_users(config, server: str) -> dict[str, str]:
-    """{endpoint: "route M (trunk main), ..."} for one server."""
-    users: dict[str, list[str]] = {}
-    for code, rc in sorted(config.routes.items()):
-        trunk = config.trunks[rc.trunk]
-        if trunk.driver == "asterisk_ami" and trunk.server == server and trunk.endpoint:
-            users.setdefault(trunk.endpoint, []).append(f"route {code}, trunk {trunk.name}")
-    return {endpoint: "; ".join(labels) for endpoint, labels in users.items()}
-
-
-@asterisk_app.command("render")
-def render(
-    only: str = typer.Option(
-        None, "--only", help="Print just one file: pjsip, extensions or manager."
-    ),
-    show_secret: bool = typer.Option(
-        False, "--show-secret", help="Put the configured AMI secret into manager.conf."
-    ),
-    sip_bind: str = typer.Option(
-        "127.0.0.1:5060",
-        "--sip-bind",
-        metavar="IP:PORT",
-        help="Where Asterisk listens for the providers (the address facing them).",
-    ),
-) -> None:
-    """Print pjsip.conf, extensions.conf and manager.conf for the configured routes.
-
-    One set per Asterisk server. Each trunk's provider address comes from its table in the
-    config (``provider_host``, ``provider_port``); without them a documentation address is
-    used and a warning says so.
-    """
-    asterisk_conf = _asterisk_plugin_module("render")
-
-    config = state.app().config
-    files = ("pjsip", "extensions", "manager")
-    if only is not None and only not in files:
-        raise ConfigError(f"--only must be one of: {', '.join(files)}")
-    servers = _ami_trunks(config)
-    if not servers:
-        raise ConfigError(
-            'no route uses an "asterisk_ami" trunk; set driver = "asterisk_ami", server and '
-            "endpoint in the route's [trunks.NAME] table"
-        )
-    for server_name, endpoints in servers.items():
-        server = config.asterisk_servers[server_name]
-        trunks = []
-        for n, (endpoint, trunk) in enumerate(endpoints.items()):
-            host = trunk.options.get("provider_host")
-            if not host:
-                host = f"203.0.113.{10 * (n + 1)}"
-                err_console.print(
-                    f"warning: [trunks.{trunk.name}] has no provider_host; using the "
-                    f"documentation address {host}. Set provider_host (and provider_port) to "
-                    "the provider's signalling address."
-                )
-            port = trunk.options.get("provider_port", 5060)
-            trunks.append({"name": endpoint, "provider_host": host, "provider_port": port})
-        secret = server.secret if show_secret and server.secret else None
-        try:
-            texts = {
-                "pjsip": asterisk_conf.render_pjsip(trunks, bind=sip_bind),
-                "extensions": asterisk_conf.render_extensions(
-                    server.context, dial_timeout_default=config.calls.target_ring_timeout
-                ),
-                "manager": asterisk_conf.render_manager(
-                    server.username,
-                    *([secret] if secret else []),
-                    bind=server.host,
-                    port=server.port,
-                ),
-            }
-        except ValueError as exc:
-            raise ConfigError(
-                f"cannot render the Asterisk configuration of server {server_name!r}: {exc}"
-            ) from None
-        for name in files:
-            if only and name != only:
-                continue
-            sys.stdout.write(f"; ===== server {server_name}: {name}.conf =====\n")
-            sys.stdout.write(texts[name].rstrip("\n") + "\n\n")
-
-
-@asterisk_app.command("check")
-def check(
-    timeout: float = typer.Option(5.0, "--timeout", min=0.1, help="Seconds per AMI step."),
-) -> None:
-    """Check every Asterisk server the routes use: AMI reachable, login, privileges, each
-    route's PJSIP endpoint, the bridge context. Prints each problem with its fix; exit 1 if
-    there is any. Dials nothing."""
-    import asyncio
-
-    app = state.app()
-    config = app.config
-    # Whatever would make a /call fail for a configuration reason fails the check first,
-    # with its true cause (a disabled route or driver plugin, an unknown driver name).
-    setup = app.call_problems()
-    for what, fix in setup:
-        console.print(f"PROBLEM  {what}\n         fix: {fix}")
-    if setup:
-        err_console.print(f"{len(setup)} problem(s) found")
-        raise typer.Exit(1)
-    check_server = _asterisk_plugin_module("check").check_server
-    servers = _ami_trunks(config)
-    if not servers:
-        raise ConfigError(
-            'no route uses an "asterisk_ami" trunk: nothing to check (routes on the '
-            '"simulated" driver dial nothing)'
-        )
-
-    async def run():
-        return await asyncio.gather(
-            *(check_server(config.asterisk_servers[name], _endpoint_users(config, name),
-                           timeout=timeout)
-              for name in servers)
-        )  # fmt: skip
-
-    problems = 0
-    for results in asyncio.run(run()):
-        for r in results:
-            if r.ok and not r.warning:
-                console.print(f"ok       {r.what}")
-            elif r.ok:
-                console.print(f"warning  {r.what}\n         fix: {r.fix}")
-            else:
-                problems += 1
-                console.print(f"PROBLEM  {r.what}\n         fix: {r.fix}")
-    if problems:
-        err_console.print(f"{problems} problem(s) found")
-        raise typer.Exit(1)
-    console.print("Asterisk wiring looks right")

@@ -76,14 +76,13 @@ def prepare_session_file(path: Path) -> Path:
 
 
 def _pbx_advice(app: App) -> str:
-    servers = ", ".join(
-        f"[asterisk_servers.{s.name}] {s.host}:{s.port}"
-        for s in app.config.asterisk_servers.values()
-    ) or "none configured"  # fmt: skip
+    """What to do when a trunk driver cannot reach its PBX. Driver-neutral: each driver's
+    ``problems()`` already names its own PBX and how to fix the connection."""
+    drivers = sorted({t.driver for t in app.config.trunks.values()} - {"simulated"})
+    used = f" (driver {', '.join(repr(d) for d in drivers)})" if drivers else ""
     return (
-        f"Check that Asterisk is running and its AMI is reachable ({servers}), the AMI "
-        "username and secret (CORECALL_AMI_SECRET), or set the trunks' driver to "
-        '"simulated" to run without Asterisk.'
+        f"Fix the trunks' PBX connection{used}, or set the trunks' driver to \"simulated\" to "
+        "run without a PBX."
     )
 
 

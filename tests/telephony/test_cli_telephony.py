@@ -304,8 +304,13 @@ def test_check_fails_with_the_true_cause_when_a_call_would_fail(cli, sections, w
 
 
 def test_check_names_a_disabled_trunk_driver_plugin(cli):
+    """`asterisk check` is the Asterisk plugin's command: with the plugin disabled the
+    command is unknown, and the error names the disabled plugin and what it breaks."""
     sections = ami_sections({"pbx1": server_of(port=1)})
     sections["plugins"] = {"disabled": ["asterisk_ami"]}
-    code, out, _err = cli(sections, "asterisk", "check")
-    assert code == 1
-    assert "uses driver 'asterisk_ami', which no enabled plugin provides" in " ".join(out.split())
+    code, out, err = cli(sections, "asterisk", "check")
+    assert code == 2 and "looks right" not in out
+    err = " ".join(err.split())
+    assert "No such command 'asterisk'" in err
+    assert "disabled plugins may add it: asterisk_ami (corecall plugins enable NAME)" in err
+    assert "uses driver 'asterisk_ami', which no enabled plugin provides" in err

@@ -19,6 +19,7 @@ import signal
 
 import pytest
 from corecall_asterisk.link import AmiLink
+from corecall_asterisk.options import AmiServerConfig
 from corecall_asterisk.protocol import AmiProtocol
 from corecall_testing import config_dict
 from corecall_testing.ami import FakeAmi, ami_sections, server_of
@@ -26,7 +27,7 @@ from corecall_testing.telegram_harness import OfflineTelegram
 
 from corecall.app import App
 from corecall.calls import DRIVER_STOP_TIMEOUT
-from corecall.config import AmiServerConfig, parse_config
+from corecall.config import parse_config
 from corecall.console import run_console_async
 from corecall.conversation import EditScheduler
 from corecall.telegram.runner import serve, start_calls

@@ -194,13 +194,13 @@ def originate_headers(
     return headers
 
 
-def build_originate(request: OriginateRequest, *, context: str) -> bytes:
+def build_originate(request: OriginateRequest, *, endpoint: str, context: str) -> bytes:
     """The Originate for ``request`` as the bytes the driver writes (see
     :func:`originate_headers`). Everything is re-checked here even though
     :class:`OriginateRequest` validated it on construction: this is the last gate before the
     socket, and data read back from the store is untrusted too."""
     # Named here so the message says which trunk is misconfigured.
-    endpoint = check_name(request.trunk.endpoint, f"trunk {request.trunk.name!r} endpoint")
+    endpoint = check_name(endpoint, f"trunk {request.trunk.name!r} endpoint")
     headers = originate_headers(
         call_id=request.call_id,
         agent=request.agent_phone,

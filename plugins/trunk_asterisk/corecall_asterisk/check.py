@@ -15,9 +15,10 @@ from corecall.errors import TelephonyError, UnsafeValueError
 from corecall_asterisk.errors import AmiLoginError
 from corecall_asterisk.link import AmiLink, describe_error
 from corecall_asterisk.names import check_name
+from corecall_asterisk.options import servers_table
 
 if TYPE_CHECKING:
-    from corecall.config import AmiServerConfig
+    from corecall_asterisk.options import AmiServerConfig
 
 
 #: Seconds the check waits after the login for FullyBooted (sent at once when Asterisk is up).
@@ -55,7 +56,7 @@ async def check_server(
             CheckResult(
                 False, f"{where}: {exc.args[0].split(':')[0]}",
                 f"use the same secret in manager.conf [{server.username}] and in "
-                f"[asterisk_servers.{server.name}] secret (or CORECALL_AMI_SECRET_"
+                f"[{servers_table(server.name)}] secret (or CORECALL_AMI_SECRET_"
                 f"{server.name.upper()}); the [{server.username}] permit= must allow this host; "
                 "then `manager reload` in Asterisk",
             )
@@ -66,7 +67,7 @@ async def check_server(
             CheckResult(
                 False, f"{where}: AMI not reachable: {describe_error(exc)}",
                 f"start Asterisk; in manager.conf set enabled=yes, bindaddr={server.host}, "
-                f"port={server.port} (or fix [asterisk_servers.{server.name}] host/port)",
+                f"port={server.port} (or fix [{servers_table(server.name)}] host/port)",
             )
         )  # fmt: skip
         return results

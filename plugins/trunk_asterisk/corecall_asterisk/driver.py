@@ -1,5 +1,6 @@
 """The trunk driver ``asterisk_ami``: places calls through Asterisk over AMI, one
-:class:`~corecall_asterisk.link.AmiLink` per ``[asterisk_servers.NAME]`` a trunk uses.
+:class:`~corecall_asterisk.link.AmiLink` per ``[plugins.asterisk_ami.servers.NAME]`` a trunk
+uses (its ``[trunks.X]`` keys are :class:`~corecall_asterisk.options.AsteriskTrunkOptions`).
 
 How a call goes: :meth:`AsteriskAmiDriver.originate` builds the Originate
 (:func:`~corecall_asterisk.actions.build_originate`), writes it on the trunk's link and waits
@@ -16,7 +17,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from corecall.domain import CallState, EndReason, TrunkConfig
-from corecall.errors import PbxStartingError, TelephonyError
+from corecall.errors import ConfigError, PbxStartingError, TelephonyError
 from corecall.telephony.driver import OriginateRequest, ProgressCallback, TrunkDriver
 from corecall_asterisk.actions import (
     CALL_ID_RE,
@@ -27,11 +28,18 @@ from corecall_asterisk.actions import (
 )
 from corecall_asterisk.errors import LinkLost
 from corecall_asterisk.link import AmiLink, describe_error
+from corecall_asterisk.options import (
+    AsteriskOptions,
+    AsteriskTrunkOptions,
+    resolve_server,
+    servers_table,
+)
 from corecall_asterisk.tracking import TrackedCall
 
 if TYPE_CHECKING:
     from corecall.config import Config
     from corecall.domain import CallRecord
+    from corecall.supervision import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +48,7 @@ class AsteriskAmiDriver(TrunkDriver):
     """Trunk driver ``asterisk_ami``: places calls through Asterisk over AMI."""
 
     NAME = "asterisk_ami"
+    OPTIONS = AsteriskTrunkOptions
 
     #: How long :meth:`start` waits for the first login of each server.
     start_wait = 5.0
@@ -49,13 +58,35 @@ class AsteriskAmiDriver(TrunkDriver):
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)
-        self.links: dict[str, AmiLink] = {}
-        for trunk in config.trunks.values():
-            if trunk.driver == self.NAME and trunk.server and trunk.server not in self.links:
-                server = config.asterisk_servers.get(trunk.server)
-                if server is not None:
-                    link = self.links[trunk.server] = AmiLink(server)
+        self._links: dict[str, AmiLink] | None = None
+
+    @property
+    def links(self) -> dict[str, AmiLink]:
+        """One link per server the configured ``asterisk_ami`` trunks name (built on first
+        use, once the application gave the driver its plugin's options). Raises
+        :class:`~corecall.errors.ConfigError` naming the trunk whose server does not exist."""
+        if self._links is None:
+            options = self.context.options if self.context is not None else None
+            if not isinstance(options, AsteriskOptions):
+                options = AsteriskOptions()
+            where = str(self.config.path) if self.config.path else None
+            links: dict[str, AmiLink] = {}
+            for trunk in self.config.trunks.values():
+                if trunk.driver != self.NAME:
+                    continue
+                server = resolve_server(trunk.name, self.trunk_options(trunk), options, path=where)
+                if server.name not in links:
+                    link = links[server.name] = AmiLink(server, supervisor=self._supervisor())
                     link.state_observer = self.link_state_changed
+            self._links = links
+        return self._links
+
+    def _supervisor(self) -> Supervisor | None:
+        """The application's supervisor (None for a driver outside an application)."""
+        try:
+            return self.context.app.supervisor if self.context is not None else None
+        except ConfigError:
+            return None
 
     async def start(self) -> None:
         await asyncio.gather(
@@ -71,17 +102,20 @@ class AsteriskAmiDriver(TrunkDriver):
 
     def problems(self) -> list[str]:
         return [
-            f"cannot reach {link.describe()}: {link.last_error}"
+            f"cannot reach {link.describe()}: {link.last_error}. Check that Asterisk is running "
+            f"and its AMI is reachable ([{servers_table(link.name)}] {link.server.host}:"
+            f"{link.server.port}) and the AMI username and secret "
+            f"(CORECALL_AMI_SECRET_{link.name.upper()} or CORECALL_AMI_SECRET)"
             for link in self.links.values()
             if not link.is_up
         ]
 
     def link_for(self, trunk: TrunkConfig) -> AmiLink:
-        link = self.links.get(trunk.server or "")
+        server = self.trunk_options(trunk).server
+        link = self.links.get(server)
         if link is None:
             raise TelephonyError(
-                f"trunk {trunk.name!r} names no configured Asterisk server "
-                f"(server = {trunk.server!r})"
+                f"trunk {trunk.name!r} names no configured Asterisk server (server = {server!r})"
             )
         return link
 
@@ -115,7 +149,8 @@ class AsteriskAmiDriver(TrunkDriver):
 
     async def originate(self, request: OriginateRequest, progress: ProgressCallback) -> None:
         link = self.link_for(request.trunk)
-        payload = build_originate(request, context=link.server.context)
+        endpoint = self.trunk_options(request.trunk).endpoint
+        payload = build_originate(request, endpoint=endpoint, context=link.server.context)
         if not link.is_up:
             raise TelephonyError(f"{link.describe()} is not connected: {link.last_error}")
         if not link.booted.is_set():
@@ -173,7 +208,11 @@ class AsteriskAmiDriver(TrunkDriver):
         by_link: dict[str, list[TrackedCall]] = {}
         for record in calls:
             trunk = self.config.trunks.get(record.trunk)
-            link = self.links.get(trunk.server or "") if trunk else None
+            link = (
+                self.links.get(self.trunk_options(trunk).server)
+                if trunk is not None and trunk.driver == self.NAME
+                else None
+            )
             if link is None or not CALL_ID_RE.fullmatch(record.id):
                 progress(
                     record.id, CallState.ENDED, EndReason.UNKNOWN,

@@ -42,13 +42,14 @@ from typing import TYPE_CHECKING
 
 from corecall.domain import EndReason
 from corecall.errors import TelephonyError
+from corecall.supervision import Supervisor, log_crash
 from corecall_asterisk.actions import check_header, originate_action_id
 from corecall_asterisk.errors import AmiLoginError, LinkLost
-from corecall_asterisk.protocol import Action, AmiProtocol, LinkManager
 from corecall_asterisk.tracking import CallTracker, TrackedCall
 
 if TYPE_CHECKING:
-    from corecall.config import AmiServerConfig
+    from corecall_asterisk.options import AmiServerConfig
+    from corecall_asterisk.protocol import AmiProtocol
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +87,17 @@ class AmiLink:
     #: :meth:`stop` returns within this many seconds, whatever the timing.
     stop_timeout = 2.0
 
-    def __init__(self, server: AmiServerConfig) -> None:
+    def __init__(self, server: AmiServerConfig, *, supervisor: Supervisor | None = None) -> None:
         self.server = server
+        #: Runs the connection loop as the task ``corecall-ami-<server>``: a crash is logged
+        #: by name and the loop restarted (the application's supervisor when the driver
+        #: runs in one, so a loop that keeps crashing stops ``corecall run``).
+        self.supervisor = supervisor or Supervisor()
         self.tracker = CallTracker(on_agent_channel=self._agent_channel_seen)
+        # panoramisk is imported when the first link is built, not when the plugin registers
+        # its driver: `corecall asterisk --help` and commands that dial nothing never load it.
+        from corecall_asterisk.protocol import LinkManager
+
         self.manager = LinkManager(
             self,
             host=server.host,
@@ -174,7 +183,7 @@ class AmiLink:
         if self._task is None:
             self._closing = False
             self._stopping.clear()
-            self._task = asyncio.create_task(self._run(), name=f"corecall-ami-{self.name}")
+            self._task = self.supervisor.start(f"corecall-ami-{self.name}", self._run)
         if wait:
             # Until the first attempt ends either way: a refused login or connection is not
             # worth waiting for, a slow one is.
@@ -268,10 +277,12 @@ class AmiLink:
         timeout = self.server.action_timeout
         self._lost = asyncio.Event()
         self.asterisk_shutting_down = False
+        from corecall_asterisk import protocol
+
         self.booted.clear()
         async with asyncio.timeout(timeout):
             _transport, proto = await loop.create_connection(
-                lambda: AmiProtocol(self), self.server.host, self.server.port
+                lambda: protocol.AmiProtocol(self), self.server.host, self.server.port
             )
         # What panoramisk's Manager.connection_made would set up, minus its auto-behaviour.
         proto.factory = self.manager
@@ -347,9 +358,10 @@ class AmiLink:
             self._lost.set()
 
     def _spawn(self, coro) -> None:
-        task = asyncio.create_task(coro)
+        task = asyncio.create_task(coro, name=f"corecall-ami-{self.name}-{coro.__name__}")
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        task.add_done_callback(log_crash)  # short-lived: a crash is logged by name
 
     # ---- actions
     async def action(
@@ -361,6 +373,8 @@ class AmiLink:
             raise TelephonyError(f"{self.describe()} is not connected ({self.last_error})")
         for name, value in headers.items():
             check_header(name, value)
+        from corecall_asterisk.protocol import Action
+
         action = Action(headers)
         fut = proto.send(action, as_list=None)  # None: panoramisk detects lists itself
         try:

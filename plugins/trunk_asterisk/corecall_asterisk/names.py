@@ -1,10 +1,11 @@
 """The one rule for names that reach Asterisk: PJSIP endpoints (trunks), dialplan contexts
 and the AMI user.
 
-Used by the configuration (``[trunks.X] endpoint``, ``[asterisk_servers.X] context`` and
-``username``), by the render of ``pjsip.conf``/``extensions.conf``/``manager.conf``, by the
-Originate builder, by ``asterisk check``, by the lab and the benchmark, so a name is either
-accepted everywhere or refused everywhere, at the first of those it reaches.
+Used by the configuration (``[trunks.X] endpoint``, ``[plugins.asterisk_ami.servers.X]
+context`` and ``username``), by the render of ``pjsip.conf``/``extensions.conf``/
+``manager.conf``, by the Originate builder, by ``asterisk check``, by the lab and the
+benchmark, so a name is either accepted everywhere or refused everywhere, at the first of
+those it reaches.
 
 Why this rule: the name is written into config section headers (``[name]``), into the dial
 string ``PJSIP/<number>@<endpoint>`` (PJSIP splits on ``/``, ``@``, ``&``) and into the

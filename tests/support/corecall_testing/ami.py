@@ -260,7 +260,7 @@ class AmiProxy:
 
 
 def server_of(lab=None, *, host="127.0.0.1", port=None, secret=None, **over) -> dict:
-    """An ``[asterisk_servers.X]`` table for a lab (or any host/port)."""
+    """A ``[plugins.asterisk_ami.servers.X]`` table for a lab (or any host/port)."""
     table = {
         "host": lab.ami_host if lab else host,
         "port": port or (lab.ami_port if lab else 5038),
@@ -277,7 +277,7 @@ def ami_sections(servers: dict, *, main=("pbx1", "corecall-main"), dev=("pbx1", 
                  agent_ring=2, target_ring=2) -> dict:  # fmt: skip
     """Config sections: routes M and D on asterisk_ami trunks, short ring timeouts."""
     return {
-        "asterisk_servers": servers,
+        "plugins": {"asterisk_ami": {"servers": servers}},
         "trunks": {
             "main": {"driver": "asterisk_ami", "server": main[0], "endpoint": main[1]},
             "dev": {"driver": "asterisk_ami", "server": dev[0], "endpoint": dev[1]},
