@@ -439,6 +439,12 @@ def _parse_route(
     for c in countries:
         if not (len(c) == 2 and c.isascii() and c.isalpha() and c.isupper()):
             p.fail(f"{key}.countries", f'{c!r} is not a two-letter region code like "US"')
+        if not _known_region(c):
+            p.fail(
+                f"{key}.countries",
+                f"{c!r} is not a region code phonenumbers knows; use ISO 3166 codes of "
+                'real regions, e.g. "US", "CA", "GB", "DE", "DO" (a +1 809 number is DO)',
+            )
     confirm = p.opt(t, "confirm", str, key, "key")
     if confirm not in ("key", "none"):
         p.fail(f"{key}.confirm", f'expected "key" (the agent presses 1) or "none", got {confirm!r}')
@@ -546,10 +552,23 @@ class _Parser:
             )
 
 
+def _known_region(code: str) -> bool:
+    """Whether phonenumbers has numbering data for the region ``code`` (``US``; not ``XX``,
+    ``ZZ`` "unknown", or ``UK``, whose code is ``GB``)."""
+    import phonenumbers  # loaded by every command that reads numbers anyway
+
+    return code in phonenumbers.SUPPORTED_REGIONS
+
+
 def write_starter_config(path: Path, *, force: bool = False, extra: str = "") -> None:
     """Write the commented starter configuration (``corecall init``), followed by
     ``extra`` (the commented sections of the installed plugins' options)."""
     if path.exists() and not force:
         raise ConfigError("already exists; pass --force to overwrite", path=str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(STARTER_CONFIG + extra, encoding="utf-8")
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # The file is where the bot token and AMI secrets go: created 0600 (never readable by
+    # others, not even for a moment), and made 0600 again when --force overwrites it.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | (0 if force else os.O_EXCL), 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        os.fchmod(handle.fileno(), 0o600)
+        handle.write(STARTER_CONFIG + extra)

@@ -63,11 +63,16 @@ class NumberVerdict:
 
 @attrs.frozen
 class Refusal:
-    """A policy plugin's refusal of a call: stable ``reason`` code plus a human message."""
+    """A policy plugin's refusal of a call: stable ``reason`` code plus a human message.
+
+    ``message`` is for the agent who typed ``/call``; ``operator_message``, when the
+    agent's wording would mislead an operator at a shell (``corecall policy check``: "you",
+    "ask your admin"), says the same to the operator (None: ``message`` serves both)."""
 
     reason: str
     message: str
     plugin: str | None = None
+    operator_message: str | None = None
 
 
 # --------------------------------------------------------------------------- routes

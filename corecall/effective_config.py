@@ -144,6 +144,8 @@ def effective_values(config: Config, options: EffectiveOptions) -> list[ValueOri
     rows: list[ValueOrigin] = []
 
     def in_file(key: str) -> bool:
+        if not config.exists:  # the built-in defaults stand in for a missing file
+            return False
         node: Any = raw
         for part in key.split("."):
             if not isinstance(node, Mapping) or part not in node:
@@ -186,6 +188,9 @@ def effective_values(config: Config, options: EffectiveOptions) -> list[ValueOri
         for key, value in table.items():
             rows.append(ValueOrigin(f"plugins.{name}.{key}", value, "file", False, None,
                                     "not validated: the plugin is disabled"))  # fmt: skip
+    if not config.exists:
+        # Plugin tables of the built-in defaults were parsed like a file's: say "default".
+        rows = [attrs.evolve(r, source="default") if r.source == "file" else r for r in rows]
     return rows
 
 

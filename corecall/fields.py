@@ -41,12 +41,55 @@ REASON_MAX_CHARS = 200
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
 
 
+#: Line breaks and tabs: where stored or imported text had one, a one-line field has a space.
+_LINE_BREAKS = frozenset("\t\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
+
+
+def _is_bad(char: str) -> bool:
+    return (
+        unicodedata.category(char) in ("Cc", "Zl", "Zp", "Cs", "Co", "Cn") or char in _BIDI_CONTROLS
+    )
+
+
 def _bad_character(text: str) -> str | None:
+    return next((char for char in text if _is_bad(char)), None)
+
+
+def fold_line_breaks(text: str) -> str:
+    """``text`` with each run of line breaks and tabs (and the spaces around it) made one
+    space: how a multi-line CSV cell (a quoted reason with a newline) becomes one line.
+    Other control characters are left for the field's check to refuse."""
+    if not any(char in _LINE_BREAKS for char in text):
+        return text
+    words: list[str] = []
+    word: list[str] = []
     for char in text:
-        category = unicodedata.category(char)
-        if category in ("Cc", "Zl", "Zp", "Cs", "Co", "Cn") or char in _BIDI_CONTROLS:
-            return char
-    return None
+        if char in _LINE_BREAKS:
+            words.append("".join(word).rstrip(" "))
+            word = []
+        elif char != " " or word:
+            word.append(char)
+    words.append("".join(word))
+    return " ".join(w for w in words if w)
+
+
+def bad_character(text: str) -> str | None:
+    """The first character a one-line stored field may not hold (control, line or
+    paragraph separator, bidi override...), or None. Fast for the usual printable text."""
+    return None if text.isprintable() else _bad_character(text)
+
+
+def one_line(text: str, limit: int) -> str:
+    """Any text, stored long ago or by another program, as a value the field's check
+    accepts: line breaks and tabs folded into spaces, every other control, line-separator
+    or bidi-override character replaced by U+FFFD (so an ESC sequence is never written
+    raw to a terminal or a file), trimmed and clipped to ``limit`` characters with "…".
+    A valid value comes back unchanged. For output (``dnc list``, ``dnc export``)."""
+    if text.isprintable() and len(text) <= limit and text == text.strip():
+        return text
+    text = fold_line_breaks(text)
+    text = "".join("\ufffd" if _is_bad(char) else char for char in text).strip()
+    return clip(text, limit).strip()
 
 
 def check_agent_name(name: str) -> str:

@@ -84,7 +84,8 @@ def dry_run(
         found = app.store.get_agent(agent_id)
         refused = authorization_refusal(found, agent_id)
         if refused is not None:
-            steps.append(StepVerdict("agent", False, refused.message, refused.reason))
+            message = _agent_problem(found, agent_id, refused.reason)
+            steps.append(StepVerdict("agent", False, message, refused.reason))
             return done()
         agent = found  # type: ignore[assignment]
         steps.append(StepVerdict("agent", True, f"agent {agent_id} is authorized"))
@@ -128,7 +129,28 @@ def dry_run(
     return done(e164, route.code)
 
 
+def _agent_problem(agent: Agent | None, agent_id: int, reason: str) -> str:
+    """Why the agent may not call, in the operator's words (the bot's "ask your admin" is
+    for the agent: here the reader is the admin, at a shell)."""
+    if agent is None:
+        return (
+            f"Agent {agent_id} is not on record: see `corecall agents list`, or add them with "
+            f"`corecall agents add --telegram-id {agent_id} --phone NUMBER --authorize`."
+        )
+    who = f"Agent {agent_id}" + (f" ({agent.name})" if agent.name else "")
+    if reason == "not_authorized":
+        return (
+            f"{who} is not authorized to place calls: `corecall agents authorize {agent_id}` "
+            "allows them."
+        )
+    return (
+        f"{who} has no valid phone of their own on record ({agent.phone or 'none'}), so "
+        f"corecall could not ring them: `corecall agents set-phone {agent_id} NUMBER`."
+    )
+
+
 def _plugin_step(plugin: str, refusal: Refusal | None) -> StepVerdict:
     if refusal is None:
         return StepVerdict(plugin, True, "allowed")
-    return StepVerdict(refusal.plugin or plugin, False, refusal.message, refusal.reason)
+    message = refusal.operator_message or refusal.message
+    return StepVerdict(refusal.plugin or plugin, False, message, refusal.reason)

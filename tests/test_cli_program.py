@@ -69,7 +69,8 @@ def test_run_against_something_that_is_not_telegram_says_what_in_one_line(tmp_pa
         session.save()
         session.close()
         proc = corecall("--config", str(config), "run", env={
-            "CORECALL_BOT_TOKEN": "123456:abcdef", "CORECALL_API_ID": "12345",
+            "CORECALL_BOT_TOKEN": "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0",
+            "CORECALL_API_ID": "12345",
             "CORECALL_API_HASH": "0123456789abcdef0123456789abcdef"})  # fmt: skip
     finally:
         server.close()

@@ -70,6 +70,9 @@ def test_secrets_come_from_the_environment(tmp_path, monkeypatch):
         (lambda r: r["routes"]["M"].update(trunk="nowhere"), "routes.M.trunk", "trunks.nowhere"),
         (lambda r: r["routes"]["M"].pop("trunk"), "routes.M.trunk", "missing"),
         (lambda r: r["routes"]["M"].update(countries=["usa"]), "routes.M.countries", "two-letter"),
+        (lambda r: r["routes"]["M"].update(countries=["US", "XX"]), "routes.M.countries", "'XX' is not a region code phonenumbers knows"),  # noqa: E501
+        (lambda r: r["routes"]["M"].update(countries=["ZZ"]), "routes.M.countries", '"US", "CA", "GB"'),  # noqa: E501
+        (lambda r: r["routes"]["M"].update(countries=["UK"]), "routes.M.countries", "'UK' is not a region code"),  # noqa: E501
         (lambda r: r["routes"].update(m={"trunk": "main"}), "routes.m", "upper-case"),
         (lambda r: r["routes"]["M"].update(confirm="yes"), "routes.M.confirm", '"key"'),
         (lambda r: r["routes"]["M"].update(confirm_timeout=0), "routes.M.confirm_timeout", "1-120"),

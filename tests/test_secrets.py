@@ -26,8 +26,8 @@ from corecall.config import load_config, parse_config
 from corecall.errors import ConfigError
 
 AMI = "Tr0ub4dor-ami-MARKER-1"
-TOKEN = "123456:bot-token-MARKER-2"
-API_HASH = "f00dfeedMARKER3api0hash0123456789"
+TOKEN = "123456:bot-token-MARKER-2-shaped-like-a-real-one"
+API_HASH = "f00dfeed0a1b2c3d4e5f60718293a4b5"  # 32 hex digits, as real ones
 PG_PASSWORD = "pg-pass-MARKER-4"
 MARKERS = (AMI, TOKEN, API_HASH, PG_PASSWORD)
 

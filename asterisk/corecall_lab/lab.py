@@ -589,13 +589,19 @@ class Lab:
     def asterisk_messages(self) -> Path:
         return self.dir / "log" / "messages.log"
 
+    @property
+    def secret_location(self) -> str:
+        """Where the AMI secret can be read (mode 0600), for messages that must not show it."""
+        return f"{self.state_file} (config.ami_secret)"
+
     def describe(self) -> dict[str, Any]:
         return {
             "instance": self.instance,
             "root": str(self.root),
             "ami": f"{self.ami_host}:{self.ami_port}",
             "ami_user": self.ami_user,
-            "ami_secret": self.ami_secret,
+            # never the secret itself (it is printed and logged): where to read it
+            "ami_secret_in": self.secret_location,
             "sip": f"{self.sip_host}:{self.sip_port}",
             "carriers": {n: f"{h}:{p}" for n, (h, p) in self.carriers.items()},
             "config_dir": str(self.dir / "etc"),
@@ -1143,7 +1149,7 @@ def write_corecall_config(lab: Lab, path: str | os.PathLike[str]) -> Path:
 def _print_up(lab: Lab) -> None:
     d = lab.describe()
     print(f"corecall lab {d['instance']!r} is up ({asterisk_version(lab.root)})")
-    print(f"  AMI        {d['ami']}  user {d['ami_user']}  secret {d['ami_secret']}")
+    print(f"  AMI        {d['ami']}  user {d['ami_user']}  secret in {d['ami_secret_in']}")
     print(f"  Asterisk   SIP {d['sip']}  config {d['config_dir']}")
     for name, addr in d["carriers"].items():
         owned = ", ".join(lab.owned_caller_ids.get(name, ())) or "none"
@@ -1256,7 +1262,7 @@ def main(argv: list[str] | None = None) -> int:
                 lab = Lab.from_state(name, root=opts.root)
                 print(
                     f"{name}: AMI {lab.ami_host}:{lab.ami_port} user {lab.ami_user} "
-                    f"secret {lab.ami_secret}"
+                    f"secret in {lab.secret_location}"
                 )
                 for key, info in lab._procs.items():
                     state = "running" if _alive(info["pid"], info.get("start")) else "DEAD"

@@ -19,11 +19,15 @@ def corecall_check_call(request: CallRequest) -> Refusal | None:
             "call_in_progress",
             f"You already have {act.live_calls} live {calls} (limit {act.max_live_calls}). "
             "Hang up or wait for it to end, then try again.",
+            operator_message=f"The agent has {act.live_calls} live {calls} (limit "
+            f"{act.max_live_calls}, [limits] live_calls_per_agent).",
         )
     if act.calls_last_minute >= act.max_calls_per_minute:
         return Refusal(
             "rate_limited",
             f"You placed {act.calls_last_minute} calls in the last minute "
             f"(limit {act.max_calls_per_minute}). Wait a minute, then try again.",
+            operator_message=f"The agent placed {act.calls_last_minute} calls in the minute "
+            f"before (limit {act.max_calls_per_minute}, [limits] calls_per_minute).",
         )
     return None

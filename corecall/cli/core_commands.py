@@ -94,7 +94,14 @@ def config_show(json_: bool = typer.Option(False, "--json", help="Machine-readab
             for r in rows
         })  # fmt: skip
         return
-    console.print(f"# {app.config.where}")
+    if app.config.exists:
+        console.print(f"# {app.config.where}")
+    else:
+        from corecall.config import resolve_config_path
+
+        missing = resolve_config_path()[0]
+        console.print(f"# no configuration file ({missing} does not exist): built-in defaults; "
+                      "`corecall init` writes one")  # fmt: skip
     for r in rows:
         origin = f"{r.source} ${r.env}" if r.env else r.source
         note = f"; {r.doc}" if r.doc.startswith("not validated") else ""

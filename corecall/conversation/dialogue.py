@@ -24,6 +24,8 @@ Rules it keeps for every front end:
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import datetime as _dt
 import logging
 import re
@@ -72,6 +74,12 @@ DNC_PLUGIN = "policy_dnc"
 #: refuses more than limits.MESSAGE_MAX).
 MAX_MESSAGE_CHARS = limits.MESSAGE_MAX - 96
 HISTORY_LENGTH = 10
+#: Seconds a "Do not call again" press waits for the call's final record when the status
+#: message showed the end before the store had it (well under Telegram's ~15 s to answer).
+FINAL_RECORD_WAIT = 5.0
+#: Calls remembered as listed by their "Do not call again" press (status messages older
+#: than this are not edited any more anyway).
+DNC_PRESSES_REMEMBERED = 10_000
 #: Seconds of FloodWait a message may wait out before it is given up. Telegram asks for a
 #: few seconds in a storm and rarely for minutes; a status message or a reply is only
 #: dropped past this (found by bench/soak.py: 5 attempts lost status messages in a storm).
@@ -115,6 +123,9 @@ class Conversation:
         self._edits: EditScheduler | None = None
         self._watchers: dict[str, asyncio.Task] = {}
         self._status_messages: dict[str, tuple[int, int, CallRecord]] = {}
+        #: Calls whose number their agent listed with "Do not call again": their status
+        #: message keeps saying so, whatever edit comes later (newest last, bounded).
+        self._dnc_pressed: collections.OrderedDict[str, None] = collections.OrderedDict()
         self.menus = MenuBook()
         self.accepting = True
         #: Our bot's username (without @), set by the front end once known. Commands
@@ -363,6 +374,8 @@ class Conversation:
         route = self.app.routes().get(record.route_code)
         text = texts.call_status(record, route.name if route else None)
         if record.is_final:
+            if record.id in self._dnc_pressed:
+                return texts.call_status_with_dnc(record, route.name if route else None), NO_BUTTONS
             if record.connected_at and record.agent_id > 0 and self._dnc_enforced():
                 # The customer (who was on the line) asked not to be called again: one press
                 # lists the number. Calls that never reached them get no button.
@@ -640,14 +653,21 @@ class Conversation:
             log.info("ignored %s's do-not-call press for call %s (not theirs)",
                      user.user_id, call_id)  # fmt: skip
             return texts.NOT_YOUR_BUTTON
+        if not record.is_final and all(c.id != call_id for c in self.calls.live_calls()):
+            # The status message can show the end before the end is on record (a watcher
+            # that starts late begins from the in-memory state, which runs ahead of the
+            # store): the press comes between the two. Wait, bounded, for the final record.
+            with contextlib.suppress(TimeoutError, KeyError):
+                record = await self.calls.wait_final(call_id, timeout=FINAL_RECORD_WAIT)
         added = await self.app.run_in_store(
             self.app.store.dnc_add, record.target,
             reason=f"asked during call {record.id}", actor=self._actor(user),
         )  # fmt: skip
         if record.is_final:
-            route = self.app.routes().get(record.route_code)
-            text = texts.call_status_with_dnc(record, route.name if route else None)
-            self.edits.edit(user.chat_id, message_id, text, NO_BUTTONS)
+            self._dnc_pressed[record.id] = None
+            while len(self._dnc_pressed) > DNC_PRESSES_REMEMBERED:
+                self._dnc_pressed.popitem(last=False)
+            self.edits.edit(user.chat_id, message_id, *self._status(record))
         return texts.DNC_ADDED_TOAST if added else texts.DNC_ALREADY_TOAST
 
     async def _admin_action(self, user: UserRef, agent_id: int, action, *args, **kwargs):

@@ -124,6 +124,18 @@ def _text(value: Any, what: str, *, null: bool = False) -> str | None:
     return value
 
 
+def _one_line(value: Any, what: str) -> str:
+    """Text for a one-line field (a do-not-call reason): also no control, line-break or
+    bidi-override character, which would forge rows in listings and exports."""
+    text = _text(value, what)
+    bad = field_limits.bad_character(text)
+    if bad is not None:
+        raise StoreError(
+            f"{what} contains the control character U+{ord(bad):04X}; it must be one line"
+        )
+    return text
+
+
 def _tid(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise StoreError(f"telegram id must be an integer, got {value!r}")
@@ -914,7 +926,7 @@ class PeeweeStore(Store):
         return number
 
     def dnc_add(self, number: str, *, reason: str = "", actor: str) -> bool:
-        row = (self._dnc_number(number), _text(reason, "reason"))
+        row = (self._dnc_number(number), _one_line(reason, "reason"))
         _text(actor, "actor")
         statements = self._dnc_insert_statements([row], actor)
         with self._session(write=True):
@@ -924,7 +936,7 @@ class PeeweeStore(Store):
             return bool(added)
 
     def dnc_add_many(self, entries: Sequence[tuple[str, str]], *, actor: str) -> int:
-        rows = [(self._dnc_number(n), _text(r, "reason")) for n, r in entries]
+        rows = [(self._dnc_number(n), _one_line(r, "reason")) for n, r in entries]
         _text(actor, "actor")
         if not rows:
             return 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -44,14 +45,48 @@ def check_credentials(app: App) -> None:
         missing.append("the api id (CORECALL_API_ID or [bot] api_id; from my.telegram.org)")
     if not bot.api_hash:
         missing.append("the api hash (CORECALL_API_HASH or [bot] api_hash; from my.telegram.org)")
+    where = f" in {app.config.path}" if app.config.path else " in a config file (corecall init)"
     if missing:
-        where = f" in {app.config.path}" if app.config.path else " in a config file (corecall init)"
         raise ConfigError(
             "cannot start the Telegram bot: missing "
             + "; ".join(missing)
             + f". Set the environment variables or the keys{where}. "
             "To try corecall without Telegram, run `corecall demo`."
         )
+    malformed = credential_shape_problems(bot.token, bot.api_hash)
+    if malformed:
+        raise ConfigError(
+            "cannot start the Telegram bot: " + "; ".join(malformed) + f". Set it again{where} "
+            "or in the environment (nothing was sent to Telegram)."
+        )
+
+
+#: A bot token as @BotFather gives it: the bot's numeric id, a colon, then (today) 35
+#: characters of the URL-safe base64 alphabet (https://core.telegram.org/bots/api#authorizing-your-bot).
+_TOKEN_SHAPE = re.compile(r"[0-9]{1,20}:[A-Za-z0-9_-]{30,64}")
+#: An api_hash from my.telegram.org: 32 hexadecimal digits.
+_API_HASH_SHAPE = re.compile(r"[0-9a-fA-F]{32}")
+
+
+def credential_shape_problems(token: str, api_hash: str) -> list[str]:
+    """What is wrong with the shape of the bot token and api hash, checked before anything
+    is sent to Telegram (a malformed token is refused by Telegram only after a connection,
+    or not at all when Telegram cannot be reached). The values are never quoted: only their
+    length and what is missing."""
+    problems = []
+    if not _TOKEN_SHAPE.fullmatch(token):
+        colon = "" if ":" in token else ", with no colon"
+        problems.append(
+            "the bot token (CORECALL_BOT_TOKEN or [bot] token) is not shaped like one from "
+            "@BotFather: the bot's id in digits, a colon, then 35 letters, digits, '_' or '-' "
+            f"(like 123456789:AAH...); the one set is {len(token)} characters long{colon}"
+        )
+    if not _API_HASH_SHAPE.fullmatch(api_hash):
+        problems.append(
+            "the api hash (CORECALL_API_HASH or [bot] api_hash) is not 32 hexadecimal digits "
+            f"as my.telegram.org shows it; the one set is {len(api_hash)} characters long"
+        )
+    return problems
 
 
 def prepare_session_file(path: Path) -> Path:

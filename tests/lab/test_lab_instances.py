@@ -123,7 +123,10 @@ def test_command_line_up_status_down(lab_environment, tmp_path):
     try:
         assert up.returncode == 0, up.stderr
         assert f"127.0.0.1:{ports['ami']}" in up.stdout
-        assert "cli-test-secret-123" in up.stdout
+        # no secret is ever printed: where to read it instead (a 0600 file)
+        assert "cli-test-secret-123" not in up.stdout + up.stderr
+        secret_file = labmod.Lab.from_state(instance).state_file
+        assert f"secret in {secret_file}" in up.stdout and secret_file.stat().st_mode & 0o077 == 0
         assert str(config) in up.stdout and config.stat().st_mode & 0o077 == 0
 
         # A newcomer places a real call through the lab with the written configuration:
@@ -151,6 +154,9 @@ def test_command_line_up_status_down(lab_environment, tmp_path):
         status = run("status")
         assert status.returncode == 0 and instance in status.stdout
         assert "DEAD" not in status.stdout and status.stdout.count("running") == 3
+        assert f"secret in {secret_file}" in status.stdout
+        for shown in (again, status):
+            assert "cli-test-secret-123" not in shown.stdout + shown.stderr
     finally:
         down = run("down")
     assert down.returncode == 0, down.stderr

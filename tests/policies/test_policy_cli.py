@@ -117,6 +117,41 @@ def test_policy_check_for_an_agent_uses_their_route(cli):
     assert code == 0 and result["route"] == "D" and result["checks"][0]["step"] == "agent"
 
 
+#: The bot's words for the agent: never what the operator at a shell reads.
+AGENT_WORDING = ("ask your admin", "you ", "your ", "/setphone")
+
+
+def test_policy_check_speaks_to_the_operator_about_the_agent(cli):
+    """The dry run's reader is the admin at a shell: an unknown, unauthorized or phoneless
+    agent, and an agent at their call limits, are described with what to run, never with
+    the bot's "ask your admin"."""
+    store = cli.store()
+    store.add_agent(502, "+12125550112", "Bob", authorized=False, actor="test")
+    store.add_agent(503, "+12125550113", "Cy", authorized=True, actor="test")
+    store.add_agent(504, "+12125550114", "Di", authorized=True, actor="test")
+    store._db.execute_sql("UPDATE agents SET phone = '' WHERE telegram_id = 504")
+    expected = {
+        "999": "Agent 999 is not on record: see `corecall agents list`",
+        "502": "Agent 502 (Bob) is not authorized to place calls: `corecall agents authorize 502`",
+        "504": "`corecall agents set-phone 504 NUMBER`",
+    }
+    for agent, says in expected.items():
+        code, result = check(cli, "--target", NY, "--agent", agent, "--at", "2026-07-01T16:00:00Z")
+        assert code == 1 and result["plugin"] == "agent" and says in result["message"]
+        assert not any(w in result["message"].lower() for w in AGENT_WORDING), result["message"]
+        code, out, _err = cli("policy", "check", "--target", NY, "--agent", agent)
+        assert code == 1 and says in " ".join(out.split())
+    # the call limits: a live call of agent 503 on record
+    cli.configure(policy_calling_hours={"opens": "00:00", "closes": "23:59"})
+    place_record(store, "+12125550177", dt.datetime.now(dt.UTC), agent=503)
+    code, result = check(cli, "--target", NY, "--agent", "503", "--route", "M")
+    limits = [c for c in result["checks"] if c["reason"] in ("call_in_progress", "rate_limited")]
+    assert code == 1 and limits, result
+    for step in limits:
+        assert step["message"].startswith("The agent ") and "[limits]" in step["message"]
+        assert not any(w in step["message"].lower() for w in AGENT_WORDING), step["message"]
+
+
 @pytest.mark.parametrize("bad", ["2026-07-01T11:30:00", "yesterday", "2026-13-01T00:00:00Z"])
 def test_policy_check_needs_a_moment_with_its_offset(cli, bad):
     code, _out, err = cli("policy", "check", "--target", NY, "--at", bad)
@@ -211,7 +246,7 @@ def test_dnc_reasons_are_bounded_single_line_text(cli, reason, says):
     assert cli.store().dnc_count() == 0
 
 
-@pytest.mark.parametrize("reason", ["x" * 201, "asked\u202enot", "tab\there"])
+@pytest.mark.parametrize("reason", ["x" * 201, "asked\u202enot", "esc\x1b[2J"])
 def test_dnc_import_rejects_a_bad_reason_by_line_and_imports_the_rest(cli, tmp_path, reason):
     path = tmp_path / "reasons.csv"
     path.write_text(f"+12125550101,fine\n+12125550102,{reason}\n", encoding="utf-8")
@@ -239,6 +274,56 @@ def test_dnc_export_imports_back(cli, tmp_path):
     code, out, _ = cli("dnc", "import", str(exported), "--json")
     assert code == 0 and json.loads(out)["added"] == 1
     assert cli.store().dnc_get("+12125550123").reason == "a, b"
+
+
+#: Reasons a store may hold from before the limits existed (or written by another program):
+#: each must export as one line that imports back, and never reach a terminal raw.
+STORED_REASONS = {
+    "+12125550101": "x" * 120_000,
+    "+12125550102": "line1\nFAKE +12125550999  2026-11-29 00:00 UTC  cli:admin",
+    "+12125550103": "\x1b[2J\x1b[31mred\x1b]0;title\x07 \x9b31m",
+    "+12125550104": 'quoted "multi"\r\nline, with, commas',
+    "+12125550105": "\u202eevil\u2028sep\ttab\x00nul",
+    "+12125550106": "",
+    "+12125550107": "# not a comment",
+    "+12125550108": '"',
+    "+12125550109": " " + "é" * 300,
+}
+
+
+def store_raw(store, reasons: dict[str, str], actor: str) -> None:
+    """Write rows past the store's checks, as an older corecall (or another program) did."""
+    rows = list(reasons.items())
+    with store._session(write=True):
+        for sql, params in store._dnc_insert_statements(rows, actor):
+            store._db.execute_sql(sql, params)
+
+
+def test_dnc_export_of_whatever_is_stored_imports_back(cli, tmp_path):
+    store_raw(cli.store(), STORED_REASONS, actor="cli:\x1b[31mroot\nFAKE")
+    exported = tmp_path / "out.csv"
+    assert cli("dnc", "export", "-o", str(exported))[0] == 0
+    data = exported.read_text(encoding="utf-8")
+    assert data.count("\n") == 1 + len(STORED_REASONS)  # a header and one line a number
+    assert not [c for c in data if c != "\n" and not (c.isprintable() or c == " ")]
+    code, out, err = cli("dnc", "import", str(exported))
+    assert (code, err) == (0, "")
+    assert f"0 added, {len(STORED_REASONS)} already listed, 0 lines rejected" in out
+    # the export of what was read back is the same file (nothing else is lost on the way)
+    cli("dnc", "remove", "+12125550101")
+    assert cli("dnc", "import", str(exported))[0] == 0
+    again = tmp_path / "again.csv"
+    cli("dnc", "export", "-o", str(again))
+    assert [line.split(",")[:2] for line in again.read_text().splitlines()] == [
+        line.split(",")[:2] for line in data.splitlines()
+    ]
+    # and neither export to a terminal nor `dnc list` writes a control character
+    for args in (("dnc", "export"), ("dnc", "list")):
+        code, out, _ = cli(*args)
+        assert code == 0 and "\x1b" not in out and "\x9b" not in out and "\u202e" not in out
+    code, out, _ = cli("dnc", "list")
+    assert len(out.splitlines()) == len(STORED_REASONS) + 1 and "FAKE +12125550999" in out
+    assert not any(line.startswith("FAKE") for line in out.splitlines())
 
 
 def test_dnc_import_missing_file(cli, tmp_path):

@@ -4,6 +4,9 @@ call, which works only for the agent who placed the call."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 from corecall_testing.bot_under_test import ADMIN_ID, AGENT_ID, STRANGER_ID, TARGET
 from corecall_testing.telegram_harness import buttons_of
 from telethon.tl import functions
@@ -29,7 +32,7 @@ async def finished_call(bot):
     call_id = bot.board.last_call_id
     bot.board.move(CallState.CONNECTED)
     bot.board.move(CallState.ENDED, EndReason.COMPLETED)
-    await bot.conversation.wait_idle(timeout=3)
+    assert await bot.conversation.wait_idle(timeout=30), "the end was not shown in 30 s"
     return bot.client.message_id(status), call_id
 
 
@@ -118,6 +121,43 @@ async def test_do_not_call_again_button_lists_the_number_for_the_agent_who_calle
     # and the next call to it is refused
     assert REFUSED in await bot.reply(bot.alice, f"/call {TARGET}")
     assert len(bot.board.originated) == 1
+
+
+async def test_a_press_before_the_end_is_on_record_lists_and_says_so_for_good(make_bot):
+    """The race behind a flaky test: the status message can show the end (and the button)
+    before the store has it (a watcher that starts late begins from the in-memory state),
+    and the agent presses in between. The press waits for the record, lists the number,
+    and the message says so; the watcher's own final edit never brings the button back."""
+    bot = await make_bot()
+    on_record = threading.Event()
+    save_progress = bot.store.save_progress
+
+    def held_until_released(records):
+        if any(r.is_final for r in records):
+            assert on_record.wait(20), "never released"
+        return save_progress(records)
+
+    bot.store.save_progress = held_until_released
+    (status,) = await bot.say(bot.alice, f"/call {TARGET}")
+    call_id, message_id = bot.board.last_call_id, bot.client.message_id(status)
+    bot.board.move(CallState.CONNECTED)
+    bot.board.move(CallState.ENDED, EndReason.COMPLETED)
+    await bot.until(lambda: not bot.calls.live_calls(), what="the end, in memory")
+    assert not bot.store.get_call(call_id).is_final  # the store is behind
+    press = asyncio.create_task(bot.press(bot.alice, message_id, dnc_data(AGENT_ID, call_id)))
+    await asyncio.sleep(0.2)
+    assert not press.done()  # waiting for the final record, not editing without it
+    on_record.set()
+    requests = await press
+    assert toast(requests) == "Added to the do-not-call list: this number will not be called again."
+    assert await bot.conversation.wait_idle(timeout=30)
+    final = bot.client.edits()[-1]
+    assert final.id == message_id and final.reply_markup is None
+    assert "Call ended" in final.message or "ended" in final.message.lower()
+    assert final.message.endswith(
+        "\n🚫 Added to the do-not-call list: this number will not be called again."
+    )
+    assert bot.store.dnc_get(TARGET).reason == f"asked during call {call_id}"
 
 
 async def test_no_button_when_the_call_never_reached_the_customer(make_bot):

@@ -49,7 +49,7 @@ def test_missing_credentials_are_named_with_how_to_fix_them(tmp_path, capsys):
 
 
 def test_only_the_missing_credential_is_named(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("CORECALL_BOT_TOKEN", "123:abc")
+    monkeypatch.setenv("CORECALL_BOT_TOKEN", "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0")
     monkeypatch.setenv("CORECALL_API_ID", "12345")
     path = write_toml(tmp_path / "corecall.toml", config_dict(tmp_path))
     assert main(["--config", str(path), "run"]) == 1
@@ -57,6 +57,36 @@ def test_only_the_missing_credential_is_named(tmp_path, capsys, monkeypatch):
     assert "missing the api hash (CORECALL_API_HASH or [bot] api_hash" in err
     assert "bot token" not in err and "api id" not in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("token", "api_hash", "says"),
+    [
+        ("abc", "f" * 32, "is 3 characters long, with no colon"),
+        ("SECRETMARKER123", "f" * 32, "is 15 characters long, with no colon"),
+        ("123:abc", "f" * 32, "is 7 characters long"),
+        ("123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PAL saw0", "f" * 32, "is 45 characters long"),
+        ("bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0", "f" * 32, "bot token"),
+        ("123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0", "SECRETMARKERx", "api hash"),
+    ],
+)
+def test_a_malformed_token_or_api_hash_is_refused_before_connecting(
+    tmp_path, capsys, monkeypatch, token, api_hash, says
+):
+    """The shape is checked before anything reaches Telegram (which may not be reachable to
+    refuse it): one line saying what a token or api hash looks like, never the value."""
+    monkeypatch.setenv("CORECALL_BOT_TOKEN", token)
+    monkeypatch.setenv("CORECALL_API_ID", "12345")
+    monkeypatch.setenv("CORECALL_API_HASH", api_hash)
+    path = write_toml(tmp_path / "corecall.toml", config_dict(tmp_path))
+    assert main(["--config", str(path), "run"]) == 1
+    out, err = capsys.readouterr()
+    err = one_line(err)
+    assert err.startswith("error: cannot start the Telegram bot: ") and says in err
+    assert "nothing was sent to Telegram" in err and "aborted" not in err.lower()
+    for secret in (token, api_hash, "MARKER", "abc"):
+        assert secret not in out + err
+    assert not list(tmp_path.rglob("*.session"))  # no Telegram client was even created
 
 
 def test_the_session_file_is_readable_by_its_owner_only(tmp_path):
@@ -74,7 +104,11 @@ def test_the_session_file_is_readable_by_its_owner_only(tmp_path):
 async def test_an_unreachable_pbx_is_a_clear_error_before_telegram_is_touched(
     tmp_path, monkeypatch
 ):
-    for name, value in (("TOKEN", "123:abc"), ("API_ID", "12345"), ("API_HASH", "f" * 32)):
+    for name, value in (
+        ("TOKEN", "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"),
+        ("API_ID", "12345"),
+        ("API_HASH", "f" * 32),
+    ):
         monkeypatch.setenv(f"CORECALL_BOT_{name}" if name == "TOKEN" else f"CORECALL_{name}",
                            value)  # fmt: skip
     board = Switchboard()
@@ -91,7 +125,11 @@ async def test_an_unreachable_pbx_is_a_clear_error_before_telegram_is_touched(
 
 
 def test_corecall_run_with_asterisk_unreachable_is_a_clear_error(tmp_path, capsys, monkeypatch):
-    for name, value in (("BOT_TOKEN", "123:abc"), ("API_ID", "12345"), ("API_HASH", "f" * 32)):
+    for name, value in (
+        ("BOT_TOKEN", "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"),
+        ("API_ID", "12345"),
+        ("API_HASH", "f" * 32),
+    ):
         monkeypatch.setenv(f"CORECALL_{name}", value)
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))

@@ -115,3 +115,47 @@ def test_webhooks_test_and_redeliver(tmp_path, receiver):
     assert unknown.returncode == 1 and "not in the outbox: 'nope'" in unknown.stderr
     listed = corecall(config, env, "webhooks", "list")
     assert "audit-1  admin.action" in listed.stdout and "pending" in listed.stdout
+
+
+def test_without_urls_each_command_says_so_with_exit_1_not_a_usage_error(
+    tmp_path, monkeypatch, capsys
+):
+    """Exit code 2 means the command line was wrong (click's usage errors); a configuration
+    with no receiver is not that: exit 1, one line naming what to set, nothing sent or
+    changed."""
+    from corecall.cli import main
+
+    monkeypatch.setenv(
+        "CORECALL_CONFIG", str(write_toml(tmp_path / "c.toml", config_dict(tmp_path)))
+    )
+    monkeypatch.delenv("CORECALL_PLUGINS_WEBHOOKS_URLS", raising=False)
+
+    def run(*args):
+        capsys.readouterr()
+        code = main(list(args))
+        return (code, *capsys.readouterr())
+
+    code, out, err = run("webhooks", "test")
+    assert code == 1 and out == ""
+    assert "no webhook URLs are configured" in err and "[plugins.webhooks]" in err
+    assert "nothing was sent" in err and "Usage" not in err
+    code, out, err = run("webhooks", "redeliver", "audit-1", "--url", "http://127.0.0.1:9/x")
+    assert code == 1 and "not a configured receiver" in err and "no webhook URLs" in err
+    code, out, err = run("webhooks", "list")
+    assert code == 0 and "no webhook URLs are configured" in out
+    # a real usage error keeps exit code 2
+    assert run("webhooks", "test", "--no-such-flag")[0] == 2
+    assert run("webhooks", "redeliver")[0] == 2
+
+
+def test_redeliver_to_a_url_that_is_not_configured_changes_nothing(tmp_path, receiver):
+    config, env = setup(tmp_path, receiver)
+    app = App(parse_config(config_dict(tmp_path), path=None))
+    from corecall.domain import OutboxMessage
+
+    app.store.outbox_add([OutboxMessage(receiver.url, "audit-1", "admin.action", "{}")])
+    app.close()
+    other = corecall(
+        config, env, "webhooks", "redeliver", "audit-1", "--url", "http://127.0.0.1:9/"
+    )
+    assert other.returncode == 1 and f"configured: {receiver.url}" in other.stderr

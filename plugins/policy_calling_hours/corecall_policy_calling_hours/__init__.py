@@ -32,7 +32,9 @@ def corecall_check_call(request, context):
     answer = verdict(request, context.route_options(request.route.code))
     if answer.allowed:
         return None
-    return Refusal(answer.reason or "outside_calling_hours", answer.message, NAME)
+    return Refusal(
+        answer.reason or "outside_calling_hours", answer.message, NAME, answer.operator_message
+    )
 
 
 __all__ = ["NAME", "CallingHoursOptions", "HoursVerdict", "Window", "verdict"]

@@ -159,7 +159,8 @@ class HoursVerdict:
     ``allowed``; ``reason`` (``outside_calling_hours``, ``unknown_time_zone``) when not;
     ``zones`` checked; ``fallback`` True when they are the fallback zone;
     ``opens_at`` (UTC) the first moment all zones are inside the window, when refused for
-    the hour; ``message`` for the agent (or the operator's dry run).
+    the hour; ``message`` for the agent (or the operator's dry run); ``operator_message``
+    when the agent is told to ask their admin: what the admin should do.
     """
 
     allowed: bool
@@ -168,6 +169,7 @@ class HoursVerdict:
     fallback: bool = False
     reason: str | None = None
     opens_at: dt.datetime | None = None
+    operator_message: str | None = None
 
 
 def check_hours(
@@ -190,6 +192,11 @@ def check_hours(
                     f"hours there. Ask your admin to set a fallback time zone{where} "
                     "(fallback_zone in [plugins.policy_calling_hours])."
                 ),
+                operator_message=(
+                    f"phonenumbers maps {e164} to no time zone and no fallback zone is set"
+                    f"{where}: set fallback_zone in [plugins.policy_calling_hours] (or "
+                    '[plugins.policy_calling_hours.routes.CODE]), e.g. "America/New_York".'
+                ),
             )
         zones, fallback = (window.fallback_zone,), True
     missing = [z for z in zones if not _loadable(z)]
@@ -200,6 +207,10 @@ def check_hours(
                 f"This number is in {_or_list(missing)}, which this server's time-zone "
                 "database does not know, so I can't check calling hours there. Ask your "
                 "admin to update the tzdata package."
+            ),
+            operator_message=(
+                f"This number is in {_or_list(missing)}, which this server's time-zone "
+                "database does not know: update the tzdata package (pip install -U tzdata)."
             ),
         )  # fmt: skip
     note = (
@@ -225,10 +236,16 @@ def check_hours(
     # zone that opens last (named when it is another zone).
     zone = binding if binding in outside else outside[0]
     now_there = f"It is {_clock_at(at, zone)} in {zone} for this number{note}."
+    operator_message = None
     if opens_at is None or binding is None:
-        tail = (
+        never = (
             f"Calls are allowed {window.describe()} local time, and there is no moment in the "
-            "coming week when that holds in all of its zones. Ask your admin."
+            "coming week when that holds in all of its zones."
+        )
+        tail = f"{never} Ask your admin."
+        operator_message = (
+            f"{many}{now_there} {never} Widen opens/closes or shorten closed_days in "
+            "[plugins.policy_calling_hours] (or the route's table)."
         )
     else:
         there = "" if binding == zone else f" in {binding}"
@@ -239,6 +256,7 @@ def check_hours(
     return HoursVerdict(
         allowed=False, reason="outside_calling_hours", zones=zones, fallback=fallback,
         opens_at=opens_at, message=f"{many}{now_there} {tail}",
+        operator_message=operator_message,
     )  # fmt: skip
 
 

@@ -18,8 +18,15 @@ import typer
 from corecall.calls import parse_on_any_route
 from corecall.domain import NumberVerdict
 from corecall.errors import CorecallError, NotFoundError, RefusedError
-from corecall.fields import check_reason, echo
-from corecall_policy_dnc.importing import Entry, Rejected, read_lines
+from corecall.fields import (
+    ACTOR_MAX_CHARS,
+    E164_MAX_CHARS,
+    REASON_MAX_CHARS,
+    check_reason,
+    echo,
+    one_line,
+)
+from corecall_policy_dnc.importing import Entry, Rejected, bounded_lines, read_lines
 
 #: Numbers per store transaction while importing: small enough that a live call's own
 #: write never waits long for the lock (SQLite has one writer), big enough to be fast.
@@ -54,6 +61,18 @@ def _e164(app, text: str) -> str:
     return verdict.e164
 
 
+def _printable_row(entry) -> list[str]:
+    """An entry as number, reason, added_at, added_by, each one line within its field's
+    limit: a value stored before the limits (or by another program) never writes a control
+    sequence to the terminal or a file, and an export always imports back."""
+    return [
+        one_line(entry.number, E164_MAX_CHARS),
+        one_line(entry.reason or "", REASON_MAX_CHARS),
+        entry.added_at.isoformat() if entry.added_at else "",
+        one_line(entry.added_by or "", ACTOR_MAX_CHARS),
+    ]
+
+
 def make_dnc_app(context) -> typer.Typer:
     """The ``dnc`` command group, reaching the application through the plugin's
     ``context`` (the store is opened only when a command runs)."""
@@ -80,7 +99,11 @@ def make_dnc_app(context) -> typer.Typer:
             typer.echo(f"added {e164} to the do-not-call list")
             return
         entry = app.store.dnc_get(e164)
-        since = f" since {entry.added_at:%Y-%m-%d %H:%M} UTC by {entry.added_by}" if entry else ""
+        since = (
+            f" since {entry.added_at:%Y-%m-%d %H:%M} UTC by {_printable_row(entry)[3]}"
+            if entry
+            else ""
+        )
         typer.echo(f"{e164} is already on the do-not-call list{since}")
 
     @dnc_app.command("remove")
@@ -117,9 +140,10 @@ def make_dnc_app(context) -> typer.Typer:
         count = 0
         for entry in _entries(app):
             count += 1
+            row = _printable_row(entry)
             when = f"{entry.added_at:%Y-%m-%d %H:%M}" if entry.added_at else "?"
-            reason = f"  {entry.reason}" if entry.reason else ""
-            typer.echo(f"{entry.number}  {when} UTC  {entry.added_by}{reason}")
+            reason = f"  {row[1]}" if row[1] else ""
+            typer.echo(f"{row[0]}  {when} UTC  {row[3]}{reason}")
         typer.echo(f"{count} number{'s' if count != 1 else ''} on the do-not-call list")
 
     @dnc_app.command("export")
@@ -128,14 +152,15 @@ def make_dnc_app(context) -> typer.Typer:
             None, "--output", "-o", help="Write to FILE (default: stdout)."
         ),
     ):
-        """The list as CSV (number,reason,added_at,added_by); `dnc import` reads it back."""
+        """The list as CSV (number,reason,added_at,added_by); `dnc import` reads it back
+        (each value one line, within the limits `dnc add` and `dnc import` apply)."""
         app = _app()
         out = open(output, "w", newline="", encoding="utf-8") if output else sys.stdout
         try:
             writer = csv.writer(out, lineterminator="\n")
             writer.writerow(["number", "reason", "added_at", "added_by"])
             for e in _entries(app):
-                writer.writerow([e.number, e.reason, e.added_at.isoformat(), e.added_by])
+                writer.writerow(_printable_row(e))
         finally:
             if output:
                 out.close()
@@ -153,14 +178,16 @@ def make_dnc_app(context) -> typer.Typer:
         app = _app()
         reason = check_reason(reason)
         if str(file) == "-":
-            report = import_lines(app, sys.stdin.buffer, _actor(), default_reason=reason)
+            report = import_lines(
+                app, bounded_lines(sys.stdin.buffer), _actor(), default_reason=reason
+            )
         else:
             try:
                 handle = open(file, "rb")
             except OSError as exc:
                 raise CorecallError(f"cannot read {file}: {exc.strerror}") from None
             with handle:
-                report = import_lines(app, handle, _actor(), default_reason=reason)
+                report = import_lines(app, bounded_lines(handle), _actor(), default_reason=reason)
         report["file"] = str(file)
         if json_:
             _print_json(report)

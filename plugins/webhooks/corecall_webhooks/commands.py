@@ -11,7 +11,7 @@ import typer
 
 from corecall.cli.common import console, print_json
 from corecall.domain import utcnow
-from corecall.errors import CorecallError, UsageError
+from corecall.errors import CorecallError
 from corecall.fields import echo
 from corecall_webhooks import events
 from corecall_webhooks.service import USER_AGENT, WebhookOptions
@@ -55,7 +55,7 @@ def webhooks_group(context) -> typer.Typer:
     ) -> None:
         """Send events again: they become pending, due now, and the running corecall
         delivers them first (exit 1 when an id is not in the outbox)."""
-        redeliver(context.store, event_ids, url)
+        redeliver(context.store, options(), event_ids, url)
 
     return group
 
@@ -76,6 +76,8 @@ def list_(store, options: WebhookOptions, *, pending: bool, limit: int, as_json:
     for url in options.urls or sorted(counts):
         waiting, done = counts.get(url, (0, 0))
         console.print(f"{url}: {waiting} pending, {done} delivered")
+    if not options.urls:
+        console.print(NO_URLS)
     if not messages:
         console.print("(the outbox is empty)" if not pending else "(nothing pending)")
     for m in messages:
@@ -89,6 +91,14 @@ def list_(store, options: WebhookOptions, *, pending: bool, limit: int, as_json:
         console.print(line)
 
 
+#: Said by every command that needs a receiver when none is configured.
+NO_URLS = (
+    'no webhook URLs are configured: add urls = ["https://receiver.example/corecall"] '
+    "and a secret under [plugins.webhooks] in the configuration file (or set "
+    "CORECALL_PLUGINS_WEBHOOKS_URLS)"
+)
+
+
 def test(options: WebhookOptions) -> None:
     """POST a signed ``webhook.test`` event to every URL now and show each answer.
 
@@ -97,7 +107,9 @@ def test(options: WebhookOptions) -> None:
     if problems:
         raise CorecallError("; ".join(problems))
     if not options.urls:
-        raise UsageError("no webhook URLs: set [plugins.webhooks] urls in the configuration")
+        # Not a usage error (exit 2 means the command line was wrong): the configuration
+        # has nothing to test.
+        raise CorecallError(NO_URLS + "; nothing was sent")
     event = {
         "id": f"test-{uuid.uuid4().hex}", "type": "webhook.test",
         "occurred_at": utcnow().isoformat(), "sequence": 0,
@@ -126,9 +138,17 @@ def test(options: WebhookOptions) -> None:
         raise typer.Exit(1)
 
 
-def redeliver(store, event_ids: list[str], url: str | None) -> None:
+def redeliver(store, options: WebhookOptions, event_ids: list[str], url: str | None) -> None:
     """Send events again (delivered or not): they become pending, due now, and the running
-    corecall delivers them first. Exit code 1 when an id is not in the outbox."""
+    corecall delivers them first. Exit code 1 when an id is not in the outbox, or ``url``
+    is not a configured receiver (nothing would ever deliver to it); nothing is changed
+    then."""
+    if url is not None and url not in options.urls:
+        configured = ", ".join(options.urls) if options.urls else None
+        raise CorecallError(
+            f"--url {url!r} is not a configured receiver, so nothing would deliver to it; "
+            + (f"configured: {configured}" if configured else NO_URLS)
+        )
     changed = store.outbox_redeliver(event_ids, destination=url)
     known = {m.event_id for m in store.outbox_list(url, limit=100_000)}
     missing = [e for e in event_ids if e not in known]
