@@ -308,19 +308,20 @@ class CallManager:
         return request, agent
 
     async def _check_policies(self, request: CallRequest, actor: str) -> None:
-        """Ask the policy plugins, on the store thread: policies may read the store (the
-        do-not-call list, the call record) and must never block the event loop. A refusal
-        is audited (``call.refused``: who, which number, which plugin and why) and raised."""
-        refusal = await self._in_store(self._policy_refusal, request, actor)
-        if refusal is not None:
-            raise RefusedError(refusal.reason, refusal.message)
-
-    def _policy_refusal(self, request: CallRequest, actor: str):
-        refusal = self.plugins.check_call(request)
+        """Ask the policy plugins, in order, on the event loop as far as they can be: their
+        store reads go to the store's non-blocking view (SQLite: indexed WAL reads, no thread
+        hop); from the first plugin that cannot be answered that way (PostgreSQL, a lock in
+        the way, a plugin marked blocking) the rest are asked on the store thread. Measured:
+        the hop cost every call milliseconds of p99 on a busy machine (docs/benchmarks.md).
+        A refusal is audited (``call.refused``: who, which number, which plugin and why) and
+        raised."""
+        refusal, rest = self.plugins.check_call_on_loop(request, self.store.nowait_reads())
+        if rest is not None:
+            refusal = await self._in_store(self.plugins.check_call, request, rest)
         if refusal is not None:
             detail = f"{refusal.reason} by {refusal.plugin}: {refusal.message}"
-            self.store.audit(actor, "call.refused", request.target, detail)
-        return refusal
+            await self._in_store(self.store.audit, actor, "call.refused", request.target, detail)
+            raise RefusedError(refusal.reason, refusal.message)
 
     async def place(self, agent_id: int, text: str) -> CallRecord:
         """Check and place a call; returns its record (already DIALING_AGENT or ENDED).

@@ -33,7 +33,7 @@ import attrs
 import pluggy
 
 from corecall import hookspecs
-from corecall.context import PluginContext
+from corecall.context import LoopPluginContext, PluginContext
 from corecall.domain import (
     Agent,
     CallRecord,
@@ -53,6 +53,7 @@ from corecall.registries import (
     StoreRegistry,
     TrunkDriverRegistry,
 )
+from corecall.store import StoreWouldBlock
 
 log = logging.getLogger(__name__)
 
@@ -389,14 +390,37 @@ class Plugins:
         )  # fmt: skip
         return verdict if safety.ok else safety
 
-    def check_call(self, request: CallRequest) -> Refusal | None:
-        """Plugins are asked in order until one refuses. A plugin that raises or returns
-        something that is not a Refusal refuses (fail closed) and is named."""
-        for impl in self._impls("corecall_check_call"):
+    def check_call(self, request: CallRequest, first: int = 0) -> Refusal | None:
+        """Plugins are asked in order until one refuses (from the ``first``-th on: see
+        :meth:`check_call_on_loop`). A plugin that raises or returns something that is not a
+        Refusal refuses (fail closed) and is named. Blocking: run it on the store thread."""
+        for impl in self._impls("corecall_check_call")[first:]:
             refusal = self._ask_policy(impl, request)
             if refusal is not None:
                 return refusal
         return None
+
+    def check_call_on_loop(
+        self, request: CallRequest, reads: Any
+    ) -> tuple[Refusal | None, int | None]:
+        """:meth:`check_call` on the event loop, as far as it can go: the plugins are asked
+        in order, each with ``reads`` (the store's :class:`~corecall.store.NowaitReads`, or
+        None) as its ``context.store``. Returns ``(refusal or None, None)`` when every plugin
+        answered here; ``(None, i)`` when plugin ``i`` must be asked on the store thread (it
+        is marked :func:`~corecall.hookspecs.blocking`, or its store read could not be
+        answered at once): the caller then runs ``check_call(request, i)`` there, so the
+        plugins' order, and which refusal wins, are the same either way."""
+        for i, impl in enumerate(self._impls("corecall_check_call")):
+            if getattr(impl.function, "corecall_blocking", False):
+                return None, i
+            context = LoopPluginContext(self.context(impl.plugin_name), reads)
+            try:
+                refusal = self._ask_policy(impl, request, context)
+            except StoreWouldBlock:
+                return None, i
+            if refusal is not None:
+                return refusal, None
+        return None, None
 
     def policy_verdicts(self, request: CallRequest) -> builtins.list[tuple[str, Refusal | None]]:
         """Every policy plugin's answer, in call order, without stopping at the first
@@ -406,9 +430,12 @@ class Plugins:
             for impl in self._impls("corecall_check_call")
         ]
 
-    def _ask_policy(self, impl, request: CallRequest) -> Refusal | None:
+    def _ask_policy(
+        self, impl, request: CallRequest, context: PluginContext | None = None
+    ) -> Refusal | None:
+        context = context or self.context(impl.plugin_name)
         try:
-            refusal = _call(impl, request=request, context=self.context(impl.plugin_name))
+            refusal = _call(impl, request=request, context=context)
             if refusal is not None and not isinstance(refusal, Refusal):
                 raise TypeError(f"returned {type(refusal).__name__}, not a Refusal or None")
         except Exception as exc:
