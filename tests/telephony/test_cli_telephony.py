@@ -187,6 +187,35 @@ def test_a_typo_in_an_asterisk_trunk_key_is_refused_with_the_known_keys(cli, typ
     )
 
 
+def test_init_documents_the_asterisk_trunk_keys_and_they_work_uncommented(
+    tmp_path, monkeypatch, capsys
+):
+    """The starter config names every key of an asterisk_ami trunk (provider_host and
+    provider_port included); set as documented, render uses them."""
+    monkeypatch.setenv("CORECALL_DATA_DIR", str(tmp_path / "data"))
+    path = tmp_path / "corecall.toml"
+    assert main(["--config", str(path), "init"]) == 0
+    text = path.read_text()
+    section = text.split('# Keys of a [trunks.X] table with driver = "asterisk_ami"')[1]
+    section = section.split("\n\n")[0]
+    for key in ("server", "endpoint", "provider_host", "provider_port"):
+        assert f"\n# {key} = " in section, section
+    assert "# [plugins.asterisk_ami.servers.NAME]" in text
+    # The operator switches trunk main to Asterisk, as the comments describe.
+    main_trunk = text[text.index("[trunks.main]\n") :].split("\n\n")[0]
+    text = text.replace(
+        main_trunk,
+        '[plugins.asterisk_ami.servers.pbx1]\n\n[trunks.main]\ndriver = "asterisk_ami"\n'
+        'server = "pbx1"\nendpoint = "corecall-main"\nprovider_host = "198.51.100.9"\n'
+        "provider_port = 5080",
+    )
+    path.write_text(text)
+    capsys.readouterr()
+    assert main(["--config", str(path), "asterisk", "render", "--only", "pjsip"]) == 0
+    out = capsys.readouterr().out
+    assert "match=198.51.100.9" in out and "contact=sip:198.51.100.9:5080" in out
+
+
 def test_render_without_asterisk_routes_says_what_to_configure(cli):
     code, _out, err = cli({}, "asterisk", "render")
     assert code == 1 and "asterisk_ami" in err
