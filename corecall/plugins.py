@@ -99,6 +99,8 @@ class PluginInfo:
     hooks: list[str] = attrs.field(factory=list)
     error: str | None = None
     builtin: bool = False
+    #: Top-level CLI commands the plugin adds (filled by :meth:`Plugins.command_names`).
+    commands: list[str] = attrs.field(factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -499,13 +501,14 @@ class Plugins:
             except Exception:
                 log.exception("plugin %r failed in %s (%s)", impl.plugin_name, hook_name, what)
 
-    def register_commands(self, cli: Any) -> None:
-        """Let every active plugin add CLI commands to ``cli`` (a typer app). A plugin whose
-        hook raises, or that adds a command name already taken, is logged by name and its
-        commands are dropped; the others and the core commands are unaffected."""
+    def register_commands(self, cli: Any, *, only: str | None = None) -> None:
+        """Let every active plugin (or just the plugin ``only``) add CLI commands to ``cli``
+        (a typer app). A plugin whose hook raises, or that adds a command name already taken,
+        is logged by name and its commands are dropped; the others and the core commands are
+        unaffected."""
         for impl in self._impls("corecall_register_commands"):
             name = impl.plugin_name
-            if not self.is_active(name):
+            if not self.is_active(name) or (only is not None and name != only):
                 continue
             before_cmds = list(cli.registered_commands)
             before_groups = list(cli.registered_groups)
@@ -526,6 +529,29 @@ class Plugins:
                 cli.registered_groups[:] = before_groups
                 log.error("plugin %r: corecall_register_commands failed, its commands are not "
                           "available: %s", name, exc)  # fmt: skip
+
+    def command_names(self) -> dict[str, builtins.list[str]]:
+        """The top-level CLI commands each active plugin adds, by plugin name (for
+        ``corecall plugins list``: ``corecall --help`` loads no plugin, so this is where an
+        operator finds them). Registers them on a scratch typer app; also sets each
+        :attr:`PluginInfo.commands`."""
+        import typer
+
+        scratch = typer.Typer()
+        found: dict[str, builtins.list[str]] = {}
+        for impl in self._impls("corecall_register_commands"):
+            if not self.is_active(impl.plugin_name):
+                continue
+            before = len(scratch.registered_commands), len(scratch.registered_groups)
+            self.register_commands(scratch, only=impl.plugin_name)
+            added = _command_names(
+                scratch.registered_commands[before[0] :], scratch.registered_groups[before[1] :]
+            )
+            if added:
+                found[impl.plugin_name] = added
+        for name, info in self.infos.items():
+            info.commands = found.get(name, [])
+        return found
 
     def register_object(self, obj: object, name: str) -> None:
         """Register an in-process plugin object (tests, embedders, the front ends)."""
