@@ -139,6 +139,8 @@ class OfflineTelegram(TelegramClient):
         self._mb_entity_cache.set_self_user(bot_id, True, 0xB07)
         self._authorized = True
         self.known_users: dict[int, types.User] = {bot_id: self.me}
+        self._keep_history = keep_history
+        self._compact_users: dict[int, tuple[str, bool]] = {}  # without keep_history
         #: {request type: fn(request) -> result or raise}; overrides the defaults below
         self.responders: dict[type, Callable] = {}
         self._pts = itertools.count(1)
@@ -217,7 +219,7 @@ class OfflineTelegram(TelegramClient):
                     self.me.id if isinstance(input_user, types.InputUserSelf)
                     else input_user.user_id
                 )  # fmt: skip
-                found.append(self.known_users.get(uid) or types.UserEmpty(uid))
+                found.append(self._known_user(uid) or types.UserEmpty(uid))
             return found
         if isinstance(request, functions.messages.GetDialogsRequest):
             raise errors.BotMethodInvalidError(request)  # what Telegram tells bots
@@ -226,8 +228,18 @@ class OfflineTelegram(TelegramClient):
     # ------------------------------------------------------------------ building updates
     def user(self, user_id: int, first_name: str = "Alice", *, bot: bool = False) -> types.User:
         user = types.User(id=user_id, access_hash=user_id * 7 + 1, first_name=first_name, bot=bot)
-        self.known_users[user_id] = user
+        if self._keep_history:
+            self.known_users[user_id] = user
+        else:  # Telegram's user table is not the bot's memory: keep only what rebuilds it
+            self._compact_users[user_id] = (first_name, bot)
         return user
+
+    def _known_user(self, user_id: int) -> types.User | None:
+        if user_id in self._compact_users:
+            first_name, bot = self._compact_users[user_id]
+            return types.User(id=user_id, access_hash=user_id * 7 + 1, first_name=first_name,
+                              bot=bot)  # fmt: skip
+        return self.known_users.get(user_id)
 
     def _updates(self, update, user: types.User, chats=()) -> types.Updates:
         return types.Updates([update], users=[user], chats=list(chats), date=now(), seq=0)
