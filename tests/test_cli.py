@@ -85,6 +85,8 @@ def test_disabling_a_trunk_driver_that_trunks_use_is_refused(tmp_path, monkeypat
     err = capsys.readouterr().err
     assert "asterisk_ami" in err and "[trunks.dev], [trunks.main]" in err
     assert "cannot be disabled" in err and "driver" in err and "Traceback" not in err
+    # the way out it names is another driver, never the one being disabled
+    assert 'driver = "simulated"' in err and 'driver = "asterisk_ami"' not in err
     assert main(["plugins", "list", "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["asterisk_ami"]["enabled"] is True  # nothing was changed
@@ -211,6 +213,28 @@ def test_broken_config_is_one_clear_line_not_a_traceback(tmp_path):
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert str(bad) in proc.stderr and "routes.M" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("x\x1b[31m.toml", None, "x\\x1b[31m.toml': file not found"),  # escaped, never raw
+        ("a" * 5000 + ".toml", None, "characters): cannot be read: File name too long"),
+        ("random.toml", bytes(range(128, 256)) * 8, "is not UTF-8 text (byte 0x80 at offset 0)"),
+        ("my conf.toml", None, "my conf.toml' init"),
+    ],
+)
+def test_a_config_file_that_cannot_be_used_is_one_clear_line(tmp_path, name, content, expected):
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    proc = subprocess.run(
+        [sys.executable, "-m", "corecall", "--config", str(path), "config", "show"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert expected in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert "\x1b" not in proc.stderr and "Traceback" not in proc.stderr
 
 
 NUMBER_FORMATS = ["+12125550100", "(212) 555-0100", "212-555-0100", "1 212 555 0100",

@@ -165,6 +165,7 @@ def _set_enabled(name: str, enabled: bool) -> None:
             name,
             active_store_plugin=app.active_store_plugin(),
             trunk_driver_users=app.trunk_driver_users(),
+            available_drivers=app.plugins.trunk_drivers.names(),
         )
         was_enabled = name not in disabled
         disabled.add(name)
