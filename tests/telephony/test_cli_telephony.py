@@ -57,8 +57,11 @@ def test_render_prints_the_routes_trunks_and_masks_the_secret(cli):
     assert "\nsecret=***\n" in out and "--output-dir DIR` writes it" in out
     assert "a-long-enough-secret" not in out + err
     code, out, err = cli(sections, "asterisk", "render", "--only", "manager", "--show-secret")
-    assert code == 1 and "a-long-enough-secret" not in out + err
+    assert code == 2 and "a-long-enough-secret" not in out + err
     assert "never prints a secret" in err and "--output-dir" in err
+    for bad in (("--only", "foo"), ("--sip-bind", "garbage"), ("--sip-bind", "1.2.3.4:5060\nx")):
+        code, out, err = cli(sections, "asterisk", "render", *bad)
+        assert code == 2 and out == "" and err.count("\n") == 1, (bad, out, err)
 
 
 # ------------------------------------------------------------------------------ render --output-dir

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from corecall.errors import ConfigError
+from corecall.errors import ConfigError, UsageError
+from corecall.fields import echo
 from corecall_asterisk.options import (
     PLUGIN_NAME,
     AmiServerConfig,
@@ -101,12 +102,16 @@ def register(cli: typer.Typer, context: PluginContext) -> None:
         from corecall_asterisk.output import check_output_dir, server_dir, write_private
 
         if show_secret:
-            raise ConfigError(
+            raise UsageError(
                 "--show-secret is gone: corecall never prints a secret. Use --output-dir DIR: "
                 "it writes manager.conf with the configured AMI secret (mode 0640)"
             )
         if only is not None and only not in FILES:
-            raise ConfigError(f"--only must be one of: {', '.join(FILES)}")
+            raise UsageError(f"--only {echo(only)}: must be one of: {', '.join(FILES)}")
+        try:  # checked before anything is rendered or written
+            asterisk_conf._check_hostport(sip_bind, "--sip-bind")
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
         wanted = [name for name in FILES if only is None or name == only]
         directory = check_output_dir(output_dir) if output_dir is not None else None
         dial_timeout = context.config.calls.target_ring_timeout
