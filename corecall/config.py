@@ -588,6 +588,9 @@ def _known_region(code: str) -> bool:
 def write_starter_config(path: Path, *, force: bool = False, extra: str = "") -> None:
     """Write the commented starter configuration (``corecall init``), followed by
     ``extra`` (the commented sections of the installed plugins' options)."""
+    if path.is_dir():
+        raise ConfigError("is a directory; give a file, e.g. --config DIR/config.toml",
+                          path=str(path))  # fmt: skip
     if path.exists() and not force:
         raise ConfigError("already exists; pass --force to overwrite", path=str(path))
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -265,3 +265,30 @@ def test_a_route_can_allow_new_nanp_area_codes(tmp_path, monkeypatch, capsys):
     assert verdict["reason"] == "not_in_number_data" and "ask your admin" in verdict["message"]
     assert main(["number", "check", "+1 976 305 1111", "--route", "D", "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["reason"] == "premium_rate"
+
+
+def test_init_on_a_directory_or_with_a_control_character_in_the_path(tmp_path, capsys):
+    directory = tmp_path / "dd"
+    directory.mkdir()
+    for force in ([], ["--force"]):
+        assert main(["--config", str(directory), "init", *force]) == 1
+        err = capsys.readouterr().err
+        assert "is a directory" in err and "Traceback" not in err
+    forged = tmp_path / "a\nb.toml"
+    assert main(["--config", str(forged), "init"]) == 0
+    out = capsys.readouterr().out
+    assert "a\\nb.toml" in out and "\nb.toml" not in out  # one line per thing written
+
+
+@pytest.mark.parametrize("content", ["[]", "{}", '{"problems": "x"}', "null"])
+def test_health_reads_a_report_it_did_not_write_as_unhealthy(cli, tmp_path, content):
+    (tmp_path / "health.json").write_text(content)  # the test config's data_dir
+    code, out, err = cli("health")
+    assert code == 1 and "Traceback" not in err and "inf s" not in out + err
+    assert "is not a health report" in out + err or "no time of writing" in out + err
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"])
+def test_policy_check_at_the_edges_of_time_is_a_usage_error(cli, moment):
+    code, _out, err = cli("policy", "check", "--target", "+12125550123", "--at", moment)
+    assert code == 2 and "between the years 1970 and 9998" in err and "Traceback" not in err

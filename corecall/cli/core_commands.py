@@ -10,7 +10,8 @@ import typer
 
 from corecall.cli.common import actor, console, print_json, state
 from corecall.cli.tables import print_table
-from corecall.fields import echo
+from corecall.errors import PATH_SHOWN_CHARS
+from corecall.fields import as_typed, echo
 
 if TYPE_CHECKING:
     from corecall.plugins import Plugins
@@ -69,7 +70,7 @@ def init(
     state.config_path = str(path)
     app = state.reload()
     store = app.store  # opening creates the schema
-    console.print(f"wrote {path}")
+    console.print(f"wrote {as_typed(str(path), PATH_SHOWN_CHARS)}")
     where = getattr(store, "location", "")
     console.print(f"database ready ({app.config.store.backend}, schema v{store.schema_version()}):"
                   f" {where}")  # fmt: skip

@@ -115,6 +115,9 @@ def test_webhooks_test_and_redeliver(tmp_path, receiver):
     assert again.returncode == 0 and "1 deliveries queued again" in again.stdout
     unknown = corecall(config, env, "webhooks", "redeliver", "nope")
     assert unknown.returncode == 1 and "not in the outbox: 'nope'" in unknown.stderr
+    assert unknown.stdout == ""  # a refusal prints no success line
+    mixed = corecall(config, env, "webhooks", "redeliver", "audit-1", "nope")
+    assert mixed.returncode == 1 and "nothing was queued again" in mixed.stderr
     listed = corecall(config, env, "webhooks", "list")
     assert "audit-1  admin.action" in listed.stdout and "pending" in listed.stdout
 

@@ -17,11 +17,12 @@ import typer
 
 from corecall.calls import parse_on_any_route
 from corecall.domain import NumberVerdict
-from corecall.errors import CorecallError, NotFoundError, RefusedError
+from corecall.errors import PATH_SHOWN_CHARS, CorecallError, NotFoundError, RefusedError
 from corecall.fields import (
     ACTOR_MAX_CHARS,
     E164_MAX_CHARS,
     REASON_MAX_CHARS,
+    as_typed,
     check_reason,
     echo,
     one_line,
@@ -192,8 +193,9 @@ def make_dnc_app(context) -> typer.Typer:
         if json_:
             _print_json(report)
         else:
+            shown = as_typed(str(file), PATH_SHOWN_CHARS)
             typer.echo(
-                f"imported {file}: {report['numbers']} numbers read, {report['added']} added, "
+                f"imported {shown}: {report['numbers']} numbers read, {report['added']} added, "
                 f"{report['already_listed']} already listed, {len(report['rejected'])} lines "
                 f"rejected ({report['seconds']:.1f} s)"
             )

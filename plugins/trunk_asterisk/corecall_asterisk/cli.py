@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from corecall.errors import ConfigError, UsageError
-from corecall.fields import echo
+from corecall.errors import PATH_SHOWN_CHARS, ConfigError, UsageError
+from corecall.fields import as_typed, echo
 from corecall_asterisk.options import (
     PLUGIN_NAME,
     AmiServerConfig,
@@ -184,7 +184,7 @@ def register(cli: typer.Typer, context: PluginContext) -> None:
                 write_private(path, texts[name])
                 secret = name == "manager"
                 note = f", with the AMI secret of server {server.name!r}" if secret else ""
-                typer.echo(f"wrote {path} (mode 0640{note})")
+                typer.echo(f"wrote {as_typed(str(path), PATH_SHOWN_CHARS)} (mode 0640{note})")
         if directory is not None and "manager" in wanted:
             typer.echo(
                 "manager.conf holds the AMI secret: keep it readable by root and Asterisk's "

@@ -16,6 +16,7 @@ import secrets
 from pathlib import Path
 
 from corecall.errors import ConfigError
+from corecall.fields import as_typed
 
 #: Mode of every written file: owner read/write, group read (Asterisk's group), others none.
 FILE_MODE = 0o640
@@ -56,7 +57,7 @@ def server_dir(base: Path, server: str, *, several: bool) -> Path:
         try:
             path.mkdir(mode=DIR_MODE)
         except OSError as exc:
-            raise ConfigError(f"cannot create {path}: {exc.strerror}") from None
+            raise ConfigError(f"cannot create {as_typed(str(path), 100)}: {exc.strerror}") from None
     return path
 
 
@@ -66,7 +67,9 @@ def write_private(path: Path, text: str, *, mode: int = FILE_MODE) -> None:
     try:
         _write_private(path, text, mode)
     except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise ConfigError(
+            f"cannot write {as_typed(str(path), 100)}: {exc.strerror or exc}"
+        ) from None
 
 
 def _write_private(path: Path, text: str, mode: int) -> None:
