@@ -10,7 +10,7 @@ import typer
 
 from corecall.cli.common import actor, console, print_json, state
 from corecall.cli.tables import print_table
-from corecall.errors import PATH_SHOWN_CHARS
+from corecall.errors import PATH_SHOWN_CHARS, CorecallError
 from corecall.fields import as_typed, echo
 
 if TYPE_CHECKING:
@@ -89,6 +89,9 @@ def config_show(json_: bool = typer.Option(False, "--json", help="Machine-readab
 
     app = state.app()
     rows = effective_values(app.config, app.options)
+    problems = app.config_problems()  # e.g. a trunk naming a server that is not configured
+    if problems:
+        raise CorecallError("; ".join(problems))
     if json_:
         print_json({
             r.key: {"value": r.shown(), "source": r.source, "env": r.env, "secret": r.secret}
