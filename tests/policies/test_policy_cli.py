@@ -363,6 +363,13 @@ def test_repeat_call_cap_counts_every_agent_in_a_rolling_day(cli):
     # an hour later the oldest call has left the window
     code, _ = check(cli, "--target", NY, "--at", (at + dt.timedelta(hours=1)).isoformat())
     assert code == 0
+    # a call 30.5 s past the minute: the time given is the first whole minute it is allowed
+    place_record(store, "+12125550124", at - dt.timedelta(hours=23, seconds=30.5), agent=1)
+    place_record(store, "+12125550124", at - dt.timedelta(hours=1), agent=2)
+    code, result = check(cli, "--target", "+1 212 555 0124", "--at", at.isoformat())
+    assert code == 1 and "again at 17:00 UTC on Wed 01 Jul, in 1 hour" in result["message"]
+    again = (at + dt.timedelta(hours=1)).isoformat()  # 17:00:00: allowed, as it said
+    assert check(cli, "--target", "+1 212 555 0124", "--at", again)[0] == 0
     # no cap on route D
     code, _ = check(cli, "--target", NY, "--route", "D", "--at", at.isoformat())
     assert code == 0
