@@ -52,10 +52,13 @@ class Snapshot:
         return sum(self.today.values()) + len(self.calls)
 
     def as_json(self) -> dict:
+        """``today``: calls placed today (UTC) that ended, by end reason; ``today_total``:
+        every call placed today, the live ones included (the text view's "Today: N calls")."""
         return {
             "taken_at": self.taken_at.isoformat(),
             "live": [attrs.asdict(c) for c in self.calls],
             "today": dict(self.today),
+            "today_total": self.total_today,
         }
 
 

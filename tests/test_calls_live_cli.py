@@ -76,6 +76,7 @@ def test_json_snapshot(config_path):
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["today"] == {"completed": 2, "target_busy": 1}
+    assert data["today_total"] == 3 + len(data["live"])  # the text view's "Today: N calls"
     assert sorted((c["agent"], c["route"], c["state"]) for c in data["live"]) == [
         ("Alice", "M", "agent_ringing"), ("operator", "D", "connected"),
     ]  # fmt: skip
