@@ -58,7 +58,7 @@ from corecall.calls import CallManager
 from corecall.config import parse_config
 from corecall.domain import STAGE_TIMESTAMP_FIELD, Agent, CallRecord, CallState
 from corecall.errors import AgentChangedError
-from corecall.store import Store
+from corecall.store import NowaitReads, Store
 from corecall.telephony.driver import OriginateRequest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -194,6 +194,16 @@ class MemoryStore(Store):
     def audit(self, *a, **k): ...
     def audit_log(self, limit=50):
         return []
+
+    # Memory answers at once: the event loop's fast paths, as SQLite's (no thread hop).
+    def agent_and_recent_calls_nowait(self, telegram_id, since):
+        return self.agent_and_recent_calls(telegram_id, since)
+
+    def create_call_nowait(self, call, *, check_agent=False):
+        return self.create_call(call, check_agent=check_agent)
+
+    def nowait_reads(self):
+        return NowaitReads(self)
 
     def create_call(self, call, *, check_agent=False):
         agent = self.agents.get(call.agent_id)

@@ -56,9 +56,16 @@ async def main(raw, agents, calls):
                           routes=app.routes, drivers=app.build_drivers())
     await manager.start()
     conversation = Conversation(app, manager)
-    client = OfflineTelegram()
+    client = OfflineTelegram(keep_history=False)  # Telegram's log is not the bot's memory
     attach_handlers(client, conversation)
     steps["bot ready"] = mem()
+
+    async def update_loop():  # Telethon's own loop handles the answers to the bot's edits
+        while True:           # as they come; the harness's feed() only when it is fed
+            await client.drain_updates()
+            await asyncio.sleep(0.1)
+
+    pump = asyncio.create_task(update_loop())
     for i in range(calls):
         user = client.user(1 + i, f"Agent {i}")
         update = client.private_text(user, f"/call +1212555{1000 + i % 8000:04d}")
@@ -76,7 +83,7 @@ async def main(raw, agents, calls):
     live = len(manager.live_calls())
     connected = len([c for c in manager.live_calls() if c.state.value == "connected"])
     print(json.dumps({"steps": steps, "live": live, "connected": connected,
-                      "agents": len(app.store.list_agents()), "requests": len(client.requests)}))
+                      "agents": len(app.store.list_agents()), "requests": client.request_count}))
     sys.stdout.flush()
     import os
     os._exit(0)  # the measurement is taken; don't wait for 500 simulated calls to end
@@ -140,7 +147,10 @@ def report(result: dict, command: str, calls: int) -> str:
         f"then {calls} agents each send `/call` through Telethon's update dispatch and every "
         f"call is held connected ({result['connected']} of {result['live']} live calls "
         f"connected when measured; {result['requests']:,} Telegram requests made). "
-        "Resident set size from /proc/self/status. Command:",
+        "Resident set size from /proc/self/status. The fake Telegram keeps no log of the "
+        "requests and its user table compact (`OfflineTelegram(keep_history=False)`), and "
+        "the answers to the bot's edits are processed as they come, as Telethon's update "
+        "loop does: Telegram's side is not the bot's memory. Command:",
         "",
         "```",
         command,
@@ -158,7 +168,12 @@ def report(result: dict, command: str, calls: int) -> str:
         "",
         "Agents are not held in memory (each request reads its agent from the store), so "
         "the agent count costs disk, not RSS. phonenumbers' geocoding tables (98 MiB when "
-        "imported) are never loaded: country names come from its locale table alone.",
+        "imported) are never loaded: country names come from its locale table alone. Each "
+        "live call's watcher is a small mailbox, not an `asyncio.Queue` (~3 KiB each). "
+        "What the bot loads at start beyond the core: peewee imports psycopg2 whatever the "
+        "backend (~5 MiB), the webhooks plugin httpx (~1.7 MiB), the metrics plugin "
+        "prometheus_client (~1.4 MiB), the AMI plugin panoramisk and its driver (~1.8 MiB), "
+        "each enabled by default even when unused (measured one by one on this machine).",
     ]  # fmt: skip
     return "\n".join(lines) + "\n"
 

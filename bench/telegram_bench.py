@@ -146,6 +146,9 @@ def report(results: dict, command: str) -> str:
         "",
         "One status message per call, edited as the call moves; states reached within the "
         "same second (\"you answered\" and \"dialing the target\") share one edit. The "
+        "agent's own phone ringing settles for two edit intervals (2 s) before it is shown: "
+        "the agent picks it up within that time here (1.5 s), so \"press 1\" replaces it "
+        "unsent (a ring that lasts longer is shown; tests/telegram/test_tg_calls.py). The "
         "offline harness's wall clock stands still, hence \"Duration 0:00\". The hang-up "
         "button costs one answerCallbackQuery (the toast) on top of the edits.",
     ]  # fmt: skip

@@ -30,7 +30,13 @@ import platformdirs
 from corecall import fields
 from corecall.domain import TrunkConfig, is_e164
 from corecall.errors import ConfigError
-from corecall.redaction import check_secret, dsn_password, environment_secrets
+from corecall.redaction import (
+    check_secret,
+    dsn_password,
+    environment_secrets,
+    mask_url,
+    url_credentials,
+)
 
 APP_NAME = "corecall"
 ROUTE_CODE_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -157,7 +163,10 @@ def is_secret_key(key: str) -> bool:
 def _masked(table: Mapping[str, Any]) -> dict[str, Any]:
     return {
         key: _masked(value) if isinstance(value, Mapping)
-        else "***" if is_secret_key(str(key)) and value else value
+        else "***" if is_secret_key(str(key)) and value
+        else mask_url(value) if isinstance(value, str)
+        else [mask_url(v) if isinstance(v, str) else v for v in value]
+        if isinstance(value, list | tuple) else value
         for key, value in table.items()
     }  # fmt: skip
 
@@ -176,6 +185,10 @@ def _secrets_in(table: Mapping[str, Any]) -> list[str]:
             found += _secrets_in(value)
         elif isinstance(value, str) and is_secret_key(str(key)):
             found.append((dsn_password(value) or "") if key == "postgres_dsn" else value)
+        else:  # a credential inside a URL (user:password@, ?token=) in any value or list
+            for item in value if isinstance(value, list | tuple) else [value]:
+                if isinstance(item, str):
+                    found += url_credentials(item)
     return found
 
 

@@ -32,9 +32,10 @@ class PluginContext:
     * ``route_options(code)`` — the same, with ``[plugins.NAME.routes.CODE]`` applied.
     * ``config`` — the core :class:`~corecall.config.Config`.
     * ``store`` — the application's :class:`~corecall.store.Store`, opened on first use.
-      Store calls block: call them from ``corecall_check_call`` (which runs on the store
-      thread), from a CLI command, or through ``await context.run_in_store(fn, ...)`` from
-      async code. Never on the event loop directly.
+      Store calls block: call them from a CLI command, from ``corecall_check_call`` (where
+      ``context.store`` is the store's non-blocking read view while it runs on the event
+      loop: see that hook), or through ``await context.run_in_store(fn, ...)`` from async
+      code. Never on the event loop directly.
     * ``app`` — the :class:`~corecall.app.App` itself, for anything else.
 
     Outside an application (a bare :func:`corecall.plugins.load_plugins`, as in unit tests)
@@ -88,4 +89,23 @@ class PluginContext:
         return await self.app.run_in_store(fn, *args)
 
 
-__all__ = ["PluginContext"]
+class LoopPluginContext(PluginContext):
+    """The context of a ``corecall_check_call`` implementation run on the event loop: the
+    same, except that ``store`` is the store's :class:`~corecall.store.NowaitReads` view,
+    and without one (PostgreSQL) raises :class:`~corecall.store.StoreWouldBlock` so the
+    plugin is asked again on the store thread."""
+
+    def __init__(self, base: PluginContext, reads: Any) -> None:
+        super().__init__(base.name, base._plugins, base._app)
+        self._reads = reads
+
+    @property
+    def store(self) -> Any:
+        if self._reads is None:
+            from corecall.store import StoreWouldBlock
+
+            raise StoreWouldBlock("store")
+        return self._reads
+
+
+__all__ = ["LoopPluginContext", "PluginContext"]

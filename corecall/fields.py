@@ -167,6 +167,14 @@ def echo(value: object, limit: int = ECHO_MAX_CHARS) -> str:
     return f"{text[: max(1, limit - 1)] + '…'!r} ({len(text)} characters)"
 
 
+def as_typed(value: object, limit: int = ECHO_MAX_CHARS) -> str:
+    """``value`` as typed when it is short and every character prints as itself (``+1 212
+    555 0123``), else :func:`echo`'s quoted, escaped form: a bidi override or an escape
+    sequence someone typed never acts on the operator's terminal."""
+    text = str(value)
+    return text if len(text) <= limit and text.isprintable() else echo(text, limit)
+
+
 def tame_message(message: str) -> str:
     """A message fit to print: every run of non-space characters over
     :data:`WORD_MAX_CHARS` cut (keeping its start, saying how long it was), and the whole

@@ -40,6 +40,14 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
+def blocking(function):
+    """Mark a ``corecall_check_call`` implementation that may block for more than a moment
+    (a network lookup, a slow query): it, and the policy plugins asked after it, run on the
+    store thread instead of the event loop. Use it above ``@hookimpl``."""
+    function.corecall_blocking = True
+    return function
+
+
 @hookspec
 def corecall_plugin_options() -> type | None:
     """Declare this plugin's options: return the attrs class for its ``[plugins.NAME]`` table.
@@ -87,10 +95,16 @@ def corecall_check_call(request: CallRequest, context: PluginContext) -> Refusal
     that raises here, or returns anything but a Refusal or None, refuses the call in its own
     name (fail closed).
 
-    Runs on the application's store worker thread (never on the event loop), so it may
-    read the store synchronously through ``context.store``; keep it short, it is on the path
-    to the dial. ``context.options`` / ``context.route_options(request.route.code)`` are this
-    plugin's parsed options.
+    Runs on the event loop, on the path to the dial: keep it to a moment of computing.
+    ``context.store`` reads are allowed: on the loop they are served by the store's
+    :meth:`~corecall.store.Store.nowait_reads` (SQLite answers indexed reads at once, no
+    thread hop); when that view cannot answer (PostgreSQL, a lock in the way, a method it does
+    not offer, such as a write) this plugin and the ones after it are asked again, in order,
+    on the store thread, so a plugin may be called twice for one call and must not act, only
+    decide. A plugin that blocks for other reasons (network I/O) is marked
+    :func:`corecall.hookspecs.blocking` and always runs on the store thread.
+    ``context.options`` / ``context.route_options(request.route.code)`` are this plugin's
+    parsed options.
     """
 
 

@@ -50,7 +50,7 @@ import attrs
 import cattrs
 
 from corecall.errors import ConfigError
-from corecall.redaction import check_secret
+from corecall.redaction import check_secret, mask_url
 
 #: The key under which :func:`option` keeps its :class:`OptionInfo` in a field's metadata.
 METADATA_KEY = "corecall.option"
@@ -144,7 +144,8 @@ class ValueOrigin:
     doc: str = ""
 
     def shown(self) -> Any:
-        """The value as it may be printed: secrets that are set become ``"***"``."""
+        """The value as it may be printed: secrets that are set become ``"***"``, and so do
+        credentials inside URLs (``https://user:***@host/?token=***``)."""
         if self.secret and self.value not in ("", None):
             return "***"
         return _plain(self.value)
@@ -153,6 +154,8 @@ class ValueOrigin:
 def _plain(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, str):
+        return mask_url(value)
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     return value

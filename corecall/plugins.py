@@ -33,7 +33,7 @@ import attrs
 import pluggy
 
 from corecall import hookspecs
-from corecall.context import PluginContext
+from corecall.context import LoopPluginContext, PluginContext
 from corecall.domain import (
     Agent,
     CallRecord,
@@ -53,6 +53,7 @@ from corecall.registries import (
     StoreRegistry,
     TrunkDriverRegistry,
 )
+from corecall.store import StoreWouldBlock
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,8 @@ class PluginInfo:
     hooks: list[str] = attrs.field(factory=list)
     error: str | None = None
     builtin: bool = False
+    #: Top-level CLI commands the plugin adds (filled by :meth:`Plugins.command_names`).
+    commands: list[str] = attrs.field(factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -389,14 +392,37 @@ class Plugins:
         )  # fmt: skip
         return verdict if safety.ok else safety
 
-    def check_call(self, request: CallRequest) -> Refusal | None:
-        """Plugins are asked in order until one refuses. A plugin that raises or returns
-        something that is not a Refusal refuses (fail closed) and is named."""
-        for impl in self._impls("corecall_check_call"):
+    def check_call(self, request: CallRequest, first: int = 0) -> Refusal | None:
+        """Plugins are asked in order until one refuses (from the ``first``-th on: see
+        :meth:`check_call_on_loop`). A plugin that raises or returns something that is not a
+        Refusal refuses (fail closed) and is named. Blocking: run it on the store thread."""
+        for impl in self._impls("corecall_check_call")[first:]:
             refusal = self._ask_policy(impl, request)
             if refusal is not None:
                 return refusal
         return None
+
+    def check_call_on_loop(
+        self, request: CallRequest, reads: Any
+    ) -> tuple[Refusal | None, int | None]:
+        """:meth:`check_call` on the event loop, as far as it can go: the plugins are asked
+        in order, each with ``reads`` (the store's :class:`~corecall.store.NowaitReads`, or
+        None) as its ``context.store``. Returns ``(refusal or None, None)`` when every plugin
+        answered here; ``(None, i)`` when plugin ``i`` must be asked on the store thread (it
+        is marked :func:`~corecall.hookspecs.blocking`, or its store read could not be
+        answered at once): the caller then runs ``check_call(request, i)`` there, so the
+        plugins' order, and which refusal wins, are the same either way."""
+        for i, impl in enumerate(self._impls("corecall_check_call")):
+            if getattr(impl.function, "corecall_blocking", False):
+                return None, i
+            context = LoopPluginContext(self.context(impl.plugin_name), reads)
+            try:
+                refusal = self._ask_policy(impl, request, context)
+            except StoreWouldBlock:
+                return None, i
+            if refusal is not None:
+                return refusal, None
+        return None, None
 
     def policy_verdicts(self, request: CallRequest) -> builtins.list[tuple[str, Refusal | None]]:
         """Every policy plugin's answer, in call order, without stopping at the first
@@ -406,9 +432,12 @@ class Plugins:
             for impl in self._impls("corecall_check_call")
         ]
 
-    def _ask_policy(self, impl, request: CallRequest) -> Refusal | None:
+    def _ask_policy(
+        self, impl, request: CallRequest, context: PluginContext | None = None
+    ) -> Refusal | None:
+        context = context or self.context(impl.plugin_name)
         try:
-            refusal = _call(impl, request=request, context=self.context(impl.plugin_name))
+            refusal = _call(impl, request=request, context=context)
             if refusal is not None and not isinstance(refusal, Refusal):
                 raise TypeError(f"returned {type(refusal).__name__}, not a Refusal or None")
         except Exception as exc:
@@ -472,13 +501,14 @@ class Plugins:
             except Exception:
                 log.exception("plugin %r failed in %s (%s)", impl.plugin_name, hook_name, what)
 
-    def register_commands(self, cli: Any) -> None:
-        """Let every active plugin add CLI commands to ``cli`` (a typer app). A plugin whose
-        hook raises, or that adds a command name already taken, is logged by name and its
-        commands are dropped; the others and the core commands are unaffected."""
+    def register_commands(self, cli: Any, *, only: str | None = None) -> None:
+        """Let every active plugin (or just the plugin ``only``) add CLI commands to ``cli``
+        (a typer app). A plugin whose hook raises, or that adds a command name already taken,
+        is logged by name and its commands are dropped; the others and the core commands are
+        unaffected."""
         for impl in self._impls("corecall_register_commands"):
             name = impl.plugin_name
-            if not self.is_active(name):
+            if not self.is_active(name) or (only is not None and name != only):
                 continue
             before_cmds = list(cli.registered_commands)
             before_groups = list(cli.registered_groups)
@@ -499,6 +529,29 @@ class Plugins:
                 cli.registered_groups[:] = before_groups
                 log.error("plugin %r: corecall_register_commands failed, its commands are not "
                           "available: %s", name, exc)  # fmt: skip
+
+    def command_names(self) -> dict[str, builtins.list[str]]:
+        """The top-level CLI commands each active plugin adds, by plugin name (for
+        ``corecall plugins list``: ``corecall --help`` loads no plugin, so this is where an
+        operator finds them). Registers them on a scratch typer app; also sets each
+        :attr:`PluginInfo.commands`."""
+        import typer
+
+        scratch = typer.Typer()
+        found: dict[str, builtins.list[str]] = {}
+        for impl in self._impls("corecall_register_commands"):
+            if not self.is_active(impl.plugin_name):
+                continue
+            before = len(scratch.registered_commands), len(scratch.registered_groups)
+            self.register_commands(scratch, only=impl.plugin_name)
+            added = _command_names(
+                scratch.registered_commands[before[0] :], scratch.registered_groups[before[1] :]
+            )
+            if added:
+                found[impl.plugin_name] = added
+        for name, info in self.infos.items():
+            info.commands = found.get(name, [])
+        return found
 
     def register_object(self, obj: object, name: str) -> None:
         """Register an in-process plugin object (tests, embedders, the front ends)."""

@@ -154,10 +154,56 @@ def environment_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
             values.append(value)
         elif name.startswith("CORECALL_PLUGINS_") and name.endswith(_SECRET_SUFFIXES):
             values.append(value)  # a plugin's secret by the environment rule
+        elif name.startswith("CORECALL_"):
+            values += url_credentials(value)  # e.g. a receiver URL with user:password@
     return [v for v in values if v]
 
 
 _KV_PASSWORD_RE = re.compile(r"(?:^|\s)password\s*=\s*(?:'((?:[^'\\]|\\.)*)'?|(\S+))")
+
+
+#: Query parameters that carry a credential in a URL (``?token=…``, ``&api_key=…``).
+_SECRET_QUERY_KEYS = re.compile(
+    r"(?i)^(?:.*[_-])?(?:token|secret|key|password|passwd|pwd|sig|signature|auth|apikey)$"
+)
+
+
+#: A URL inside a text (a config value, a log line, an httpx error).
+_URL_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+
+
+def url_credentials(text: str) -> list[str]:
+    """The credentials written into the URLs in ``text``: the password of a URL's user-info
+    (``https://user:PASSWORD@host/``) and the values of secret-named query parameters
+    (``?token=…``, ``&api_key=…``, ``&sig=…``). ``[]`` when ``text`` holds no such URL.
+
+    Any configured string can be a URL with a credential in it (a webhook receiver with Basic
+    auth, a DSN); :meth:`corecall.config.Config.secrets` feeds these to the redactor and
+    :func:`mask_url` shows the text without them.
+    """
+    found: list[str] = []
+    for match in _URL_RE.finditer(text):
+        url = match.group(0)
+        try:
+            parts = urllib.parse.urlsplit(url)
+            if parts.password:
+                found += [parts.password, urllib.parse.unquote(parts.password)]
+            pairs = urllib.parse.parse_qsl(parts.query)
+        except ValueError:
+            found += [p for p in [dsn_password(url)] if p]
+            continue
+        found += [value for key, value in pairs if _SECRET_QUERY_KEYS.match(key)]
+    return list(dict.fromkeys(v for v in found if v))
+
+
+def mask_url(text: str) -> str:
+    """``text`` with every credential :func:`url_credentials` finds in its URLs replaced by
+    ``***`` (``https://user:***@host/hook?token=***``); anything else unchanged."""
+    for credential in sorted(url_credentials(text), key=len, reverse=True):
+        for form in {credential, urllib.parse.quote(credential, safe=""),
+                     urllib.parse.quote_plus(credential)}:  # fmt: skip
+            text = text.replace(form, MASK)
+    return text
 
 
 def dsn_password(dsn: str) -> str | None:

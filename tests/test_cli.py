@@ -38,6 +38,20 @@ def test_disable_and_enable_persist_and_change_routes(cli):
     assert cli("number", "check", "+12125550123", "--route", "D")[0] == 0
 
 
+def test_plugins_list_names_the_commands_each_plugin_adds(cli):
+    """`corecall --help` loads no plugin; `plugins list` is where the plugins' commands show."""
+    _, rows = run_json(cli, "plugins", "list")
+    commands = {r["name"]: r["commands"] for r in rows}
+    assert commands["asterisk_ami"] == ["asterisk"] and commands["policy_dnc"] == ["dnc"]
+    assert commands["webhooks"] == ["webhooks"] and commands["route_main"] == []
+    code, out, _err = cli("plugins", "list")
+    assert code == 0 and "commands" in out.splitlines()[0] and "dnc" in out
+    assert cli("plugins", "disable", "webhooks")[0] == 0
+    _, rows = run_json(cli, "plugins", "list")
+    assert {r["name"]: r["commands"] for r in rows}["webhooks"] == []
+    assert "corecall plugins list" in " ".join(cli("--help")[1].split())
+
+
 def test_disabling_the_active_store_is_refused(cli):
     code, _out, err = cli("plugins", "disable", "store_sqlite")
     assert code == 1

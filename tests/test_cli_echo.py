@@ -75,3 +75,12 @@ def test_tame_message_cuts_long_words_and_long_messages_only():
     assert "characters)" in tamed and tamed.endswith("known plugins: a, b")
     assert len(tamed) < 200
     assert len(tame_message("x " * 5000)) <= MESSAGE_MAX_CHARS
+
+
+@pytest.mark.parametrize("hostile", ["\u202e", "\u2066", "\x1b[2J", "\x1c", "\u200b"])
+def test_typed_input_shown_back_never_carries_a_control_or_bidi_character(cli, hostile):
+    """`policy check` repeats the target it was given: a bidi override or an escape sequence
+    in it is shown escaped, never acting on the operator's terminal."""
+    _code, out, err = cli("policy", "check", "--target", f"+1212555{hostile}0123")
+    assert hostile not in out + err
+    assert repr(hostile)[1:-1] in out  # shown escaped, so the operator sees it is there

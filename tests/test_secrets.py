@@ -230,3 +230,57 @@ def test_plugin_secrets_from_the_file_or_the_environment_are_redacted(tmp_path, 
     redactor = redaction.Redactor(config.secrets() + redaction.environment_secrets())
     text = redactor.redact("signing with FILE-MARKER-1, FILE-MARKER-2 and ENV-MARKER-3")
     assert "MARKER" not in text
+
+
+URL_WITH_CREDENTIALS = "http://hook-user:URL-MARKER-1@127.0.0.1:9/fail?token=URL-MARKER-2&x=1"
+
+
+def test_credentials_inside_urls_are_secrets_wherever_the_url_is_configured(monkeypatch, tmp_path):
+    """A receiver URL with Basic-auth user-info or a ?token= carries a credential although
+    its key (``urls``) does not name a secret: the kind is any configured URL."""
+    raw = config_dict(tmp_path)
+    raw["plugins"]["webhooks"] = {"urls": [URL_WITH_CREDENTIALS], "secret": "signing-key-1"}
+    raw["plugins"]["night"] = {"pager": {"endpoint": "https://p:URL-MARKER-3@pager.example/"}}
+    config = parse_config(raw, path=None)
+    assert {"URL-MARKER-1", "URL-MARKER-2", "URL-MARKER-3"} <= set(config.secrets())
+    monkeypatch.setenv("CORECALL_PLUGINS_WEBHOOKS_URLS", '["https://u:ENV-MARKER-4@h.example/"]')
+    assert "ENV-MARKER-4" in redaction.environment_secrets()
+    assert redaction.mask_url(URL_WITH_CREDENTIALS) == (
+        "http://hook-user:***@127.0.0.1:9/fail?token=***&x=1"
+    )
+    assert redaction.url_credentials("https://receiver.example/corecall?page=2") == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("config", "show"),
+        ("config", "show", "--json"),
+        ("webhooks", "list"),
+        ("webhooks", "list", "--json"),
+        ("webhooks", "test"),  # the receiver is down: the error line names the URL
+        ("webhooks", "redeliver", "some-id", "--url", "http://other:URL-MARKER-1@x.example/"),
+    ],
+)
+def test_no_command_prints_a_credential_inside_a_configured_url(
+    tmp_path, monkeypatch, capsys, args
+):
+    raw = config_dict(tmp_path)
+    raw["plugins"]["webhooks"] = {"urls": [URL_WITH_CREDENTIALS], "secret": "signing-key-1"}
+    path = write_toml(tmp_path / "corecall.toml", raw)
+    monkeypatch.setenv("CORECALL_CONFIG", str(path))
+    from corecall.cli import main
+    from corecall.domain import OutboxMessage, utcnow
+
+    app = App(load_config(None))
+    try:  # one delivery that failed, as the running service leaves it
+        app.store.outbox_add([OutboxMessage(URL_WITH_CREDENTIALS, "e1", "call.queued", "{}")])
+        seqs = [m.seq for m in app.store.outbox_pending(URL_WITH_CREDENTIALS)]
+        error = f"ConnectError: cannot reach {URL_WITH_CREDENTIALS}"
+        app.store.outbox_mark_failed(seqs, error, utcnow())
+    finally:
+        app.close()
+    main(list(args))
+    out, err = capsys.readouterr()
+    assert "127.0.0.1:9" in out + err or args[:2] == ("webhooks", "redeliver")
+    assert "URL-MARKER" not in out + err, out + err

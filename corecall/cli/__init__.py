@@ -101,7 +101,8 @@ def build_cli(argv: Sequence[str] = ()) -> typer.Typer:
         name="corecall",
         help="Click-to-call for outbound call centres: Telegram bot, Asterisk, plugins.\n\n"
         "Global options (--config, --debug, --verbose) may also be given after the command.",
-        epilog="Plugins can add commands: `corecall COMMAND --help` works for them too.",
+        epilog="Plugins add more commands (e.g. asterisk, dnc, webhooks): `corecall plugins list` "
+        "names them; `corecall COMMAND --help` works for them too.",
         no_args_is_help=True,
         pretty_exceptions_enable=False,
         rich_markup_mode=None,

@@ -114,8 +114,10 @@ def config_show(json_: bool = typer.Option(False, "--json", help="Machine-readab
 
 @plugins_app.command("list")
 def plugins_list(json_: bool = typer.Option(False, "--json", help="Machine-readable output.")):
-    """Name, kind, distribution and version, enabled, hooks implemented."""
-    infos = state.app().plugins.list()
+    """Name, kind, distribution and version, enabled, hooks implemented, commands added."""
+    plugins = state.app().plugins
+    plugins.command_names()  # fills each info's commands
+    infos = plugins.list()
     if json_:
         print_json([i.as_json() for i in infos])
         return
@@ -127,8 +129,9 @@ def plugins_list(json_: bool = typer.Option(False, "--json", help="Machine-reada
         if i.error:
             enabled = f"broken: {i.error}"
         hooks = ", ".join(h.removeprefix("corecall_") for h in i.hooks) or "-"
-        rows.append((i.name, i.kind, i.distribution, i.version, enabled, hooks))
-    headers = ("name", "kind", "distribution", "version", "enabled", "hooks")
+        commands = ", ".join(i.commands) or "-"
+        rows.append((i.name, i.kind, i.distribution, i.version, enabled, hooks, commands))
+    headers = ("name", "kind", "distribution", "version", "enabled", "hooks", "commands")
     print_table(headers, rows, wrap=("enabled", "hooks"), empty="no plugins installed")
 
 

@@ -38,7 +38,8 @@ _ARGUMENT_HELP: dict[str, str] = {
 }
 
 
-#: One or more examples for each main command, shown at the end of its --help.
+#: One or more examples for each main command, shown at the end of its --help (a plugin's
+#: command group sets its own ``epilog``).
 EXAMPLES: dict[str, list[str]] = {
     "init": ["corecall init", "corecall --config /etc/corecall.toml init"],
     "plugins": ["corecall plugins list", "corecall plugins disable route_dev"],
@@ -52,7 +53,6 @@ EXAMPLES: dict[str, list[str]] = {
     "audit": ["corecall audit --limit 50", "corecall audit --json"],
     "call": ['corecall call --route M --agent-phone "(212) 555-0123" --target +12125550199 '
              "--timeout 60"],
-    "asterisk": ["corecall asterisk check", "corecall asterisk render"],
     "run": ["CORECALL_BOT_TOKEN=... corecall run --config /etc/corecall.toml"],
     "console": ["corecall console --as 123456789",
                 "printf '/call +12125550123\\n' | corecall console --as 123456789"],

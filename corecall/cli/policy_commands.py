@@ -8,7 +8,7 @@ import typer
 
 from corecall.cli.common import console, print_json, state
 from corecall.errors import UsageError
-from corecall.fields import ECHO_MAX_CHARS, echo
+from corecall.fields import as_typed, echo
 
 policy_app = typer.Typer(help="Call policy: why a call would be allowed or refused.",
                          no_args_is_help=True)  # fmt: skip
@@ -60,7 +60,7 @@ def policy_check(
         print_json(result.as_json())
     else:
         who = f"agent {agent}" if agent is not None else "no agent"
-        shown_target = target if len(target) <= ECHO_MAX_CHARS else echo(target)
+        shown_target = as_typed(target)
         shown_route = result.route or (echo(route) if route else "?")
         console.print(
             f"policy check: {shown_target} ({who}, route {shown_route}) at {result.at.isoformat()}"

@@ -49,7 +49,7 @@ from corecall.conversation.ports import (
     RateLimited,
     UserRef,
 )
-from corecall.domain import Agent, CallRecord, Route, utcnow
+from corecall.domain import Agent, CallRecord, CallState, Route, utcnow
 from corecall.errors import CorecallError, NotFoundError, RefusedError, StoreError
 from corecall.supervision import log_crash
 
@@ -102,6 +102,7 @@ class Conversation:
         *,
         port: OutputPort | None = None,
         edit_interval: float = 1.0,
+        ringing_settle: float | None = None,
         clock: Callable[[], _dt.datetime] = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -110,6 +111,11 @@ class Conversation:
         self.calls = calls
         self.admin = AgentAdmin(app)
         self.edit_interval = edit_interval
+        #: Seconds the "your phone is ringing" status waits before it is shown: agents pick
+        #: up within seconds, and the next status ("press 1" or "dialing") then replaces it
+        #: unsent, one Telegram request fewer per call (issue 11). Ringing that lasts longer
+        #: is shown. Default: two edit intervals (2 s).
+        self.ringing_settle = 2 * edit_interval if ringing_settle is None else ringing_settle
         self.sleep = sleep
         self._clock = clock
         self._monotonic = monotonic
@@ -353,7 +359,8 @@ class Conversation:
                     continue  # an older state announced late: the message only moves forward
                 shown = record
                 self._status_messages[first.id] = (chat_id, message_id, record)
-                self.edits.edit(chat_id, message_id, *self._status(record))
+                settle = self.ringing_settle if record.state is CallState.AGENT_RINGING else 0.0
+                self.edits.edit(chat_id, message_id, *self._status(record), settle=settle)
                 if record.is_final:
                     break
         except asyncio.CancelledError:

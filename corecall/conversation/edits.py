@@ -7,6 +7,11 @@ one, and a small worker per chat sends the newest pending text as soon as the in
 the chat's last send or edit has passed. The last text scheduled for a message is always
 delivered (unless the message can no longer be edited): nothing newer can replace it.
 
+A text for a state that usually lasts only a moment (the agent's own phone ringing, which
+they pick up within seconds) can be scheduled with ``settle`` seconds: it is sent no earlier
+than that, so when the next state comes first it replaces it unsent and the chat is spared an
+edit (issue 11: a normal call in 6 requests, not 7). A state that lasts is still shown.
+
 When the port raises :class:`~corecall.conversation.ports.RateLimited` (FloodWait), the
 worker sleeps the given seconds and then sends whatever is newest by then, so a wait never
 makes the status fall behind. Time and sleeping are injectable so tests run instantly.
@@ -54,6 +59,10 @@ class EditScheduler:
         self._clock = clock
         self._sleep = sleep
         self._pending: dict[int, dict[int, Content]] = collections.defaultdict(dict)
+        # (chat, message) -> monotonic time before which its pending text is not sent
+        self._not_before: dict[tuple[int, int], float] = {}
+        # chat -> set when a new text arrives for a worker waiting on a settling text
+        self._wake: dict[int, asyncio.Event] = {}
         self._last_activity: dict[int, float] = {}
         self._workers: dict[int, asyncio.Task] = {}
         self._closed = False  # set by close(): workers end on it, not only on cancellation
@@ -67,16 +76,29 @@ class EditScheduler:
         self._last_activity[chat_id] = self._clock()
         self._remember(chat_id, message_id, (text, buttons))
 
-    def edit(self, chat_id: int, message_id: int, text: str, buttons: Keyboard) -> None:
+    def edit(
+        self, chat_id: int, message_id: int, text: str, buttons: Keyboard, *,
+        settle: float = 0.0,
+    ) -> None:  # fmt: skip
         """Schedule an edit; returns at once. A newer edit of the same message replaces this
-        one if it has not been sent yet."""
+        one if it has not been sent yet. ``settle`` (seconds): send this text no earlier than
+        that from now, so that a newer edit made meanwhile replaces it unseen (for a state
+        that usually lasts only a moment); 0 sends it as soon as the rate allows."""
         if self._closed:
             return  # closed: edits are dropped (see close())
         content = (text, buttons)
         pending = self._pending[chat_id]
-        if message_id not in pending and self._delivered.get((chat_id, message_id)) == content:
+        key = (chat_id, message_id)
+        if message_id not in pending and self._delivered.get(key) == content:
             return  # already showing exactly this
         pending[message_id] = content
+        if settle > 0:
+            self._not_before[key] = self._clock() + settle
+        else:
+            self._not_before.pop(key, None)
+        wake = self._wake.get(chat_id)
+        if wake is not None:
+            wake.set()
         worker = self._workers.get(chat_id)
         if worker is None or worker.done():
             worker = asyncio.create_task(self._work(chat_id), name=f"corecall-edits-{chat_id}")
@@ -113,6 +135,7 @@ class EditScheduler:
         self._closed = True
         for pending in self._pending.values():
             pending.clear()
+        self._not_before.clear()
         workers = [w for w in self._workers.values() if not w.done()]
         for worker in workers:
             worker.cancel()
@@ -129,13 +152,20 @@ class EditScheduler:
         failures: dict[int, int] = collections.defaultdict(int)
         try:
             while pending and not self._closed:
+                now = self._clock()
                 wait = self._last_activity.get(chat_id, float("-inf")) + self.min_interval
-                wait -= self._clock()
+                wait -= now
                 if wait > 0:
                     await self._sleep(wait)
                     continue  # re-check: the newest text may have changed meanwhile
-                message_id = next(iter(pending))
+                due = {m: self._not_before.get((chat_id, m), now) for m in pending}
+                message_id = min(due, key=due.__getitem__)  # the first one ready, in order
+                if due[message_id] > now:
+                    # Until it is due, or until a newer text replaces it (sent at once).
+                    await self._sleep_or_wake(chat_id, due[message_id] - now)
+                    continue
                 content = pending.pop(message_id)
+                self._not_before.pop((chat_id, message_id), None)
                 try:
                     await self.port.edit(chat_id, message_id, *content)
                 except RateLimited as exc:
@@ -168,10 +198,22 @@ class EditScheduler:
                         self._on_sent(chat_id)
                 self._last_activity[chat_id] = self._clock()
         finally:
+            self._wake.pop(chat_id, None)
             if not pending:
                 self._pending.pop(chat_id, None)
             if self._workers.get(chat_id) is asyncio.current_task():
                 del self._workers[chat_id]
+
+    async def _sleep_or_wake(self, chat_id: int, seconds: float) -> None:
+        wake = self._wake.setdefault(chat_id, asyncio.Event())
+        wake.clear()
+        sleeper = asyncio.ensure_future(self._sleep(seconds))
+        woken = asyncio.ensure_future(wake.wait())
+        try:
+            await asyncio.wait({sleeper, woken}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            woken.cancel()
 
     def _remember(self, chat_id: int, message_id: int, content: Content) -> None:
         key = (chat_id, message_id)

@@ -42,6 +42,49 @@ async def run_blocking(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) ->
     return await asyncio.to_thread(fn, *args, **kwargs)
 
 
+class StoreWouldBlock(BaseException):
+    """Raised by a :class:`NowaitReads` view when it cannot answer at once (a lock in the way,
+    or a method it does not offer): the caller asks again on the store thread.
+
+    A ``BaseException``, like :class:`asyncio.CancelledError`: a plugin's ``except
+    Exception`` around a store read cannot swallow it and decide without the data."""
+
+
+class NowaitReads:
+    """A store's reads, answered on the calling thread (the event loop) at once, or
+    :class:`StoreWouldBlock`.
+
+    Given to the ``corecall_check_call`` plugins that run on the event loop as their
+    ``context.store`` (see :meth:`Store.nowait_reads`). Offers the methods in
+    :attr:`READS`, each answered by ``reader`` (a store whose reads never wait: e.g. a
+    SQLite connection with ``busy_timeout = 0`` reading the WAL); any other method, and any
+    :class:`~corecall.errors.StoreError` (a lock in the way, or a bad value the store thread
+    will report properly), raises :class:`StoreWouldBlock`.
+    """
+
+    #: Indexed lookups a policy may make before a call; writes and scans are not offered.
+    READS = frozenset({
+        "get_agent", "get_call", "count_calls_since", "agent_and_recent_calls",
+        "calls_to_target_since", "dnc_contains", "dnc_get",
+    })  # fmt: skip
+
+    def __init__(self, reader: Store) -> None:
+        self._reader = reader
+
+    def __getattr__(self, name: str):
+        if name not in self.READS:
+            raise StoreWouldBlock(name)
+        method = getattr(self._reader, name)
+
+        def read(*args, **kwargs):
+            try:
+                return method(*args, **kwargs)
+            except StoreError as exc:
+                raise StoreWouldBlock(name) from exc
+
+        return read
+
+
 class Store(abc.ABC):
     """What corecall needs from a store backend.
 
@@ -200,6 +243,14 @@ class Store(abc.ABC):
         for a lock); else None, and the caller runs :meth:`agent_and_recent_calls` on the
         store thread. Saves a thread hop on the path of every call. The default is None
         (PostgreSQL is a network round trip away)."""
+        return None
+
+    def nowait_reads(self) -> NowaitReads | None:
+        """A view of this store's indexed reads that answers on the calling thread (the
+        event loop) at once or raises :class:`StoreWouldBlock`; None when the backend
+        cannot answer anything at once (a network round trip away, e.g. PostgreSQL), which
+        is the default. The policy plugins (``corecall_check_call``) that run on the event
+        loop get it as ``context.store``: a do-not-call lookup then costs no thread hop."""
         return None
 
     def create_call_nowait(

@@ -385,8 +385,67 @@ async def test_edits_are_coalesced_to_one_per_second_and_the_final_state_is_kept
     assert edit_times == [1.0, 2.0]
 
 
-async def test_flood_wait_on_an_edit_is_honoured_and_the_final_state_still_delivered(make_bot):
+async def test_a_short_ring_of_the_agents_phone_costs_no_edit_and_a_long_one_is_shown(make_bot):
+    """Issue 11: the agent's own phone usually rings for a moment (they pick it up), so its
+    "ringing" status settles for two edit intervals before it is sent; the next status
+    ("press 1") replaces it unsent. A normal call then takes 6 Telegram requests, not 7. A
+    ring that lasts longer is shown, and every later state still is."""
     bot = await make_bot(edit_interval=1.0, manual_time=True)
+    status, _call_id = await place(bot)
+    message_id = bot.client.message_id(status)
+    edit_times: list[float] = []
+    default = bot.client.default_response
+
+    def timed(request):
+        edit_times.append(bot.time.now)
+        return default(request)
+
+    bot.client.responders[functions.messages.EditMessageRequest] = timed
+    pending = bot.conversation.edits.pending_content
+    bot.board.move(CallState.AGENT_RINGING)
+    await bot.until(lambda: pending(AGENT_ID, message_id) is not None)
+    await bot.time.advance(1.5)  # rate allows an edit after 1 s, but the ring is settling
+    assert bot.client.edits() == []
+    bot.board.move(CallState.AWAITING_CONFIRMATION)  # picked up at 1.5 s
+    await bot.until(lambda: len(bot.client.edits()) == 1)
+    for state, text in ((CallState.DIALING_TARGET, ANSWERED),
+                        (CallState.TARGET_RINGING, TARGET_RINGING),
+                        (CallState.CONNECTED, CONNECTED)):  # fmt: skip
+        await bot.time.advance(1.0)
+        bot.board.move(state)
+        await bot.until(lambda t=text: [e.message for e in bot.client.edits()][-1:] == [t])
+    await bot.time.advance(1.0)
+    bot.board.move(CallState.ENDED, EndReason.COMPLETED)
+    await bot.until(lambda: bot.client.edits()[-1].message.endswith("Duration 0:00."))
+    assert [e.message for e in bot.client.edits()] == [
+        PRESS_1, ANSWERED, TARGET_RINGING, CONNECTED, HEADER + "☎️ Call ended. Duration 0:00.",
+    ]  # fmt: skip
+    assert len(bot.client.sent()) + len(bot.client.edits()) == 6
+    assert edit_times == [1.5, 2.5, 3.5, 4.5, 5.5]
+
+    # A phone that keeps ringing: shown once it has rung for the settle time, and the
+    # outcome after it.
+    await bot.conversation.wait_idle(timeout=3)
+    await bot.time.advance(1.0)
+    status, _call_id = await place(bot)
+    message_id = bot.client.message_id(status)
+    before = len(bot.client.edits())
+    bot.board.move(CallState.AGENT_RINGING)
+    await bot.until(lambda: pending(AGENT_ID, message_id) is not None)
+    await bot.time.advance(1.9)
+    assert len(bot.client.edits()) == before
+    await bot.time.advance(0.1)
+    await bot.until(lambda: len(bot.client.edits()) == before + 1)
+    assert bot.client.edits()[-1].message == AGENT_RINGING
+    bot.board.move(CallState.ENDED, EndReason.AGENT_NO_ANSWER)
+    await bot.time.advance(1.0)
+    await bot.conversation.wait_idle(timeout=3)
+    assert "you didn't answer your phone" in bot.client.edits()[-1].message
+
+
+async def test_flood_wait_on_an_edit_is_honoured_and_the_final_state_still_delivered(make_bot):
+    # The ringing status is the first edit here: shown at once, not settled (see below).
+    bot = await make_bot(edit_interval=1.0, ringing_settle=0.0, manual_time=True)
     status, call_id = await place(bot)
     message_id = bot.client.message_id(status)
     default = bot.client.default_response

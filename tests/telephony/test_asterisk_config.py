@@ -149,3 +149,36 @@ def test_panoramisk_is_the_plugins_dependency_not_the_cores():
     plugin = tomllib.loads((root / "plugins/trunk_asterisk/pyproject.toml").read_text())
     assert not [d for d in core if d.startswith("panoramisk")]
     assert "panoramisk>=1.4,<1.5" in plugin["project"]["dependencies"]
+
+
+@pytest.mark.parametrize("name", [*BAD_NAMES[:-3], "e\x1b[31mvil\u202e"])
+def test_a_server_name_follows_the_name_rule_at_load(tmp_path, name):
+    """Server names end up in directory names (`render --output-dir`), task names and log
+    lines: one rule, checked when the configuration is read (`config show` included)."""
+    sections = ami_sections({name: server_of()}, main=(name, "corecall-main"))
+    app = App(parse_config(config_dict(tmp_path, **sections), path=tmp_path / "corecall.toml"))
+    with pytest.raises(ConfigError, match=r"\[plugins.asterisk_ami\] server name") as caught:
+        app.options  # noqa: B018 - validates the plugin's tables
+    assert "\x1b" not in str(caught.value) and "\u202e" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "host", ["1.2.3.4\ncontext=default", "1.2.3.4\n", "999.1.1.1", "pbx.example", "::1", " 1.2.3.4"]
+)
+def test_provider_host_is_an_ipv4_address_at_load_not_only_at_render(tmp_path, host):
+    sections = ami_sections({"pbx1": server_of()}, main=("pbx1", "corecall-main"))
+    sections["trunks"]["main"]["provider_host"] = host
+    app = App(parse_config(config_dict(tmp_path, **sections), path=tmp_path / "corecall.toml"))
+    with pytest.raises(ConfigError) as caught:
+        app.options  # noqa: B018 - validates the plugin's tables
+    message = str(caught.value)
+    assert "[trunks.main.provider_host] expected an IPv4 address like 203.0.113.10" in message
+    assert "\ncontext=default" not in message
+
+
+def test_config_show_reports_a_bad_provider_host(tmp_path, capsys):
+    sections = ami_sections({"pbx1": server_of()}, main=("pbx1", "corecall-main"))
+    sections["trunks"]["main"]["provider_host"] = "999.1.1.1"
+    path = write_toml(tmp_path / "corecall.toml", config_dict(tmp_path, **sections))
+    assert main(["--config", str(path), "config", "show"]) == 1
+    assert "[trunks.main.provider_host] expected an IPv4 address" in capsys.readouterr().err

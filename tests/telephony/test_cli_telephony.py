@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import stat
+import subprocess
 
 import pytest
 from corecall_testing import config_dict, write_toml
@@ -41,7 +44,7 @@ def stored(cli):
 # ------------------------------------------------------------------------------ render
 
 
-def test_render_prints_the_routes_trunks_and_hides_the_secret(cli):
+def test_render_prints_the_routes_trunks_and_masks_the_secret(cli):
     sections = ami_sections({"pbx1": server_of(port=15038, secret="a-long-enough-secret")})
     sections["trunks"]["main"]["provider_host"] = "198.51.100.7"
     code, out, err = cli(sections, "asterisk", "render")
@@ -50,10 +53,170 @@ def test_render_prints_the_routes_trunks_and_hides_the_secret(cli):
     assert "match=198.51.100.7" in out
     assert "[trunks.dev] has no provider_host" in err  # told, not silently invented
     assert "[corecall-bridge]" in out and "Dial(PJSIP/" in out
-    assert "a-long-enough-secret" not in out
     assert "port=15038" in out
-    code, out, _ = cli(sections, "asterisk", "render", "--only", "manager", "--show-secret")
-    assert code == 0 and "secret=a-long-enough-secret" in out and "[corecall-main]" not in out
+    assert "\nsecret=***\n" in out and "--output-dir DIR` writes it" in out
+    assert "a-long-enough-secret" not in out + err
+    code, out, err = cli(sections, "asterisk", "render", "--only", "manager", "--show-secret")
+    assert code == 2 and "a-long-enough-secret" not in out + err
+    assert "never prints a secret" in err and "--output-dir" in err
+    for bad in (("--only", "foo"), ("--sip-bind", "garbage"), ("--sip-bind", "1.2.3.4:5060\nx")):
+        code, out, err = cli(sections, "asterisk", "render", *bad)
+        assert code == 2 and out == "" and err.count("\n") == 1, (bad, out, err)
+
+
+# ------------------------------------------------------------------------------ render --output-dir
+
+SECRET = "a-long-enough-secret-0640"
+
+
+def mode_of(path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_render_output_dir_writes_three_files_0640_with_the_secret_only_inside(
+    cli, tmp_path, umask
+):
+    out_dir = tmp_path / "asterisk-etc"
+    out_dir.mkdir()
+    old = out_dir / "manager.conf"
+    old.write_text("secret=old\n")
+    old.chmod(0o644)  # an existing world-readable file is replaced, not rewritten in place
+    old_inode = old.stat().st_ino
+    sections = ami_sections({"pbx1": server_of(port=15038, secret=SECRET)})
+    previous = os.umask(umask)
+    try:
+        code, out, err = cli(sections, "-v", "asterisk", "render", "--output-dir", str(out_dir))
+    finally:
+        os.umask(previous)
+    assert code == 0, out + err
+    files = {p.name: p for p in out_dir.iterdir()}
+    assert sorted(files) == ["extensions.conf", "manager.conf", "pjsip.conf"]  # no temp left
+    assert {name: mode_of(p) for name, p in files.items()} == dict.fromkeys(files, 0o640)
+    assert files["manager.conf"].stat().st_ino != old_inode
+    assert f"\nsecret={SECRET}\n" in files["manager.conf"].read_text()
+    assert "[corecall-main]" in files["pjsip.conf"].read_text()
+    assert "[corecall-bridge]" in files["extensions.conf"].read_text()
+    # It says what it wrote, where the secret went, and never shows it (nor does the log).
+    assert (
+        f"wrote {out_dir / 'manager.conf'} (mode 0640, with the AMI secret of server 'pbx1')" in out
+    )
+    assert f"wrote {out_dir / 'pjsip.conf'} (mode 0640)" in out
+    assert SECRET not in out + err
+
+
+def test_render_output_dir_with_several_servers_writes_one_directory_each(cli, tmp_path):
+    out_dir = tmp_path / "etc"
+    out_dir.mkdir()
+    sections = ami_sections(
+        {"pbx1": server_of(secret=SECRET), "pbx2": server_of(port=5039, secret=SECRET + "2")},
+        dev=("pbx2", "corecall-dev"),
+    )
+    code, out, err = cli(sections, "asterisk", "render", "--output-dir", str(out_dir),
+                         "--only", "manager")  # fmt: skip
+    assert code == 0, out + err
+    assert sorted(p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*.conf")) == [
+        "pbx1/manager.conf", "pbx2/manager.conf",
+    ]  # fmt: skip
+    assert "port=5039" in (out_dir / "pbx2" / "manager.conf").read_text()
+    assert SECRET not in out + err
+
+
+def _unwritable(path, monkeypatch):
+    """Make ``path`` a directory this process cannot write into, for real: mode 0500 for a
+    normal user; as root (who ignores modes) the immutable attribute."""
+    if os.geteuid() != 0:
+        path.chmod(0o500)
+        return lambda: path.chmod(0o700)
+    if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode == 0:
+        return lambda: subprocess.run(["chattr", "-i", str(path)], check=True)
+    # A file system without the immutable attribute: the permission check is the seam.
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, m: False if str(p) == str(path) else real(p, m))
+    return lambda: None
+
+
+def test_render_output_dir_refuses_a_missing_file_or_unwritable_directory(
+    cli, tmp_path, monkeypatch
+):
+    sections = ami_sections({"pbx1": server_of(secret=SECRET)})
+    missing = tmp_path / "no-such-dir"
+    code, out, err = cli(sections, "asterisk", "render", "--output-dir", str(missing))
+    assert code == 1 and "no such directory; create it first" in err
+    assert not missing.exists() and SECRET not in out + err  # nothing created
+
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    code, out, err = cli(sections, "asterisk", "render", "--output-dir", str(a_file))
+    assert code == 1 and "not a directory" in err
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    undo = _unwritable(locked, monkeypatch)
+    try:
+        code, out, err = cli(sections, "asterisk", "render", "--output-dir", str(locked))
+    finally:
+        undo()
+    assert code == 1 and "not writable by this user" in " ".join(err.split())
+    assert list(locked.iterdir()) == [] and SECRET not in out + err
+
+
+def test_render_output_dir_refuses_to_write_manager_conf_without_a_secret(cli, tmp_path):
+    out_dir = tmp_path / "etc"
+    out_dir.mkdir()
+    sections = ami_sections({"pbx1": server_of(secret="")})
+    code, _out, err = cli(sections, "asterisk", "render", "--output-dir", str(out_dir))
+    assert code == 1 and "no AMI secret configured" in err and "CORECALL_AMI_SECRET_PBX1" in err
+    assert list(out_dir.iterdir()) == []  # nothing half-written
+    code, out, err = cli(sections, "asterisk", "render", "--output-dir", str(out_dir),
+                         "--only", "pjsip")  # fmt: skip
+    assert code == 0, out + err
+    assert [p.name for p in out_dir.iterdir()] == ["pjsip.conf"]
+
+
+@pytest.mark.parametrize("typo", ["provder_host", "endpiont", "Server", "provider_prot"])
+@pytest.mark.parametrize("command", [("asterisk", "render"), ("asterisk", "check"),
+                                     ("call", "--route", "M", "--agent-phone", "+12125550111",
+                                      "--target", "+12125550123")])  # fmt: skip
+def test_a_typo_in_an_asterisk_trunk_key_is_refused_with_the_known_keys(cli, typo, command):
+    sections = ami_sections({"pbx1": server_of(port=1)})
+    sections["trunks"]["main"][typo] = "198.51.100.7"
+    code, out, err = cli(sections, *command)
+    assert code == 1, out + err
+    err = " ".join(err.split())
+    assert (
+        f"[trunks.main.{typo}] unknown key in [trunks.main]; expected one of: driver, "
+        "endpoint, provider_host, provider_port, server" in err
+    )
+
+
+def test_init_documents_the_asterisk_trunk_keys_and_they_work_uncommented(
+    tmp_path, monkeypatch, capsys
+):
+    """The starter config names every key of an asterisk_ami trunk (provider_host and
+    provider_port included); set as documented, render uses them."""
+    monkeypatch.setenv("CORECALL_DATA_DIR", str(tmp_path / "data"))
+    path = tmp_path / "corecall.toml"
+    assert main(["--config", str(path), "init"]) == 0
+    text = path.read_text()
+    section = text.split('# Keys of a [trunks.X] table with driver = "asterisk_ami"')[1]
+    section = section.split("\n\n")[0]
+    for key in ("server", "endpoint", "provider_host", "provider_port"):
+        assert f"\n# {key} = " in section, section
+    assert "# [plugins.asterisk_ami.servers.NAME]" in text
+    # The operator switches trunk main to Asterisk, as the comments describe.
+    main_trunk = text[text.index("[trunks.main]\n") :].split("\n\n")[0]
+    text = text.replace(
+        main_trunk,
+        '[plugins.asterisk_ami.servers.pbx1]\n\n[trunks.main]\ndriver = "asterisk_ami"\n'
+        'server = "pbx1"\nendpoint = "corecall-main"\nprovider_host = "198.51.100.9"\n'
+        "provider_port = 5080",
+    )
+    path.write_text(text)
+    capsys.readouterr()
+    assert main(["--config", str(path), "asterisk", "render", "--only", "pjsip"]) == 0
+    out = capsys.readouterr().out
+    assert "match=198.51.100.9" in out and "contact=sip:198.51.100.9:5080" in out
 
 
 def test_render_without_asterisk_routes_says_what_to_configure(cli):

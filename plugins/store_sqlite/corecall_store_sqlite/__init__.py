@@ -14,12 +14,14 @@ import threading
 from pathlib import Path
 
 import attrs
+import peewee
 from playhouse.pool import PooledSqliteDatabase
 
 from corecall import option
 from corecall.domain import Agent, CallRecord
 from corecall.errors import AlreadyExistsError, StoreError
 from corecall.hookspecs import hookimpl
+from corecall.store import NowaitReads
 from corecall.store.peewee_store import PeeweeStore
 
 #: Applied to every connection.
@@ -48,6 +50,14 @@ class SqliteStore(PeeweeStore):
         self._nowait = threading.local()
         self._nowait_conns: list[sqlite3.Connection] = []
         self._nowait_lock = threading.Lock()
+        # nowait_reads(): the same store code on a connection whose reads never wait
+        # (busy_timeout 0) and that cannot write (query_only), for the event loop.
+        reader_db = peewee.SqliteDatabase(
+            str(self.path), pragmas=(("busy_timeout", 0), ("query_only", 1)), timeout=0,
+            check_same_thread=False, thread_safe=False,
+        )  # fmt: skip
+        self._reader = PeeweeStore(reader_db)
+        self._reads = NowaitReads(self._reader)
 
     @property
     def location(self) -> str:
@@ -70,6 +80,13 @@ class SqliteStore(PeeweeStore):
         except sqlite3.Error:
             return None
         return self._agent_and_count_from(row)
+
+    def nowait_reads(self) -> NowaitReads | None:
+        """This store's indexed reads on the event loop: a WAL reader never waits for
+        writers, and in the rare case a lock is in the way (a checkpoint restarting the WAL,
+        recovery) the read raises StoreWouldBlock at once and the caller asks the store
+        thread. Each read sees every change committed before it, by any process."""
+        return self._reads if self._is_open else None
 
     def create_call_nowait(
         self, call: CallRecord, *, check_agent: bool = False
@@ -127,6 +144,7 @@ class SqliteStore(PeeweeStore):
         return conn
 
     def close(self) -> None:
+        self._reader.close()
         with self._nowait_lock:
             conns, self._nowait_conns = self._nowait_conns, []
         self._nowait = threading.local()
@@ -139,6 +157,14 @@ class SqliteStore(PeeweeStore):
         if not self._is_open:
             self._prepare_file()
         super().open()
+        # One connection, kept open (a read must not pay for connecting); the schema is this
+        # store's (made or upgraded above), the reader only reads it.
+        try:
+            self._reader.database.connect(reuse_if_open=True)
+        except peewee.PeeweeException as exc:
+            self.close()
+            raise self._connect_error(exc) from None
+        self._reader._is_open = True
 
     def _prepare_file(self) -> None:
         """Create the parent directory (0700) and an empty database file (0600) if missing."""

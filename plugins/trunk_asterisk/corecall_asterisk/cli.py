@@ -15,8 +15,14 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from corecall.errors import ConfigError
-from corecall_asterisk.options import PLUGIN_NAME, AmiServerConfig, resolve_server
+from corecall.errors import ConfigError, UsageError
+from corecall.fields import echo
+from corecall_asterisk.options import (
+    PLUGIN_NAME,
+    AmiServerConfig,
+    resolve_server,
+    servers_table,
+)
 
 if TYPE_CHECKING:
     from corecall.context import PluginContext
@@ -46,20 +52,38 @@ def _servers(
     return out
 
 
+def _masked(manager_conf: str, secret: str) -> str:
+    """``manager.conf`` as it may be printed: the secret line masked, saying where it goes."""
+    return manager_conf.replace(
+        f"\nsecret={secret}\n",
+        "\n; the configured secret, masked: `corecall asterisk render --output-dir DIR` "
+        "writes it\nsecret=***\n",
+    ).replace(secret, "***")
+
+
 def register(cli: typer.Typer, context: PluginContext) -> None:
     asterisk = typer.Typer(
         help="Asterisk wiring: print the config corecall needs, check a live server.",
         no_args_is_help=True,
+        # "\b": click prints the paragraph as is (the core's help pages do the same).
+        epilog="\b\nExamples:\n  corecall asterisk check\n  corecall asterisk render --only pjsip\n"
+        "  corecall asterisk render --output-dir /etc/asterisk/corecall",
     )
 
     @asterisk.command("render")
     def render(
         only: str = typer.Option(
-            None, "--only", help="Print just one file: pjsip, extensions or manager."
+            None, "--only", metavar="FILE", help="Just one file: pjsip, extensions or manager."
         ),
-        show_secret: bool = typer.Option(
-            False, "--show-secret", help="Put the configured AMI secret into manager.conf."
+        output_dir: str = typer.Option(
+            None,
+            "--output-dir",
+            metavar="DIR",
+            help="Write the files into DIR (an existing, writable directory) with mode 0640, "
+            "manager.conf with the configured AMI secret, instead of printing them. With "
+            "several Asterisk servers each gets DIR/SERVER/.",
         ),
+        show_secret: bool = typer.Option(False, "--show-secret", hidden=True),
         sip_bind: str = typer.Option(
             "127.0.0.1:5060",
             "--sip-bind",
@@ -67,22 +91,46 @@ def register(cli: typer.Typer, context: PluginContext) -> None:
             help="Where Asterisk listens for the providers (the address facing them).",
         ),
     ) -> None:
-        """Print pjsip.conf, extensions.conf and manager.conf for the configured routes.
+        """Print (or write) pjsip.conf, extensions.conf and manager.conf for the routes.
 
         One set per Asterisk server. Each trunk's provider address comes from its table
-        (``provider_host``, ``provider_port``); without them a documentation address is used
-        and a warning says so.
+        (provider_host, provider_port); without them a documentation address is used and a
+        warning says so. On stdout the AMI secret is masked; only --output-dir writes it,
+        into manager.conf (mode 0640).
         """
         from corecall_asterisk import render as asterisk_conf
+        from corecall_asterisk.output import check_output_dir, server_dir, write_private
 
+        if show_secret:
+            raise UsageError(
+                "--show-secret is gone: corecall never prints a secret. Use --output-dir DIR: "
+                "it writes manager.conf with the configured AMI secret (mode 0640)"
+            )
         if only is not None and only not in FILES:
-            raise ConfigError(f"--only must be one of: {', '.join(FILES)}")
+            raise UsageError(f"--only {echo(only)}: must be one of: {', '.join(FILES)}")
+        try:  # checked before anything is rendered or written
+            asterisk_conf._check_hostport(sip_bind, "--sip-bind")
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        wanted = [name for name in FILES if only is None or name == only]
+        directory = check_output_dir(output_dir) if output_dir is not None else None
         dial_timeout = context.config.calls.target_ring_timeout
         none = (
             f'no route uses an "{PLUGIN_NAME}" trunk; set driver = "{PLUGIN_NAME}", server and '
             "endpoint in the route's [trunks.NAME] table"
         )
-        for server_name, (server, endpoints) in _servers(context, none).items():
+        servers = _servers(context, none)
+        # Everything is rendered (and checked) before anything is written or printed: a bad
+        # name or a missing secret changes nothing.
+        rendered: list[tuple[AmiServerConfig, dict[str, str]]] = []
+        for server_name, (server, endpoints) in servers.items():
+            if directory is not None and "manager" in wanted and not server.secret:
+                raise ConfigError(
+                    f"server {server_name!r} has no AMI secret configured, and manager.conf "
+                    f"must carry it: set CORECALL_AMI_SECRET_{server_name.upper()} (or "
+                    f"secret in [{servers_table(server_name)}]) first, or leave manager.conf "
+                    "out with --only pjsip / --only extensions"
+                )
             trunks = []
             for n, (endpoint, users) in enumerate(endpoints.items()):
                 _code, trunk_name, options = users[0]
@@ -102,7 +150,6 @@ def register(cli: typer.Typer, context: PluginContext) -> None:
                         "provider_port": options.provider_port,
                     }
                 )
-            secret = server.secret if show_secret and server.secret else None
             try:
                 texts = {
                     "pjsip": asterisk_conf.render_pjsip(trunks, bind=sip_bind),
@@ -111,7 +158,7 @@ def register(cli: typer.Typer, context: PluginContext) -> None:
                     ),
                     "manager": asterisk_conf.render_manager(
                         server.username,
-                        *([secret] if secret else []),
+                        *([server.secret] if server.secret else []),
                         bind=server.host,
                         port=server.port,
                     ),
@@ -120,11 +167,29 @@ def register(cli: typer.Typer, context: PluginContext) -> None:
                 raise ConfigError(
                     f"cannot render the Asterisk configuration of server {server_name!r}: {exc}"
                 ) from None
-            for name in FILES:
-                if only and name != only:
-                    continue
-                sys.stdout.write(f"; ===== server {server_name}: {name}.conf =====\n")
-                sys.stdout.write(texts[name].rstrip("\n") + "\n\n")
+            rendered.append((server, texts))
+
+        several = len(rendered) > 1
+        for server, texts in rendered:
+            if directory is None:
+                for name in wanted:
+                    text = texts[name]
+                    if name == "manager" and server.secret:
+                        text = _masked(text, server.secret)
+                    sys.stdout.write(f"; ===== server {server.name}: {name}.conf =====\n")
+                    sys.stdout.write(text.rstrip("\n") + "\n\n")
+                continue
+            for name in wanted:
+                path = server_dir(directory, server.name, several=several) / f"{name}.conf"
+                write_private(path, texts[name])
+                secret = name == "manager"
+                note = f", with the AMI secret of server {server.name!r}" if secret else ""
+                typer.echo(f"wrote {path} (mode 0640{note})")
+        if directory is not None and "manager" in wanted:
+            typer.echo(
+                "manager.conf holds the AMI secret: keep it readable by root and Asterisk's "
+                "group only (chgrp asterisk, or a setgid directory of that group)"
+            )
 
     @asterisk.command("check")
     def check(

@@ -17,6 +17,7 @@ or ``_`` would be accepted here and refused by Asterisk on every call. Asterisk'
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 from corecall.errors import UnsafeValueError
@@ -46,3 +47,16 @@ def check_name(value: object, what: str) -> str:
     if problem is not None:
         raise UnsafeValueError(f"{what}: {problem}")
     return value  # type: ignore[return-value]
+
+
+def ipv4_problem(value: object) -> str | None:
+    """Why ``value`` is not a dotted IPv4 address (what pjsip.conf's ``identify`` match and
+    ``contact`` take for an IP-authenticated trunk), or ``None`` when it is. Uses
+    :mod:`ipaddress`, so a trailing newline or anything after the address is refused."""
+    if not isinstance(value, str):
+        return f"expected an IPv4 address as text, got {type(value).__name__}"
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        return f"expected an IPv4 address like 203.0.113.10, got {value!r:.60}"
+    return None

@@ -33,7 +33,7 @@ import attrs
 from corecall import option
 from corecall.errors import ConfigError
 from corecall_asterisk.actions import DEFAULT_CONTEXT
-from corecall_asterisk.names import name_problem
+from corecall_asterisk.names import ipv4_problem, name_problem
 
 #: The plugin's name (its entry point), the NAME of ``[plugins.NAME]``.
 PLUGIN_NAME = "asterisk_ami"
@@ -43,6 +43,20 @@ def _asterisk_name(_inst, _attribute, value) -> None:
     problem = name_problem(value)
     if problem is not None:
         raise ValueError(problem)
+
+
+def _ipv4_or_unset(_inst, _attribute, value) -> None:
+    if value:
+        problem = ipv4_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+
+
+def _server_names(_inst, _attribute, value) -> None:
+    for name in value:
+        problem = name_problem(name)
+        if problem is not None:
+            raise ValueError(f"server name {name!r:.40}: {problem}")
 
 
 def _port(_inst, _attribute, value) -> None:
@@ -90,6 +104,7 @@ class AsteriskOptions:
     servers: dict[str, AmiServerOptions] = option(
         factory=dict,
         doc="One sub-table per Asterisk server; each asterisk_ami trunk names one.",
+        validator=_server_names,
     )
 
 
@@ -102,7 +117,9 @@ class AsteriskTrunkOptions:
         doc="The trunk's PJSIP endpoint, e.g. corecall-main.", validator=_asterisk_name
     )
     provider_host: str = option(
-        "", doc="The provider's signalling IPv4 address (for `corecall asterisk render`)."
+        "",
+        doc="The provider's signalling IPv4 address (for `corecall asterisk render`).",
+        validator=_ipv4_or_unset,
     )
     provider_port: int = option(
         5060, doc="The provider's SIP port (for `corecall asterisk render`).", validator=_port

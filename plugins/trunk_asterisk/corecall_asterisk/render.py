@@ -40,7 +40,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from corecall_asterisk.actions import DEFAULT_CONTEXT
-from corecall_asterisk.names import check_name
+from corecall_asterisk.names import check_name, ipv4_problem
 
 __all__ = [
     "AMI_EVENTS",
@@ -105,15 +105,12 @@ AMI_READ: tuple[str, ...] = ("call", "user", "system")
 #: channels after a reconnect). Ping, Login, Logoff and Events need no class.
 AMI_WRITE: tuple[str, ...] = ("originate", "call")
 
-_IPV4_RE = re.compile(
-    r"^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$"
-)
 _SECRET_RE = re.compile(r"^[A-Za-z0-9._~+/=-]{12,128}$")
 
 
 def _check_ipv4(value: str, what: str) -> str:
-    if not isinstance(value, str) or not _IPV4_RE.match(value):
-        raise ValueError(f"{what} must be an IPv4 address, got {value!r}")
+    if ipv4_problem(value) is not None:
+        raise ValueError(f"{what} must be an IPv4 address, got {value!r:.60}")
     return value
 
 
@@ -134,7 +131,7 @@ def _check_mask(value: str, what: str) -> str:
     """``a.b.c.d/e.f.g.h`` or ``a.b.c.d/nn`` as manager.conf's permit/deny accept."""
     addr, sep, mask = value.partition("/")
     _check_ipv4(addr, what)
-    if sep and not (mask.isdigit() and int(mask) <= 32) and not _IPV4_RE.match(mask):
+    if sep and not (mask.isdigit() and int(mask) <= 32) and ipv4_problem(mask) is not None:
         raise ValueError(f"{what} must be address/mask, got {value!r}")
     return value
 

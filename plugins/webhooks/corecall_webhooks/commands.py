@@ -13,6 +13,7 @@ from corecall.cli.common import console, print_json
 from corecall.domain import utcnow
 from corecall.errors import CorecallError
 from corecall.fields import echo
+from corecall.redaction import mask_url
 from corecall_webhooks import events
 from corecall_webhooks.service import USER_AGENT, WebhookOptions
 from corecall_webhooks.signing import (
@@ -65,17 +66,17 @@ def list_(store, options: WebhookOptions, *, pending: bool, limit: int, as_json:
     messages = store.outbox_list(pending_only=pending, limit=limit)
     if as_json:
         print_json([
-            {"seq": m.seq, "event_id": m.event_id, "url": m.destination, "type": m.topic,
+            {"seq": m.seq, "event_id": m.event_id, "url": mask_url(m.destination), "type": m.topic,
              "created_at": m.created_at, "delivered_at": m.delivered_at,
              "attempts": m.attempts, "next_attempt_at": m.next_attempt_at,
-             "last_error": m.last_error, "event": json.loads(m.body)}
+             "last_error": mask_url(m.last_error), "event": json.loads(m.body)}
             for m in messages
         ])  # fmt: skip
         return
     counts = store.outbox_counts()
     for url in options.urls or sorted(counts):
         waiting, done = counts.get(url, (0, 0))
-        console.print(f"{url}: {waiting} pending, {done} delivered")
+        console.print(f"{mask_url(url)}: {waiting} pending, {done} delivered")
     if not options.urls:
         console.print(NO_URLS)
     if not messages:
@@ -88,7 +89,7 @@ def list_(store, options: WebhookOptions, *, pending: bool, limit: int, as_json:
         line = f"{m.event_id}  {m.topic}  {m.destination}  {status}"
         if m.last_error and not m.delivered_at:
             line += f"  last error: {m.last_error}"
-        console.print(line)
+        console.print(mask_url(line))  # a receiver URL may carry user:password@ or ?token=
 
 
 #: Said by every command that needs a receiver when none is configured.
@@ -132,7 +133,8 @@ def test(options: WebhookOptions) -> None:
             except httpx.HTTPError as exc:
                 ok, answer = False, f"{type(exc).__name__}: {exc}"
             took = (time.perf_counter() - started) * 1000
-            console.print(f"{'ok' if ok else 'FAILED'}  {url}  {answer}  ({took:.0f} ms)")
+            line = f"{'ok' if ok else 'FAILED'}  {url}  {answer}  ({took:.0f} ms)"
+            console.print(mask_url(line))
             failed += not ok
     if failed:
         raise typer.Exit(1)
@@ -144,10 +146,10 @@ def redeliver(store, options: WebhookOptions, event_ids: list[str], url: str | N
     is not a configured receiver (nothing would ever deliver to it); nothing is changed
     then."""
     if url is not None and url not in options.urls:
-        configured = ", ".join(options.urls) if options.urls else None
+        configured = ", ".join(mask_url(u) for u in options.urls) if options.urls else None
         raise CorecallError(
-            f"--url {url!r} is not a configured receiver, so nothing would deliver to it; "
-            + (f"configured: {configured}" if configured else NO_URLS)
+            f"--url {echo(mask_url(url))} is not a configured receiver, so nothing would "
+            "deliver to it; " + (f"configured: {configured}" if configured else NO_URLS)
         )
     changed = store.outbox_redeliver(event_ids, destination=url)
     known = {m.event_id for m in store.outbox_list(url, limit=100_000)}

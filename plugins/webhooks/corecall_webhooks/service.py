@@ -41,6 +41,7 @@ import httpx
 from corecall import option
 from corecall.domain import AuditEntry, CallRecord, CallState, OutboxMessage, utcnow
 from corecall.errors import StoreError
+from corecall.redaction import mask_url
 from corecall.store import Store
 from corecall_webhooks import events
 from corecall_webhooks.signing import (
@@ -143,7 +144,8 @@ class WebhookService:
         self._spawn("webhooks-outbox-writer", self._write_loop)
         self._spawn("webhooks-audit-follower", lambda: self._follow_audit(cursor))
         for url in self.options.urls:
-            self._spawn(f"webhooks-deliver {url}", functools.partial(self._deliver_loop, url))
+            name = f"webhooks-deliver {mask_url(url)}"  # task names show up in crash logs
+            self._spawn(name, functools.partial(self._deliver_loop, url))
 
     async def stop(self) -> None:
         """Stop delivering (an event in flight is sent again next time) and write every
@@ -281,7 +283,7 @@ class WebhookService:
                     delay = backoff(tries, self.options.first_backoff, self.options.max_backoff)
                     log.warning(
                         "webhooks %s (+%d more) to %s failed (try %d): %s; next try in %.1f s",
-                        head.event_id, len(batch) - 1, url, tries, error, delay,
+                        head.event_id, len(batch) - 1, mask_url(url), tries, mask_url(error), delay,
                     )  # fmt: skip
                     retry_at = self._clock() + _dt.timedelta(seconds=delay)
                     seqs = [m.seq for m in batch]

@@ -88,6 +88,7 @@ async def build_bot(
     *,
     driver: str = "scripted",
     edit_interval: float = 0.0,
+    ringing_settle: float | None = None,
     manual_time: bool = False,
     agent_route: str | None = "D",
     disabled_plugins: tuple[str, ...] = (),
@@ -109,7 +110,7 @@ async def build_bot(
     await calls.start()
     manual = ManualTime() if manual_time else None
     conversation = Conversation(
-        app, calls, edit_interval=edit_interval, clock=wall,
+        app, calls, edit_interval=edit_interval, ringing_settle=ringing_settle, clock=wall,
         monotonic=manual.monotonic if manual else time.monotonic,
         sleep=manual.sleep if manual else asyncio.sleep,
     )  # fmt: skip

@@ -73,11 +73,15 @@ class FakeSender:
         types.UpdateShortMessage, types.UpdateShortChatMessage,
     )  # fmt: skip
 
-    def __init__(self, respond: Callable, updates_queue: asyncio.Queue) -> None:
+    def __init__(
+        self, respond: Callable, updates_queue: asyncio.Queue, *, keep_history: bool = True
+    ) -> None:
         self._respond = respond
         self._updates_queue = updates_queue
+        self._keep = keep_history
         self.requests: list = []
         self.results: list = []  # what each request got (None when it raised)
+        self.count = 0  # requests made (kept or not)
         self._connected = True
         self.disconnected = asyncio.get_running_loop().create_future()
 
@@ -93,15 +97,19 @@ class FakeSender:
         if isinstance(request, list):
             return [self.send(r) for r in request]
         bytes(request)  # serialise it as the real sender would: malformed TL fails here
-        self.requests.append(request)
+        self.count += 1
+        if self._keep:
+            self.requests.append(request)
         future = asyncio.get_running_loop().create_future()
         try:
             result = self._respond(request)
         except Exception as exc:  # an RPC error a test asked for
-            self.results.append(None)
+            if self._keep:
+                self.results.append(None)
             future.set_exception(exc)
             return future
-        self.results.append(result)
+        if self._keep:
+            self.results.append(result)
         if isinstance(result, self._OWN_UPDATES):
             result._self_outgoing = True
             self._updates_queue.put_nowait(result)
@@ -112,13 +120,18 @@ class FakeSender:
 class OfflineTelegram(TelegramClient):
     """A real TelegramClient, logged in as a bot, talking to :class:`FakeSender`."""
 
-    def __init__(self, bot_id: int = 7_000_000_001, **kwargs) -> None:
+    def __init__(self, bot_id: int = 7_000_000_001, *, keep_history: bool = True, **kwargs) -> None:
+        """``keep_history=False`` keeps no request or answer (only :attr:`request_count`):
+        Telegram's servers are not in the bot's process, so a benchmark of the bot's memory
+        must not count the fake server's log of every request."""
         self._log_name = f"corecall_offline_tg.{next(_names)}"
         kwargs.setdefault("flood_sleep_threshold", 0)
         super().__init__(
             MemorySession(), api_id=1, api_hash="0" * 32, base_logger=self._log_name, **kwargs
         )
-        self._sender = FakeSender(self._respond, self._updates_queue)  # the seam
+        self._sender = FakeSender(
+            self._respond, self._updates_queue, keep_history=keep_history
+        )  # the seam
         self.me = types.User(
             id=bot_id, access_hash=0xB07, is_self=True, bot=True, first_name="corecall",
             username="corecall_bot",
@@ -126,6 +139,8 @@ class OfflineTelegram(TelegramClient):
         self._mb_entity_cache.set_self_user(bot_id, True, 0xB07)
         self._authorized = True
         self.known_users: dict[int, types.User] = {bot_id: self.me}
+        self._keep_history = keep_history
+        self._compact_users: dict[int, tuple[str, bool]] = {}  # without keep_history
         #: {request type: fn(request) -> result or raise}; overrides the defaults below
         self.responders: dict[type, Callable] = {}
         self._pts = itertools.count(1)
@@ -137,6 +152,11 @@ class OfflineTelegram(TelegramClient):
     @property
     def requests(self) -> list:
         return self._sender.requests
+
+    @property
+    def request_count(self) -> int:
+        """Requests made so far (also without ``keep_history``)."""
+        return self._sender.count
 
     # ------------------------------------------------------------------ Telegram's answers
     #: Telegram's limits (Bot API: sendMessage, answerCallbackQuery, InlineKeyboardButton).
@@ -199,7 +219,7 @@ class OfflineTelegram(TelegramClient):
                     self.me.id if isinstance(input_user, types.InputUserSelf)
                     else input_user.user_id
                 )  # fmt: skip
-                found.append(self.known_users.get(uid) or types.UserEmpty(uid))
+                found.append(self._known_user(uid) or types.UserEmpty(uid))
             return found
         if isinstance(request, functions.messages.GetDialogsRequest):
             raise errors.BotMethodInvalidError(request)  # what Telegram tells bots
@@ -208,8 +228,18 @@ class OfflineTelegram(TelegramClient):
     # ------------------------------------------------------------------ building updates
     def user(self, user_id: int, first_name: str = "Alice", *, bot: bool = False) -> types.User:
         user = types.User(id=user_id, access_hash=user_id * 7 + 1, first_name=first_name, bot=bot)
-        self.known_users[user_id] = user
+        if self._keep_history:
+            self.known_users[user_id] = user
+        else:  # Telegram's user table is not the bot's memory: keep only what rebuilds it
+            self._compact_users[user_id] = (first_name, bot)
         return user
+
+    def _known_user(self, user_id: int) -> types.User | None:
+        if user_id in self._compact_users:
+            first_name, bot = self._compact_users[user_id]
+            return types.User(id=user_id, access_hash=user_id * 7 + 1, first_name=first_name,
+                              bot=bot)  # fmt: skip
+        return self.known_users.get(user_id)
 
     def _updates(self, update, user: types.User, chats=()) -> types.Updates:
         return types.Updates([update], users=[user], chats=list(chats), date=now(), seq=0)
@@ -243,6 +273,21 @@ class OfflineTelegram(TelegramClient):
         return self._updates(update, user)
 
     # ------------------------------------------------------------------ driving
+    async def drain_updates(self) -> None:
+        """Process every update waiting in Telethon's queue (the answers to the bot's own
+        sends and edits), as Telethon's update loop does all along in production."""
+        while not self._updates_queue.empty():
+            item = self._updates_queue.get_nowait()
+            processed: list = []
+            try:
+                users, chats = self._message_box.process_updates(
+                    item, self._mb_entity_cache, processed
+                )
+            except GapError:
+                raise AssertionError(f"pts gap while injecting {item!r}") from None
+            for update in await self._preprocess_updates(processed, users, chats):
+                await self._dispatch_update(update)
+
     async def feed(self, updates: types.Updates, timeout: float = 5.0) -> None:
         """Hand ``updates`` to Telethon as if Telegram sent them and return once every
         handler finished (corecall's own background work goes on). Fails on any error
@@ -251,17 +296,7 @@ class OfflineTelegram(TelegramClient):
         me = asyncio.current_task()
         self._updates_queue.put_nowait(updates)
         while True:
-            while not self._updates_queue.empty():
-                item = self._updates_queue.get_nowait()
-                processed: list = []
-                try:
-                    users, chats = self._message_box.process_updates(
-                        item, self._mb_entity_cache, processed
-                    )
-                except GapError:
-                    raise AssertionError(f"pts gap while injecting {item!r}") from None
-                for update in await self._preprocess_updates(processed, users, chats):
-                    await self._dispatch_update(update)
+            await self.drain_updates()
             spawned = [
                 t for t in asyncio.all_tasks()
                 if t not in before and t is not me and not t.done()
