@@ -69,7 +69,8 @@ def init(
     state.config_path = str(path)
     app = state.reload()
     store = app.store  # opening creates the schema
-    console.print(f"wrote {path}")
+    shown = str(path) if str(path).isprintable() else echo(str(path), limit=4096)
+    console.print(f"wrote {shown}")
     where = getattr(store, "location", "")
     console.print(f"database ready ({app.config.store.backend}, schema v{store.schema_version()}):"
                   f" {where}")  # fmt: skip

@@ -349,6 +349,16 @@ def test_dnc_export_of_whatever_is_stored_imports_back(cli, tmp_path):
     assert not any(line.startswith("FAKE") for line in out.splitlines())
 
 
+def test_a_path_with_a_newline_or_escape_never_forges_an_output_line(cli, tmp_path):
+    path = tmp_path / "x\nFAKE.csv"
+    path.write_text("+12125550101\n", encoding="utf-8")
+    code, out, _ = cli("dnc", "import", str(path))
+    assert code == 0 and out.startswith(f"imported {str(path)!r}: 1 numbers read")
+    assert not any(line.startswith("FAKE") for line in out.splitlines())
+    code, _out, err = cli("dnc", "import", str(tmp_path / "nofile\x1b[31m"))
+    assert code == 1 and "\x1b" not in err and "nofile\\x1b[31m" in err
+
+
 def test_dnc_import_missing_file(cli, tmp_path):
     code, _out, err = cli("dnc", "import", str(tmp_path / "nope.csv"))
     assert code == 1 and "cannot read" in err

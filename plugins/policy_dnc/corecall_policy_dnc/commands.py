@@ -61,6 +61,13 @@ def _e164(app, text: str) -> str:
     return verdict.e164
 
 
+def shown_path(path) -> str:
+    """A path for a message: as is, or quoted with escapes when it holds a control
+    character (a newline in a file name must not forge an output line)."""
+    text = str(path)
+    return text if text.isprintable() else echo(text, limit=4096)
+
+
 def _printable_row(entry) -> list[str]:
     """An entry as number, reason, added_at, added_by, each one line within its field's
     limit: a value stored before the limits (or by another program) never writes a control
@@ -188,7 +195,7 @@ def make_dnc_app(context) -> typer.Typer:
             try:
                 handle = open(file, "rb")
             except OSError as exc:
-                raise CorecallError(f"cannot read {file}: {exc.strerror}") from None
+                raise CorecallError(f"cannot read {shown_path(file)}: {exc.strerror}") from None
             with handle:
                 report = import_lines(app, bounded_lines(handle), _actor(), default_reason=reason)
         report["file"] = str(file)
@@ -196,7 +203,8 @@ def make_dnc_app(context) -> typer.Typer:
             _print_json(report)
         else:
             typer.echo(
-                f"imported {file}: {report['numbers']} numbers read, {report['added']} added, "
+                f"imported {shown_path(file)}: {report['numbers']} numbers read, "
+                f"{report['added']} added, "
                 f"{report['already_listed']} already listed, {len(report['rejected'])} lines "
                 f"rejected ({report['seconds']:.1f} s)"
             )

@@ -151,13 +151,15 @@ def redeliver(store, options: WebhookOptions, event_ids: list[str], url: str | N
             f"--url {echo(mask_url(url))} is not a configured receiver, so nothing would "
             "deliver to it; " + (f"configured: {configured}" if configured else NO_URLS)
         )
-    changed = store.outbox_redeliver(event_ids, destination=url)
     known = {m.event_id for m in store.outbox_list(url, limit=100_000)}
     missing = [e for e in event_ids if e not in known]
-    console.print(f"{changed} deliveries queued again")
-    if missing:
+    if missing:  # checked first: a refusal changes nothing and prints no summary
         shown = ", ".join(echo(m) for m in missing)
-        raise CorecallError(f"not in the outbox: {shown} (see corecall webhooks list)")
+        raise CorecallError(
+            f"not in the outbox: {shown} (see corecall webhooks list); nothing was queued"
+        )
+    changed = store.outbox_redeliver(event_ids, destination=url)
+    console.print(f"{changed} deliveries queued again")
 
 
 __all__ = ["webhooks_group"]
