@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from corecall_testing.bench_docs import write_section
+from corecall_testing.bench_docs import load_average, write_section
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs" / "benchmarks.md"
@@ -150,7 +150,8 @@ def report(result: dict, command: str, calls: int) -> str:
         "Resident set size from /proc/self/status. The fake Telegram keeps no log of the "
         "requests and its user table compact (`OfflineTelegram(keep_history=False)`), and "
         "the answers to the bot's edits are processed as they come, as Telethon's update "
-        "loop does: Telegram's side is not the bot's memory. Command:",
+        "loop does: Telegram's side is not the bot's memory. "
+        f"{load_average()} Command:",
         "",
         "```",
         command,

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from corecall_testing.bench_docs import write_section
+from corecall_testing.bench_docs import load_average, write_section
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs" / "benchmarks.md"
@@ -85,7 +85,7 @@ def report(result: dict, command: str) -> str:
         "",
         f"Each command as a fresh process, {result['rounds']} runs each, interleaved; "
         f"medians (load average {result['load']:.1f} when it ended: compare the ratios). "
-        "Command:",
+        f"{load_average()} Command:",
         "",
         "```",
         command,

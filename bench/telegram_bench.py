@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 
 import attrs
-from corecall_testing.bench_docs import write_section
+from corecall_testing.bench_docs import load_average, write_section
 from corecall_testing.bot_under_test import TARGET, build_bot
 from corecall_testing.telegram_harness import buttons_of
 
@@ -124,7 +124,8 @@ def report(results: dict, command: str) -> str:
         "every request), with the conversation's real edit coalescing (one edit per second "
         "per chat at most) and the simulated PBX at its default timings (rings "
         f"{t['ring_seconds']:g} s before each phone rings, answers after "
-        f"{t['answer_seconds']:g} s of ringing, talk {t['talk_seconds']:g} s). Command:",
+        f"{t['answer_seconds']:g} s of ringing, talk {t['talk_seconds']:g} s). "
+        f"{load_average()} Command:",
         "",
         "```",
         command,

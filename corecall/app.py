@@ -240,6 +240,15 @@ class App:
             drivers[name] = driver
         return drivers
 
+    def config_problems(self) -> list[str]:
+        """Problems the offered routes' trunk drivers find in the configuration without
+        connecting (:meth:`TrunkDriver.config_problems`); a missing driver is one too."""
+        try:
+            drivers = self.build_drivers()
+        except ConfigError as exc:
+            return [str(exc)]
+        return [problem for driver in drivers.values() for problem in driver.config_problems()]
+
     def call_manager(
         self, drivers: dict[str, TrunkDriver] | None = None, *, services: bool = False
     ):

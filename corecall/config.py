@@ -19,6 +19,7 @@ and what is expected.
 from __future__ import annotations
 
 import os
+import shlex
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -283,10 +284,15 @@ def resolve_config_path(explicit: str | os.PathLike | None = None) -> tuple[Path
 def load_config(explicit: str | os.PathLike | None = None) -> Config:
     """Load the configuration (see module docstring for where it is looked for)."""
     path, chosen = resolve_config_path(explicit)
-    if not path.exists():
+    try:
+        exists = path.exists()
+    except OSError as exc:  # e.g. a file name too long
+        raise ConfigError(f"cannot be read: {exc.strerror}", path=str(path)) from None
+    if not exists:
         if chosen:
+            shown = shlex.quote(str(path)) if str(path).isprintable() else "FILE"
             raise ConfigError(
-                f"file not found; create one with: corecall --config {path} init",
+                f"file not found; create one with: corecall --config {shown} init",
                 path=str(path),
             )
         return parse_config(tomllib.loads(STARTER_CONFIG), path=None, exists=False)
@@ -294,6 +300,12 @@ def load_config(explicit: str | os.PathLike | None = None) -> Config:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"is not valid TOML: {exc}", path=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+            "the configuration is a TOML file in UTF-8",
+            path=str(path),
+        ) from None
     except OSError as exc:
         raise ConfigError(f"cannot be read: {exc.strerror}", path=str(path)) from None
     return parse_config(raw, path=path)
@@ -576,6 +588,9 @@ def _known_region(code: str) -> bool:
 def write_starter_config(path: Path, *, force: bool = False, extra: str = "") -> None:
     """Write the commented starter configuration (``corecall init``), followed by
     ``extra`` (the commented sections of the installed plugins' options)."""
+    if path.is_dir():
+        raise ConfigError("is a directory; give a file, e.g. --config DIR/config.toml",
+                          path=str(path))  # fmt: skip
     if path.exists() and not force:
         raise ConfigError("already exists; pass --force to overwrite", path=str(path))
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -184,6 +184,11 @@ _EXTENSION_RE = re.compile(
 # --------------------------------------------------------------------------- public API
 
 
+#: What may surround a number and is dropped: spaces (Unicode category Zs: no-break, em,
+#: ideographic...), tab, CR and LF. Not the other C0 controls (see check_number).
+_BLANKS = " \t\r\n\u00a0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u202f\u205f\u3000"
+
+
 def check_number(
     text: str | None,
     allowed_regions: Iterable[str] = ("US", "CA"),
@@ -259,7 +264,9 @@ def _verdict(
     # from contact apps; they carry no digits, so they are removed, not refused.
     if not text.isascii():  # ASCII has no Cf character: most input skips the scan
         text = "".join(c for c in text if unicodedata.category(c) != "Cf")
-    text = text.strip()
+    # Blanks around a pasted number go; any other control character (FS, GS, RS, US, VT,
+    # FF, which str.strip() would drop too) is refused wherever it is.
+    text = text.strip(_BLANKS)
     if not text:
         return _refuse("empty", "No phone number was given.", example)
 

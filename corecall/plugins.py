@@ -627,12 +627,14 @@ def check_can_disable(
     *,
     active_store_plugin: str | None,
     trunk_driver_users: dict[str, dict[str, list[str]]] | None = None,
+    available_drivers: Iterable[str] = (),
 ) -> None:
     """Raise unless ``name`` is a known plugin that may be disabled.
 
     ``trunk_driver_users`` maps a plugin name to the trunk drivers it provides that
     configured trunks use, each with those trunks' names (``{"asterisk_ami":
-    {"asterisk_ami": ["main", "dev"]}}``): such a plugin is essential."""
+    {"asterisk_ami": ["main", "dev"]}}``): such a plugin is essential. ``available_drivers``
+    (the trunk drivers of the enabled plugins) names the alternatives in the refusal."""
     names = known_plugin_names()
     if name not in names:
         raise NotFoundError(f"no plugin named {echo(name)}; known plugins: {', '.join(names)}")
@@ -648,6 +650,14 @@ def check_can_disable(
             raise EssentialPluginError(
                 name,
                 f"provides trunk driver {driver!r}, which {listed} "
-                f"{'uses' if len(trunks) == 1 else 'use'}, and cannot be disabled; set another "
-                'driver on those trunks first (e.g. driver = "simulated")',
+                f"{'uses' if len(trunks) == 1 else 'use'}, and cannot be disabled; "
+                + _another_driver_hint(driver, available_drivers),
             )
+
+
+def _another_driver_hint(driver: str, available: Iterable[str]) -> str:
+    others = sorted(set(available) - {driver})
+    if others:
+        shown = " or ".join(f'driver = "{d}"' for d in others)
+        return f"set another driver on those trunks first ({shown})"
+    return "no other trunk driver is enabled: enable or install a plugin providing one first"

@@ -83,12 +83,15 @@ def read_health(
         return False, {"problems": [f"corecall run is not running (no {path})"]}
     except (OSError, ValueError) as exc:
         return False, {"problems": [f"cannot read {path}: {exc}"]}
+    if not isinstance(report, dict) or not isinstance(report.get("problems", []), list):
+        return False, {"problems": [f"{path} is not a health report (corecall run writes it)"]}
     problems = list(report.get("problems", []))
     try:
         updated = _dt.datetime.fromisoformat(report["updated_at"])
         age = ((now or _now()) - updated).total_seconds()
     except (KeyError, TypeError, ValueError):
-        age = float("inf")
+        problems.insert(0, f"{path} has no time of writing: corecall run did not write it")
+        age = 0.0
     if age > max_age:
         problems.insert(0, f"the health report is {age:.0f} s old: corecall run is not running"
                         " or is stuck")  # fmt: skip

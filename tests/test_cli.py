@@ -85,6 +85,8 @@ def test_disabling_a_trunk_driver_that_trunks_use_is_refused(tmp_path, monkeypat
     err = capsys.readouterr().err
     assert "asterisk_ami" in err and "[trunks.dev], [trunks.main]" in err
     assert "cannot be disabled" in err and "driver" in err and "Traceback" not in err
+    # the way out it names is another driver, never the one being disabled
+    assert 'driver = "simulated"' in err and 'driver = "asterisk_ami"' not in err
     assert main(["plugins", "list", "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["asterisk_ami"]["enabled"] is True  # nothing was changed
@@ -213,6 +215,28 @@ def test_broken_config_is_one_clear_line_not_a_traceback(tmp_path):
     assert str(bad) in proc.stderr and "routes.M" in proc.stderr
 
 
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("x\x1b[31m.toml", None, "x\\x1b[31m.toml': file not found"),  # escaped, never raw
+        ("a" * 5000 + ".toml", None, "characters): cannot be read: File name too long"),
+        ("random.toml", bytes(range(128, 256)) * 8, "is not UTF-8 text (byte 0x80 at offset 0)"),
+        ("my conf.toml", None, "my conf.toml' init"),
+    ],
+)
+def test_a_config_file_that_cannot_be_used_is_one_clear_line(tmp_path, name, content, expected):
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    proc = subprocess.run(
+        [sys.executable, "-m", "corecall", "--config", str(path), "config", "show"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert expected in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert "\x1b" not in proc.stderr and "Traceback" not in proc.stderr
+
+
 NUMBER_FORMATS = ["+12125550100", "(212) 555-0100", "212-555-0100", "1 212 555 0100",
                   "\u202a+1 212 555 0100\u202c", "212.555.0100"]  # fmt: skip
 
@@ -241,3 +265,30 @@ def test_a_route_can_allow_new_nanp_area_codes(tmp_path, monkeypatch, capsys):
     assert verdict["reason"] == "not_in_number_data" and "ask your admin" in verdict["message"]
     assert main(["number", "check", "+1 976 305 1111", "--route", "D", "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["reason"] == "premium_rate"
+
+
+def test_init_on_a_directory_or_with_a_control_character_in_the_path(tmp_path, capsys):
+    directory = tmp_path / "dd"
+    directory.mkdir()
+    for force in ([], ["--force"]):
+        assert main(["--config", str(directory), "init", *force]) == 1
+        err = capsys.readouterr().err
+        assert "is a directory" in err and "Traceback" not in err
+    forged = tmp_path / "a\nb.toml"
+    assert main(["--config", str(forged), "init"]) == 0
+    out = capsys.readouterr().out
+    assert "a\\nb.toml" in out and "\nb.toml" not in out  # one line per thing written
+
+
+@pytest.mark.parametrize("content", ["[]", "{}", '{"problems": "x"}', "null"])
+def test_health_reads_a_report_it_did_not_write_as_unhealthy(cli, tmp_path, content):
+    (tmp_path / "health.json").write_text(content)  # the test config's data_dir
+    code, out, err = cli("health")
+    assert code == 1 and "Traceback" not in err and "inf s" not in out + err
+    assert "is not a health report" in out + err or "no time of writing" in out + err
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"])
+def test_policy_check_at_the_edges_of_time_is_a_usage_error(cli, moment):
+    code, _out, err = cli("policy", "check", "--target", "+12125550123", "--at", moment)
+    assert code == 2 and "between the years 1970 and 9998" in err and "Traceback" not in err

@@ -127,6 +127,10 @@ def test_empty(text):
         "212_555_0123",
         "+12125550123\r\nAction: Originate",
         "+12125550123\nChannel: PJSIP/evil",
+        "\x1c+12125550107\x1f",  # C0 separators at the ends: refused, not stripped
+        "+12125550107\x0c",
+        "\x0b+12125550107",
+        "+12125550107\x1e",
         "2125550123\rx",
         "2125550123\x00",
         "\x002125550123",

@@ -10,7 +10,8 @@ import typer
 
 from corecall.cli.common import actor, console, print_json, state
 from corecall.cli.tables import print_table
-from corecall.fields import echo
+from corecall.errors import PATH_SHOWN_CHARS, CorecallError
+from corecall.fields import as_typed, echo
 
 if TYPE_CHECKING:
     from corecall.plugins import Plugins
@@ -69,8 +70,7 @@ def init(
     state.config_path = str(path)
     app = state.reload()
     store = app.store  # opening creates the schema
-    shown = str(path) if str(path).isprintable() else echo(str(path), limit=4096)
-    console.print(f"wrote {shown}")
+    console.print(f"wrote {as_typed(str(path), PATH_SHOWN_CHARS)}")
     where = getattr(store, "location", "")
     console.print(f"database ready ({app.config.store.backend}, schema v{store.schema_version()}):"
                   f" {where}")  # fmt: skip
@@ -89,6 +89,9 @@ def config_show(json_: bool = typer.Option(False, "--json", help="Machine-readab
 
     app = state.app()
     rows = effective_values(app.config, app.options)
+    problems = app.config_problems()  # e.g. a trunk naming a server that is not configured
+    if problems:
+        raise CorecallError("; ".join(problems))
     if json_:
         print_json({
             r.key: {"value": r.shown(), "source": r.source, "env": r.env, "secret": r.secret}
@@ -166,6 +169,7 @@ def _set_enabled(name: str, enabled: bool) -> None:
             name,
             active_store_plugin=app.active_store_plugin(),
             trunk_driver_users=app.trunk_driver_users(),
+            available_drivers=app.plugins.trunk_drivers.names(),
         )
         was_enabled = name not in disabled
         disabled.add(name)

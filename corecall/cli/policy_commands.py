@@ -30,6 +30,10 @@ def parse_moment(text: str | None) -> _dt.datetime:
         moment = _dt.datetime.fromisoformat(text.strip())
     except ValueError:
         moment = None
+    if moment is not None and not 1970 <= moment.year <= 9998:
+        # Time zones are not defined before 1970 in the tz database's sense, and a moment in
+        # year 1 or 9999 overflows when moved into the number's zone.
+        raise UsageError(f"--at {echo(text)}: give a moment between the years 1970 and 9998")
     if moment is None or moment.utcoffset() is None:
         raise UsageError(
             f"--at {echo(text)}: expected an ISO 8601 moment with its UTC offset, e.g. "

@@ -138,6 +138,13 @@ class TrunkDriver(abc.ABC):
     async def stop(self) -> None:
         """Disconnect. Live calls are left to finish in the PBX."""
 
+    def config_problems(self) -> list[str]:
+        """What is wrong in the configuration as this driver reads it, found without
+        connecting to anything (e.g. a trunk naming a PBX server that is not configured): one
+        sentence each, naming the file and key. ``corecall config show`` refuses a
+        configuration with such problems (exit 1); the default finds none."""
+        return []
+
     def problems(self) -> list[str]:
         """What stops this driver from placing calls right now, one sentence each (empty
         when it can). ``corecall run`` refuses to start while there are problems at start-up;

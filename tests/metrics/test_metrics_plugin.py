@@ -158,3 +158,18 @@ def test_plugin_codes_cannot_explode_label_values():
     assert label("rate_limited") == "rate_limited"
     assert label("+12125550123 called too often") == "other"
     assert label("x" * 41) == "other"
+
+
+@pytest.mark.parametrize("bad", ["garbage", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:99999", ":9464"])
+def test_a_bad_listen_is_refused_when_the_configuration_is_read(bad, tmp_path, monkeypatch, capsys):
+    """By `config show` and every command, from the file or the environment, not by a
+    service that fails to start later."""
+    from corecall_testing import config_dict, write_toml
+
+    from corecall.cli import main
+
+    path = write_toml(tmp_path / "corecall.toml", config_dict(tmp_path))
+    monkeypatch.setenv("CORECALL_PLUGINS_METRICS_LISTEN", bad)
+    assert main(["--config", str(path), "config", "show"]) == 1
+    err = capsys.readouterr().err
+    assert "[plugins.metrics]" in err and "is not host:port" in err

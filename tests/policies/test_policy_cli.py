@@ -170,7 +170,7 @@ def test_policy_check_refuses_a_moment_out_of_range_as_a_usage_error(cli, far):
     exit 2 naming the range, no traceback."""
     code, out, err = cli("policy", "check", "--target", NY, "--at", far)
     assert code == 2 and out == ""
-    assert "out of range; give a moment in the years 1970 to 9998 (UTC)" in err
+    assert "give a moment" in err and "1970" in err and "9998" in err
     assert "Traceback" not in err and "unexpected" not in err
     for edge in ("1970-01-01T00:00:00Z", "9998-12-31T23:59:59Z"):
         assert cli("policy", "check", "--target", NY, "--at", edge, "--json")[0] in (0, 1)
@@ -396,6 +396,13 @@ def test_repeat_call_cap_counts_every_agent_in_a_rolling_day(cli):
     # an hour later the oldest call has left the window
     code, _ = check(cli, "--target", NY, "--at", (at + dt.timedelta(hours=1)).isoformat())
     assert code == 0
+    # a call 30.5 s past the minute: the time given is the first whole minute it is allowed
+    place_record(store, "+12125550124", at - dt.timedelta(hours=23, seconds=30.5), agent=1)
+    place_record(store, "+12125550124", at - dt.timedelta(hours=1), agent=2)
+    code, result = check(cli, "--target", "+1 212 555 0124", "--at", at.isoformat())
+    assert code == 1 and "again at 17:00 UTC on Wed 01 Jul, in 1 hour" in result["message"]
+    again = (at + dt.timedelta(hours=1)).isoformat()  # 17:00:00: allowed, as it said
+    assert check(cli, "--target", "+1 212 555 0124", "--at", again)[0] == 0
     # no cap on route D
     code, _ = check(cli, "--target", NY, "--route", "D", "--at", at.isoformat())
     assert code == 0

@@ -111,8 +111,9 @@ async def test_live_view_stops_by_itself_within_the_edit_budget(make_bot):
         bot.wall.advance(REFRESH_SECONDS)  # the call's duration grows: every refresh differs
         await bot.time.advance(REFRESH_SECONDS)
         # the view waits for its next refresh, or it has just stopped (its last refresh)
-        await bot.until(
+        await bot.until(  # real time: a refresh reads the store on its thread (slow under load)
             lambda: bot.time.sleeping or not bot.conversation.live_views.is_open(ADMIN_ID),
+            timeout=15.0,
             what="the view to wait again or stop",
         )
         elapsed += REFRESH_SECONDS

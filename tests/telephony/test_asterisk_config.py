@@ -86,10 +86,13 @@ def test_config_render_and_driver_accept_the_same_names(tmp_path, name):
 def test_a_trunk_naming_a_missing_server_is_refused_with_the_known_ones(tmp_path, capsys):
     sections = ami_sections({"pbx1": server_of()}, dev=("pbx9", "corecall-dev"))
     path = write_toml(tmp_path / "corecall.toml", config_dict(tmp_path, **sections))
-    assert main(["--config", str(path), "asterisk", "render"]) == 1
-    err = " ".join(capsys.readouterr().err.split())
-    assert "[trunks.dev.server]" in err
-    assert "no [plugins.asterisk_ami.servers.pbx9] table (servers: pbx1)" in err
+    for command in (["asterisk", "render"], ["asterisk", "check"], ["config", "show"]):
+        assert main(["--config", str(path), *command]) == 1, command
+        out, err = capsys.readouterr()
+        err = " ".join(err.split())
+        assert "[trunks.dev.server]" in err, command
+        assert "no [plugins.asterisk_ami.servers.pbx9] table (servers: pbx1)" in err
+        assert "pbx9" not in out  # config show prints nothing of a configuration it refuses
 
 
 def test_trunk_keys_are_the_drivers_own(tmp_path):

@@ -105,6 +105,35 @@ def test_render_output_dir_writes_three_files_0640_with_the_secret_only_inside(
     assert SECRET not in out + err
 
 
+def test_render_output_dir_is_all_or_nothing(cli, tmp_path, monkeypatch):
+    """The disk fills up while extensions.conf is written (the lowest seam: the temporary
+    file's write): no file is changed, not even pjsip.conf written just before, and no
+    temporary file is left behind."""
+    from corecall_asterisk import output
+
+    out_dir = tmp_path / "asterisk-etc"
+    out_dir.mkdir()
+    for name in ("pjsip.conf", "extensions.conf", "manager.conf"):
+        (out_dir / name).write_text(f"; old {name}\n")
+    real_write_temp = output._write_temp
+
+    def disk_full_on_extensions(path, text, mode):
+        if path.name == "extensions.conf":
+            raise OSError(28, "No space left on device")
+        return real_write_temp(path, text, mode)
+
+    monkeypatch.setattr(output, "_write_temp", disk_full_on_extensions)
+    sections = ami_sections({"pbx1": server_of(port=15038, secret=SECRET)})
+    code, out, err = cli(sections, "asterisk", "render", "--output-dir", str(out_dir))
+    assert code == 1 and "extensions.conf: No space left on device; no file was changed" in err
+    assert "wrote" not in out
+    assert sorted(p.name for p in out_dir.iterdir()) == [
+        "extensions.conf", "manager.conf", "pjsip.conf"
+    ]  # fmt: skip
+    for name in ("pjsip.conf", "extensions.conf", "manager.conf"):
+        assert (out_dir / name).read_text() == f"; old {name}\n"
+
+
 def test_render_output_dir_with_several_servers_writes_one_directory_each(cli, tmp_path):
     out_dir = tmp_path / "etc"
     out_dir.mkdir()

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+from unittest import mock
 
 from corecall_testing import config_dict, write_toml
 from corecall_webhooks.signing import verify
@@ -30,11 +31,12 @@ def setup(tmp_path, receiver) -> tuple:
     raw["plugins"] = {"webhooks": {"urls": [receiver.url], "poll_interval": 0.2,
                                    "first_backoff": 0.1, "max_backoff": 0.5}}  # fmt: skip
     config = write_toml(tmp_path / "config.toml", raw)
-    app = App(parse_config(raw, path=None))
-    AgentAdmin(app).authorize(501, actor="test", phone="+12125550111", name="Alice")
-    app.store.set_route(501, "D", actor="test")
-    app.close()
     env = {**os.environ, "CORECALL_PLUGINS_WEBHOOKS_SECRET": SECRET}
+    with mock.patch.dict(os.environ, env):  # the secret comes from the environment only
+        app = App(parse_config(raw, path=None))
+        AgentAdmin(app).authorize(501, actor="test", phone="+12125550111", name="Alice")
+        app.store.set_route(501, "D", actor="test")
+        app.close()
     return config, env
 
 
@@ -113,6 +115,9 @@ def test_webhooks_test_and_redeliver(tmp_path, receiver):
     assert again.returncode == 0 and "1 deliveries queued again" in again.stdout
     unknown = corecall(config, env, "webhooks", "redeliver", "nope")
     assert unknown.returncode == 1 and "not in the outbox: 'nope'" in unknown.stderr
+    assert unknown.stdout == ""  # a refusal prints no success line
+    mixed = corecall(config, env, "webhooks", "redeliver", "audit-1", "nope")
+    assert mixed.returncode == 1 and "nothing was queued again" in mixed.stderr
     listed = corecall(config, env, "webhooks", "list")
     assert "audit-1  admin.action" in listed.stdout and "pending" in listed.stdout
 

@@ -14,13 +14,14 @@ import json
 import time
 
 import pytest
-from corecall_testing import config_dict
+from corecall_testing import config_dict, write_toml
 from corecall_webhooks.service import WebhookOptions, WebhookService
 from corecall_webhooks.signing import verify
 
 from corecall import hookimpl
 from corecall.agents import AgentAdmin
 from corecall.app import App
+from corecall.cli import main
 from corecall.config import parse_config
 from corecall.domain import CallState
 
@@ -224,7 +225,16 @@ async def test_admin_actions_are_sent(tmp_path, receiver):
 
 
 @pytest.mark.parametrize("bad", ["ftp://x", "127.0.0.1:80"])
-def test_options_name_their_problems(bad):
-    assert "http://" in WebhookOptions(urls=(bad,), secret="x").problems()[0]
-    assert "secret" in WebhookOptions(urls=("http://127.0.0.1/",)).problems()[0]
+def test_options_name_their_problems_when_the_configuration_is_read(bad, tmp_path, capsys):
+    with pytest.raises(ValueError, match="must start with http:// or https://"):
+        WebhookOptions(urls=(bad,), secret="x")
+    with pytest.raises(ValueError, match="webhooks need a secret"):
+        WebhookOptions(urls=("http://127.0.0.1/",))
     assert WebhookOptions().problems() == []
+    # ... so `config show` (any command) refuses the configuration, naming the table.
+    raw = config_dict(tmp_path)
+    raw["plugins"]["webhooks"] = {"urls": [bad], "secret": "signing-key-1"}
+    path = write_toml(tmp_path / "corecall.toml", raw)
+    assert main(["--config", str(path), "config", "show"]) == 1
+    err = capsys.readouterr().err
+    assert "[plugins.webhooks]" in err and "must start with http:// or https://" in err

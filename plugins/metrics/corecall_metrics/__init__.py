@@ -32,6 +32,9 @@ class MetricsOptions:
         "", doc='host:port to serve /metrics on, e.g. "127.0.0.1:9464"; empty: no endpoint.'
     )
 
+    def __attrs_post_init__(self) -> None:
+        self.address()  # a bad listen is refused when the configuration is read
+
     def address(self) -> tuple[str, int] | None:
         """(host, port), or None when not serving. Raises ValueError for a bad value."""
         if not self.listen:

@@ -17,11 +17,12 @@ import typer
 
 from corecall.calls import parse_on_any_route
 from corecall.domain import NumberVerdict
-from corecall.errors import CorecallError, NotFoundError, RefusedError
+from corecall.errors import PATH_SHOWN_CHARS, CorecallError, NotFoundError, RefusedError
 from corecall.fields import (
     ACTOR_MAX_CHARS,
     E164_MAX_CHARS,
     REASON_MAX_CHARS,
+    as_typed,
     check_reason,
     echo,
     one_line,
@@ -59,13 +60,6 @@ def _e164(app, text: str) -> str:
         raise RefusedError(verdict.reason or "invalid", f"{echo(text)}: {verdict.message}")
     assert verdict.e164 is not None  # an accepted verdict carries its E.164 form
     return verdict.e164
-
-
-def shown_path(path) -> str:
-    """A path for a message: as is, or quoted with escapes when it holds a control
-    character (a newline in a file name must not forge an output line)."""
-    text = str(path)
-    return text if text.isprintable() else echo(text, limit=4096)
 
 
 def _printable_row(entry) -> list[str]:
@@ -195,16 +189,18 @@ def make_dnc_app(context) -> typer.Typer:
             try:
                 handle = open(file, "rb")
             except OSError as exc:
-                raise CorecallError(f"cannot read {shown_path(file)}: {exc.strerror}") from None
+                raise CorecallError(
+                    f"cannot read {as_typed(str(file), PATH_SHOWN_CHARS)}: {exc.strerror}"
+                ) from None
             with handle:
                 report = import_lines(app, bounded_lines(handle), _actor(), default_reason=reason)
         report["file"] = str(file)
         if json_:
             _print_json(report)
         else:
+            shown = as_typed(str(file), PATH_SHOWN_CHARS)
             typer.echo(
-                f"imported {shown_path(file)}: {report['numbers']} numbers read, "
-                f"{report['added']} added, "
+                f"imported {shown}: {report['numbers']} numbers read, {report['added']} added, "
                 f"{report['already_listed']} already listed, {len(report['rejected'])} lines "
                 f"rejected ({report['seconds']:.1f} s)"
             )

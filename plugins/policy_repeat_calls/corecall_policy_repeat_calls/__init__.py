@@ -51,7 +51,9 @@ def refusal(
     times = [t for t in placed if since < t <= at]
     if len(times) < cap:
         return None
-    again = times[len(times) - cap] + PERIOD
+    # The minute shown is the first whole minute the call is allowed in (an agent who tries
+    # again at the time given must not be refused again): rounded up, never down.
+    again = _next_whole_minute(times[len(times) - cap] + PERIOD)
     calls = "once" if len(times) == 1 else f"{len(times)} times"
     limit = "1 call" if cap == 1 else f"{cap} calls"
     return Refusal(
@@ -61,6 +63,11 @@ def refusal(
         f"{again:%H:%M} UTC on {again:%a %d %b}, in {_duration(again - at)}.",
         NAME,
     )
+
+
+def _next_whole_minute(moment: dt.datetime) -> dt.datetime:
+    whole = moment.replace(second=0, microsecond=0)
+    return whole if whole == moment else whole + dt.timedelta(minutes=1)
 
 
 def _duration(delta: dt.timedelta) -> str:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
-from corecall.errors import ConfigError, UsageError
-from corecall.fields import echo
+from corecall.errors import PATH_SHOWN_CHARS, ConfigError, UsageError
+from corecall.fields import as_typed, echo
 from corecall_asterisk.options import (
     PLUGIN_NAME,
     AmiServerConfig,
@@ -99,7 +100,7 @@ def register(cli: typer.Typer, context: PluginContext) -> None:
         into manager.conf (mode 0640).
         """
         from corecall_asterisk import render as asterisk_conf
-        from corecall_asterisk.output import check_output_dir, server_dir, write_private
+        from corecall_asterisk.output import check_output_dir, server_dir, write_all_private
 
         if show_secret:
             raise UsageError(
@@ -170,6 +171,8 @@ def register(cli: typer.Typer, context: PluginContext) -> None:
             rendered.append((server, texts))
 
         several = len(rendered) > 1
+        files: list[tuple[Path, str]] = []
+        owners: list[str] = []  # the server each file belongs to
         for server, texts in rendered:
             if directory is None:
                 for name in wanted:
@@ -181,10 +184,14 @@ def register(cli: typer.Typer, context: PluginContext) -> None:
                 continue
             for name in wanted:
                 path = server_dir(directory, server.name, several=several) / f"{name}.conf"
-                write_private(path, texts[name])
-                secret = name == "manager"
-                note = f", with the AMI secret of server {server.name!r}" if secret else ""
-                typer.echo(f"wrote {path} (mode 0640{note})")
+                files.append((path, texts[name]))
+                owners.append(server.name)
+        if directory is not None:
+            write_all_private(files)  # all or nothing: never a mix of old and new files
+            for (path, _text), owner in zip(files, owners, strict=True):
+                secret = path.name == "manager.conf"
+                note = f", with the AMI secret of server {owner!r}" if secret else ""
+                typer.echo(f"wrote {as_typed(str(path), PATH_SHOWN_CHARS)} (mode 0640{note})")
         if directory is not None and "manager" in wanted:
             typer.echo(
                 "manager.conf holds the AMI secret: keep it readable by root and Asterisk's "

@@ -81,6 +81,13 @@ class AsteriskAmiDriver(TrunkDriver):
             self._links = links
         return self._links
 
+    def config_problems(self) -> list[str]:
+        try:
+            self.links  # noqa: B018 - resolves every asterisk_ami trunk's server
+        except ConfigError as exc:
+            return [str(exc)]
+        return []
+
     def _supervisor(self) -> Supervisor | None:
         """The application's supervisor (None for a driver outside an application)."""
         try:

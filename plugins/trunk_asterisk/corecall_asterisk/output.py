@@ -16,6 +16,7 @@ import secrets
 from pathlib import Path
 
 from corecall.errors import ConfigError
+from corecall.fields import as_typed
 
 #: Mode of every written file: owner read/write, group read (Asterisk's group), others none.
 FILE_MODE = 0o640
@@ -33,15 +34,15 @@ def check_output_dir(text: str) -> Path:
     path = Path(text).expanduser()
     if not path.exists():
         raise ConfigError(
-            f"--output-dir {text}: no such directory; create it first, e.g. "
+            f"--output-dir {as_typed(text, 100)}: no such directory; create it first, e.g. "
             f"`install -d -g asterisk -m 2750 {text}` (the files are written with mode 0640)"
         )
     if not path.is_dir():
-        raise ConfigError(f"--output-dir {text}: not a directory")
+        raise ConfigError(f"--output-dir {as_typed(text, 100)}: not a directory")
     if not os.access(path, os.W_OK | os.X_OK):
         raise ConfigError(
-            f"--output-dir {text}: not writable by this user; run as a user who may write "
-            "there (e.g. root) or choose another directory"
+            f"--output-dir {as_typed(text, 100)}: not writable by this user; run as a user who may "
+            "write there (e.g. root) or choose another directory"
         )
     return path
 
@@ -56,20 +57,36 @@ def server_dir(base: Path, server: str, *, several: bool) -> Path:
         try:
             path.mkdir(mode=DIR_MODE)
         except OSError as exc:
-            raise ConfigError(f"cannot create {path}: {exc.strerror}") from None
+            raise ConfigError(f"cannot create {as_typed(str(path), 100)}: {exc.strerror}") from None
     return path
 
 
-def write_private(path: Path, text: str, *, mode: int = FILE_MODE) -> None:
-    """Write ``text`` to ``path`` through a new file of mode ``mode`` renamed over it.
-    Raises ConfigError naming the file when the system refuses (read-only, full, ...)."""
+def write_all_private(files: list[tuple[Path, str]], *, mode: int = FILE_MODE) -> None:
+    """Write every ``(path, text)`` through a new file of mode ``mode`` renamed over it,
+    all or nothing: each text goes to its own new temporary file first, and only when all of
+    them are written are they renamed over the old files. A failure (read-only, disk full)
+    leaves every old file as it was, never a mix of a new pjsip.conf and an old
+    manager.conf. Raises ConfigError naming the file that could not be written."""
+    temps: list[tuple[Path, Path]] = []
     try:
-        _write_private(path, text, mode)
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
+        for path, text in files:
+            try:
+                temps.append((_write_temp(path, text, mode), path))
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot write {as_typed(str(path), 100)}: {exc.strerror or exc}; "
+                    "no file was changed"
+                ) from None
+        for temp, path in temps:
+            os.replace(temp, path)
+    finally:
+        for temp, _path in temps:
+            with contextlib.suppress(OSError):
+                temp.unlink()  # only those not renamed are still there
 
 
-def _write_private(path: Path, text: str, mode: int) -> None:
+def _write_temp(path: Path, text: str, mode: int) -> Path:
+    """``text`` in a new file of mode ``mode`` beside ``path``; its path."""
     temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
     try:
@@ -79,10 +96,10 @@ def _write_private(path: Path, text: str, mode: int) -> None:
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
-        os.replace(temp, path)
     except BaseException:
         if fd >= 0:
             os.close(fd)
         with contextlib.suppress(OSError):
             temp.unlink()
         raise
+    return temp

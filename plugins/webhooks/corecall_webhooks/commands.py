@@ -153,10 +153,10 @@ def redeliver(store, options: WebhookOptions, event_ids: list[str], url: str | N
         )
     known = {m.event_id for m in store.outbox_list(url, limit=100_000)}
     missing = [e for e in event_ids if e not in known]
-    if missing:  # checked first: a refusal changes nothing and prints no summary
+    if missing:  # refused as a whole: nothing is queued again
         shown = ", ".join(echo(m) for m in missing)
         raise CorecallError(
-            f"not in the outbox: {shown} (see corecall webhooks list); nothing was queued"
+            f"not in the outbox: {shown} (see corecall webhooks list); nothing was queued again"
         )
     changed = store.outbox_redeliver(event_ids, destination=url)
     console.print(f"{changed} deliveries queued again")

@@ -79,6 +79,13 @@ class WebhookOptions:
     )
     max_batch: int = option(100, doc="Events per request at most (a backlog goes out in few).")
 
+    def __attrs_post_init__(self) -> None:
+        # Checked when the configuration is read, so `config show` and every command report
+        # it (exit 1) instead of a service that fails to start later.
+        problems = self.problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+
     def problems(self) -> list[str]:
         found = []
         if self.max_batch < 1:

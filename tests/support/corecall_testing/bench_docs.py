@@ -21,9 +21,18 @@ import os
 import re
 from pathlib import Path
 
-__all__ = ["markers", "replace_section", "write_section"]
+__all__ = ["load_average", "markers", "replace_section", "write_section"]
 
 _NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
+
+def load_average() -> str:
+    """A sentence with the machine's load average now (1, 5, 15 minutes), to write next to
+    figures measured on a shared machine."""
+    one, five, fifteen = os.getloadavg()
+    return (
+        f"Load average when written: {one:.2f}, {five:.2f}, {fifteen:.2f} ({os.cpu_count()} cores)."
+    )
 
 
 def markers(name: str) -> tuple[str, str]:
