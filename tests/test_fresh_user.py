@@ -57,3 +57,11 @@ def test_init_writes_the_config_0600_even_with_a_permissive_umask(fresh):
     # and now `config show` names the file and labels its values "file"
     shown = fresh("config", "show").stdout.splitlines()
     assert shown[0] == f"# {path}" and any(line.endswith("# file") for line in shown)
+
+
+def test_init_echoes_a_path_with_a_newline_escaped(fresh, tmp_path):
+    path = tmp_path / "a\nb.toml"
+    done = fresh("--config", str(path), "init")
+    assert done.returncode == 0, done.stderr
+    assert f"wrote {str(path)!r}" in done.stdout
+    assert not any(line.startswith("b.toml") for line in done.stdout.splitlines())

@@ -18,6 +18,10 @@ def register(app: typer.Typer) -> None:
     app.add_typer(policy_app, name="policy")
 
 
+#: The years ``--at`` may name (UTC).
+AT_YEARS = (1970, 9998)
+
+
 def parse_moment(text: str | None) -> _dt.datetime:
     """``--at`` as a timezone-aware datetime (ISO 8601 with an offset or Z); now if None."""
     if text is None:
@@ -35,7 +39,18 @@ def parse_moment(text: str | None) -> _dt.datetime:
             f"--at {echo(text)}: expected an ISO 8601 moment with its UTC offset, e.g. "
             "2026-07-01T11:30:00Z or 2026-07-01T07:30:00-04:00"
         )
-    return moment.astimezone(_dt.UTC)
+    try:
+        moment = moment.astimezone(_dt.UTC)
+    except OverflowError:
+        moment = None
+    # The checks look a day back (repeat calls) and a week ahead (calling hours): keep them
+    # inside what datetime can hold, and inside what a dry run is for.
+    if moment is None or not AT_YEARS[0] <= moment.year <= AT_YEARS[1]:
+        raise UsageError(
+            f"--at {echo(text)}: out of range; give a moment in the years {AT_YEARS[0]} to "
+            f"{AT_YEARS[1]} (UTC), e.g. 2026-07-01T11:30:00Z"
+        )
+    return moment
 
 
 @policy_app.command("check")

@@ -78,8 +78,9 @@ def credential_shape_problems(token: str, api_hash: str) -> list[str]:
         colon = "" if ":" in token else ", with no colon"
         problems.append(
             "the bot token (CORECALL_BOT_TOKEN or [bot] token) is not shaped like one from "
-            "@BotFather: the bot's id in digits, a colon, then 35 letters, digits, '_' or '-' "
-            f"(like 123456789:AAH...); the one set is {len(token)} characters long{colon}"
+            "@BotFather: the bot's id in digits, a colon, then 30 to 64 letters, digits, '_' "
+            "or '-' (35 in the tokens @BotFather gives today, like 123456789:AAH...); the one "
+            f"set is {len(token)} characters long{colon}"
         )
     if not _API_HASH_SHAPE.fullmatch(api_hash):
         problems.append(

@@ -14,6 +14,7 @@ from corecall.app import App
 from corecall.cli import main
 from corecall.config import load_config
 from corecall.domain import CallRecord
+from corecall.fields import check_reason
 
 POLICIES = {
     "policy_calling_hours": "corecall-policy-calling-hours",
@@ -157,6 +158,22 @@ def test_policy_check_needs_a_moment_with_its_offset(cli, bad):
     code, _out, err = cli("policy", "check", "--target", NY, "--at", bad)
     assert code == 2
     assert "expected an ISO 8601 moment with its UTC offset" in err
+
+
+@pytest.mark.parametrize(
+    "far",
+    ["0001-01-01T00:00:00Z", "9999-12-31T20:00:00-14:00", "1969-12-31T23:59:59Z",
+     "9999-01-01T00:00:00Z"],
+)  # fmt: skip
+def test_policy_check_refuses_a_moment_out_of_range_as_a_usage_error(cli, far):
+    """Moments whose day before or week after datetime cannot hold (or no dry run needs):
+    exit 2 naming the range, no traceback."""
+    code, out, err = cli("policy", "check", "--target", NY, "--at", far)
+    assert code == 2 and out == ""
+    assert "give a moment" in err and "1970" in err and "9998" in err
+    assert "Traceback" not in err and "unexpected" not in err
+    for edge in ("1970-01-01T00:00:00Z", "9998-12-31T23:59:59Z"):
+        assert cli("policy", "check", "--target", NY, "--at", edge, "--json")[0] in (0, 1)
 
 
 # --------------------------------------------------------------------------- dnc commands
@@ -317,13 +334,29 @@ def test_dnc_export_of_whatever_is_stored_imports_back(cli, tmp_path):
     assert [line.split(",")[:2] for line in again.read_text().splitlines()] == [
         line.split(",")[:2] for line in data.splitlines()
     ]
-    # and neither export to a terminal nor `dnc list` writes a control character
-    for args in (("dnc", "export"), ("dnc", "list")):
+    # and neither export to a terminal nor `dnc list` (text or JSON) writes a control
+    # character, nor a reason longer than a reason may be
+    listed = json.loads(cli("dnc", "list", "--json")[1])
+    assert len(listed) == len(STORED_REASONS)
+    for entry in listed:
+        assert check_reason(entry["reason"]) == entry["reason"], entry
+        assert entry["added_by"].isprintable() and entry["added_by"].startswith("cli:")
+    for args in (("dnc", "export"), ("dnc", "list"), ("dnc", "list", "--json")):
         code, out, _ = cli(*args)
         assert code == 0 and "\x1b" not in out and "\x9b" not in out and "\u202e" not in out
     code, out, _ = cli("dnc", "list")
     assert len(out.splitlines()) == len(STORED_REASONS) + 1 and "FAKE +12125550999" in out
     assert not any(line.startswith("FAKE") for line in out.splitlines())
+
+
+def test_a_path_with_a_newline_or_escape_never_forges_an_output_line(cli, tmp_path):
+    path = tmp_path / "x\nFAKE.csv"
+    path.write_text("+12125550101\n", encoding="utf-8")
+    code, out, _ = cli("dnc", "import", str(path))
+    assert code == 0 and out.startswith(f"imported {str(path)!r}: 1 numbers read")
+    assert not any(line.startswith("FAKE") for line in out.splitlines())
+    code, _out, err = cli("dnc", "import", str(tmp_path / "nofile\x1b[31m"))
+    assert code == 1 and "\x1b" not in err and "nofile\\x1b[31m" in err
 
 
 def test_dnc_import_missing_file(cli, tmp_path):

@@ -89,6 +89,19 @@ def test_a_malformed_token_or_api_hash_is_refused_before_connecting(
     assert not list(tmp_path.rglob("*.session"))  # no Telegram client was even created
 
 
+def test_the_token_shape_check_and_its_message_agree():
+    """What the message says is accepted is what is accepted: 30 to 64 characters after
+    the colon (35 today)."""
+    from corecall.telegram.runner import credential_shape_problems
+
+    for suffix in (30, 35, 64):
+        assert credential_shape_problems("123456789:" + "A" * suffix, "f" * 32) == []
+    for suffix in (29, 65):
+        (problem,) = credential_shape_problems("123456789:" + "A" * suffix, "f" * 32)
+        assert "then 30 to 64 letters, digits, '_' or '-'" in problem
+        assert f"is {10 + suffix} characters long" in problem
+
+
 def test_the_session_file_is_readable_by_its_owner_only(tmp_path):
     path = prepare_session_file(tmp_path / "private" / "bot")
     assert path == tmp_path / "private" / "bot.session"

@@ -148,6 +148,10 @@ def test_without_urls_each_command_says_so_with_exit_1_not_a_usage_error(
     assert code == 1 and "not a configured receiver" in err and "no webhook URLs" in err
     code, out, err = run("webhooks", "list")
     assert code == 0 and "no webhook URLs are configured" in out
+    # an unknown id: one error line, no success-shaped summary, nothing queued
+    code, out, err = run("webhooks", "redeliver", "nope")
+    assert (code, out) == (1, "") and "not in the outbox: 'nope'" in err
+    assert "nothing was queued" in err
     # a real usage error keeps exit code 2
     assert run("webhooks", "test", "--no-such-flag")[0] == 2
     assert run("webhooks", "redeliver")[0] == 2

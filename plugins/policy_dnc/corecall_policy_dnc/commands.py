@@ -126,8 +126,11 @@ def make_dnc_app(context) -> typer.Typer:
             after = page[-1].number
 
     def _entry_json(entry) -> dict:
+        # The same values as `dnc list` and `dnc export` (one line, within the limits): a
+        # JSON reader's terminal gets no raw control or bidi character either.
+        number, reason, _added_at, added_by = _printable_row(entry)
         return {
-            "number": entry.number, "reason": entry.reason, "added_by": entry.added_by,
+            "number": number, "reason": reason, "added_by": added_by,
             "added_at": entry.added_at.isoformat() if entry.added_at else None,
         }  # fmt: skip
 
@@ -186,7 +189,9 @@ def make_dnc_app(context) -> typer.Typer:
             try:
                 handle = open(file, "rb")
             except OSError as exc:
-                raise CorecallError(f"cannot read {file}: {exc.strerror}") from None
+                raise CorecallError(
+                    f"cannot read {as_typed(str(file), PATH_SHOWN_CHARS)}: {exc.strerror}"
+                ) from None
             with handle:
                 report = import_lines(app, bounded_lines(handle), _actor(), default_reason=reason)
         report["file"] = str(file)
