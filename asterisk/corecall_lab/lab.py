@@ -1111,6 +1111,13 @@ def render_corecall_config(lab: Lab, data_dir: Path) -> str:
         f"username = {q(lab.ami_user)}",
         f"secret = {q(lab.ami_secret)}",
         'context = "corecall-bridge"',
+        "",
+        "# The lab's phones are sipp carriers, not people: calling hours are open round the",
+        "# clock here so the example call connects at any hour (a real deployment keeps the",
+        "# default window, see docs/compliance.md).",
+        "[plugins.policy_calling_hours]",
+        'opens = "00:00"',
+        'closes = "24:00"',
     ]
     for index, name in enumerate(lab.carriers):
         trunk = name.removeprefix("corecall-") or name

@@ -38,7 +38,7 @@ def scrape(url: str) -> dict[tuple[str, tuple], float]:
 def test_console_process_serves_metrics_of_its_calls(tmp_path):
     port = free_port()
     raw = config_dict(tmp_path, limits={"calls_per_minute": 100, "live_calls_per_agent": 10})
-    raw["plugins"] = {"metrics": {"listen": f"127.0.0.1:{port}"}}
+    raw["plugins"]["metrics"] = {"listen": f"127.0.0.1:{port}"}  # keeps the any-hour window
     config = write_toml(tmp_path / "config.toml", raw)
     app = App(parse_config(raw, path=None))
     AgentAdmin(app).authorize(501, actor="test", phone="+12125550111", name="Alice")

@@ -28,8 +28,8 @@ SECRET = "cli-test-secret"
 
 def setup(tmp_path, receiver) -> tuple:
     raw = config_dict(tmp_path, limits={"calls_per_minute": 1000, "live_calls_per_agent": 50})
-    raw["plugins"] = {"webhooks": {"urls": [receiver.url], "poll_interval": 0.2,
-                                   "first_backoff": 0.1, "max_backoff": 0.5}}  # fmt: skip
+    raw["plugins"]["webhooks"] = {"urls": [receiver.url], "poll_interval": 0.2,
+                                  "first_backoff": 0.1, "max_backoff": 0.5}  # fmt: skip
     config = write_toml(tmp_path / "config.toml", raw)
     env = {**os.environ, "CORECALL_PLUGINS_WEBHOOKS_SECRET": SECRET}
     with mock.patch.dict(os.environ, env):  # the secret comes from the environment only

@@ -78,6 +78,11 @@ class WebhookOptions:
         1.0, doc="Seconds between looks at the outbox for events of other processes."
     )
     max_batch: int = option(100, doc="Events per request at most (a backlog goes out in few).")
+    write_delay: float = option(
+        0.2,
+        doc="Seconds events gather in memory before one outbox write (a burst of calls makes "
+        "a few store transactions, not one per event); 0 writes at once.",
+    )
 
     def __attrs_post_init__(self) -> None:
         # Checked when the configuration is read, so `config show` and every command report
@@ -231,6 +236,10 @@ class WebhookService:
         failures = 0
         while True:
             await self._have_writes.wait()
+            if self.options.write_delay > 0:
+                # Let a burst's events gather: one transaction (and one delivery wake-up) for
+                # many events, instead of one per event competing with the calls' own writes.
+                await asyncio.sleep(self.options.write_delay)
             self._have_writes.clear()
             try:
                 await self._flush()
