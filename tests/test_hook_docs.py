@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 import attrs
 import pytest
 import typer
+from corecall_testing import ANY_HOUR
 from typer.testing import CliRunner
 
 from corecall import hookspecs
@@ -189,6 +190,9 @@ def make_config(tmp_path: Path, extra_toml: str = "", **store):
         else {"sqlite_path": str(tmp_path / "corecall.sqlite3")}
     )
     raw["store"] = {**sqlite, **store}
+    # Calls are placed at the wall clock's hour: calling hours open round the clock, as in
+    # corecall_testing.config_dict (without it these tests failed every night in New York).
+    raw.setdefault("plugins", {}).setdefault("policy_calling_hours", dict(ANY_HOUR))
     return parse_config(raw, path=None)
 
 
