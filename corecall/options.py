@@ -37,6 +37,7 @@ a string.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -97,6 +98,19 @@ def option(
     if secret:
         kwargs["repr"] = False  # a repr (a log line, a traceback) never shows a secret
     return attrs.field(**kwargs)
+
+
+def seconds(*, zero: bool = False) -> Callable[[Any, attrs.Attribute, float], None]:
+    """A validator for a duration option, in seconds: more than 0, or 0 and more with
+    ``zero=True`` (the option parser has already refused nan and inf). Raises ValueError,
+    which the parser reports with the file, the key and the source of the value."""
+
+    def check(_instance: Any, _attribute: attrs.Attribute, value: float) -> None:
+        if value < 0 or (value == 0 and not zero):
+            least = "0 or more" if zero else "more than 0"
+            raise ValueError(f"expected {least} seconds, got {value:g}")
+
+    return check
 
 
 def option_info(field: attrs.Attribute) -> OptionInfo:
@@ -177,6 +191,8 @@ def _strict(typ: type, word: str):
             return float(value)
         if not ok:
             raise _Mismatch(word)
+        if typ is float and not math.isfinite(value):  # TOML has nan and inf literals
+            raise _Mismatch("a finite number (not nan or inf)")
         return value
 
     return structure
@@ -361,13 +377,19 @@ def parse_options(
             try:
                 field.validator(None, field, value)
             except (ValueError, TypeError) as exc:
-                raise ConfigError(_validator_message(exc, info), path=where, key=key) from None
+                from_env = f" (from ${env_used})" if env_used else ""
+                raise ConfigError(_validator_message(exc, info) + from_env, path=where,
+                                  key=key) from None  # fmt: skip
         values[name] = value
         origins.append(ValueOrigin(key, value, source, info.secret, env_used, info.doc))
     try:
         instance = cls(**values)
     except (ValueError, TypeError) as exc:
-        raise ConfigError(str(exc), path=where, key=table_name) from None
+        # A rule over several keys (e.g. URLs need a secret): say which values came from
+        # the environment, since the file alone may look right.
+        env_vars = sorted({f"${o.env}" for o in origins if o.source == "environment"})
+        also = f" (set by {', '.join(env_vars)})" if env_vars else ""
+        raise ConfigError(f"{exc}{also}", path=where, key=table_name) from None
     return ParsedOptions(instance, origins)
 
 

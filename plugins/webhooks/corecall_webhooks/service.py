@@ -41,6 +41,8 @@ import httpx
 from corecall import option
 from corecall.domain import AuditEntry, CallRecord, CallState, OutboxMessage, utcnow
 from corecall.errors import StoreError
+from corecall.fields import echo
+from corecall.options import seconds
 from corecall.redaction import mask_url
 from corecall.store import Store
 from corecall_webhooks import events
@@ -62,26 +64,37 @@ class WebhookOptions:
     """``[plugins.webhooks]``."""
 
     urls: tuple[str, ...] = option(
-        (), doc="Receivers: every event is POSTed to each of these http(s) URLs."
+        (),
+        doc="Receivers: every event is POSTed to each of these http(s) URLs.",
+        validator=lambda _instance, _attribute, urls: _check_urls(urls),
     )
     secret: str = option("", doc="The HMAC-SHA256 key requests are signed with.", secret=True)
     timeout: float = option(
-        5.0, doc="Seconds one request may take (connect + answer) before it counts as failed."
+        5.0,
+        doc="Seconds one request may take (connect + answer) before it counts as failed.",
+        validator=seconds(),
     )
     first_backoff: float = option(
-        1.0, doc="Seconds before the first retry of failed events; doubles each time."
+        1.0,
+        doc="Seconds before the first retry of failed events; doubles each time.",
+        validator=seconds(),
     )
     max_backoff: float = option(
-        60.0, doc="Seconds between retries at most (the longest wait once a receiver is back)."
+        60.0,
+        doc="Seconds between retries at most (the longest wait once a receiver is back).",
+        validator=seconds(),
     )
     poll_interval: float = option(
-        1.0, doc="Seconds between looks at the outbox for events of other processes."
+        1.0,
+        doc="Seconds between looks at the outbox for events of other processes.",
+        validator=seconds(),
     )
     max_batch: int = option(100, doc="Events per request at most (a backlog goes out in few).")
     write_delay: float = option(
         0.2,
         doc="Seconds events gather in memory before one outbox write (a burst of calls makes "
         "a few store transactions, not one per event); 0 writes at once.",
+        validator=seconds(zero=True),
     )
 
     def __attrs_post_init__(self) -> None:
@@ -95,15 +108,21 @@ class WebhookOptions:
         found = []
         if self.max_batch < 1:
             found.append(f"webhooks max_batch must be 1 or more, not {self.max_batch}")
-        for url in self.urls:
-            if not url.startswith(("http://", "https://")):
-                found.append(f"webhook URL {url!r} must start with http:// or https://")
         if self.urls and not self.secret:
             found.append(
                 "webhooks need a secret to sign requests: set [plugins.webhooks] secret or "
                 "CORECALL_PLUGINS_WEBHOOKS_SECRET"
             )
         return found
+
+
+def _check_urls(urls: tuple[str, ...]) -> None:
+    for url in urls:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(
+                f"expected http:// or https:// URLs, got {echo(mask_url(url))}; e.g. "
+                'urls = ["https://hooks.example.com/corecall"]'
+            )
 
 
 def backoff(attempts: int, first: float, cap: float) -> float:
