@@ -18,6 +18,7 @@ and what is expected.
 
 from __future__ import annotations
 
+import math
 import os
 import shlex
 import tomllib
@@ -399,8 +400,14 @@ def _parse_bot(p: _Parser, t: Mapping[str, Any]) -> BotConfig:
     ):
         p.fail("bot.super_admins", "expected a list of numeric Telegram user ids, e.g. [123456789]")
     age = t.get("max_command_age", 30)
-    if not isinstance(age, int | float) or isinstance(age, bool) or age <= 0:
-        p.fail("bot.max_command_age", "expected a positive number of seconds, e.g. 30")
+    if (
+        not isinstance(age, int | float) or isinstance(age, bool)
+        or not math.isfinite(age) or age <= 0  # nan would switch the replay guard off
+    ):  # fmt: skip
+        p.fail(
+            "bot.max_command_age",
+            f"expected a positive number of seconds, e.g. 30, got {fields.echo(age)}",
+        )
     session = p.opt(t, "session_path", str, "bot", None)
     return BotConfig(
         token=token,

@@ -292,3 +292,36 @@ def test_health_reads_a_report_it_did_not_write_as_unhealthy(cli, tmp_path, cont
 def test_policy_check_at_the_edges_of_time_is_a_usage_error(cli, moment):
     code, _out, err = cli("policy", "check", "--target", "+12125550123", "--at", moment)
     assert code == 2 and "between the years 1970 and 9998" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["calls", "live", "--once", "--refresh", "inf"],
+        ["calls", "live", "--once", "--refresh", "1e308"],
+        ["health", "--max-age", "inf"],
+        ["health", "--max-age", "nan"],
+        ["call", "--agent-phone", "+12125550111", "--target", "+12125550123", "--timeout", "inf"],
+        ["demo", "--speed", "inf"],
+        ["asterisk", "check", "--timeout", "inf"],
+    ],
+)
+def test_every_seconds_option_has_a_range_and_refuses_nan_and_inf(cli, args, capsys):
+    """--refresh inf crashed with OverflowError inside time.sleep: every number of seconds
+    (or speed) a command takes is bounded, and out of range is a usage error naming it."""
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert f"Invalid value for '{args[-2]}'" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("raw", ["inf", "nan", "0", "-2", "1e9", "fast"])
+def test_the_demo_speed_from_the_environment_has_the_options_range(monkeypatch, raw):
+    from corecall.demo import MAX_SPEED, SPEED_ENV, speed_from_env
+    from corecall.errors import UsageError
+
+    monkeypatch.setenv(SPEED_ENV, raw)
+    with pytest.raises(UsageError, match=r"demo speed|must be a number"):
+        speed_from_env(None)
+    monkeypatch.setenv(SPEED_ENV, str(MAX_SPEED))
+    assert speed_from_env(None) == MAX_SPEED

@@ -28,6 +28,7 @@ def demo(
         None,
         "--speed",
         min=0.001,
+        max=1000,  # corecall.demo.MAX_SPEED, written out: --help must not import the demo
         help="Run simulated calls this many times faster (default 1: a call takes ~10 s). "
         "Also $CORECALL_DEMO_SPEED.",
     ),

@@ -200,7 +200,9 @@ def register(cli: typer.Typer, context: PluginContext) -> None:
 
     @asterisk.command("check")
     def check(
-        timeout: float = typer.Option(5.0, "--timeout", min=0.1, help="Seconds per AMI step."),
+        timeout: float = typer.Option(
+            5.0, "--timeout", min=0.1, max=600, help="Seconds per AMI step."
+        ),
     ) -> None:
         """Check every Asterisk server the routes use: AMI reachable, login, privileges, each
         route's PJSIP endpoint, the bridge context. Prints each problem with its fix; exit 1
