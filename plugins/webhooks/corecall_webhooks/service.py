@@ -41,7 +41,7 @@ import httpx
 from corecall import option
 from corecall.domain import AuditEntry, CallRecord, CallState, OutboxMessage, utcnow
 from corecall.errors import StoreError
-from corecall.fields import echo
+from corecall.fields import echo, one_line
 from corecall.options import seconds
 from corecall.redaction import mask_url
 from corecall.store import Store
@@ -123,6 +123,22 @@ def _check_urls(urls: tuple[str, ...]) -> None:
                 f"expected http:// or https:// URLs, got {echo(mask_url(url))}; e.g. "
                 'urls = ["https://hooks.example.com/corecall"]'
             )
+
+
+#: A receiver's answer or a failure is kept (outbox last_error) and shown this long at most.
+ANSWER_MAX_CHARS = 300
+
+
+def answer_text(response: httpx.Response) -> str:
+    """``HTTP 503 Service Unavailable``: one line, safe to print and log. The reason phrase
+    is the receiver's own text: an ESC or bidi character in it is replaced, never echoed."""
+    return one_line(f"HTTP {response.status_code} {response.reason_phrase}", ANSWER_MAX_CHARS)
+
+
+def failure_text(exc: BaseException) -> str:
+    """A request that got no answer (``ConnectError: ...``), made safe like :func:`answer_text`
+    (an exception's text can carry what a server sent)."""
+    return one_line(f"{type(exc).__name__}: {exc}".strip().rstrip(":"), ANSWER_MAX_CHARS)
 
 
 def backoff(attempts: int, first: float, cap: float) -> float:
@@ -358,9 +374,9 @@ class WebhookService:
                 url, content=body, headers=headers, timeout=self.options.timeout
             )
             ok = 200 <= response.status_code < 300
-            error = "" if ok else f"HTTP {response.status_code} {response.reason_phrase}"
+            error = "" if ok else answer_text(response)
         except httpx.HTTPError as exc:
-            ok, error = False, f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+            ok, error = False, failure_text(exc)
         elapsed = asyncio.get_running_loop().time() - started
         if ok:
             self.delivered += len(batch)
