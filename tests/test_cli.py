@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -325,3 +326,27 @@ def test_the_demo_speed_from_the_environment_has_the_options_range(monkeypatch, 
         speed_from_env(None)
     monkeypatch.setenv(SPEED_ENV, str(MAX_SPEED))
     assert speed_from_env(None) == MAX_SPEED
+
+
+def test_init_refuses_paths_it_cannot_or_must_not_write(tmp_path, capsys):
+    """One plain line each, exit 1, nothing changed: a parent that is a file, a path in
+    /proc, and a path that is not a regular file (init as root once made /dev/full 0600;
+    a disk device would have been overwritten)."""
+    import stat
+
+    parent = tmp_path / "a-file"
+    parent.write_text("x")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    os.chmod(fifo, 0o644)
+    cases = [
+        ([str(parent / "x.toml")], f"{parent} is not a directory"),
+        (["/proc/corecall-test.toml"], "cannot write the configuration here"),
+        ([str(fifo), "--force"], "is not a regular file"),
+    ]
+    for where, expected in cases:
+        assert main(["--config", where[0], "init", *where[1:]]) == 1
+        err = capsys.readouterr().err
+        assert expected in err and "unexpected" not in err and "Traceback" not in err, err
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and stat.S_IMODE(fifo.stat().st_mode) == 0o644
+    assert parent.read_text() == "x"
