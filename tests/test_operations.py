@@ -99,6 +99,12 @@ def test_health_command_reads_the_running_bots_report(tmp_path):
     path.write_text(json.dumps(stale))
     healthy, report = systemd.read_health(path)
     assert not healthy and "300 s old" in report["problems"][0]
+    # ... or one dated ahead of the clock (written before the clock was set back)
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)).isoformat()
+    ahead = {"parts": parts, "problems": [], "updated_at": later}  # all up, never rewritten
+    path.write_text(json.dumps(ahead))
+    future = run_cli("health", env=env)
+    assert future.returncode == 1 and re.search(r"dated 7\d\d\d s in the future", future.stdout)
 
 
 # --------------------------------------------------------------------------- the unit
