@@ -350,3 +350,13 @@ def test_init_refuses_paths_it_cannot_or_must_not_write(tmp_path, capsys):
         assert expected in err and "unexpected" not in err and "Traceback" not in err, err
     assert stat.S_ISFIFO(fifo.stat().st_mode) and stat.S_IMODE(fifo.stat().st_mode) == 0o644
     assert parent.read_text() == "x"
+
+
+@pytest.mark.parametrize("command", [["calls", "list"], ["audit"], ["webhooks", "list"]])
+@pytest.mark.parametrize("limit", ["0", "-1", "99999999999999999999999"])
+def test_every_listing_limit_has_one_range(cli, command, limit, capsys):
+    """`webhooks list --limit 1e23` overflowed SQLite's integer with a traceback and
+    `--limit 0` said the outbox was empty: one option, one range, for every listing."""
+    code = main([*command, "--limit", limit])
+    err = capsys.readouterr().err
+    assert code == 2 and "Invalid value for '--limit'" in err and "Traceback" not in err, err

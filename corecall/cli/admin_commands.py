@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from corecall.cli.common import actor, console, print_json, state
+from corecall.cli.common import actor, console, limit_option, print_json, state
 from corecall.cli.tables import print_table
 
 if TYPE_CHECKING:
@@ -137,7 +137,7 @@ def _call_json(call: CallRecord) -> dict:
 @calls_app.command("list")
 def calls_list(
     agent: int = typer.Option(None, "--agent", help="Only this agent's calls."),
-    limit: int = typer.Option(20, "--limit", min=1, max=10000),
+    limit: int = limit_option(20),
     json_: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ):
     """Recent calls, newest first."""
@@ -163,7 +163,7 @@ def calls_list(
 
 
 def audit(
-    limit: int = typer.Option(50, "--limit", min=1, max=10000),
+    limit: int = limit_option(50),
     json_: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ):
     """The audit log of admin actions, newest first."""

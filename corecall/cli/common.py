@@ -92,6 +92,18 @@ def actor() -> str:
     return f"cli:{user}"
 
 
+#: The most rows a listing command shows at once (``--limit``).
+LIST_LIMIT_MAX = 10_000
+
+
+def limit_option(default: int, help: str = "How many, newest first.") -> Any:
+    """The ``--limit`` option of every listing command: 1 to :data:`LIST_LIMIT_MAX` (0 or a
+    number SQLite cannot hold is a usage error naming the range, exit 2)."""
+    import typer
+
+    return typer.Option(default, "--limit", min=1, max=LIST_LIMIT_MAX, help=help)
+
+
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
 

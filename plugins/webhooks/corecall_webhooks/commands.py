@@ -9,7 +9,7 @@ import uuid
 import httpx
 import typer
 
-from corecall.cli.common import console, print_json
+from corecall.cli.common import console, limit_option, print_json
 from corecall.domain import utcnow
 from corecall.errors import CorecallError
 from corecall.fields import echo, one_line
@@ -43,7 +43,7 @@ def webhooks_group(context) -> typer.Typer:
     @group.command("list")
     def list_command(
         pending: bool = typer.Option(False, "--pending", help="Only events not delivered yet."),
-        limit: int = typer.Option(50, "--limit", min=0, help="How many, newest first."),
+        limit: int = limit_option(50),
         as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     ) -> None:
         """The outbox, newest first: event id, URL, state, tries, last error."""
