@@ -143,6 +143,10 @@ def check_reason(reason: str) -> str:
     return reason
 
 
+#: The largest Telegram user id corecall accepts: the store keeps ids in a signed 64-bit
+#: column (Telegram's own ids are far below it).
+TELEGRAM_ID_MAX = 2**63 - 1
+
 #: Echoed input (a route code, a plugin name, a number someone typed) is shown at most this
 #: long in messages: enough to recognise it, never a wall of text.
 ECHO_MAX_CHARS = 32

@@ -360,3 +360,22 @@ def test_every_listing_limit_has_one_range(cli, command, limit, capsys):
     code = main([*command, "--limit", limit])
     err = capsys.readouterr().err
     assert code == 2 and "Invalid value for '--limit'" in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["console", "--as", "9223372036854775808"],
+        ["calls", "list", "--agent", "99999999999999999999999"],
+        ["policy", "check", "--target", "+12125550123", "--agent", "9223372036854775808"],
+        ["agents", "add", "--telegram-id", "9223372036854775808", "--phone", "+12125550111"],
+        ["agents", "revoke", "9223372036854775808"],
+        ["agents", "authorize", "0"],
+    ],
+)
+def test_a_telegram_id_out_of_range_is_a_usage_error_everywhere(cli, args, capsys):
+    """`console --as 2**63` started and answered "my database isn't answering": every id a
+    command takes has one range (1 to the store's 64-bit limit), checked before anything."""
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == 2 and "Invalid value for" in err and "Traceback" not in err, err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from corecall.cli.common import state
+from corecall.fields import TELEGRAM_ID_MAX
 
 #: Seconds ``demo`` and ``console`` wait at the end of piped input for live calls to end
 #: (the same as :data:`corecall.console.DEFAULT_WAIT`; not imported from there so that
@@ -46,7 +47,12 @@ def demo(
 
 def console(
     as_: int = typer.Option(
-        ..., "--as", min=1, metavar="TELEGRAM_ID", help="Talk as this Telegram user id."
+        ...,
+        "--as",
+        metavar="TELEGRAM_ID",
+        help="Talk as this Telegram user id.",
+        min=1,
+        max=TELEGRAM_ID_MAX,
     ),
     wait: float = WAIT,
 ) -> None:
