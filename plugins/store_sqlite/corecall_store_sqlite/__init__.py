@@ -128,6 +128,40 @@ class SqliteStore(PeeweeStore):
             return None
         return written
 
+    def save_progress_nowait(self, calls: list[CallRecord]) -> bool:
+        """The call writer's progress, written on the calling thread (the event loop) when
+        SQLite can take it at once, on the same connection as :meth:`create_call_nowait`:
+        one UPDATE per call (~30 µs each, measured) and a commit to the WAL (no fsync; this
+        connection never checkpoints: :meth:`checkpoint` does, on the store thread). If
+        another writer holds the lock (the store thread, ``corecall`` in another process),
+        nothing is written and it returns False at once; the caller takes the store
+        thread. Raises StoreError for a bad value."""
+        if not self._is_open:
+            return False
+        rows = self._progress_rows(calls)  # validates; raises StoreError
+        if not rows:
+            return True
+        conn = self._nowait_conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error:
+            return False
+        try:
+            conn.executemany(self._sql.save_progress, rows)
+            conn.execute("COMMIT")
+        except sqlite3.Error:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            return False
+        return True
+
+    def checkpoint(self) -> None:
+        """A PASSIVE checkpoint on the calling thread's connection (the store thread): copies
+        what the WAL holds into the database file and fsyncs it, never waiting for or
+        blocking readers and writers; the WAL then starts over at the next write."""
+        with self._session():
+            self._db.execute_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
     def _nowait_conn(self) -> sqlite3.Connection:
         """This thread's connection for the *_nowait methods (made on first use)."""
         conn = getattr(self._nowait, "conn", None)
