@@ -88,7 +88,8 @@ OPERATOR_AGENT_ID = 0
 #: each on SQLite (measured, tmp-file WAL, synchronous = normal), so the loop is held about
 #: a millisecond at most; a larger batch (a burst) is written in chunks, the loop free between.
 NOWAIT_PROGRESS_ROWS = 32
-#: Seconds between store checkpoints while the call writer writes on the event loop.
+#: Seconds between store checkpoints while the call writer writes on the event loop (each
+#: pauses the writer, not the loop, for as long as the checkpoint takes on the store thread).
 CHECKPOINT_INTERVAL = 1.0
 
 #: Seconds :meth:`CallManager.stop` gives each trunk driver's ``stop()`` (a driver that
@@ -182,6 +183,12 @@ def effective_caller_id(agent: Agent, route: Route) -> str:
     return route.caller_ids[0]
 
 
+def _log_checkpoint_failure(job: asyncio.Future) -> None:
+    if not job.cancelled() and job.exception() is not None:
+        exc = job.exception()
+        log.warning("store checkpoint failed: %s: %s", type(exc).__name__, exc)
+
+
 @attrs.frozen
 class _Transition:
     call_id: str
@@ -227,7 +234,8 @@ class CallManager:
         self._writes: asyncio.Queue[_Transition] | None = None
         self._writer: asyncio.Task | None = None
         self._started_drivers: set[str] = set()
-        self._checkpoint: asyncio.Future | None = None  # in flight on the store thread
+        self._checkpoint_due = False  # progress was written on the loop since the last one
+        self._checkpointing: asyncio.Future | None = None  # the last one, on the store thread
         self._checkpointed_at = float("-inf")  # time.monotonic() of the last one
         # Every store call of this manager runs on ONE worker thread, in order and in
         # batches (see corecall.store.executor): SQLite never has two of our writers
@@ -286,6 +294,8 @@ class CallManager:
             try:
                 async with asyncio.timeout(drain_timeout):
                     await self._writes.join()
+                    if self._checkpointing is not None:  # the store thread is using the store
+                        await asyncio.wait({self._checkpointing})
             except TimeoutError:
                 log.error("call records still being written after %.0fs", drain_timeout)
             self._writer.cancel()
@@ -647,6 +657,8 @@ class CallManager:
                         log.exception("announcing call %s (%s) failed", item.call_id,
                                       item.record.state.value)  # fmt: skip
                     self._writes.task_done()
+            if self._checkpoint_due:
+                await self._checkpoint()
 
     async def _persist(self, batch: list[_Transition]) -> None:
         """Write each call's newest record (it carries every stage time so far, so a burst of
@@ -713,24 +725,21 @@ class CallManager:
             if not self.store.save_progress_nowait(chunk):
                 await self._in_store(self.store.save_progress, records[start:])
                 return
-        self._checkpoint_soon()
+        if time.monotonic() - self._checkpointed_at >= CHECKPOINT_INTERVAL:
+            self._checkpoint_due = True
 
-    def _checkpoint_soon(self) -> None:
-        """After writes on the loop: a store checkpoint on the store thread, at most one at
-        a time and one per :data:`CHECKPOINT_INTERVAL` (the loop's connection never
-        checkpoints: that fsyncs)."""
-        now = time.monotonic()
-        if self._checkpoint is not None or now - self._checkpointed_at < CHECKPOINT_INTERVAL:
-            return
-        self._checkpointed_at = now
-        self._checkpoint = self.store_executor.run(self.store.checkpoint)
-        self._checkpoint.add_done_callback(self._checkpoint_done)
-
-    def _checkpoint_done(self, future: asyncio.Future) -> None:
-        self._checkpoint = None
-        if not future.cancelled() and future.exception() is not None:
-            exc = future.exception()
-            log.warning("store checkpoint failed: %s: %s", type(exc).__name__, exc)
+    async def _checkpoint(self) -> None:
+        """A store checkpoint on the store thread (the loop's connection never checkpoints:
+        that fsyncs), awaited by the call writer between two batches, after announcing the
+        first: the writer adds nothing to the WAL while it runs, so the checkpoint is short
+        and its last step, which holds writers back, rarely meets one."""
+        self._checkpoint_due = False
+        job = self._checkpointing = self.store_executor.run(self.store.checkpoint)
+        job.add_done_callback(_log_checkpoint_failure)
+        # Not cancelled with the writer: stop() waits for it before the store may be closed
+        # (closing a SQLite connection in use on another thread crashes the process).
+        await asyncio.wait({job})
+        self._checkpointed_at = time.monotonic()
 
     def _announce(self, item: _Transition) -> None:
         record = item.record

@@ -279,10 +279,10 @@ class Store(abc.ABC):
 
     def checkpoint(self) -> None:
         """Fold what the ``*_nowait`` writes appended to a write-ahead log into the database
-        (SQLite: a PASSIVE checkpoint, which never waits for or blocks readers and writers;
-        the ``*_nowait`` connection never checkpoints itself, as that fsyncs). Run on the
-        store thread by the call writer about once a second while it writes on the event
-        loop. The default does nothing."""
+        and let the log start over, so that it stays bounded (SQLite: the ``*_nowait``
+        connection never checkpoints itself, as that fsyncs). Run on the store thread by the
+        call writer about once a second while it writes on the event loop. The default does
+        nothing."""
 
     @abc.abstractmethod
     def calls_to_target_since(self, target: str, since: _dt.datetime) -> list[_dt.datetime]:

@@ -156,11 +156,18 @@ class SqliteStore(PeeweeStore):
         return True
 
     def checkpoint(self) -> None:
-        """A PASSIVE checkpoint on the calling thread's connection (the store thread): copies
-        what the WAL holds into the database file and fsyncs it, never waiting for or
-        blocking readers and writers; the WAL then starts over at the next write."""
+        """Fold the WAL into the database file, on the calling thread (the store thread):
+        first a PASSIVE checkpoint (copies the WAL and fsyncs, ~15 ms here, never blocking
+        anyone), then a RESTART one, which copies what was written meanwhile and makes the
+        next write start the WAL over. RESTART holds new writers back while it runs (a
+        write on the event loop then gives up at once and takes the store thread), so the
+        slow part is done by PASSIVE first. PASSIVE alone is not enough: SQLite starts the
+        WAL over only when a write begins with every frame checkpointed, which under a
+        steady stream of writes almost never happens (measured: the WAL grew ~4 MB/s at
+        50 calls/s; with RESTART it stays under ~5 MB)."""
         with self._session():
             self._db.execute_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            self._db.execute_sql("PRAGMA wal_checkpoint(RESTART)")
 
     def _nowait_conn(self) -> sqlite3.Connection:
         """This thread's connection for the *_nowait methods (made on first use)."""
