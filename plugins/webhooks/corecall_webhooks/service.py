@@ -118,11 +118,31 @@ class WebhookOptions:
 
 def _check_urls(urls: tuple[str, ...]) -> None:
     for url in urls:
-        if not url.startswith(("http://", "https://")):
+        problem = url_problem(url)
+        if problem:
             raise ValueError(
-                f"expected http:// or https:// URLs, got {echo(mask_url(url))}; e.g. "
+                f"{echo(mask_url(url))} is not a webhook URL: {problem}; e.g. "
                 'urls = ["https://hooks.example.com/corecall"]'
             )
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a receiver (the scheme, a host, the port, characters httpx
+    refuses or escapes), or None. Checked when the configuration is read, so a bad URL
+    never reaches the deliverer (it crashed and restarted every second)."""
+    if not url.startswith(("http://", "https://")):
+        return "expected http:// or https://"
+    if not url.isprintable() or any(char.isspace() for char in url):
+        return "it contains a space or a control character"
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        return str(exc).rstrip(".")
+    if not parsed.host:
+        return "no host"
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        return f"port {parsed.port} is out of range (1-65535)"
+    return None
 
 
 #: A receiver's answer or a failure is kept (outbox last_error) and shown this long at most.
