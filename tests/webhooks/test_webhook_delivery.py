@@ -246,10 +246,8 @@ def test_options_name_their_problems_when_the_configuration_is_read(bad, tmp_pat
     assert main(["--config", str(path), "config", "show"]) == 1
     err = capsys.readouterr().err
     # (a raw ESC in the file is already refused by the TOML parser)
-    assert (
-        "[plugins.webhooks.urls]" in err
-        and "is not a webhook URL" in err
-        or ("\x1b" in bad and "is not valid TOML" in err)
+    assert ("[plugins.webhooks.urls]" in err and "is not a webhook URL" in err) or (
+        "\x1b" in bad and "is not valid TOML" in err
     )
     assert "\x1b" not in err
 
