@@ -209,6 +209,9 @@ class CallManager:
         self.drivers = drivers
         self._clock = clock
         self._live: dict[str, CallRecord] = {}
+        # The last record of each live call that the writer has persisted (and announced):
+        # what watch() starts from. _live runs ahead of it by the writer's queue.
+        self._persisted: dict[str, CallRecord] = {}
         # call id -> (reason, detail) to record when corecall itself hung up (None: the
         # agent's own hang-up button, recorded as cancelled/completed).
         self._hangup_requested: dict[str, tuple[EndReason, str] | None] = {}
@@ -692,6 +695,7 @@ class CallManager:
 
     def _announce(self, item: _Transition) -> None:
         record = item.record
+        self._persisted[record.id] = record
         self.plugins.notify_state_changed(record, item.previous)
         for mailbox in self._watchers.get(record.id, ()):
             mailbox.put(record)
@@ -701,6 +705,7 @@ class CallManager:
             if fut is not None and not fut.done():
                 fut.set_result(record)
             self._live.pop(record.id, None)
+            self._persisted.pop(record.id, None)
 
     @contextlib.asynccontextmanager
     async def _agent_lock(self, agent_id: int) -> AsyncIterator[None]:
@@ -720,23 +725,23 @@ class CallManager:
     async def watch(self, call_id: str) -> AsyncIterator[CallRecord]:
         """Yield the call's record after each persisted transition, ending with the final one.
 
-        Starts with the current state, so a late watcher still sees where the call is.
+        Starts with the last persisted state, so a late watcher still sees where the call
+        is; a state that is still in the writer's queue is yielded once it is on record, so
+        whatever a watcher shows can be read back from the store. A call that is not live
+        yields its stored record (if any) and ends.
         """
-        current = self._live.get(call_id)
-        if current is None:
+        if call_id not in self._live:
             stored = await self._in_store(self.store.get_call, call_id)
             if stored is not None:
                 yield stored
             return
         mailbox = _Mailbox()
         self._watchers[call_id].append(mailbox)
-        yield current
-        last = current.state.order
+        persisted = self._persisted.get(call_id)
+        if persisted is not None:
+            mailbox.put(persisted)
         while True:
             record = await mailbox.get()
-            if record.state.order <= last and not record.is_final:
-                continue  # already seen: the in-memory state runs ahead of persistence
-            last = record.state.order
             yield record
             if record.is_final:
                 return
@@ -765,6 +770,7 @@ class CallManager:
         by_driver: dict[str, list[CallRecord]] = collections.defaultdict(list)
         for record in unfinished:
             self._live[record.id] = record
+            self._persisted[record.id] = record  # read back from the store
             self._finished[record.id] = asyncio.get_running_loop().create_future()
             by_driver[self._trunk_driver_name(record)].append(record)
         for name, records in by_driver.items():

@@ -13,19 +13,15 @@ class CorecallError(Exception):
     exit_code = 1
 
 
-#: A file path or key longer than this is shown cut (see :func:`corecall.fields.as_typed`).
-PATH_SHOWN_CHARS = 100
-
-
 class ConfigError(CorecallError):
     """The configuration file or environment is wrong. Names file, key and expectation."""
 
     def __init__(self, message: str, *, path: str | None = None, key: str | None = None):
-        from corecall.fields import as_typed
+        from corecall.fields import show_path
 
         # A path or key with an escape sequence or bidi control is shown escaped, never raw.
-        shown_path = as_typed(path, PATH_SHOWN_CHARS) if path else None
-        shown_key = as_typed(key, PATH_SHOWN_CHARS) if key else None
+        shown_path = show_path(path) if path else None
+        shown_key = show_path(key) if key else None
         path, key, raw_path, raw_key = shown_path, shown_key, path, key
         where = ""
         if path and key:

@@ -175,6 +175,26 @@ def as_typed(value: object, limit: int = ECHO_MAX_CHARS) -> str:
     return text if len(text) <= limit and text.isprintable() else echo(text, limit)
 
 
+#: A file path (or a dotted config key) is shown at most this long; it stays under
+#: :data:`WORD_MAX_CHARS`, so :func:`tame_message` never cuts it again.
+PATH_SHOWN_CHARS = 100
+
+
+def show_path(path: object, limit: int = PATH_SHOWN_CHARS) -> str:
+    """A file path (or a config key) for a message: as written when it is short and every
+    character prints as itself, else quoted and escaped like :func:`echo`. A path longer
+    than ``limit`` keeps its start and its end (the file name says which file) around an
+    ellipsis, with the full length, e.g.
+    ``'/tmp/pytest-of-root/…/asterisk-etc/extensions.conf' (131 characters)``.
+    """
+    text = str(path)
+    if len(text) <= limit:
+        return text if text.isprintable() else repr(text)
+    tail = (limit * 3) // 5
+    head = max(1, limit - tail - 1)
+    return f"{text[:head] + '…' + text[-tail:]!r} ({len(text)} characters)"
+
+
 def tame_message(message: str) -> str:
     """A message fit to print: every run of non-space characters over
     :data:`WORD_MAX_CHARS` cut (keeping its start, saying how long it was), and the whole

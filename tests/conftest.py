@@ -43,20 +43,20 @@ def make_config(tmp_path):
 # The README's test command must show that the real-server suites ran: one line per marker.
 _REAL_SERVER_MARKERS = {"postgres": "real PostgreSQL", "lab": "Asterisk lab"}
 _outcomes: dict[str, dict[str, int]] = {m: {} for m in _REAL_SERVER_MARKERS}
-_marked: dict[str, str] = {}  # nodeid -> marker (markers, not keywords: tests/lab is a dir)
+_PROPERTY = "real_server"  # in each report's user_properties: they reach pytest-xdist's controller
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
-        for marker in _REAL_SERVER_MARKERS:
+        for marker in _REAL_SERVER_MARKERS:  # markers, not keywords: tests/lab is a directory
             if item.get_closest_marker(marker) is not None:
-                _marked[item.nodeid] = marker
+                item.user_properties.append((_PROPERTY, marker))
 
 
 def pytest_runtest_logreport(report):
     if report.when != "call" and not (report.when == "setup" and report.outcome != "passed"):
         return
-    marker = _marked.get(report.nodeid)
+    marker = dict(report.user_properties).get(_PROPERTY)
     if marker is not None:
         counts = _outcomes[marker]
         counts[report.outcome] = counts.get(report.outcome, 0) + 1

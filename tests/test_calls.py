@@ -289,6 +289,27 @@ async def test_state_machine_ignores_repeats_and_backward_moves(setup):
                       CallState.CONNECTED, CallState.ENDED]  # fmt: skip
 
 
+async def test_a_watcher_is_shown_only_states_already_on_record(setup):
+    """A watcher that arrives while transitions still wait in the writer's queue starts from
+    the state on record and sees the rest as each is written: what the agent's status message
+    shows can always be read back (a DNC button pressed on "connected" finds the call
+    connected in the store)."""
+    app, manager, _ = await setup(driver="scripted")
+    driver = ScriptedDriver.instances[0]
+    call = await manager.place(AGENT, ANSWERING_TARGET)
+    driver.progress(call.id, CallState.AGENT_ANSWERED)
+    driver.progress(call.id, CallState.CONNECTED)  # both only in memory so far
+    seen = []
+    async for record in manager.watch(call.id):
+        on_record = app.store.get_call(call.id)
+        assert on_record.state.order >= record.state.order, (record.state, on_record.state)
+        seen.append(record.state)
+        if record.state is CallState.CONNECTED:
+            driver.progress(call.id, CallState.ENDED, EndReason.COMPLETED)
+    assert seen[-2:] == [CallState.CONNECTED, CallState.ENDED]
+    assert seen == sorted(seen, key=lambda state: state.order)
+
+
 async def test_hangup_before_connect_is_cancelled_after_connect_completed(setup):
     _app, manager, _ = await setup(driver="scripted")
     driver = ScriptedDriver.instances[0]

@@ -12,7 +12,15 @@ import json
 
 import pytest
 
-from corecall.fields import ECHO_MAX_CHARS, MESSAGE_MAX_CHARS, WORD_MAX_CHARS, echo, tame_message
+from corecall.fields import (
+    ECHO_MAX_CHARS,
+    MESSAGE_MAX_CHARS,
+    PATH_SHOWN_CHARS,
+    WORD_MAX_CHARS,
+    echo,
+    show_path,
+    tame_message,
+)
 
 HUGE = "Z" * 5000
 #: Far more than any refusal needs, far less than the 5,000 characters typed.
@@ -84,3 +92,18 @@ def test_typed_input_shown_back_never_carries_a_control_or_bidi_character(cli, h
     _code, out, err = cli("policy", "check", "--target", f"+1212555{hostile}0123")
     assert hostile not in out + err
     assert repr(hostile)[1:-1] in out  # shown escaped, so the operator sees it is there
+
+
+def test_a_long_path_keeps_its_file_name_and_a_strange_one_is_escaped():
+    short = "/etc/asterisk/extensions.conf"
+    assert show_path(short) == short
+    deep = "/tmp/pytest-of-root/pytest-3/popen-gw1/" + "x" * 80 + "/asterisk-etc/extensions.conf"
+    shown = show_path(deep)
+    assert shown.endswith(f"/asterisk-etc/extensions.conf' ({len(deep)} characters)")
+    assert shown.startswith("'/tmp/pytest-of-root/") and "…" in shown
+    assert len(shown) <= PATH_SHOWN_CHARS + len(" (9999 characters)") + 2 <= WORD_MAX_CHARS
+    assert tame_message(f"cannot write {shown}: No space left on device") == (
+        f"cannot write {shown}: No space left on device"
+    )  # short enough never to be cut again
+    assert show_path("a\nb.toml") == "'a\\nb.toml'"
+    assert show_path("x\x1b[31m.toml") == "'x\\x1b[31m.toml'"

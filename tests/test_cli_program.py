@@ -156,6 +156,20 @@ def test_config_is_accepted_wherever_it_is_put(config, args):
     assert proc.stdout.strip() == "[]"
 
 
+@pytest.mark.parametrize(
+    "args", [["agents", "list", "--config"], ["agents", "list", "-c"], ["--config"]]
+)
+def test_a_config_option_without_its_value_is_a_usage_error_naming_it(args):
+    proc = corecall(*args)
+    assert proc.returncode == 2
+    option = args[-1]
+    assert (
+        proc.stderr.strip()
+        == f"error: option {option} needs a value, e.g. {option} /etc/corecall.toml"
+    )
+    assert "No such option" not in proc.stderr
+
+
 def test_a_value_that_looks_like_a_global_option_after_double_dash_is_left_alone(config):
     proc = corecall("--config", str(config), "number", "check", "--json", "--", "--debug")
     assert proc.returncode == 1  # "--debug" was checked as a number, and refused

@@ -160,8 +160,9 @@ def _config_option(argv: Sequence[str]) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and turn errors into exit codes."""
-    args = hoist_global_options(sys.argv[1:] if argv is None else list(argv))
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
+        args = hoist_global_options(args)
         state.config_path = _config_option(args)
         app = build_cli(args)
         command = tidy(typer.main.get_command(app))

@@ -105,7 +105,10 @@ _GLOBAL_FLAGS = ("--debug", "--verbose", "-v")
 
 
 def hoist_global_options(args: list[str]) -> list[str]:
-    """Move global options found after the command to the front, keeping their order."""
+    """Move global options found after the command to the front, keeping their order.
+
+    Raises :class:`corecall.errors.UsageError` (exit 2) when the last word is a global
+    option that takes a value (``corecall agents list --config``)."""
     front: list[str] = []
     rest: list[str] = []
     i = 0
@@ -114,7 +117,11 @@ def hoist_global_options(args: list[str]) -> list[str]:
         if arg == "--":
             rest.extend(args[i:])
             break
-        if arg in _GLOBAL_WITH_VALUE and i + 1 < len(args):
+        if arg in _GLOBAL_WITH_VALUE:
+            if i + 1 == len(args):  # left where it is, the command would call it unknown
+                from corecall.errors import UsageError
+
+                raise UsageError(f"option {arg} needs a value, e.g. {arg} /etc/corecall.toml")
             front += [arg, args[i + 1]]
             i += 2
             continue

@@ -10,8 +10,8 @@ import typer
 
 from corecall.cli.common import actor, console, print_json, state
 from corecall.cli.tables import print_table
-from corecall.errors import PATH_SHOWN_CHARS, CorecallError
-from corecall.fields import as_typed, echo
+from corecall.errors import CorecallError
+from corecall.fields import echo, show_path
 
 if TYPE_CHECKING:
     from corecall.plugins import Plugins
@@ -70,7 +70,7 @@ def init(
     state.config_path = str(path)
     app = state.reload()
     store = app.store  # opening creates the schema
-    console.print(f"wrote {as_typed(str(path), PATH_SHOWN_CHARS)}")
+    console.print(f"wrote {show_path(path)}")
     where = getattr(store, "location", "")
     console.print(f"database ready ({app.config.store.backend}, schema v{store.schema_version()}):"
                   f" {where}")  # fmt: skip

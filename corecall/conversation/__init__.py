@@ -1,6 +1,9 @@
 """The bot's dialogue, shared by every front end (Telegram, the console, the demo).
 
-* :class:`Conversation` — commands, menus, buttons, confirmations, refusals, live status.
+* :class:`Conversation` — checks every input and hands it to the part that owns it:
+  :mod:`~corecall.conversation.agent_commands`, :mod:`~corecall.conversation.admin_commands`,
+  :mod:`~corecall.conversation.call_status` (each a :class:`~corecall.conversation.router.Router`);
+  ``/live`` is :mod:`~corecall.conversation.live_view`.
 * :class:`OutputPort` — what a front end implements to show messages (send, edit).
 * :class:`UserRef`, :class:`Button` — who is talking; an inline button.
 * :mod:`~corecall.conversation.callbacks` — the button data format.

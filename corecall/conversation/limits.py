@@ -36,6 +36,8 @@ ROW_MAX_BUTTONS = 8
 BUTTON_TEXT_MAX = 64
 
 ELLIPSIS = "…"
+#: Long lists (``/agents``) are split into messages of at most this many UTF-16 code units.
+LIST_MESSAGE_MAX = MESSAGE_MAX - 96
 
 
 def utf16_len(text: str) -> int:
@@ -121,3 +123,20 @@ class LimitedPort:
         self, chat_id: int, message_id: int, text: str, buttons: Keyboard = NO_BUTTONS
     ) -> None:
         await self.port.edit(chat_id, message_id, fit_message(text), fit_keyboard(buttons))
+
+
+def split_message(text: str, limit: int = LIST_MESSAGE_MAX) -> list[str]:
+    """``text`` split on line breaks into messages of at most ``limit`` UTF-16 code units
+    (a single longer line is cut to fit)."""
+    chunks: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        line = fit(line, limit)
+        if current and utf16_len(current) + 1 + utf16_len(line) > limit:
+            chunks.append(current)
+            current = line
+        else:
+            current = f"{current}\n{line}" if current else line
+    if current:
+        chunks.append(current)
+    return chunks

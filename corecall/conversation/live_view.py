@@ -59,7 +59,7 @@ class LiveViews:
 
     async def _snapshot(self) -> Snapshot:
         # The conversation's clock: the same one the call manager stamps calls with.
-        now = self.conversation._clock()
+        now = self.conversation.clock()
         return await run_blocking(take_snapshot, self.conversation.app.store, now)
 
     def _stop_buttons(self, user: UserRef) -> tuple[tuple[Button, ...], ...]:
@@ -69,7 +69,7 @@ class LiveViews:
         """Send a new view to the user's chat and keep it fresh."""
         await self._close(user.chat_id, REPLACED)
         snapshot = await self._snapshot()
-        message_id = await self.conversation._send(
+        message_id = await self.conversation.send(
             user.chat_id, render_text(snapshot, footer=self._footer()), self._stop_buttons(user)
         )
         if message_id is None:
@@ -81,10 +81,10 @@ class LiveViews:
 
     async def _follow(self, user: UserRef, message_id: int) -> None:
         conversation = self.conversation
-        started = conversation._monotonic()
+        started = conversation.monotonic()
         snapshot: Snapshot | None = None
         try:
-            while conversation._monotonic() - started < self.duration:
+            while conversation.monotonic() - started < self.duration:
                 await conversation.sleep(self.refresh)
                 snapshot = await self._snapshot()
                 conversation.edits.edit(

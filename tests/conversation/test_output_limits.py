@@ -20,7 +20,8 @@ import pytest
 from corecall import fields
 from corecall.conversation import callbacks as cb
 from corecall.conversation import limits, texts
-from corecall.conversation.dialogue import HISTORY_LENGTH, _chunks
+from corecall.conversation.agent_commands import HISTORY_LENGTH
+from corecall.conversation.limits import split_message
 from corecall.domain import Agent, CallRecord, CallState, EndReason, Route, TrunkConfig
 
 WIDE = "𝔘"  # outside the BMP: one character, two UTF-16 code units
@@ -148,7 +149,7 @@ def test_every_template_fits_with_maximal_values(name):
 
 def test_lists_are_split_into_messages_that_fit():
     rows = [(AGENT, CALLER_ID_LINE)] * 5000
-    chunks = _chunks(texts.agents_list(rows))
+    chunks = split_message(texts.agents_list(rows))
     assert len(chunks) > 1
     assert all(limits.fits_message(c) for c in chunks)
     assert sum(c.count("\n") + 1 for c in chunks) == 5001  # nothing lost

@@ -72,7 +72,9 @@ async def test_agent_phone_with_early_media_then_answer_connects(fresh_lab, tele
     seen = await states_of(t, call)
     final = t.app.store.get_call(call.id)
     assert final.reason is EndReason.COMPLETED, final.detail
-    assert seen[:4] == [
+    # A watcher starts from the state on record: "queued" when the writer has not yet
+    # written the "dialing" that place() returned.
+    assert [state for state in seen if state is not CallState.QUEUED][:4] == [
         CallState.DIALING_AGENT, CallState.AGENT_RINGING, CallState.AGENT_ANSWERED,
         CallState.AWAITING_CONFIRMATION,
     ]  # fmt: skip
@@ -141,9 +143,15 @@ async def test_route_without_confirmation_connects_without_a_key(fresh_lab, tele
     t = await telephony(sections(fresh_lab, agent_ring=5, confirm="none"))
     agent, target = num(212, "0777"), num(212, "0999")
     call = await t.place(agent, target)
-    seen = await states_of(t, call)
+    seen = []
+    async for record in t.manager.watch(call.id):
+        if not seen or seen[-1] is not record.state:
+            seen.append(record.state)
+        if record.state is CallState.CONNECTED:  # the voicemail box would talk for 20 s
+            assert await t.manager.hangup(call.id)
     assert CallState.AWAITING_CONFIRMATION not in seen
     assert CallState.CONNECTED in seen
+    assert t.app.store.get_call(call.id).reason is EndReason.COMPLETED
     assert invites(fresh_lab) == [(agent, MAIN_CID), (target, MAIN_CID)]
 
 

@@ -125,7 +125,11 @@ def test_render_output_dir_is_all_or_nothing(cli, tmp_path, monkeypatch):
     monkeypatch.setattr(output, "_write_temp", disk_full_on_extensions)
     sections = ami_sections({"pbx1": server_of(port=15038, secret=SECRET)})
     code, out, err = cli(sections, "asterisk", "render", "--output-dir", str(out_dir))
-    assert code == 1 and "extensions.conf: No space left on device; no file was changed" in err
+    # The path is shown whole, or (a long temporary directory) cut in the middle, file name kept.
+    assert code == 1 and re.search(
+        r"extensions\.conf('? \(\d+ characters\))?: No space left on device; no file was changed",
+        err,
+    ), err
     assert "wrote" not in out
     assert sorted(p.name for p in out_dir.iterdir()) == [
         "extensions.conf", "manager.conf", "pjsip.conf"

@@ -17,15 +17,15 @@ import typer
 
 from corecall.calls import parse_on_any_route
 from corecall.domain import NumberVerdict
-from corecall.errors import PATH_SHOWN_CHARS, CorecallError, NotFoundError, RefusedError
+from corecall.errors import CorecallError, NotFoundError, RefusedError
 from corecall.fields import (
     ACTOR_MAX_CHARS,
     E164_MAX_CHARS,
     REASON_MAX_CHARS,
-    as_typed,
     check_reason,
     echo,
     one_line,
+    show_path,
 )
 from corecall_policy_dnc.importing import Entry, Rejected, bounded_lines, read_lines
 
@@ -189,16 +189,14 @@ def make_dnc_app(context) -> typer.Typer:
             try:
                 handle = open(file, "rb")
             except OSError as exc:
-                raise CorecallError(
-                    f"cannot read {as_typed(str(file), PATH_SHOWN_CHARS)}: {exc.strerror}"
-                ) from None
+                raise CorecallError(f"cannot read {show_path(file)}: {exc.strerror}") from None
             with handle:
                 report = import_lines(app, bounded_lines(handle), _actor(), default_reason=reason)
         report["file"] = str(file)
         if json_:
             _print_json(report)
         else:
-            shown = as_typed(str(file), PATH_SHOWN_CHARS)
+            shown = show_path(file)
             typer.echo(
                 f"imported {shown}: {report['numbers']} numbers read, {report['added']} added, "
                 f"{report['already_listed']} already listed, {len(report['rejected'])} lines "

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from corecall.errors import PATH_SHOWN_CHARS, ConfigError, UsageError
-from corecall.fields import as_typed, echo
+from corecall.errors import ConfigError, UsageError
+from corecall.fields import echo, show_path
 from corecall_asterisk.options import (
     PLUGIN_NAME,
     AmiServerConfig,
@@ -191,7 +191,7 @@ def register(cli: typer.Typer, context: PluginContext) -> None:
             for (path, _text), owner in zip(files, owners, strict=True):
                 secret = path.name == "manager.conf"
                 note = f", with the AMI secret of server {owner!r}" if secret else ""
-                typer.echo(f"wrote {as_typed(str(path), PATH_SHOWN_CHARS)} (mode 0640{note})")
+                typer.echo(f"wrote {show_path(path)} (mode 0640{note})")
         if directory is not None and "manager" in wanted:
             typer.echo(
                 "manager.conf holds the AMI secret: keep it readable by root and Asterisk's "

@@ -16,7 +16,7 @@ import secrets
 from pathlib import Path
 
 from corecall.errors import ConfigError
-from corecall.fields import as_typed
+from corecall.fields import show_path
 
 #: Mode of every written file: owner read/write, group read (Asterisk's group), others none.
 FILE_MODE = 0o640
@@ -34,14 +34,14 @@ def check_output_dir(text: str) -> Path:
     path = Path(text).expanduser()
     if not path.exists():
         raise ConfigError(
-            f"--output-dir {as_typed(text, 100)}: no such directory; create it first, e.g. "
+            f"--output-dir {show_path(text)}: no such directory; create it first, e.g. "
             f"`install -d -g asterisk -m 2750 {text}` (the files are written with mode 0640)"
         )
     if not path.is_dir():
-        raise ConfigError(f"--output-dir {as_typed(text, 100)}: not a directory")
+        raise ConfigError(f"--output-dir {show_path(text)}: not a directory")
     if not os.access(path, os.W_OK | os.X_OK):
         raise ConfigError(
-            f"--output-dir {as_typed(text, 100)}: not writable by this user; run as a user who may "
+            f"--output-dir {show_path(text)}: not writable by this user; run as a user who may "
             "write there (e.g. root) or choose another directory"
         )
     return path
@@ -57,7 +57,7 @@ def server_dir(base: Path, server: str, *, several: bool) -> Path:
         try:
             path.mkdir(mode=DIR_MODE)
         except OSError as exc:
-            raise ConfigError(f"cannot create {as_typed(str(path), 100)}: {exc.strerror}") from None
+            raise ConfigError(f"cannot create {show_path(path)}: {exc.strerror}") from None
     return path
 
 
@@ -74,8 +74,7 @@ def write_all_private(files: list[tuple[Path, str]], *, mode: int = FILE_MODE) -
                 temps.append((_write_temp(path, text, mode), path))
             except OSError as exc:
                 raise ConfigError(
-                    f"cannot write {as_typed(str(path), 100)}: {exc.strerror or exc}; "
-                    "no file was changed"
+                    f"cannot write {show_path(path)}: {exc.strerror or exc}; no file was changed"
                 ) from None
         for temp, path in temps:
             os.replace(temp, path)

@@ -1,0 +1,275 @@
+"""What super admins type and press: ``/authorize``, ``/revoke``, ``/setphone``, ``/agents``,
+``/setroute``, ``/callerid`` (and its menu), ``/dnc``, ``/undnc`` and ``/live`` (and its stop
+button). Every one is checked against ``[bot] super_admins`` and recorded: a refused attempt
+too."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from corecall.calls import effective_caller_id, parse_on_any_route
+from corecall.conversation import callbacks as cb
+from corecall.conversation import limits, texts
+from corecall.conversation.callbacks import CallbackData
+from corecall.conversation.menus import LiveMenu
+from corecall.conversation.ports import NO_BUTTONS, Button, UserRef
+from corecall.conversation.router import ROUTE_CODE_RE, ButtonHandler, CommandHandler, Router
+from corecall.errors import CorecallError, NotFoundError, RefusedError, StoreError
+
+log = logging.getLogger(__name__)
+
+_TELEGRAM_ID = r"(?P<id>[0-9]{1,19})"
+_ID_ONLY_RE = re.compile(_TELEGRAM_ID)
+_ID_AND_REST_RE = re.compile(_TELEGRAM_ID + r"\s+(?P<rest>.+)", re.S)
+_PHONE_TOKEN_RE = re.compile(r"[+0-9().\-]+")
+
+#: The kind of an agent's caller ID menu (single-use: see corecall.conversation.menus).
+CALLER_ID_MENU = "callerid:{agent_id}"
+
+
+class AdminCommands(Router):
+    """The super admins' commands."""
+
+    def commands(self) -> dict[str, CommandHandler]:
+        return {
+            "authorize": self._cmd_authorize,
+            "revoke": self._cmd_revoke,
+            "agents": self._cmd_agents,
+            "setphone": self._cmd_setphone,
+            "callerid": self._cmd_callerid,
+            "setroute": self._cmd_setroute,
+            "dnc": self._cmd_dnc,
+            "undnc": self._cmd_undnc,
+            "live": self._cmd_live,
+        }
+
+    def buttons(self) -> dict[str, ButtonHandler]:
+        return {cb.SET_CALLER_ID: self._press_caller_id, cb.STOP_LIVE: self._press_stop_live}
+
+    async def _press_stop_live(self, user: UserRef, message_id: int, _press: CallbackData) -> str:
+        if not self.is_admin(user.user_id):
+            return texts.ADMIN_ONLY_TOAST
+        return await self.conversation.live_views.press_stop(user, message_id)
+
+    async def _admin_allowed(self, user: UserRef, command: str) -> bool:
+        if self.is_admin(user.user_id):
+            return True
+        # Recorded: someone tried an admin command (who, when, which).
+        await self.app.run_in_store(
+            self.app.store.audit, self.actor(user), "admin.denied", f"/{command}", ""
+        )
+        await self.reply(user, texts.ADMIN_ONLY.format(command=f"/{command}"))
+        return False
+
+    async def _admin_action(self, user: UserRef, agent_id: int, action, *args, **kwargs):
+        """Run an AgentAdmin change off the loop, audited as this Telegram user, in step with
+        the agent's calls (a call being placed is handed to the PBX first; none is dialed
+        under the old state once this returns); refusals are answered and give None."""
+        try:
+            return await self.calls.change_agent(
+                agent_id, action, agent_id, *args, actor=self.actor(user), **kwargs
+            )
+        except NotFoundError:
+            await self.reply(user, _no_such_agent(agent_id))
+        except StoreError:
+            raise
+        except CorecallError as exc:
+            await self.reply(user, str(exc))
+        return None
+
+    async def _cmd_authorize(self, user: UserRef, args: str | None, _sent_at) -> None:
+        if not await self._admin_allowed(user, "authorize"):
+            return
+        match = _ID_AND_REST_RE.fullmatch(args or "")
+        phone, name = _split_phone_and_name(match["rest"]) if match else ("", "")
+        if match is None or not phone:
+            await self.reply(user, texts.AUTHORIZE_USAGE)
+            return
+        agent = await self._admin_action(
+            user, int(match["id"]), self.admin.authorize, phone=phone, name=name
+        )
+        if agent is not None:
+            await self.reply(user, texts.authorized(agent))
+
+    async def _cmd_revoke(self, user: UserRef, args: str | None, _sent_at) -> None:
+        if not await self._admin_allowed(user, "revoke"):
+            return
+        match = _ID_ONLY_RE.fullmatch(args or "")
+        if match is None:
+            await self.reply(user, texts.REVOKE_USAGE)
+            return
+        agent = await self._admin_action(user, int(match["id"]), self.admin.revoke)
+        if agent is not None:
+            await self.reply(user, texts.revoked(agent))
+
+    async def _cmd_setphone(self, user: UserRef, args: str | None, _sent_at) -> None:
+        if not await self._admin_allowed(user, "setphone"):
+            return
+        match = _ID_AND_REST_RE.fullmatch(args or "")
+        if match is None:
+            await self.reply(user, texts.SETPHONE_USAGE)
+            return
+        agent = await self._admin_action(
+            user, int(match["id"]), self.admin.set_phone, match["rest"].strip()
+        )
+        if agent is not None:
+            await self.reply(user, texts.phone_set(agent))
+
+    async def _cmd_agents(self, user: UserRef, args: str | None, _sent_at) -> None:
+        if not await self._admin_allowed(user, "agents"):
+            return
+        if args is not None:
+            await self.reply(user, texts.no_arguments("agents"))
+            return
+        agents = await self.app.run_in_store(self.app.store.list_agents)
+        await self.app.run_in_store(self.app.store.audit, self.actor(user), "agents.list", "", "")
+        rows = [(a, self.admin.caller_id_line(a)) for a in agents]
+        for chunk in limits.split_message(texts.agents_list(rows)):
+            await self.reply(user, chunk)
+
+    async def _cmd_setroute(self, user: UserRef, args: str | None, _sent_at) -> None:
+        if not await self._admin_allowed(user, "setroute"):
+            return
+        match = _ID_AND_REST_RE.fullmatch(args or "")
+        routes = self.app.routes()
+        if match is None:
+            await self.reply(user, texts.SETROUTE_USAGE)
+            return
+        agent_id, code = int(match["id"]), match["rest"].strip()
+        if not ROUTE_CODE_RE.fullmatch(code) or code.upper() not in routes:
+            await self.reply(user, texts.unknown_route(code, routes.values()))
+            return
+        route = routes[code.upper()]
+        agent = await self.agent(agent_id)
+        if agent is None:
+            await self.reply(user, _no_such_agent(agent_id))
+            return
+        if self.admin.route_of(agent) == route:
+            line = self.admin.caller_id_line(agent)
+            await self.reply(user, texts.agent_already_on_route(agent, route, line))
+            return
+        agent = await self._admin_action(user, agent_id, self.admin.set_route, route.code)
+        if agent is not None:
+            line = self.admin.caller_id_line(agent)
+            await self.reply(user, texts.route_set(agent, route, line))
+
+    async def _cmd_live(self, user: UserRef, args: str | None, _sent_at) -> None:
+        if not await self._admin_allowed(user, "live"):
+            return
+        if args is not None:
+            await self.reply(user, texts.no_arguments("live"))
+            return
+        await self.conversation.live_views.open(user)
+
+    async def _cmd_callerid(self, user: UserRef, args: str | None, _sent_at) -> None:
+        if not await self._admin_allowed(user, "callerid"):
+            return
+        match = _ID_ONLY_RE.fullmatch(args or "")
+        if match is None:
+            await self.reply(user, texts.CALLERID_USAGE)
+            return
+        agent_id = int(match["id"])
+        agent = await self.agent(agent_id)
+        if agent is None:
+            await self.reply(user, _no_such_agent(agent_id))
+            return
+        route = self.admin.route_of(agent)
+        if route is None:
+            await self.reply(user, texts.caller_id_no_route(agent))
+            return
+        current = effective_caller_id(agent, route)
+        numbers = route.caller_ids[: cb.MAX_CHOICES]
+        kind = CALLER_ID_MENU.format(agent_id=agent_id)
+        menu = self.open_menu(user.user_id, kind, "pick", numbers, subject=str(agent_id))
+        buttons = tuple(
+            (
+                Button(
+                    texts.caller_id_button(number, number == current),
+                    cb.make(cb.SET_CALLER_ID, user.user_id, menu.token, str(index)),
+                ),
+            )
+            for index, number in enumerate(numbers)
+        )
+        text = texts.caller_id_menu(agent, route, self.admin.caller_id_line(agent))
+        message_id = await self.send(user.chat_id, text, buttons)
+        if message_id is not None:
+            self.menus.shown(user.user_id, kind, menu, user.chat_id, message_id)
+
+    async def _press_caller_id(
+        self, user: UserRef, message_id: int, press: CallbackData
+    ) -> str | None:
+        token, choice = press.args[0], int(press.args[1])
+        if not self.is_admin(user.user_id):
+            return texts.ADMIN_ONLY_TOAST
+        menu = self._take_caller_id_menu(user.user_id, token)
+        if menu is None or choice >= len(menu.choices):
+            return texts.MENU_CLOSED
+        agent_id, number = int(menu.subject), menu.choices[choice]
+        try:
+            agent = await self.calls.change_agent(
+                agent_id, self.admin.set_caller_id, agent_id, number, actor=self.actor(user)
+            )
+        except NotFoundError:
+            self.edits.edit(user.chat_id, message_id, _no_such_agent(agent_id), NO_BUTTONS)
+            return None
+        except RefusedError as exc:
+            self.edits.edit(user.chat_id, message_id, exc.message, NO_BUTTONS)
+            return None
+        line = self.admin.caller_id_line(agent)
+        self.edits.edit(user.chat_id, message_id, texts.caller_id_set(agent, line), NO_BUTTONS)
+        return None
+
+    def _take_caller_id_menu(self, owner: int, token: str) -> LiveMenu | None:
+        # The token says which menu; the menu (kept here) says which agent it is for.
+        kind = self.menus.kind_of(owner, token)
+        if kind is None or not kind.startswith(CALLER_ID_MENU.partition("{")[0]):
+            return None
+        return self.menus.take(owner, kind, token, "pick")
+
+    async def _cmd_dnc(self, user: UserRef, args: str | None, _sent_at) -> None:
+        await self._dnc_change(user, args, "dnc")
+
+    async def _cmd_undnc(self, user: UserRef, args: str | None, _sent_at) -> None:
+        await self._dnc_change(user, args, "undnc")
+
+    async def _dnc_change(self, user: UserRef, args: str | None, command: str) -> None:
+        if not await self._admin_allowed(user, command):
+            return
+        if args is None:
+            await self.reply(user, texts.DNC_USAGE if command == "dnc" else texts.UNDNC_USAGE)
+            return
+        verdict = parse_on_any_route(self.app.plugins, self.app.routes().values(), args)
+        if not verdict.ok:
+            await self.reply(user, texts.dnc_bad_number(verdict.message))
+            return
+        assert verdict.e164 is not None  # accepted
+        e164, actor, store = verdict.e164, self.actor(user), self.app.store
+        if command == "dnc":
+            added = await self.app.run_in_store(store.dnc_add, e164, reason="", actor=actor)
+            text = texts.dnc_added(e164) if added else texts.dnc_already(e164)
+        else:
+            removed = await self.app.run_in_store(store.dnc_remove, e164, actor=actor)
+            text = texts.dnc_removed(e164) if removed else texts.dnc_not_listed(e164)
+        if not self.conversation.dnc_enforced():
+            text += "\n" + texts.DNC_NOT_ENFORCED
+        await self.reply(user, text)
+
+
+def _split_phone_and_name(rest: str) -> tuple[str, str]:
+    """``(212) 555-0123 Alice Smith`` -> (``(212) 555-0123``, ``Alice Smith``): the leading
+    words that look like parts of a phone number, then the name."""
+    words = rest.split()
+    count = 0
+    while count < len(words) and _PHONE_TOKEN_RE.fullmatch(words[count]):
+        count += 1
+    phone = " ".join(words[:count])
+    name = " ".join(words[count:])  # split() also removed line breaks; AgentAdmin checks it
+    return phone, name
+
+
+def _no_such_agent(agent_id: int) -> str:
+    return (
+        f"There is no agent with Telegram id {agent_id}. "
+        f"Add one with /authorize {agent_id} <phone> [name]."
+    )
