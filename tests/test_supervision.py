@@ -7,6 +7,7 @@ import asyncio
 import logging
 import threading
 
+import pytest
 from corecall_store_sqlite import SqliteOptions, SqliteStore
 
 from corecall import hookimpl
@@ -85,25 +86,38 @@ async def test_a_task_without_restart_fails_at_once_and_a_callback_is_named(capl
 
 class FlakyStore(SqliteStore):
     """A store plugin's bug: save_progress raises RuntimeError (not StoreError), either the
-    first ``fail_times`` times, or whenever a batch holds a call to ``poison_target``."""
+    first ``fail_times`` times, or whenever a batch holds a call to ``poison_target``. The
+    call writer writes on the event loop (save_progress_nowait) when the store can; with
+    ``nowait = False`` this store never can (as PostgreSQL) and every write takes the store
+    thread: the bug is the same on both paths."""
 
     fail_times = 0
     poison_target: str | None = None
+    nowait = True
 
     def __init__(self, path):
         super().__init__(path)
         self.failures = 0
         self.threads: set[str] = set()
 
-    def save_progress(self, calls):
-        self.threads.add(threading.current_thread().name)
+    def _bug(self, calls):
         if self.failures < self.fail_times:
             self.failures += 1
             raise RuntimeError("driver bug in save_progress")
         if self.poison_target and any(c.target == self.poison_target for c in calls):
             self.failures += 1
             raise RuntimeError(f"cannot encode a call to {self.poison_target}")
+
+    def save_progress(self, calls):
+        self.threads.add(threading.current_thread().name)
+        self._bug(calls)
         return super().save_progress(calls)
+
+    def save_progress_nowait(self, calls):
+        if not self.nowait:
+            return False
+        self._bug(calls)
+        return super().save_progress_nowait(calls)
 
     def get_agent(self, telegram_id):
         self.threads.add(threading.current_thread().name)
@@ -149,10 +163,11 @@ async def _place_and_watch(app: App, targets: list[str]):
         await manager.stop()
 
 
+@pytest.mark.parametrize("nowait", [True, False], ids=["on-the-loop", "store-thread"])
 async def test_a_store_that_raises_once_still_gets_every_call_to_its_final_state(
-    make_config, caplog
+    make_config, caplog, nowait
 ):
-    plugin = FlakyStorePlugin(fail_times=1)
+    plugin = FlakyStorePlugin(fail_times=1, nowait=nowait)
     config = make_config(store={"backend": "flaky"})
     app = App(config, extra_plugins=[("flaky_store", plugin)])
     try:
@@ -167,8 +182,9 @@ async def test_a_store_that_raises_once_still_gets_every_call_to_its_final_state
         app.close()
 
 
-async def test_one_bad_record_never_blocks_the_others(make_config, caplog):
-    plugin = FlakyStorePlugin(poison_target=OTHER_TARGET)
+@pytest.mark.parametrize("nowait", [True, False], ids=["on-the-loop", "store-thread"])
+async def test_one_bad_record_never_blocks_the_others(make_config, caplog, nowait):
+    plugin = FlakyStorePlugin(poison_target=OTHER_TARGET, nowait=nowait)
     config = make_config(store={"backend": "flaky"}, limits={"live_calls_per_agent": 2})
     app = App(config, extra_plugins=[("flaky_store", plugin)])
     try:

@@ -263,6 +263,27 @@ class Store(abc.ABC):
         changed). The default is None."""
         return None
 
+    def save_progress_nowait(self, calls: list[CallRecord]) -> bool:
+        """:meth:`save_progress` on the calling thread (the event loop), ONLY if the backend
+        can write at once (no network round trip, no wait for a lock, no fsync); True when
+        written (one transaction), False when nothing was written and the caller writes
+        them through the store thread. Raises what :meth:`save_progress` raises for a bad
+        record. The default is False. Callers keep batches small (the call writer: at most
+        a few dozen records per call), so the loop is held for about a millisecond at most.
+
+        The call writer uses it so that a store with one writer at a time (SQLite) has ONE
+        writer in this process, on the event loop with :meth:`create_call_nowait`: a call
+        record never finds the lock held by the progress of other calls (measured: 2.3 %
+        of records did, and waited behind a whole batch on the store thread)."""
+        return False
+
+    def checkpoint(self) -> None:
+        """Fold what the ``*_nowait`` writes appended to a write-ahead log into the database
+        and let the log start over, so that it stays bounded (SQLite: the ``*_nowait``
+        connection never checkpoints itself, as that fsyncs). Run on the store thread by the
+        call writer about once a second while it writes on the event loop. The default does
+        nothing."""
+
     @abc.abstractmethod
     def calls_to_target_since(self, target: str, since: _dt.datetime) -> list[_dt.datetime]:
         """When each call to ``target`` (E.164) created at or after ``since`` was placed,

@@ -841,6 +841,21 @@ class PeeweeStore(Store):
         """One UPDATE per call, all in one transaction and one round trip: no read-back.
         Stage times keep the first value written (COALESCE); an ENDED row is never touched
         again."""
+        rows = self._progress_rows(calls)
+        if not rows:
+            return
+        with self._session(write=True), peewee.__exception_wrapper__:  # type: ignore[attr-defined]
+            cursor = self._db.cursor()
+            if self.dialect == "postgres":
+                from psycopg2.extras import execute_batch  # one round trip per 100 rows
+
+                execute_batch(cursor, self._sql.save_progress, rows, page_size=100)
+            else:
+                cursor.executemany(self._sql.save_progress, rows)
+
+    def _progress_rows(self, calls: list[CallRecord]) -> list[list[Any]]:
+        """The parameters of :attr:`_HotSQL.save_progress`, one row per call. Raises
+        StoreError for a bad value."""
         ended = CallState.ENDED.value
         rows = []
         for call in calls:
@@ -856,16 +871,7 @@ class PeeweeStore(Store):
                 row += [None, None]
             row += [_text(call.id, "call id"), ended]
             rows.append(row)
-        if not rows:
-            return
-        with self._session(write=True), peewee.__exception_wrapper__:  # type: ignore[attr-defined]
-            cursor = self._db.cursor()
-            if self.dialect == "postgres":
-                from psycopg2.extras import execute_batch  # one round trip per 100 rows
-
-                execute_batch(cursor, self._sql.save_progress, rows, page_size=100)
-            else:
-                cursor.executemany(self._sql.save_progress, rows)
+        return rows
 
     @staticmethod
     def _transition_changes(row, state, at, reason, detail) -> dict[str, Any]:

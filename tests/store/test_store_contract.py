@@ -805,3 +805,42 @@ def test_nowait_call_record_is_written_or_left_to_the_store_thread(store: Store,
     with pytest.raises(StoreError, match="NUL"):
         store.create_call_nowait(make_call(call_id="a\x00b"))
     assert store.count_calls_since(AGENT, T0) == 1
+
+
+def test_nowait_progress_is_written_as_save_progress_or_left_to_the_store_thread(
+    store: Store, target
+):
+    """The call writer's fast path (the event loop): the same rows as save_progress, in one
+    transaction, or False and nothing written (PostgreSQL: a network round trip away)."""
+    a = store.create_call(make_call(created_at=T0))
+    b = store.create_call(make_call(created_at=T0))
+    later = T0 + dt.timedelta(seconds=3)
+    a_live = attrs.evolve(
+        a, state=CallState.CONNECTED, dialing_agent_at=T0, agent_answered_at=T0,
+        connected_at=later,
+    )  # fmt: skip
+    b_done = attrs.evolve(
+        b, state=CallState.ENDED, dialing_agent_at=T0, reason=EndReason.AGENT_BUSY,
+        detail="agent phone busy", ended_at=later,
+    )  # fmt: skip
+    written = store.save_progress_nowait([a_live, b_done])
+    if target.backend == "postgres":
+        assert written is False
+        assert (store.get_call(a.id), store.get_call(b.id)) == (a, b)  # nothing written
+        return
+    assert written is True
+    assert (store.get_call(a.id), store.get_call(b.id)) == (a_live, b_done)
+    assert [c.id for c in store.unfinished_calls()] == [a.id]
+    # The same rules as save_progress: a stage's first time wins, the final state is final.
+    moved = attrs.evolve(a_live, state=CallState.ENDED, connected_at=T0, ended_at=later,
+                         reason=EndReason.COMPLETED)  # fmt: skip
+    again = attrs.evolve(b_done, reason=EndReason.TARGET_BUSY, ended_at=T0)
+    assert store.save_progress_nowait([moved, again]) is True
+    got_a, got_b = store.get_call(a.id), store.get_call(b.id)
+    assert (got_a.state, got_a.connected_at, got_a.reason) == (
+        CallState.ENDED, later, EndReason.COMPLETED,
+    )  # fmt: skip
+    assert got_b == b_done
+    with pytest.raises(StoreError, match="NUL"):
+        store.save_progress_nowait([attrs.evolve(a_live, id="a\x00b")])
+    assert store.save_progress_nowait([]) is True

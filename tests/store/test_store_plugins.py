@@ -290,3 +290,64 @@ def test_sqlite_nowait_read_never_waits_for_a_lock(tmp_path):
     finally:
         store.close()
     assert store.agent_and_recent_calls_nowait(5, since) is None  # closed: not answered
+
+
+def test_sqlite_nowait_progress_gives_way_to_a_lock_and_checkpoints_keep_the_wal_bounded(
+    tmp_path,
+):
+    """The call writer's progress on the event loop: written at once, or False at once when
+    another writer holds the lock (nothing written, nothing waited for). That connection
+    never checkpoints (an fsync): ``checkpoint()``, run on the store thread, lets the WAL
+    start over, so it stops growing; without it, it grows with every write."""
+    import datetime as dt
+    import os
+    import time
+    import uuid
+
+    import attrs
+
+    from corecall.domain import CallRecord, CallState
+
+    t0 = dt.datetime(2024, 5, 1, tzinfo=dt.UTC)
+    store = SqliteStore(tmp_path / "s.sqlite3")
+    store.open()
+    try:
+        store.add_agent(5, "+12125550100", authorized=True, actor="t")
+        calls = [
+            store.create_call_nowait(CallRecord(
+                id=uuid.uuid4().hex, agent_id=5, agent_phone="+12125550100",
+                target="+12125550123", route_code="M", trunk="main",
+                caller_id="+12125550199", created_at=t0,
+            ))
+            for _ in range(20)
+        ]  # fmt: skip
+        ringing = [attrs.evolve(c, state=CallState.AGENT_RINGING, agent_ringing_at=t0)
+                   for c in calls]  # fmt: skip
+
+        writer = sqlite3.connect(tmp_path / "s.sqlite3", isolation_level=None)
+        writer.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        assert store.save_progress_nowait(ringing) is False
+        assert time.monotonic() - started < 0.5
+        writer.execute("ROLLBACK")
+        writer.close()
+        assert all(store.get_call(c.id).state is CallState.QUEUED for c in calls)
+        assert store.save_progress_nowait(ringing) is True
+        assert all(store.get_call(c.id) == r for c, r in zip(calls, ringing, strict=True))
+
+        wal = tmp_path / "s.sqlite3-wal"
+
+        def write_rounds(n: int) -> int:
+            for i in range(n):
+                state = CallState.AGENT_RINGING if i % 2 else CallState.QUEUED
+                assert store.save_progress_nowait([attrs.evolve(c, state=state) for c in calls])
+            return os.path.getsize(wal)
+
+        grown = write_rounds(50)
+        grown_more = write_rounds(50)
+        assert grown_more > grown  # the loop's connection never checkpoints
+        for _ in range(4):  # as the call writer does, about once a second
+            store.checkpoint()
+            assert write_rounds(50) <= grown_more  # written over from the start
+    finally:
+        store.close()
