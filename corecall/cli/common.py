@@ -96,12 +96,13 @@ def actor() -> str:
 LIST_LIMIT_MAX = 10_000
 
 
-def limit_option(default: int, help: str = "How many, newest first.") -> Any:
-    """The ``--limit`` option of every listing command: 1 to :data:`LIST_LIMIT_MAX` (0 or a
-    number SQLite cannot hold is a usage error naming the range, exit 2)."""
+def limit_option(default: int, help: str = "How many, newest first.", *, least: int = 1) -> Any:
+    """The ``--limit`` option of every listing command: ``least`` (1; 0 where a listing
+    has a summary to show alone) to :data:`LIST_LIMIT_MAX`; outside it (a number SQLite
+    cannot hold) is a usage error naming the range, exit 2."""
     import typer
 
-    return typer.Option(default, "--limit", min=1, max=LIST_LIMIT_MAX, help=help)
+    return typer.Option(default, "--limit", min=least, max=LIST_LIMIT_MAX, help=help)
 
 
 def print_json(data: Any) -> None:

@@ -43,7 +43,9 @@ def webhooks_group(context) -> typer.Typer:
     @group.command("list")
     def list_command(
         pending: bool = typer.Option(False, "--pending", help="Only events not delivered yet."),
-        limit: int = limit_option(50),
+        limit: int = limit_option(
+            50, "How many events, newest first (0: the counts only).", least=0
+        ),
         as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     ) -> None:
         """The outbox, newest first: event id, URL, state, tries, last error."""
@@ -86,7 +88,7 @@ def list_(store, options: WebhookOptions, *, pending: bool, limit: int, as_json:
         console.print(f"{mask_url(url)}: {waiting} pending, {done} delivered")
     if not options.urls:
         console.print(NO_URLS)
-    if not messages:
+    if not messages and limit > 0:  # --limit 0 asks for the counts alone
         console.print("(the outbox is empty)" if not pending else "(nothing pending)")
     for m in messages:
         status = (
