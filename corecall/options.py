@@ -9,7 +9,11 @@ secret)::
         opens: str = option("20:00", doc="When the night route opens, HH:MM local time.")
         api_key: str = option("", doc="Key for the night-desk service.", secret=True)
 
-and hands the class to the core (``corecall_plugin_options`` for ``[plugins.NAME]``, the
+A plugin's table may hold per-route overrides, ``[plugins.NAME.routes.CODE]``, with the
+same keys; an options class whose settings hold for the whole process (a listener, a list
+of receivers) says ``PER_ROUTE: ClassVar[bool] = False`` and such a table is refused.
+
+The class is handed to the core (``corecall_plugin_options`` for ``[plugins.NAME]``, the
 trunk driver's ``OPTIONS`` attribute for the extra keys of ``[trunks.X]``, the ``options=``
 argument of a store registration for the extra keys of ``[store]``). The core validates the
 table with :func:`parse_options` and gives the plugin the parsed instance.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 from prometheus_client import start_http_server
@@ -28,6 +28,8 @@ log = logging.getLogger("corecall.metrics")
 @attrs.frozen
 class MetricsOptions:
     """``[plugins.metrics]``."""
+
+    PER_ROUTE: ClassVar[bool] = False  # process-wide: no [plugins.NAME.routes.CODE]
 
     listen: str = option(
         "",

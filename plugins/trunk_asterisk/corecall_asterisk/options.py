@@ -28,6 +28,8 @@ or the older ``CORECALL_AMI_SECRET_<NAME>`` / ``CORECALL_AMI_SECRET`` (looked at
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import attrs
 
 from corecall import option
@@ -94,6 +96,8 @@ class AmiServerOptions:
 @attrs.frozen
 class AsteriskOptions:
     """The ``[plugins.asterisk_ami]`` table."""
+
+    PER_ROUTE: ClassVar[bool] = False  # process-wide: no [plugins.NAME.routes.CODE]
 
     servers: dict[str, AmiServerOptions] = option(
         factory=dict,

@@ -36,7 +36,7 @@ import random
 import ssl
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import attrs
 import httpx
@@ -65,6 +65,8 @@ USER_AGENT = "corecall-webhooks/0.1"
 @attrs.frozen
 class WebhookOptions:
     """``[plugins.webhooks]``."""
+
+    PER_ROUTE: ClassVar[bool] = False  # process-wide: no [plugins.NAME.routes.CODE]
 
     urls: tuple[str, ...] = option(
         (),
