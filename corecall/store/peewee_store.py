@@ -388,6 +388,13 @@ _CALL_COLUMNS = (
     "id", "agent_id", "agent_phone", "target", "route_code", "trunk", "caller_id", "state",
     "reason", "detail", "created_at", *STAGE_TIMESTAMP_FIELD.values(),
 )  # fmt: skip
+#: What outbox_add writes, and what the outbox reads return (in this order).
+_OUTBOX_INSERT_COLUMNS = (
+    "destination", "event_id", "topic", "ordering_key", "body", "created_at", "next_attempt_at",
+)  # fmt: skip
+_OUTBOX_COLUMNS = (
+    "seq", *_OUTBOX_INSERT_COLUMNS, "attempts", "delivered_at", "last_error",
+)  # fmt: skip
 
 
 class _HotSQL:
@@ -439,6 +446,19 @@ class _HotSQL:
         self.save_progress = (
             f"UPDATE {call} SET state = {param}{stamps}, reason = COALESCE({param}, reason), "
             f"detail = COALESCE({param}, detail) WHERE id = {param} AND state <> {param}"
+        )
+        # The outbox under a burst: every call state change is a row (8 per call), written
+        # in batches and read back by the deliverer. A duplicate (destination, event_id) is
+        # skipped, so a repeated add is harmless.
+        outbox = m.Outbox._meta.table_name
+        self.outbox_insert = (
+            f"INSERT INTO {outbox} ({cols(m.Outbox, _OUTBOX_INSERT_COLUMNS)}) "
+            f"VALUES ({', '.join([param] * len(_OUTBOX_INSERT_COLUMNS))}) "
+            "ON CONFLICT (destination, event_id) DO NOTHING"
+        )
+        self.outbox_pending = (
+            f"SELECT {cols(m.Outbox, _OUTBOX_COLUMNS)} FROM {outbox} WHERE destination = "
+            f"{param} AND delivered_at IS NULL ORDER BY seq LIMIT {param}"
         )
 
 
@@ -1060,57 +1080,68 @@ class PeeweeStore(Store):
             delivered_at=r.delivered_at, last_error=r.last_error,
         )  # fmt: skip
 
+    @staticmethod
+    def _message_from(r: tuple) -> OutboxMessage:
+        """An OutboxMessage from a row of :data:`_OUTBOX_COLUMNS`."""
+        return OutboxMessage(
+            seq=r[0], destination=r[1], event_id=r[2], topic=r[3], ordering_key=r[4],
+            body=r[5], created_at=_read_ts(r[6]), next_attempt_at=_read_ts(r[7]),
+            attempts=r[8], delivered_at=_read_ts(r[9]), last_error=r[10],
+        )  # fmt: skip
+
     def outbox_add(self, messages: list[OutboxMessage]) -> int:
-        now = utcnow()
+        """One statement for every row, prepared once (no query building per row: a burst
+        of calls adds 8 rows per call); one transaction. Rows get their ``seq`` in list
+        order on both backends."""
+        now = self._db_ts(utcnow(), "now")  # the usual case: no times given, due now
         rows = []
         for m in messages:
-            created = _as_utc(m.created_at or now, "created_at")
-            rows.append({
-                "destination": _text(m.destination, "destination"),
-                "event_id": _text(m.event_id, "event id"),
-                "topic": _text(m.topic, "topic"),
-                "ordering_key": _text(m.ordering_key, "ordering key"),
-                "body": _text(m.body, "body"),
-                "created_at": created,
-                "next_attempt_at": _as_utc(m.next_attempt_at or created, "next_attempt_at"),
-            })  # fmt: skip
+            created = now if m.created_at is None else self._db_ts(m.created_at, "created_at")
+            due = (
+                created if m.next_attempt_at is None
+                else self._db_ts(m.next_attempt_at, "next_attempt_at")
+            )  # fmt: skip
+            rows.append((
+                _text(m.destination, "destination"), _text(m.event_id, "event id"),
+                _text(m.topic, "topic"), _text(m.ordering_key, "ordering key"),
+                _text(m.body, "body"), created, due,
+            ))  # fmt: skip
         if not rows:
             return 0
-        Outbox = self._m.Outbox
-        with self._session(write=True):
-            # One INSERT per row keeps list order = seq order on both backends; a duplicate
-            # (destination, event_id) is skipped, so a repeated add is harmless.
-            inserted = 0
-            for row in rows:
-                query = Outbox.insert(**row).on_conflict_ignore()
-                if self.dialect == "postgres":
-                    query = query.returning(Outbox.seq)
-                    inserted += len(list(query.execute()))
-                else:
-                    cursor = self._db.execute(query)
+        with self._session(write=True), peewee.__exception_wrapper__:  # type: ignore[attr-defined]
+            cursor = self._db.cursor()
+            if self.dialect == "postgres":
+                # One INSERT per row (in the one transaction): a multi-row INSERT does not
+                # promise seq in list order, and executemany's rowcount is not the sum.
+                inserted = 0
+                for row in rows:
+                    cursor.execute(self._sql.outbox_insert, row)
                     inserted += cursor.rowcount
-            return inserted
+                return inserted
+            cursor.executemany(self._sql.outbox_insert, rows)
+            return cursor.rowcount
 
     def outbox_pending(self, destination: str, limit: int = 100) -> list[OutboxMessage]:
-        Outbox = self._m.Outbox
-        query = (
-            Outbox.select()
-            .where((Outbox.destination == _text(destination, "destination"))
-                   & Outbox.delivered_at.is_null())
-            .order_by(Outbox.seq)
-            .limit(max(0, int(limit)))
-        )  # fmt: skip
-        with self._session():
-            return [self._message(r) for r in query]
+        params = (_text(destination, "destination"), max(0, int(limit)))
+        with self._session(), peewee.__exception_wrapper__:  # type: ignore[attr-defined]
+            rows = self._db.execute_sql(self._sql.outbox_pending, params).fetchall()
+        return [self._message_from(r) for r in rows]
 
     def outbox_mark_delivered(self, seqs: list[int], at: _dt.datetime) -> None:
         if not seqs:
             return
-        Outbox = self._m.Outbox
-        with self._session(write=True):
-            Outbox.update(delivered_at=_as_utc(at, "at"), last_error="").where(
-                Outbox.seq.in_([int(s) for s in seqs])
-            ).execute()
+        # Prepared text, not a peewee query: a 200-event batch would build 200 parameters
+        # through peewee's SQL generator on the shared store thread.
+        param, stamp = self._db.param, self._db_ts(at, "at")
+        numbers = [int(s) for s in seqs]
+        with self._session(write=True), peewee.__exception_wrapper__:  # type: ignore[attr-defined]
+            for start in range(0, len(numbers), 500):  # well under any parameter limit
+                chunk = numbers[start : start + 500]
+                self._db.execute_sql(
+                    f"UPDATE {self._m.Outbox._meta.table_name} SET delivered_at = {param}, "
+                    f"last_error = '' WHERE seq IN ({', '.join([param] * len(chunk))})",
+                    [stamp, *chunk],
+                )
 
     def outbox_mark_failed(
         self, seqs: list[int], error: str, next_attempt_at: _dt.datetime

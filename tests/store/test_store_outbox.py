@@ -57,6 +57,20 @@ def test_adding_an_event_twice_is_harmless(store: Store):
     assert store.outbox_add([msg("e1", "audit")]) == 1
 
 
+def test_a_burst_keeps_its_order_and_is_marked_delivered_in_one_call(store: Store):
+    # A burst of calls: 8 events per call, several destinations interleaved, one add; the
+    # deliverer marks more events at once than one statement's parameters may hold.
+    burst = [msg(f"call{c}-{s}", dest, key=f"call{c}")
+             for c in range(200) for s in range(8) for dest in ("crm", "audit")]  # fmt: skip
+    assert store.outbox_add(burst + burst[:5]) == 3200  # a repeat inside the batch: skipped
+    crm = store.outbox_pending("crm", limit=5000)
+    assert ids(crm) == [m.event_id for m in burst if m.destination == "crm"]
+    store.outbox_mark_delivered([m.seq for m in crm], T0)
+    assert store.outbox_pending("crm") == []
+    assert len(store.outbox_pending("audit", limit=5000)) == 1600
+    assert store.outbox_counts() == {"audit": (1600, 0), "crm": (0, 1600)}
+
+
 def test_failed_try_is_recorded_and_stays_pending(store: Store):
     store.outbox_add([msg("e1", created_at=T0), msg("e2", created_at=T0)])
     first, _second = store.outbox_pending("crm")

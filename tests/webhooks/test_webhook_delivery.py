@@ -211,6 +211,36 @@ async def test_calls_are_as_fast_with_a_dead_receiver(tmp_path, receiver):
     assert dead < without * 2 + 1.0, (without, dead)
 
 
+async def test_an_event_that_cannot_be_built_is_logged_and_holds_back_nothing(
+    tmp_path, receiver, monkeypatch, caplog
+):
+    """The hook only queues a call's (immutable) record; the writer builds the events. A
+    record its builder chokes on (a bug) is logged with the error, and every other event
+    still goes out, in order."""
+    from corecall_webhooks import events as webhook_events
+
+    real = webhook_events.call_event
+
+    def call_event(call, previous):
+        if call.state is CallState.AGENT_RINGING:
+            raise RuntimeError("builder bug")
+        return real(call, previous)
+
+    monkeypatch.setattr(webhook_events, "call_event", call_event)
+    receiver.up()
+    async with Corecall(tmp_path, options(receiver)) as cc:
+        ids = await cc.calls(3)
+        events = await asyncio.to_thread(receiver.wait_for, 3 * (PER_CALL - 1))
+        await wait_until(
+            lambda: cc.app.store.outbox_counts()[receiver.url] == (0, 3 * (PER_CALL - 1))
+        )
+    states = {e["data"]["state"] for e in events}
+    assert CallState.AGENT_RINGING.value not in states and len(states) == PER_CALL - 1
+    assert_in_order_per_call(events, ids)
+    errors = [r for r in caplog.records if "could not be built" in r.getMessage()]
+    assert len(errors) == 3 and "builder bug" in errors[0].exc_text
+
+
 async def test_admin_actions_are_sent(tmp_path, receiver):
     receiver.up()
     async with Corecall(tmp_path, options(receiver)) as cc:

@@ -2,9 +2,11 @@
 
 Three loops, none of them on the path of a call:
 
-* the **outbox writer**: the ``corecall_call_state_changed`` hook only appends the event to
-  an in-memory list (it never blocks the event loop); the writer inserts whatever has
-  accumulated into the outbox, one transaction per batch, on its own store thread;
+* the **outbox writer**: the ``corecall_call_state_changed`` hook only appends the call's
+  record (immutable) to an in-memory list: nothing is built on the call path. Every
+  ``write_delay`` seconds the writer turns what accumulated into events (JSON, see
+  :mod:`.events`) and inserts them into the outbox, one transaction per batch, on the
+  store thread;
 * the **audit follower**: reads admin actions from the audit log (any process may have
   written them: the CLI, the bot) after the last one already in the outbox, and adds them;
 * one **deliverer per URL**: sends that URL's pending events oldest first, in signed
@@ -31,6 +33,7 @@ import datetime as _dt
 import functools
 import logging
 import random
+import ssl
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -106,6 +109,19 @@ class WebhookOptions:
         return found
 
 
+def _same(event: dict[str, Any]) -> dict[str, Any]:
+    return event
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The TLS settings of every webhook client in this process, made once: building them
+    (loading the CA bundle) costs tens of milliseconds of CPU, and a client is made each
+    time the service starts. Certificates are verified (httpx's defaults, SSL_CERT_FILE and
+    SSL_CERT_DIR honoured)."""
+    return httpx.create_ssl_context(trust_env=True)
+
+
 def backoff(attempts: int, first: float, cap: float) -> float:
     """Seconds to wait after the ``attempts``-th failure: ``first * 2**(attempts-1)`` capped
     at ``cap``, with ±10 % jitter so many instances do not retry in lockstep."""
@@ -133,6 +149,9 @@ class WebhookService:
         self._run_in_store = run_in_store
         self._transport = transport
         self._clock = clock
+        #: Events not built yet, oldest first: (event builder, its arguments, ordering key).
+        self._queued: list[tuple[Callable[..., dict[str, Any]], tuple[Any, ...], str]] = []
+        #: Built and waiting for the outbox (kept, in order, when a write fails).
         self._to_write: list[OutboxMessage] = []
         self._write_lock = asyncio.Lock()
         self._have_writes = asyncio.Event()
@@ -149,7 +168,7 @@ class WebhookService:
         if not self.options.urls:
             return
         self._client = httpx.AsyncClient(
-            transport=self._transport, follow_redirects=False,
+            transport=self._transport, follow_redirects=False, verify=tls_context(),
             headers={"User-Agent": USER_AGENT, "Content-Type": "application/json"},
         )  # fmt: skip
         cursor = await self._in_store(self._audit_cursor)
@@ -170,7 +189,7 @@ class WebhookService:
             await self._flush()
         except Exception:
             log.exception("webhooks: %d events could not be written to the outbox",
-                          len(self._to_write))  # fmt: skip
+                          len(self._to_write) + len(self._queued))  # fmt: skip
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -198,30 +217,48 @@ class WebhookService:
     # ------------------------------------------------------------------ intake
     def add_event(self, event: dict[str, Any], ordering_key: str) -> None:
         """Queue ``event`` for every URL (non-blocking; the writer stores it)."""
-        body = events.encode(event)
-        for url in self.options.urls:
-            self._to_write.append(
-                OutboxMessage(
-                    destination=url,
-                    event_id=event["id"],
-                    topic=event["type"],
-                    body=body,
-                    ordering_key=ordering_key,
-                )
-            )
-        self._have_writes.set()
+        self._queue(_same, (event,), ordering_key)
 
     def call_state_changed(self, call: CallRecord, previous: CallState | None) -> None:
+        """Queue the event for ``call``'s new state: O(1) on the call path; the writer
+        builds it (``call`` is an immutable record, so it says what it says now)."""
         if self.options.urls:
-            self.add_event(events.call_event(call, previous), ordering_key=call.id)
+            self._queue(events.call_event, (call, previous), call.id)
 
     def admin_action(self, entry: AuditEntry) -> None:
         if self.options.urls:
-            self.add_event(events.admin_event(entry), ordering_key="admin")
+            self._queue(events.admin_event, (entry,), "admin")
+
+    def _queue(self, build: Callable[..., dict[str, Any]], args: tuple, ordering_key: str) -> None:
+        self._queued.append((build, args, ordering_key))
+        self._have_writes.set()
+
+    def _build_queued(self) -> None:
+        """Turn the queued events into outbox messages, one per URL, in order. An event that
+        cannot be built (a bug) is logged and skipped: it must not hold back the others."""
+        queued, self._queued = self._queued, []
+        urls = self.options.urls
+        for build, args, ordering_key in queued:
+            try:
+                event = build(*args)
+                body = events.encode(event)
+            except Exception:
+                # Named by its ordering key (a call id, or "admin" and the audit id).
+                audit_id = getattr(args[0], "id", "") if ordering_key == "admin" else ""
+                log.exception("webhooks: the event for %s %s could not be built (%s); it is "
+                              "not sent", ordering_key, audit_id, build.__name__)  # fmt: skip
+                continue
+            event_id, topic = event["id"], event["type"]
+            self._to_write.extend(
+                OutboxMessage(destination=url, event_id=event_id, topic=topic, body=body,
+                              ordering_key=ordering_key)
+                for url in urls
+            )  # fmt: skip
 
     # ------------------------------------------------------------------ the outbox writer
     async def _flush(self) -> None:
         async with self._write_lock:
+            self._build_queued()
             while self._to_write:
                 batch, self._to_write = self._to_write, []
                 try:
@@ -229,6 +266,7 @@ class WebhookService:
                 except BaseException:
                     self._to_write[:0] = batch  # keep them, in order, for the next try
                     raise
+                self._build_queued()  # what came in while it was written
         for wake in self._wake.values():
             wake.set()
 
