@@ -12,7 +12,7 @@ from corecall.app import App
 from corecall.calls import effective_caller_id
 from corecall.domain import Agent, Route
 from corecall.errors import NotFoundError, RefusedError
-from corecall.fields import check_agent_name, echo
+from corecall.fields import TELEGRAM_ID_MAX, check_agent_name, echo
 from corecall.numbers import normalize_phone
 
 
@@ -134,5 +134,5 @@ def _check_id(telegram_id: int) -> None:
             "bad_telegram_id",
             f"{telegram_id!r} is not a Telegram user id; it is a positive number like 123456789.",
         )
-    if telegram_id >= 2**63:
+    if telegram_id > TELEGRAM_ID_MAX:
         raise RefusedError("bad_telegram_id", f"{telegram_id} is too large for a Telegram id.")

@@ -18,8 +18,10 @@ and what is expected.
 
 from __future__ import annotations
 
+import math
 import os
 import shlex
+import stat
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -399,8 +401,14 @@ def _parse_bot(p: _Parser, t: Mapping[str, Any]) -> BotConfig:
     ):
         p.fail("bot.super_admins", "expected a list of numeric Telegram user ids, e.g. [123456789]")
     age = t.get("max_command_age", 30)
-    if not isinstance(age, int | float) or isinstance(age, bool) or age <= 0:
-        p.fail("bot.max_command_age", "expected a positive number of seconds, e.g. 30")
+    if (
+        not isinstance(age, int | float) or isinstance(age, bool)
+        or not math.isfinite(age) or age <= 0  # nan would switch the replay guard off
+    ):  # fmt: skip
+        p.fail(
+            "bot.max_command_age",
+            f"expected a positive number of seconds, e.g. 30, got {fields.echo(age)}",
+        )
     session = p.opt(t, "session_path", str, "bot", None)
     return BotConfig(
         token=token,
@@ -591,12 +599,29 @@ def write_starter_config(path: Path, *, force: bool = False, extra: str = "") ->
     if path.is_dir():
         raise ConfigError("is a directory; give a file, e.g. --config DIR/config.toml",
                           path=str(path))  # fmt: skip
+    if path.exists() and not path.is_file():  # a device (/dev/sda!), a FIFO, a socket
+        raise ConfigError("is not a regular file; give a file path, e.g. --config "
+                          "~/.config/corecall/config.toml", path=str(path))  # fmt: skip
     if path.exists() and not force:
         raise ConfigError("already exists; pass --force to overwrite", path=str(path))
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    # The file is where the bot token and AMI secrets go: created 0600 (never readable by
-    # others, not even for a moment), and made 0600 again when --force overwrites it.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | (0 if force else os.O_EXCL), 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        os.fchmod(handle.fileno(), 0o600)
-        handle.write(STARTER_CONFIG + extra)
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # The file is where the bot token and AMI secrets go: created 0600 (never readable
+        # by others, not even for a moment), and made 0600 again when --force overwrites it.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | (0 if force else os.O_EXCL)
+        fd = os.open(path, flags | os.O_NONBLOCK, 0o600)  # a FIFO put there now: no hang
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped in since the check above
+            os.close(fd)
+            raise ConfigError("is not a regular file", path=str(path))
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), 0o600)
+            handle.write(STARTER_CONFIG + extra)
+    except OSError as exc:  # a parent that is a file, /proc, /sys, a full disk, no rights
+        why = exc.strerror or type(exc).__name__
+        if isinstance(exc, FileExistsError | NotADirectoryError) and exc.filename != str(path):
+            why = f"{fields.show_path(exc.filename)} is not a directory"
+        raise ConfigError(
+            f"cannot write the configuration here: {why}; choose a writable file path, e.g. "
+            "--config ~/.config/corecall/config.toml",
+            path=str(path),
+        ) from None

@@ -29,6 +29,7 @@ import itertools
 import logging
 import os
 import re
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -165,9 +166,37 @@ async def run_console_async(
     interactive: bool,
     wait: float = DEFAULT_WAIT,
 ) -> None:
+    app.store  # noqa: B018 - open (and migrate) the store before reading input
+    # SIGTERM (systemd, kill, a container stop) stops the console as Ctrl-C does: the calls'
+    # last states and the plugins' pending work (webhook events) are written first.
+    loop, main = asyncio.get_running_loop(), asyncio.current_task()
+    terminated = False
+
+    def terminate() -> None:
+        nonlocal terminated
+        terminated = True
+        if main is not None:
+            main.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, terminate)
+    try:
+        await _serve_console(app, user_id, stdin=stdin, stdout=stdout, interactive=interactive,
+                             wait=wait)  # fmt: skip
+    except asyncio.CancelledError:
+        if not terminated:
+            raise
+        if main is not None:
+            main.uncancel()
+        log.warning("console stopped by SIGTERM")
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+async def _serve_console(
+    app: App, user_id: int, *, stdin: TextIO, stdout: TextIO, interactive: bool, wait: float
+) -> None:
     from corecall.telegram.runner import start_calls  # clear errors for an unreachable PBX
 
-    app.store  # noqa: B018 - open (and migrate) the store before reading input
     manager = await start_calls(app)
     port = ConsolePort(stdout, above_prompt=interactive)
     log.info("console started as Telegram user %s (%s)", user_id,

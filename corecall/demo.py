@@ -26,6 +26,7 @@ from corecall.app import App
 from corecall.config import Config, default_data_dir, parse_config
 from corecall.console import DEFAULT_WAIT, run_console
 from corecall.errors import UsageError
+from corecall.fields import echo
 
 DEMO_AGENT_ID = 100000001
 DEMO_AGENT_PHONE = "+12125550111"
@@ -49,15 +50,25 @@ def demo_data_dir() -> Path:
     return default_data_dir() / "demo"
 
 
+#: The fastest demo: the simulated timings divided by more than this are below what the
+#: event loop can keep apart.
+MAX_SPEED = 1000
+
+
 def speed_from_env(speed: float | None) -> float:
     if speed is None:
         raw = os.environ.get(SPEED_ENV, "1")
         try:
             speed = float(raw)
         except ValueError:
-            raise UsageError(f"{SPEED_ENV} must be a number like 1 or 20, got {raw!r}") from None
-    if not speed > 0:
-        raise UsageError(f"the demo speed must be a positive number like 1 or 20, got {speed}")
+            raise UsageError(
+                f"{SPEED_ENV} must be a number like 1 or 20, got {echo(raw)}"
+            ) from None
+    if not 0 < speed <= MAX_SPEED:  # also nan and inf (the option's range, for the variable)
+        raise UsageError(
+            f"the demo speed must be a number above 0 and at most {MAX_SPEED:g}, like 1 or 20, "
+            f"got {speed:g}"
+        )
     return speed
 
 

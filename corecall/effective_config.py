@@ -82,6 +82,13 @@ def resolve_options(config: Config, plugins: Plugins) -> EffectiveOptions:
         if not isinstance(per_route, Mapping):
             raise ConfigError("expected sub-tables [plugins.NAME.routes.CODE]", path=where,
                               key=f"plugins.{name}.routes")  # fmt: skip
+        if per_route and not getattr(cls, "PER_ROUTE", True):
+            raise ConfigError(
+                f"plugin {name!r} has no per-route settings (they hold for the whole "
+                f"process); put them in [plugins.{name}] itself",
+                path=where,
+                key=f"plugins.{name}.routes",
+            )
         for code, sub in per_route.items():
             key = f"plugins.{name}.routes.{code}"
             if code not in config.routes:

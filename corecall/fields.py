@@ -35,24 +35,56 @@ ACTOR_MAX_CHARS = 128
 #: Why a number is on the do-not-call list (``dnc add --reason``, a CSV's second column).
 REASON_MAX_CHARS = 200
 
-#: Characters a name may not contain: controls (Cc: tab, CR, LF, NUL, ...), line and
-#: paragraph separators, and the bidirectional embeddings, overrides and isolates that make
-#: text display in another order than it is stored (Trojan-source style spoofing).
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
-
 
 #: Line breaks and tabs: where stored or imported text had one, a one-line field has a space.
 _LINE_BREAKS = frozenset("\t\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
 
 
+#: Letters that show as nothing at all (Hangul fillers, the braille blank): a name made
+#: with one looks the same as the name without it.
+_INVISIBLE_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
 def _is_bad(char: str) -> bool:
+    """Whether a name or a reason may not contain ``char``: controls (Cc: tab, CR, LF, NUL,
+    ...), line and paragraph separators, every format character (Cf: the bidirectional
+    embeddings, overrides and isolates that make text display in another order than it is
+    stored, Trojan-source style; zero-width spaces and joiners, U+FEFF, the soft hyphen,
+    the Arabic letter mark, tags), surrogates, private-use and unassigned code points, and
+    letters that show as nothing."""
     return (
-        unicodedata.category(char) in ("Cc", "Zl", "Zp", "Cs", "Co", "Cn") or char in _BIDI_CONTROLS
+        unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn")
+        or char in _INVISIBLE_LETTERS
     )
 
 
+#: The zero-width joiner: a format character, but also how emoji are joined (👩‍💻).
+_ZWJ = "\u200d"
+
+
+def _is_bad_at(text: str, index: int) -> bool:
+    char = text[index]
+    if char == _ZWJ:  # allowed between two pictographs (after one's skin tone or U+FE0F)
+        before, after = text[index - 1 : index], text[index + 1 : index + 2]
+        return not (before and after and _joins_emoji(before) and _is_pictograph(after))
+    return _is_bad(char)
+
+
+def _is_pictograph(char: str) -> bool:
+    return unicodedata.category(char) == "So"
+
+
+def _joins_emoji(char: str) -> bool:
+    return unicodedata.category(char) in ("So", "Sk") or char == "\ufe0f"
+
+
 def _bad_character(text: str) -> str | None:
-    return next((char for char in text if _is_bad(char)), None)
+    return next((text[i] for i in range(len(text)) if _is_bad_at(text, i)), None)
+
+
+def _all_printable(text: str) -> bool:
+    """No character any field refuses (the fast path: most text is printable)."""
+    return text.isprintable() and _INVISIBLE_LETTERS.isdisjoint(text)
 
 
 def fold_line_breaks(text: str) -> str:
@@ -76,7 +108,7 @@ def fold_line_breaks(text: str) -> str:
 def bad_character(text: str) -> str | None:
     """The first character a one-line stored field may not hold (control, line or
     paragraph separator, bidi override...), or None. Fast for the usual printable text."""
-    return None if text.isprintable() else _bad_character(text)
+    return None if _all_printable(text) else _bad_character(text)
 
 
 def one_line(text: str, limit: int) -> str:
@@ -85,10 +117,11 @@ def one_line(text: str, limit: int) -> str:
     or bidi-override character replaced by U+FFFD (so an ESC sequence is never written
     raw to a terminal or a file), trimmed and clipped to ``limit`` characters with "…".
     A valid value comes back unchanged. For output (``dnc list``, ``dnc export``)."""
-    if text.isprintable() and len(text) <= limit and text == text.strip():
+    if _all_printable(text) and len(text) <= limit and text == text.strip():
         return text
     text = fold_line_breaks(text)
-    text = "".join("\ufffd" if _is_bad(char) else char for char in text).strip()
+    text = "".join("\ufffd" if _is_bad_at(text, i) else text[i] for i in range(len(text)))
+    text = text.strip()
     return clip(text, limit).strip()
 
 
@@ -142,6 +175,10 @@ def check_reason(reason: str) -> str:
         )
     return reason
 
+
+#: The largest Telegram user id corecall accepts: the store keeps ids in a signed 64-bit
+#: column (Telegram's own ids are far below it).
+TELEGRAM_ID_MAX = 2**63 - 1
 
 #: Echoed input (a route code, a plugin name, a number someone typed) is shown at most this
 #: long in messages: enough to recognise it, never a wall of text.

@@ -61,7 +61,11 @@ channel string. A refused verdict carries one of these stable ``reason`` codes a
 Decisions:
 
 * Invisible formatting characters (Unicode category Cf: bidi marks, zero-width characters,
-  BOM, soft hyphen) are removed first: contact apps wrap copied numbers in them.
+  BOM, soft hyphen) are removed first: contact apps wrap copied numbers in them (left-to-
+  right embeddings, overrides and marks). Except the right-to-left ones (U+202B, U+202E,
+  U+2067, U+200F, U+061C), anywhere: they change the order the digits are shown in
+  (``+1212555<U+202E>0123`` displays as ``+12125553210`` and would dial
+  ``+12125550123``), so they are refused.
 * Input is never repaired into another number: after ``+1`` exactly 10 digits, typed without
   ``+`` in a NANP default region 10 (or 11 starting with 1), and whatever phonenumbers parses
   must consist of exactly the digits typed (plus a national or international prefix when
@@ -263,6 +267,15 @@ def _verdict(
     # U+200E/U+200F, zero-width U+200B-U+200D, BOM U+FEFF...) come with numbers copied
     # from contact apps; they carry no digits, so they are removed, not refused.
     if not text.isascii():  # ASCII has no Cf character: most input skips the scan
+        reorders = next((c for c in text if c in _RIGHT_TO_LEFT), None)
+        if reorders is not None:
+            return _refuse(
+                "not_a_number",
+                f"The number contains {_char_name(reorders)}: it can show the digits in "
+                "another order than they would be dialed. Type the number again, or paste "
+                "it without that character.",
+                example,
+            )
         text = "".join(c for c in text if unicodedata.category(c) != "Cf")
     # Blanks around a pasted number go; any other control character (FS, GS, RS, US, VT,
     # FF, which str.strip() would drop too) is refused wherever it is.
@@ -371,6 +384,11 @@ def _verdict(
             "country_not_allowed", f"{e164} {where}. {_allowed_sentence(allowed)}", example
         )
     return NumberVerdict.accept(e164, region)
+
+
+#: Bidi controls that make the digits after them (or the whole line) right-to-left, so
+#: that they are shown in another order than they are dialed: RLE, RLO, RLI, RLM, ALM.
+_RIGHT_TO_LEFT = frozenset("\u202b\u202e\u2067\u200f\u061c")
 
 
 def _check_characters(text: str, example: str) -> NumberVerdict | None:

@@ -9,7 +9,11 @@ secret)::
         opens: str = option("20:00", doc="When the night route opens, HH:MM local time.")
         api_key: str = option("", doc="Key for the night-desk service.", secret=True)
 
-and hands the class to the core (``corecall_plugin_options`` for ``[plugins.NAME]``, the
+A plugin's table may hold per-route overrides, ``[plugins.NAME.routes.CODE]``, with the
+same keys; an options class whose settings hold for the whole process (a listener, a list
+of receivers) says ``PER_ROUTE: ClassVar[bool] = False`` and such a table is refused.
+
+The class is handed to the core (``corecall_plugin_options`` for ``[plugins.NAME]``, the
 trunk driver's ``OPTIONS`` attribute for the extra keys of ``[trunks.X]``, the ``options=``
 argument of a store registration for the extra keys of ``[store]``). The core validates the
 table with :func:`parse_options` and gives the plugin the parsed instance.
@@ -37,6 +41,7 @@ a string.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -97,6 +102,19 @@ def option(
     if secret:
         kwargs["repr"] = False  # a repr (a log line, a traceback) never shows a secret
     return attrs.field(**kwargs)
+
+
+def seconds(*, zero: bool = False) -> Callable[[Any, attrs.Attribute, float], None]:
+    """A validator for a duration option, in seconds: more than 0, or 0 and more with
+    ``zero=True`` (the option parser has already refused nan and inf). Raises ValueError,
+    which the parser reports with the file, the key and the source of the value."""
+
+    def check(_instance: Any, _attribute: attrs.Attribute, value: float) -> None:
+        if value < 0 or (value == 0 and not zero):
+            least = "0 or more" if zero else "more than 0"
+            raise ValueError(f"expected {least} seconds, got {value:g}")
+
+    return check
 
 
 def option_info(field: attrs.Attribute) -> OptionInfo:
@@ -177,6 +195,8 @@ def _strict(typ: type, word: str):
             return float(value)
         if not ok:
             raise _Mismatch(word)
+        if typ is float and not math.isfinite(value):  # TOML has nan and inf literals
+            raise _Mismatch("a finite number (not nan or inf)")
         return value
 
     return structure
@@ -361,13 +381,19 @@ def parse_options(
             try:
                 field.validator(None, field, value)
             except (ValueError, TypeError) as exc:
-                raise ConfigError(_validator_message(exc, info), path=where, key=key) from None
+                from_env = f" (from ${env_used})" if env_used else ""
+                raise ConfigError(_validator_message(exc, info) + from_env, path=where,
+                                  key=key) from None  # fmt: skip
         values[name] = value
         origins.append(ValueOrigin(key, value, source, info.secret, env_used, info.doc))
     try:
         instance = cls(**values)
     except (ValueError, TypeError) as exc:
-        raise ConfigError(str(exc), path=where, key=table_name) from None
+        # A rule over several keys (e.g. URLs need a secret): say which values came from
+        # the environment, since the file alone may look right.
+        env_vars = sorted({f"${o.env}" for o in origins if o.source == "environment"})
+        also = f" (set by {', '.join(env_vars)})" if env_vars else ""
+        raise ConfigError(f"{exc}{also}", path=where, key=table_name) from None
     return ParsedOptions(instance, origins)
 
 

@@ -4,7 +4,9 @@ A plugin registers a :class:`Service` subclass with ``corecall_register_services
 process that places calls (``run``, ``console``, ``demo``) builds one instance per
 registered service (``cls(app)``), starts them after its call manager started and stops
 them, in reverse order, before the call manager stops. A service that fails to start is
-logged with its plugin's name and left out; the calls go on without it.
+logged with its plugin's name and left out (one line when it says why, e.g. a port already
+in use; with the traceback when it is a bug), the calls go on without it, and
+:meth:`Services.problems` (``corecall health``) says it is off until the process restarts.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
+
+from corecall.errors import CorecallError
 
 if TYPE_CHECKING:
     from corecall.app import App
@@ -63,6 +67,8 @@ class Services:
     def __init__(self, app: App) -> None:
         self.app = app
         self.running: list[tuple[str, Service]] = []
+        #: Services that failed to start: name -> why (for ``corecall health``).
+        self.failed: dict[str, str] = {}
         #: How the services reach the store (the call manager sets its store executor).
         self.run_in_store: Callable[..., Awaitable[Any]] = _to_thread
 
@@ -73,8 +79,11 @@ class Services:
                 service.run_in_store = self.run_in_store
                 await service.start()
             except Exception as exc:
-                log.exception("service %r of plugin %r failed to start: %s",
-                              name, registered.plugin, exc)  # fmt: skip
+                expected = isinstance(exc, OSError | CorecallError)  # says why: no traceback
+                report = log.error if expected else log.exception
+                report("service %r of plugin %r failed to start, running without it: %s",
+                       name, registered.plugin, exc)  # fmt: skip
+                self.failed[name] = f"service {name!r} is off (failed to start: {exc})"
                 continue
             self.running.append((name, service))
             # A running service hears the notification hooks it implements as methods
@@ -93,6 +102,17 @@ class Services:
                 log.error("service %r did not stop within %.0f s", name, SERVICE_STOP_TIMEOUT)
             except Exception:
                 log.exception("service %r failed to stop", name)
+
+    def problems(self) -> list[str]:
+        """Services that failed to start, then what each running service reports."""
+        found = list(self.failed.values())
+        for name, service in self.running:
+            try:
+                found += service.problems()
+            except Exception:  # one plugin's bug never hides the others' problems
+                log.exception("service %r failed to report its problems", name)
+                found.append(f"service {name!r} failed to report its problems")
+        return found
 
     def get(self, name: str) -> Service | None:
         return next((s for n, s in self.running if n == name), None)

@@ -75,8 +75,9 @@ def write_health(path: Path, report: dict[str, Any]) -> None:
 def read_health(
     path: Path, *, now: _dt.datetime | None = None, max_age: float = HEALTH_STALE
 ) -> tuple[bool, dict[str, Any]]:
-    """(healthy, report). A missing, unreadable or stale (older than ``max_age`` seconds)
-    file is unhealthy, with a ``problems`` list saying why."""
+    """(healthy, report). A missing, unreadable or stale file (written more than
+    ``max_age`` seconds ago, or dated more than that in the future) is unhealthy, with a
+    ``problems`` list saying why."""
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -95,6 +96,10 @@ def read_health(
     if age > max_age:
         problems.insert(0, f"the health report is {age:.0f} s old: corecall run is not running"
                         " or is stuck")  # fmt: skip
+    elif age < -max_age:  # a running bot rewrites it every few seconds with the clock's time
+        problems.insert(0, f"the health report is dated {-age:.0f} s in the future: the clock"
+                        " was set back since, and corecall run has not rewritten it (it is"
+                        " not running or is stuck)")  # fmt: skip
     report["problems"] = problems
     return not problems, report
 

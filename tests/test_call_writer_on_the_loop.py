@@ -185,12 +185,14 @@ async def test_the_wal_stays_bounded_while_calls_keep_coming(build, monkeypatch)
     """The loop's connection never checkpoints; the store thread does, about once a second
     (here every 0.1 s). SQLite starts the WAL over only when a write begins with all of it
     checkpointed, which a steady stream of writes never leaves room for: the checkpoint
-    must make it happen (with a PASSIVE checkpoint alone the WAL grew ~4 MB/s at 50 calls/s).
+    must make it happen once the WAL is large (here 0.5 MiB; with PASSIVE checkpoints alone
+    the WAL grew ~4 MB/s at 50 calls/s).
     """
     import corecall.calls
 
     monkeypatch.setattr(corecall.calls, "CHECKPOINT_INTERVAL", 0.1)
     app, manager, spy = await build()
+    monkeypatch.setattr(app.store, "WAL_RESTART_FRAMES", 128)  # 0.5 MiB, not 64
     wal = f"{app.store.path}-wal"
     loop = asyncio.get_running_loop()
     sizes: list[int] = []
@@ -205,11 +207,9 @@ async def test_the_wal_stays_bounded_while_calls_keep_coming(build, monkeypatch)
         sizes.append(_size(wal))
     checkpoints = len(spy.of("checkpoint"))
     assert checkpoints >= 10
-    # Measured: ~2 MB here, flat; with PASSIVE checkpoints alone 15 MB at half time and
-    # twice that at the end.
-    first, second = sizes[: len(sizes) // 2], sizes[len(sizes) // 2 :]
+    # Measured: 1-2 MB here; with PASSIVE checkpoints alone 15 MB at half time and twice
+    # that at the end.
     assert max(sizes) < 8_000_000, f"the WAL grew to {max(sizes)} bytes"
-    assert max(second) <= max(first) * 1.6, f"the WAL kept growing: {max(first)} → {max(second)}"
-    # The last step of a checkpoint holds writers back briefly: a call record that meets it
-    # takes the store thread (at most about one per checkpoint; here 10 a second).
+    # A RESTART holds writers back briefly: a call record that meets it takes the store
+    # thread (at most about one per checkpoint; here up to 10 a second).
     assert spy.record_fallbacks <= checkpoints

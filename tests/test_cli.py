@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -292,3 +293,93 @@ def test_health_reads_a_report_it_did_not_write_as_unhealthy(cli, tmp_path, cont
 def test_policy_check_at_the_edges_of_time_is_a_usage_error(cli, moment):
     code, _out, err = cli("policy", "check", "--target", "+12125550123", "--at", moment)
     assert code == 2 and "between the years 1970 and 9998" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["calls", "live", "--once", "--refresh", "inf"],
+        ["calls", "live", "--once", "--refresh", "1e308"],
+        ["health", "--max-age", "inf"],
+        ["health", "--max-age", "nan"],
+        ["call", "--agent-phone", "+12125550111", "--target", "+12125550123", "--timeout", "inf"],
+        ["demo", "--speed", "inf"],
+        ["asterisk", "check", "--timeout", "inf"],
+    ],
+)
+def test_every_seconds_option_has_a_range_and_refuses_nan_and_inf(cli, args, capsys):
+    """--refresh inf crashed with OverflowError inside time.sleep: every number of seconds
+    (or speed) a command takes is bounded, and out of range is a usage error naming it."""
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert f"Invalid value for '{args[-2]}'" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("raw", ["inf", "nan", "0", "-2", "1e9", "fast"])
+def test_the_demo_speed_from_the_environment_has_the_options_range(monkeypatch, raw):
+    from corecall.demo import MAX_SPEED, SPEED_ENV, speed_from_env
+    from corecall.errors import UsageError
+
+    monkeypatch.setenv(SPEED_ENV, raw)
+    with pytest.raises(UsageError, match=r"demo speed|must be a number"):
+        speed_from_env(None)
+    monkeypatch.setenv(SPEED_ENV, str(MAX_SPEED))
+    assert speed_from_env(None) == MAX_SPEED
+
+
+def test_init_refuses_paths_it_cannot_or_must_not_write(tmp_path, capsys):
+    """One plain line each, exit 1, nothing changed: a parent that is a file, a path in
+    /proc, and a path that is not a regular file (init as root once made /dev/full 0600;
+    a disk device would have been overwritten)."""
+    import stat
+
+    parent = tmp_path / "a-file"
+    parent.write_text("x")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    os.chmod(fifo, 0o644)
+    cases = [
+        ([str(parent / "x.toml")], f"{parent} is not a directory"),
+        (["/proc/corecall-test.toml"], "cannot write the configuration here"),
+        ([str(fifo), "--force"], "is not a regular file"),
+    ]
+    for where, expected in cases:
+        assert main(["--config", where[0], "init", *where[1:]]) == 1
+        err = capsys.readouterr().err
+        assert expected in err and "unexpected" not in err and "Traceback" not in err, err
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and stat.S_IMODE(fifo.stat().st_mode) == 0o644
+    assert parent.read_text() == "x"
+
+
+@pytest.mark.parametrize("command", [["calls", "list"], ["audit"], ["webhooks", "list"]])
+@pytest.mark.parametrize("limit", ["0", "-1", "99999999999999999999999"])
+def test_every_listing_limit_has_one_range(cli, command, limit, capsys):
+    """`webhooks list --limit 1e23` overflowed SQLite's integer with a traceback: one
+    option, one range, for every listing (0 only where it means "the counts alone")."""
+    if command == ["webhooks", "list"] and limit == "0":
+        assert main([*command, "--limit", limit]) == 0
+        assert "empty" not in capsys.readouterr().out  # counts only, not "the outbox is empty"
+        return
+    code = main([*command, "--limit", limit])
+    err = capsys.readouterr().err
+    assert code == 2 and "Invalid value for '--limit'" in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["console", "--as", "9223372036854775808"],
+        ["calls", "list", "--agent", "99999999999999999999999"],
+        ["policy", "check", "--target", "+12125550123", "--agent", "9223372036854775808"],
+        ["agents", "add", "--telegram-id", "9223372036854775808", "--phone", "+12125550111"],
+        ["agents", "revoke", "9223372036854775808"],
+        ["agents", "authorize", "0"],
+    ],
+)
+def test_a_telegram_id_out_of_range_is_a_usage_error_everywhere(cli, args, capsys):
+    """`console --as 2**63` started and answered "my database isn't answering": every id a
+    command takes has one range (1 to the store's 64-bit limit), checked before anything."""
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == 2 and "Invalid value for" in err and "Traceback" not in err, err

@@ -100,3 +100,13 @@ def test_invalid_toml_names_the_file_and_line(tmp_path):
     path.write_text("[bot\ntoken = 1\n")
     with pytest.raises(ConfigError, match=r"broken\.toml: is not valid TOML.*line 1"):
         load_config(path)
+
+
+@pytest.mark.parametrize("age", [float("nan"), float("inf"), -1, 0, "30", True])
+def test_max_command_age_must_be_a_real_number_of_seconds(tmp_path, age):
+    """nan compared false with every age, so the replay guard ("an old /call is not
+    dialed") was silently off; inf never expires anything either."""
+    raw = config_dict(tmp_path)
+    raw["bot"] = {**raw.get("bot", {}), "max_command_age": age}
+    with pytest.raises(ConfigError, match=r"\[bot.max_command_age\] expected a positive number"):
+        parse_config(raw, path=None)

@@ -47,10 +47,9 @@ def refused(text, reason, **kwargs):
         # Invisible formatting characters (category Cf) from contact apps are removed:
         "\u202a+1 212 555 0123\u202c",  # LEFT-TO-RIGHT EMBEDDING ... POP DIRECTIONAL FORMATTING
         "\u200e+1 (212) 555-0123\u200e",  # LEFT-TO-RIGHT MARK
-        "\u200f212-555-0123",  # RIGHT-TO-LEFT MARK
         "\ufeff+12125550123",  # BOM / ZERO WIDTH NO-BREAK SPACE
         "212\u200b5550123",  # zero-width space
-        "\u202e2125550123",  # right-to-left override
+        "\u202d+1 (212) 555-0123\u202c",  # LEFT-TO-RIGHT OVERRIDE ... POP (copied on iOS)
         "\u2066+12125550123\u2069",  # LEFT-TO-RIGHT ISOLATE ... POP DIRECTIONAL ISOLATE
         "+1\u00ad212\u00ad555\u00ad0123",  # soft hyphens
         "\u2060212 555 0123",  # WORD JOINER
@@ -641,3 +640,22 @@ def test_control_characters_inside_are_always_refused(digits, bad):
 def test_letters_are_never_rewritten_to_digits(letters, digits):
     verdict = check_number(digits[:6] + letters + digits[6:])
     assert not verdict.ok
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "+1212555\u202e0123",  # shown as +12125553210, dialed as +12125550123
+        "\u202e2125550123",  # RIGHT-TO-LEFT OVERRIDE: the whole number shown reversed
+        "\u200f212-555-0123",  # RIGHT-TO-LEFT MARK: the groups shown as 0123-555-212
+        "212-555\u202b-0123\u202c",  # RIGHT-TO-LEFT EMBEDDING
+        "+1 212 \u2067555\u2069 0123",  # RIGHT-TO-LEFT ISOLATE
+        "+1 212 555 0123\u061c",  # ARABIC LETTER MARK
+    ],
+)
+def test_right_to_left_controls_are_refused_not_removed(text):
+    """Removed, they would let a number be shown in another order than it is dialed
+    (tester4): refused, naming the character, wherever it is."""
+    verdict = refused(text, "not_a_number")
+    assert "another order than they would be dialed" in verdict.message
+    assert verdict.message.split(":")[0].startswith("The number contains U+")

@@ -99,6 +99,12 @@ def test_health_command_reads_the_running_bots_report(tmp_path):
     path.write_text(json.dumps(stale))
     healthy, report = systemd.read_health(path)
     assert not healthy and "300 s old" in report["problems"][0]
+    # ... or one dated ahead of the clock (written before the clock was set back)
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)).isoformat()
+    ahead = {"parts": parts, "problems": [], "updated_at": later}  # all up, never rewritten
+    path.write_text(json.dumps(ahead))
+    future = run_cli("health", env=env)
+    assert future.returncode == 1 and re.search(r"dated 7\d\d\d s in the future", future.stdout)
 
 
 # --------------------------------------------------------------------------- the unit
@@ -162,3 +168,24 @@ def test_json_logs_carry_the_call_id_on_every_line_about_a_call(tmp_path):
     text = run_cli("--config", str(config), "-v", "console", "--as", "501", "--wait", "10",
                    input="/call +12125550123\n")  # fmt: skip
     assert re.search(r"\[call=[0-9a-f]{32} agent=501\]: call [0-9a-f]{32}: connected", text.stderr)
+
+
+def test_the_admin_wrapper_sees_what_the_service_sees():
+    """Operator commands on a service host (docs/operations.md) must act on the service's
+    data: deploy/corecall-admin uses the unit's config file, data directory, secrets file
+    and user, and the install steps put it in place."""
+    wrapper = UNIT.with_name("corecall-admin")
+    script = wrapper.read_text()
+    unit = UNIT.read_text()
+    assert subprocess.run(["sh", "-n", str(wrapper)]).returncode == 0
+    assert os.access(wrapper, os.X_OK)
+    config = re.search(r"^ExecStart=\S+ --config (\S+) ", unit, re.MULTILINE)[1]
+    data_dir = re.search(r"^Environment=CORECALL_DATA_DIR=(\S+)$", unit, re.MULTILINE)[1]
+    secrets = re.search(r"^EnvironmentFile=-(\S+)$", unit, re.MULTILINE)[1]
+    user = re.search(r"^User=(\S+)$", unit, re.MULTILINE)[1]
+    assert f"--config {config} " in script
+    assert f"export CORECALL_DATA_DIR={data_dir}\n" in script
+    assert f". {secrets}\n" in script
+    assert f"runuser -u {user} -- " in script
+    doc = (UNIT.parents[1] / "docs" / "operations.md").read_text()
+    assert "deploy/corecall-admin /usr/local/sbin/corecall-admin" in doc

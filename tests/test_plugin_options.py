@@ -393,3 +393,30 @@ def test_config_show_gives_every_value_its_source_and_masks_secrets(tmp_path, mo
     assert json.loads(shown)["store.sqlite_path"]["source"] == "file"
     for secret in ("file-token-123", "desk-secret-456", "hash-789"):
         assert secret not in out + shown
+
+
+@pytest.mark.parametrize(
+    ("plugin", "table"),
+    [
+        ("webhooks", {"urls": ["http://127.0.0.1:1/"], "secret": "x"}),
+        ("metrics", {"listen": "127.0.0.1:1"}),
+        ("asterisk_ami", {"servers": {}}),
+    ],
+)
+def test_process_wide_plugins_refuse_per_route_tables(tmp_path, capsys, plugin, table):
+    """[plugins.webhooks.routes.M] was accepted and shown as in effect by `config show`,
+    and then ignored: the receivers, the listener and the AMI servers hold for the whole
+    process. A per-route table of a plugin with per-route settings still works."""
+    raw = config_dict(tmp_path)
+    raw["plugins"][plugin] = {"routes": {"M": table}}
+    path = write_toml(tmp_path / "corecall.toml", raw)
+    assert main(["--config", str(path), "config", "show"]) == 1
+    err = capsys.readouterr().err
+    assert f"[plugins.{plugin}.routes] plugin {plugin!r} has no per-route settings" in err
+
+    raw["plugins"][plugin] = {}
+    raw["plugins"]["policy_calling_hours"] = {
+        **raw["plugins"].get("policy_calling_hours", {}), "routes": {"M": {"opens": "09:00"}},
+    }  # fmt: skip
+    write_toml(path, raw)
+    assert main(["--config", str(path), "config", "show"]) == 0, capsys.readouterr().err

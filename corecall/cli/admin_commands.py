@@ -7,8 +7,15 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from corecall.cli.common import actor, console, print_json, state
+from corecall.cli.common import (
+    actor,
+    console,
+    limit_option,
+    print_json,
+    state,
+)
 from corecall.cli.tables import print_table
+from corecall.fields import TELEGRAM_ID_MAX
 
 if TYPE_CHECKING:
     from corecall.agents import AgentAdmin
@@ -50,12 +57,16 @@ def _show(agent: Agent, verb: str) -> None:
     )
 
 
-TELEGRAM_ID = typer.Argument(..., help="The agent's numeric Telegram user id.", min=1)
+TELEGRAM_ID = typer.Argument(
+    ..., help="The agent's numeric Telegram user id.", min=1, max=TELEGRAM_ID_MAX
+)
 
 
 @agents_app.command("add")
 def agents_add(
-    telegram_id: int = typer.Option(..., "--telegram-id", help="Numeric Telegram user id.", min=1),
+    telegram_id: int = typer.Option(
+        ..., "--telegram-id", help="Numeric Telegram user id.", min=1, max=TELEGRAM_ID_MAX
+    ),
     phone: str = typer.Option(..., "--phone", help="The agent's own phone, e.g. +12125550123."),
     name: str = typer.Option("", "--name", help="Display name."),
     authorize: bool = typer.Option(False, "--authorize", help="Authorize right away."),
@@ -136,8 +147,10 @@ def _call_json(call: CallRecord) -> dict:
 
 @calls_app.command("list")
 def calls_list(
-    agent: int = typer.Option(None, "--agent", help="Only this agent's calls."),
-    limit: int = typer.Option(20, "--limit", min=1, max=10000),
+    agent: int = typer.Option(
+        None, "--agent", help="Only this agent's calls.", min=1, max=TELEGRAM_ID_MAX
+    ),
+    limit: int = limit_option(20),
     json_: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ):
     """Recent calls, newest first."""
@@ -163,7 +176,7 @@ def calls_list(
 
 
 def audit(
-    limit: int = typer.Option(50, "--limit", min=1, max=10000),
+    limit: int = limit_option(50),
     json_: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ):
     """The audit log of admin actions, newest first."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from corecall.cli.common import state
+from corecall.fields import TELEGRAM_ID_MAX
 
 #: Seconds ``demo`` and ``console`` wait at the end of piped input for live calls to end
 #: (the same as :data:`corecall.console.DEFAULT_WAIT`; not imported from there so that
@@ -28,6 +29,7 @@ def demo(
         None,
         "--speed",
         min=0.001,
+        max=1000,  # corecall.demo.MAX_SPEED, written out: --help must not import the demo
         help="Run simulated calls this many times faster (default 1: a call takes ~10 s). "
         "Also $CORECALL_DEMO_SPEED.",
     ),
@@ -45,7 +47,12 @@ def demo(
 
 def console(
     as_: int = typer.Option(
-        ..., "--as", min=1, metavar="TELEGRAM_ID", help="Talk as this Telegram user id."
+        ...,
+        "--as",
+        metavar="TELEGRAM_ID",
+        help="Talk as this Telegram user id.",
+        min=1,
+        max=TELEGRAM_ID_MAX,
     ),
     wait: float = WAIT,
 ) -> None:

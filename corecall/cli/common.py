@@ -92,6 +92,19 @@ def actor() -> str:
     return f"cli:{user}"
 
 
+#: The most rows a listing command shows at once (``--limit``).
+LIST_LIMIT_MAX = 10_000
+
+
+def limit_option(default: int, help: str = "How many, newest first.", *, least: int = 1) -> Any:
+    """The ``--limit`` option of every listing command: ``least`` (1; 0 where a listing
+    has a summary to show alone) to :data:`LIST_LIMIT_MAX`; outside it (a number SQLite
+    cannot hold) is a usage error naming the range, exit 2."""
+    import typer
+
+    return typer.Option(default, "--limit", min=least, max=LIST_LIMIT_MAX, help=help)
+
+
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
 

@@ -47,7 +47,9 @@ def _table(snapshot: Snapshot) -> Group:
 
 
 def calls_live(
-    refresh: float = typer.Option(1.0, "--refresh", min=0.2, help="Seconds between updates."),
+    refresh: float = typer.Option(
+        1.0, "--refresh", min=0.2, max=3600, help="Seconds between updates."
+    ),
     as_json: bool = typer.Option(False, "--json", help="One JSON snapshot, then exit."),
     once: bool = typer.Option(False, "--once", help="One snapshot, then exit."),
 ) -> None:
@@ -78,7 +80,11 @@ def calls_live(
 def health(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     max_age: float = typer.Option(
-        20.0, "--max-age", min=1, help="Seconds after which the bot's report counts as stale."
+        20.0,
+        "--max-age",
+        min=1,
+        max=86400,
+        help="Seconds after which the bot's report counts as stale.",
     ),
 ) -> None:
     """Is `corecall run` healthy? Telegram, each trunk link (AMI server) and the store.

@@ -8,7 +8,7 @@ import typer
 
 from corecall.cli.common import console, print_json, state
 from corecall.errors import UsageError
-from corecall.fields import as_typed, echo
+from corecall.fields import TELEGRAM_ID_MAX, as_typed, echo
 
 policy_app = typer.Typer(help="Call policy: why a call would be allowed or refused.",
                          no_args_is_help=True)  # fmt: skip
@@ -59,7 +59,7 @@ def policy_check(
     route: str = typer.Option(None, "--route", help="Route code (default: the agent's route, "
                               "else the first offered route)."),
     agent: int = typer.Option(None, "--agent", help="Telegram id of the agent who would call.",
-                              min=1),
+                              min=1, max=TELEGRAM_ID_MAX),
     at: str = typer.Option(None, "--at", help="When (ISO 8601 with offset, e.g. "
                            "2026-07-01T11:30:00Z); default now."),
     json_: bool = typer.Option(False, "--json", help="Machine-readable output."),

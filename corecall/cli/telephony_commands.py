@@ -96,6 +96,7 @@ def call(
         None,
         "--timeout",
         min=1,
+        max=86400,
         help="Seconds after which corecall hangs up the call itself (recorded as timed_out).",
         show_default="none: follow the call until it ends",
     ),

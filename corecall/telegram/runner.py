@@ -219,6 +219,8 @@ def health_report(app: App, client: TelegramClient, manager: CallManager) -> dic
             parts[f"link {name}/{link}"] = up
     problems = [p for driver in manager.drivers.values() for p in driver.problems()]
     problems += [f"{part} is down" for part, up in parts.items() if not up]
+    if manager.services is not None:  # e.g. metrics off: its port was taken
+        problems += manager.services.problems()
     return {"parts": parts, "problems": problems}
 
 

@@ -41,13 +41,11 @@ import attrs
 
 from corecall.domain import CallState, EndReason
 from corecall.hookspecs import hookimpl
-from corecall.options import option
+from corecall.options import option, seconds
 from corecall.supervision import log_crash
 from corecall.telephony.driver import OriginateRequest, ProgressCallback, TrunkDriver
 
 log = logging.getLogger(__name__)
-
-_seconds = attrs.validators.ge(0)
 
 
 @attrs.frozen
@@ -55,20 +53,22 @@ class SimulatedTrunkOptions:
     """The keys of a ``[trunks.X]`` table with ``driver = "simulated"`` (all in seconds)."""
 
     ring_seconds: float = option(1.0, doc="Seconds until a phone starts ringing.",
-                                 validator=_seconds)  # fmt: skip
+                                 validator=seconds(zero=True))  # fmt: skip
     answer_seconds: float = option(1.5, doc="Seconds of ringing before a normal answer.",
-                                   validator=_seconds)  # fmt: skip
+                                   validator=seconds(zero=True))  # fmt: skip
     slow_answer_seconds: float = option(4.0, doc="Seconds of ringing for numbers ending 0202.",
-                                        validator=_seconds)  # fmt: skip
+                                        validator=seconds(zero=True))  # fmt: skip
     confirm_seconds: float = option(
-        2.0, doc="Seconds of the press-1 prompt before the agent presses 1.", validator=_seconds
+        2.0,
+        doc="Seconds of the press-1 prompt before the agent presses 1.",
+        validator=seconds(zero=True),
     )
     talk_seconds: float = option(5.0, doc="Seconds of conversation before the far end hangs up.",
-                                 validator=_seconds)  # fmt: skip
+                                 validator=seconds(zero=True))  # fmt: skip
     timeout_seconds: float = option(
         8.0,
         doc="Seconds before a never-answering number gives up (capped by [calls]).",
-        validator=_seconds,
+        validator=seconds(zero=True),
     )
 
 

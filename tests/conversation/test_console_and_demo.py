@@ -169,3 +169,44 @@ def test_corecall_demo_scripted_end_to_end(tmp_path):
         capture_output=True, text=True, env=env, timeout=60,
     )  # fmt: skip
     assert "    Caller ID: none yet [no route]\n" in reset.stdout
+
+
+def test_sigterm_stops_the_console_as_ctrl_c_does_and_the_call_ends_on_record(tmp_path):
+    """`kill -TERM` used to end the console at once: the call stayed 'awaiting
+    confirmation' on record and its webhook events were never written. Now the console
+    stops as on Ctrl-C: the call reaches a final state on record, exit 0."""
+    import signal
+    import time
+
+    from corecall_testing import write_toml
+
+    app = make_app(tmp_path)
+    app.store.set_route(AGENT, "M", actor="test")
+    app.close()
+    config = write_toml(tmp_path / "c.toml", config_dict(tmp_path))
+    console = subprocess.Popen(
+        [sys.executable, "-m", "corecall", "--config", str(config), "console", "--as",
+         str(AGENT)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert console.stdin is not None and console.stdout is not None
+        console.stdin.write("/call +12125550123\n")
+        console.stdin.flush()
+        deadline = time.monotonic() + 60
+        seen = ""
+        while "Calling your phone" not in seen and time.monotonic() < deadline:
+            seen += console.stdout.readline()
+        assert "Calling your phone" in seen, seen
+        console.send_signal(signal.SIGTERM)
+        console.wait(timeout=60)  # stdin stays open: only the signal stops it
+        err = console.stderr.read() if console.stderr else ""
+    finally:
+        if console.poll() is None:
+            console.kill()
+    assert console.returncode == 0, err
+    assert "console stopped by SIGTERM" in err and "Traceback" not in err
+    app = App(parse_config(config_dict(tmp_path), path=None))
+    [call] = app.store.recent_calls(AGENT, 5)
+    app.close()
+    assert call.is_final, call.state

@@ -140,7 +140,21 @@ async def test_a_taken_port_is_a_clear_error_and_calls_go_on(make_config, listen
         await manager.start()
         try:
             assert manager.services.get("metrics") is None
-            assert f"cannot serve metrics on {listen}" in caplog.text
+            [record] = [r for r in caplog.records if "failed to start" in r.getMessage()]
+            assert (
+                f"cannot serve metrics on {listen}: Address already in use" in record.getMessage()
+            )
+            assert record.exc_info is None  # one line that says why, no traceback
+            # corecall health says so while the process runs without metrics
+            [problem] = manager.services.problems()
+            assert problem.startswith("service 'metrics' is off (failed to start: cannot serve")
+            from corecall.telegram.runner import health_report
+
+            class Connected:  # the report's only question to the Telegram client
+                def is_connected(self):
+                    return True
+
+            assert problem in health_report(app, Connected(), manager)["problems"]
         finally:
             await manager.stop()
             app.close()
@@ -148,8 +162,8 @@ async def test_a_taken_port_is_a_clear_error_and_calls_go_on(make_config, listen
 
 @pytest.mark.parametrize("bad", ["9464", "127.0.0.1:", "127.0.0.1:99999", ":9464", "x:y"])
 def test_bad_listen_values_are_named(bad):
-    with pytest.raises(ValueError, match="is not host:port"):
-        MetricsOptions(listen=bad).address()
+    with pytest.raises(ValueError, match="expected host:port"):
+        MetricsOptions(listen=bad)
     assert MetricsOptions().address() is None
     assert MetricsOptions(listen="[::1]:9464").address() == ("::1", 9464)
 
@@ -172,4 +186,5 @@ def test_a_bad_listen_is_refused_when_the_configuration_is_read(bad, tmp_path, m
     monkeypatch.setenv("CORECALL_PLUGINS_METRICS_LISTEN", bad)
     assert main(["--config", str(path), "config", "show"]) == 1
     err = capsys.readouterr().err
-    assert "[plugins.metrics]" in err and "is not host:port" in err
+    assert "[plugins.metrics.listen] expected host:port" in err
+    assert err.rstrip().endswith("(from $CORECALL_PLUGINS_METRICS_LISTEN)")  # not the file's

@@ -34,8 +34,13 @@ def test_the_cli_refuses_an_oversize_name_and_stores_nothing(tmp_path, monkeypat
 
 @pytest.mark.parametrize(
     "name",
-    ["x" * 65, "Ali\nce", "Ali\rce", "tab\there", "evil\u202etxt.exe", "a\u2028b", "\x00"],
-)
+    [
+        "x" * 65, "Ali\nce", "Ali\rce", "tab\there", "evil\u202etxt.exe", "a\u2028b", "\x00",
+        # invisible: a second "Alice" would look the same in /agents, calls live, the audit
+        "Al\u061cice", "Ali\u200bce", "\ufeffAlice", "Ali\u00adce", "Alice\U000e0001",
+        "Ali\U0001d173ce", "\u115fAlice", "Ali\u3164ce", "Ali\u200dce", "\u200d😀",
+    ],
+)  # fmt: skip
 def test_every_entry_point_uses_the_same_name_rule(tmp_path, name):
     from corecall.app import App
     from corecall.config import parse_config

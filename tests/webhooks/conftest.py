@@ -32,6 +32,7 @@ class Receiver:
         self.attempts = 0  # every request that reached the handler, whatever the answer
         self.status = 200
         self.delay = 0.0  # seconds before answering
+        self.reason: str | None = None  # the status line's reason phrase (None: the standard)
         self._server: ThreadingHTTPServer | None = None
         self._lock = threading.Lock()
 
@@ -45,13 +46,13 @@ class Receiver:
                 body = self.rfile.read(length)
                 with receiver._lock:
                     receiver.attempts += 1
-                    status, delay = receiver.status, receiver.delay
+                    status, delay, reason = receiver.status, receiver.delay, receiver.reason
                 if delay:
                     time.sleep(delay)
                 if 200 <= status < 300:
                     with receiver._lock:
                         receiver.accepted.append((dict(self.headers.items()), body))
-                self.send_response(status)
+                self.send_response(status, reason)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 

@@ -168,3 +168,30 @@ def test_redeliver_to_a_url_that_is_not_configured_changes_nothing(tmp_path, rec
         config, env, "webhooks", "redeliver", "audit-1", "--url", "http://127.0.0.1:9/"
     )
     assert other.returncode == 1 and f"configured: {receiver.url}" in other.stderr
+
+
+def test_a_receivers_own_words_never_reach_the_terminal_raw(
+    tmp_path, receiver, monkeypatch, capsys
+):
+    """The reason phrase is the receiver's text: an escape sequence in it (a colour, a
+    window-title change) is replaced in `webhooks test`, in the outbox's last error and so
+    in `webhooks list` and the logs."""
+    import httpx
+    from corecall_webhooks.service import answer_text, failure_text
+
+    from corecall.cli import main
+
+    config, _env = setup(tmp_path, receiver)
+    monkeypatch.setenv("CORECALL_PLUGINS_WEBHOOKS_SECRET", SECRET)
+    receiver.status, receiver.reason = 503, "\x1b[31mPWNED\x1b]0;title\x07 now"
+    receiver.up()
+    assert main(["--config", str(config), "webhooks", "test"]) == 1
+    out = capsys.readouterr().out
+    assert "HTTP 503 \ufffd[31mPWNED\ufffd]0;title\ufffd now" in out
+    assert "\x1b" not in out and "\x07" not in out
+    # the deliverer keeps the same words as the outbox's last error
+    answer = httpx.Response(503, extensions={"reason_phrase": b"\x1b[2Jgone"})
+    assert answer_text(answer) == "HTTP 503 \ufffd[2Jgone"
+    assert (
+        failure_text(httpx.ConnectError("refused \x1b[31m")) == "ConnectError: refused \ufffd[31m"
+    )

@@ -254,9 +254,17 @@ async def test_admin_actions_are_sent(tmp_path, receiver):
     assert not [e for e in events if e["data"].get("action") == "agent.add"]
 
 
-@pytest.mark.parametrize("bad", ["ftp://x", "127.0.0.1:80"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "ftp://x", "127.0.0.1:80", "http://127.0.0.1:99999/a", "http://[::1/a",
+        "http://exa mple.com/a", "http://x\x1b/a", "http:///a", "http://:80/a",
+    ],
+)  # fmt: skip
 def test_options_name_their_problems_when_the_configuration_is_read(bad, tmp_path, capsys):
-    with pytest.raises(ValueError, match="must start with http:// or https://"):
+    """A URL httpx cannot use crashed the deliverer every second (tester4): refused when
+    the file is read, naming the key and the problem."""
+    with pytest.raises(ValueError, match="is not a webhook URL"):
         WebhookOptions(urls=(bad,), secret="x")
     with pytest.raises(ValueError, match="webhooks need a secret"):
         WebhookOptions(urls=("http://127.0.0.1/",))
@@ -267,4 +275,43 @@ def test_options_name_their_problems_when_the_configuration_is_read(bad, tmp_pat
     path = write_toml(tmp_path / "corecall.toml", raw)
     assert main(["--config", str(path), "config", "show"]) == 1
     err = capsys.readouterr().err
-    assert "[plugins.webhooks]" in err and "must start with http:// or https://" in err
+    # (a raw ESC in the file is already refused by the TOML parser)
+    assert ("[plugins.webhooks.urls]" in err and "is not a webhook URL" in err) or (
+        "\x1b" in bad and "is not valid TOML" in err
+    )
+    assert "\x1b" not in err
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("timeout", "0", "expected more than 0 seconds, got 0"),
+        ("timeout", "-1", "expected more than 0 seconds, got -1"),
+        ("timeout", "nan", "expected a finite number (not nan or inf)"),
+        ("first_backoff", "0", "expected more than 0 seconds"),
+        ("max_backoff", "inf", "expected a finite number (not nan or inf)"),
+        ("poll_interval", "0", "expected more than 0 seconds"),
+        ("write_delay", "-3", "expected 0 or more seconds, got -3"),
+    ],
+)
+def test_durations_that_would_spin_or_never_deliver_are_refused(
+    key, value, expected, tmp_path, capsys, monkeypatch
+):
+    """A zero or negative backoff retried a dead receiver in a hot loop; a timeout of 0, -1
+    or nan failed every request. Refused when the file is read, naming file, key and value;
+    the same value from the environment is named as coming from there."""
+    raw = config_dict(tmp_path)
+    raw["plugins"]["webhooks"] = {
+        "urls": ["http://127.0.0.1:9/"], "secret": "signing-key-1", key: float(value),
+    }  # fmt: skip
+    path = write_toml(tmp_path / "corecall.toml", raw)
+    assert main(["--config", str(path), "config", "show"]) == 1
+    assert f"[plugins.webhooks.{key}] {expected}" in capsys.readouterr().err
+
+    del raw["plugins"]["webhooks"][key]
+    write_toml(path, raw)
+    variable = f"CORECALL_PLUGINS_WEBHOOKS_{key.upper()}"
+    monkeypatch.setenv(variable, value)
+    assert main(["--config", str(path), "webhooks", "list"]) == 1
+    err = capsys.readouterr().err
+    assert f"[plugins.webhooks.{key}] {expected}" in err and f"(from ${variable})" in err

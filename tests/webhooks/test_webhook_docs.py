@@ -53,3 +53,23 @@ async def test_documented_snippet_verifies_real_deliveries(make_config, receiver
     assert verify_corecall(SECRET, sign(SECRET, body, int(time.time())), body)
     assert not verify_corecall(SECRET, sign(SECRET, body, int(time.time()) - 301), body)
     assert not verify_corecall(SECRET, sign(SECRET, body, int(time.time()) + 301), body)
+
+
+def test_the_documented_sequence_numbers_are_the_ones_sent():
+    """A receiver that follows the doc must read ``sequence`` as corecall sends it (the doc
+    said 7 for ended after the press-1 stage had made it 8)."""
+    from corecall_webhooks import events
+
+    from corecall.domain import CallState
+
+    text = DOC.read_text(encoding="utf-8")
+    numbers = re.search(r"^\s*\| sequence \|(.*)\|$", text, re.MULTILINE)[1]
+    states = re.search(r"^\s*\| state \|(.*)\|$", text, re.MULTILINE)[1]
+    documented = {
+        state.strip(" `"): int(number)
+        for number, state in zip(numbers.split("|"), states.split("|"), strict=True)
+    }
+    assert documented == {state.value: state.order for state in CallState}
+    sample = re.search(r'"id":"call-6f1c…e2-(\d+)".*?"sequence":(\d+)', text)
+    assert int(sample[1]) == int(sample[2]) == CallState.ENDED.order
+    assert events.__doc__ is not None and f"{CallState.ENDED.order} ended" in events.__doc__

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 from prometheus_client import start_http_server
 
 from corecall import option
+from corecall.fields import echo
 from corecall.hookspecs import hookimpl
 from corecall.services import Service
 from corecall_metrics.metrics import CallMetrics
@@ -28,25 +29,29 @@ log = logging.getLogger("corecall.metrics")
 class MetricsOptions:
     """``[plugins.metrics]``."""
 
+    PER_ROUTE: ClassVar[bool] = False  # process-wide: no [plugins.NAME.routes.CODE]
+
     listen: str = option(
-        "", doc='host:port to serve /metrics on, e.g. "127.0.0.1:9464"; empty: no endpoint.'
+        "",
+        doc='host:port to serve /metrics on, e.g. "127.0.0.1:9464"; empty: no endpoint.',
+        validator=lambda _instance, _attribute, value: listen_address(value),
     )
 
-    def __attrs_post_init__(self) -> None:
-        self.address()  # a bad listen is refused when the configuration is read
-
     def address(self) -> tuple[str, int] | None:
-        """(host, port), or None when not serving. Raises ValueError for a bad value."""
-        if not self.listen:
-            return None
-        host, sep, port = self.listen.rpartition(":")
-        host = host.strip("[]")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(
-                f"[plugins.metrics] listen = {self.listen!r} is not host:port; "
-                'e.g. listen = "127.0.0.1:9464"'
-            )
-        return host, int(port)
+        """(host, port), or None when not serving."""
+        return listen_address(self.listen)
+
+
+def listen_address(listen: str) -> tuple[str, int] | None:
+    """``"host:port"`` as (host, port); None for ``""``. Raises ValueError naming what
+    works (checked when the configuration is read)."""
+    if not listen:
+        return None
+    host, sep, port = listen.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f'expected host:port, e.g. "127.0.0.1:9464", got {echo(listen)}')
+    return host, int(port)
 
 
 def options_for(app) -> MetricsOptions:

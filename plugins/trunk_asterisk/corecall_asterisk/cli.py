@@ -84,6 +84,9 @@ def register(cli: typer.Typer, context: PluginContext) -> None:
             "manager.conf with the configured AMI secret, instead of printing them. With "
             "several Asterisk servers each gets DIR/SERVER/.",
         ),
+        force: bool = typer.Option(
+            False, "--force", help="Replace files in DIR that corecall did not write."
+        ),
         show_secret: bool = typer.Option(False, "--show-secret", hidden=True),
         sip_bind: str = typer.Option(
             "127.0.0.1:5060",
@@ -100,7 +103,12 @@ def register(cli: typer.Typer, context: PluginContext) -> None:
         into manager.conf (mode 0640).
         """
         from corecall_asterisk import render as asterisk_conf
-        from corecall_asterisk.output import check_output_dir, server_dir, write_all_private
+        from corecall_asterisk.output import (
+            check_output_dir,
+            check_replaceable,
+            server_dir,
+            write_all_private,
+        )
 
         if show_secret:
             raise UsageError(
@@ -187,6 +195,8 @@ def register(cli: typer.Typer, context: PluginContext) -> None:
                 files.append((path, texts[name]))
                 owners.append(server.name)
         if directory is not None:
+            if not force:
+                check_replaceable([path for path, _text in files])
             write_all_private(files)  # all or nothing: never a mix of old and new files
             for (path, _text), owner in zip(files, owners, strict=True):
                 secret = path.name == "manager.conf"
@@ -200,7 +210,9 @@ def register(cli: typer.Typer, context: PluginContext) -> None:
 
     @asterisk.command("check")
     def check(
-        timeout: float = typer.Option(5.0, "--timeout", min=0.1, help="Seconds per AMI step."),
+        timeout: float = typer.Option(
+            5.0, "--timeout", min=0.1, max=600, help="Seconds per AMI step."
+        ),
     ) -> None:
         """Check every Asterisk server the routes use: AMI reachable, login, privileges, each
         route's PJSIP endpoint, the bridge context. Prints each problem with its fix; exit 1

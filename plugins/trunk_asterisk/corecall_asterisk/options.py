@@ -28,10 +28,13 @@ or the older ``CORECALL_AMI_SECRET_<NAME>`` / ``CORECALL_AMI_SECRET`` (looked at
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import attrs
 
 from corecall import option
 from corecall.errors import ConfigError
+from corecall.options import seconds
 from corecall_asterisk.actions import DEFAULT_CONTEXT
 from corecall_asterisk.names import ipv4_problem, name_problem
 
@@ -64,11 +67,6 @@ def _port(_inst, _attribute, value) -> None:
         raise ValueError(f"expected a TCP port between 1 and 65535, got {value}")
 
 
-def _positive_seconds(_inst, _attribute, value) -> None:
-    if not value > 0:
-        raise ValueError(f"expected a positive number of seconds, got {value}")
-
-
 @attrs.frozen
 class AmiServerOptions:
     """One ``[plugins.asterisk_ami.servers.NAME]`` table: one Asterisk server."""
@@ -89,17 +87,17 @@ class AmiServerOptions:
         doc="The bridge dialplan context the Originate enters.",
         validator=_asterisk_name,
     )
-    ping_interval: float = option(
-        5.0, doc="Seconds between keep-alive Pings.", validator=_positive_seconds
-    )
+    ping_interval: float = option(5.0, doc="Seconds between keep-alive Pings.", validator=seconds())
     action_timeout: float = option(
-        5.0, doc="Seconds to wait for each AMI reply.", validator=_positive_seconds
+        5.0, doc="Seconds to wait for each AMI reply.", validator=seconds()
     )
 
 
 @attrs.frozen
 class AsteriskOptions:
     """The ``[plugins.asterisk_ami]`` table."""
+
+    PER_ROUTE: ClassVar[bool] = False  # process-wide: no [plugins.NAME.routes.CODE]
 
     servers: dict[str, AmiServerOptions] = option(
         factory=dict,

@@ -9,13 +9,19 @@ import uuid
 import httpx
 import typer
 
-from corecall.cli.common import console, print_json
+from corecall.cli.common import console, limit_option, print_json
 from corecall.domain import utcnow
 from corecall.errors import CorecallError
-from corecall.fields import echo
+from corecall.fields import echo, one_line
 from corecall.redaction import mask_url
 from corecall_webhooks import events
-from corecall_webhooks.service import USER_AGENT, WebhookOptions
+from corecall_webhooks.service import (
+    ANSWER_MAX_CHARS,
+    USER_AGENT,
+    WebhookOptions,
+    answer_text,
+    failure_text,
+)
 from corecall_webhooks.signing import (
     EVENT_COUNT_HEADER,
     IDEMPOTENCY_HEADER,
@@ -37,7 +43,9 @@ def webhooks_group(context) -> typer.Typer:
     @group.command("list")
     def list_command(
         pending: bool = typer.Option(False, "--pending", help="Only events not delivered yet."),
-        limit: int = typer.Option(50, "--limit", min=0, help="How many, newest first."),
+        limit: int = limit_option(
+            50, "How many events, newest first (0: the counts only).", least=0
+        ),
         as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     ) -> None:
         """The outbox, newest first: event id, URL, state, tries, last error."""
@@ -69,7 +77,8 @@ def list_(store, options: WebhookOptions, *, pending: bool, limit: int, as_json:
             {"seq": m.seq, "event_id": m.event_id, "url": mask_url(m.destination), "type": m.topic,
              "created_at": m.created_at, "delivered_at": m.delivered_at,
              "attempts": m.attempts, "next_attempt_at": m.next_attempt_at,
-             "last_error": mask_url(m.last_error), "event": json.loads(m.body)}
+             "last_error": mask_url(one_line(m.last_error, ANSWER_MAX_CHARS)),
+             "event": json.loads(m.body)}
             for m in messages
         ])  # fmt: skip
         return
@@ -79,7 +88,7 @@ def list_(store, options: WebhookOptions, *, pending: bool, limit: int, as_json:
         console.print(f"{mask_url(url)}: {waiting} pending, {done} delivered")
     if not options.urls:
         console.print(NO_URLS)
-    if not messages:
+    if not messages and limit > 0:  # --limit 0 asks for the counts alone
         console.print("(the outbox is empty)" if not pending else "(nothing pending)")
     for m in messages:
         status = (
@@ -88,7 +97,7 @@ def list_(store, options: WebhookOptions, *, pending: bool, limit: int, as_json:
         )  # fmt: skip
         line = f"{m.event_id}  {m.topic}  {m.destination}  {status}"
         if m.last_error and not m.delivered_at:
-            line += f"  last error: {m.last_error}"
+            line += f"  last error: {one_line(m.last_error, ANSWER_MAX_CHARS)}"  # stored earlier
         console.print(mask_url(line))  # a receiver URL may carry user:password@ or ?token=
 
 
@@ -129,9 +138,9 @@ def test(options: WebhookOptions) -> None:
             try:
                 response = client.post(url, content=body, headers=headers)
                 ok = 200 <= response.status_code < 300
-                answer = f"HTTP {response.status_code} {response.reason_phrase}"
+                answer = answer_text(response)
             except httpx.HTTPError as exc:
-                ok, answer = False, f"{type(exc).__name__}: {exc}"
+                ok, answer = False, failure_text(exc)
             took = (time.perf_counter() - started) * 1000
             line = f"{'ok' if ok else 'FAILED'}  {url}  {answer}  ({took:.0f} ms)"
             console.print(mask_url(line))

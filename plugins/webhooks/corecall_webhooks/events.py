@@ -6,8 +6,9 @@ in; up to ``max_batch`` when a backlog is sent). Every event is an object::
     {"id": "call-<call id>-<n>",          # the idempotency id (also in Idempotency-Key)
      "type": "call.state_changed",         # or "admin.action"
      "occurred_at": "2026-11-29T21:00:00.123456+00:00",   # UTC, ISO 8601
-     "sequence": 3,                        # per call: 0 queued ... 7 ended; per action: its
-                                           #   audit id
+     "sequence": 3,                        # per call: the state's stage number, 0 queued
+                                           #   ... 8 ended (CallState.order; skipped stages
+                                           #   leave gaps); per action: its audit id
      "data": {...}}
 
 ``data`` of ``call.state_changed``: ``call_id``, ``agent_id``, ``route``, ``trunk``,

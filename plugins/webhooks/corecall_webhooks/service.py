@@ -36,7 +36,7 @@ import random
 import ssl
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import attrs
 import httpx
@@ -44,6 +44,8 @@ import httpx
 from corecall import option
 from corecall.domain import AuditEntry, CallRecord, CallState, OutboxMessage, utcnow
 from corecall.errors import StoreError
+from corecall.fields import echo, one_line
+from corecall.options import seconds
 from corecall.redaction import mask_url
 from corecall.store import Store
 from corecall_webhooks import events
@@ -64,27 +66,40 @@ USER_AGENT = "corecall-webhooks/0.1"
 class WebhookOptions:
     """``[plugins.webhooks]``."""
 
+    PER_ROUTE: ClassVar[bool] = False  # process-wide: no [plugins.NAME.routes.CODE]
+
     urls: tuple[str, ...] = option(
-        (), doc="Receivers: every event is POSTed to each of these http(s) URLs."
+        (),
+        doc="Receivers: every event is POSTed to each of these http(s) URLs.",
+        validator=lambda _instance, _attribute, urls: _check_urls(urls),
     )
     secret: str = option("", doc="The HMAC-SHA256 key requests are signed with.", secret=True)
     timeout: float = option(
-        5.0, doc="Seconds one request may take (connect + answer) before it counts as failed."
+        5.0,
+        doc="Seconds one request may take (connect + answer) before it counts as failed.",
+        validator=seconds(),
     )
     first_backoff: float = option(
-        1.0, doc="Seconds before the first retry of failed events; doubles each time."
+        1.0,
+        doc="Seconds before the first retry of failed events; doubles each time.",
+        validator=seconds(),
     )
     max_backoff: float = option(
-        60.0, doc="Seconds between retries at most (the longest wait once a receiver is back)."
+        60.0,
+        doc="Seconds between retries at most (the longest wait once a receiver is back).",
+        validator=seconds(),
     )
     poll_interval: float = option(
-        1.0, doc="Seconds between looks at the outbox for events of other processes."
+        1.0,
+        doc="Seconds between looks at the outbox for events of other processes.",
+        validator=seconds(),
     )
     max_batch: int = option(100, doc="Events per request at most (a backlog goes out in few).")
     write_delay: float = option(
         0.2,
         doc="Seconds events gather in memory before one outbox write (a burst of calls makes "
         "a few store transactions, not one per event); 0 writes at once.",
+        validator=seconds(zero=True),
     )
 
     def __attrs_post_init__(self) -> None:
@@ -98,15 +113,57 @@ class WebhookOptions:
         found = []
         if self.max_batch < 1:
             found.append(f"webhooks max_batch must be 1 or more, not {self.max_batch}")
-        for url in self.urls:
-            if not url.startswith(("http://", "https://")):
-                found.append(f"webhook URL {url!r} must start with http:// or https://")
         if self.urls and not self.secret:
             found.append(
                 "webhooks need a secret to sign requests: set [plugins.webhooks] secret or "
                 "CORECALL_PLUGINS_WEBHOOKS_SECRET"
             )
         return found
+
+
+def _check_urls(urls: tuple[str, ...]) -> None:
+    for url in urls:
+        problem = url_problem(url)
+        if problem:
+            raise ValueError(
+                f"{echo(mask_url(url))} is not a webhook URL: {problem}; e.g. "
+                'urls = ["https://hooks.example.com/corecall"]'
+            )
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a receiver (the scheme, a host, the port, characters httpx
+    refuses or escapes), or None. Checked when the configuration is read, so a bad URL
+    never reaches the deliverer (it crashed and restarted every second)."""
+    if not url.startswith(("http://", "https://")):
+        return "expected http:// or https://"
+    if not url.isprintable() or any(char.isspace() for char in url):
+        return "it contains a space or a control character"
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        return str(exc).rstrip(".")
+    if not parsed.host:
+        return "no host"
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        return f"port {parsed.port} is out of range (1-65535)"
+    return None
+
+
+#: A receiver's answer or a failure is kept (outbox last_error) and shown this long at most.
+ANSWER_MAX_CHARS = 300
+
+
+def answer_text(response: httpx.Response) -> str:
+    """``HTTP 503 Service Unavailable``: one line, safe to print and log. The reason phrase
+    is the receiver's own text: an ESC or bidi character in it is replaced, never echoed."""
+    return one_line(f"HTTP {response.status_code} {response.reason_phrase}", ANSWER_MAX_CHARS)
+
+
+def failure_text(exc: BaseException) -> str:
+    """A request that got no answer (``ConnectError: ...``), made safe like :func:`answer_text`
+    (an exception's text can carry what a server sent)."""
+    return one_line(f"{type(exc).__name__}: {exc}".strip().rstrip(":"), ANSWER_MAX_CHARS)
 
 
 def _same(event: dict[str, Any]) -> dict[str, Any]:
@@ -377,9 +434,9 @@ class WebhookService:
                 url, content=body, headers=headers, timeout=self.options.timeout
             )
             ok = 200 <= response.status_code < 300
-            error = "" if ok else f"HTTP {response.status_code} {response.reason_phrase}"
+            error = "" if ok else answer_text(response)
         except httpx.HTTPError as exc:
-            ok, error = False, f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+            ok, error = False, failure_text(exc)
         elapsed = asyncio.get_running_loop().time() - started
         if ok:
             self.delivered += len(batch)
