@@ -315,3 +315,27 @@ def test_durations_that_would_spin_or_never_deliver_are_refused(
     assert main(["--config", str(path), "webhooks", "list"]) == 1
     err = capsys.readouterr().err
     assert f"[plugins.webhooks.{key}] {expected}" in err and f"(from ${variable})" in err
+
+
+async def test_admin_actions_made_while_corecall_is_stopped_are_sent_when_it_starts(
+    tmp_path, receiver
+):
+    """The first run with a receiver starts at the newest admin action (history is not
+    replayed) and remembers that point: actions made while nothing runs (the CLI) are sent
+    at the next start, even when no admin action had been sent yet."""
+    receiver.up()
+    async with Corecall(tmp_path, options(receiver)):
+        pass  # started and stopped: nothing to send
+    app = App(parse_config(config_dict(tmp_path, limits={"calls_per_minute": 1000}), path=None))
+    AgentAdmin(app).add(777, "+12125550112", authorized=True, actor="cli:alice")
+    app.store.audit("cli:bob", "plugin.disable", "route_dev", "")
+    app.close()
+    async with Corecall(tmp_path, options(receiver)) as cc:
+        events = await asyncio.to_thread(receiver.wait_for, 2)
+        # restarted again: nothing is sent twice, and the mark is never sent or listed
+        await wait_until(lambda: cc.app.store.outbox_counts()[receiver.url] == (0, 2))
+    async with Corecall(tmp_path, options(receiver)):
+        await asyncio.sleep(0.5)
+    actions = [(e["data"]["actor"], e["data"]["action"]) for e in receiver.events()]
+    assert actions == [("cli:alice", "agent.add"), ("cli:bob", "plugin.disable")]
+    assert [e["type"] for e in events] == ["admin.action"] * 2

@@ -17,6 +17,7 @@ from corecall.redaction import mask_url
 from corecall_webhooks import events
 from corecall_webhooks.service import (
     ANSWER_MAX_CHARS,
+    INTERNAL_DESTINATION,
     USER_AGENT,
     WebhookOptions,
     answer_text,
@@ -71,7 +72,8 @@ def webhooks_group(context) -> typer.Typer:
 
 def list_(store, options: WebhookOptions, *, pending: bool, limit: int, as_json: bool) -> None:
     """The outbox, newest first: event id, URL, state, tries, last error."""
-    messages = store.outbox_list(pending_only=pending, limit=limit)
+    messages = [m for m in store.outbox_list(pending_only=pending, limit=limit + 1)
+                if m.destination != INTERNAL_DESTINATION][:limit]  # fmt: skip
     if as_json:
         print_json([
             {"seq": m.seq, "event_id": m.event_id, "url": mask_url(m.destination), "type": m.topic,
@@ -83,6 +85,7 @@ def list_(store, options: WebhookOptions, *, pending: bool, limit: int, as_json:
         ])  # fmt: skip
         return
     counts = store.outbox_counts()
+    counts.pop(INTERNAL_DESTINATION, None)
     for url in options.urls or sorted(counts):
         waiting, done = counts.get(url, (0, 0))
         console.print(f"{mask_url(url)}: {waiting} pending, {done} delivered")

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import datetime as _dt
 import functools
+import json
 import logging
 import random
 import ssl
@@ -60,6 +61,12 @@ log = logging.getLogger("corecall.webhooks")
 T = TypeVar("T")
 
 USER_AGENT = "corecall-webhooks/0.1"
+
+#: The outbox row that remembers where the admin-action follower started the first time
+#: (``{"audit_id": N}``). Its destination is no URL, it is written delivered: never sent,
+#: and left out of ``corecall webhooks list``.
+AUDIT_START_TOPIC = "webhooks.audit_start"
+INTERNAL_DESTINATION = "corecall:internal"
 
 
 @attrs.frozen
@@ -349,13 +356,30 @@ class WebhookService:
 
     # ------------------------------------------------------------------ admin actions
     def _audit_cursor(self) -> int:
-        """The newest audit id already in the outbox; on the very first start, the newest
-        audit id (earlier history is not replayed)."""
+        """Where the audit follower goes on: the newest admin action already in the outbox,
+        else the point where it started the first time webhooks ran with a receiver.
+
+        That first time it starts at the newest audit id (the history before is not
+        replayed) and remembers it in the outbox (:data:`AUDIT_START_TOPIC`), so every
+        admin action after it is sent, those made while corecall was stopped included.
+        """
         newest = self.store.outbox_list(topic=events.ADMIN_ACTION, limit=1)
         if newest:
             return int(newest[0].event_id.removeprefix("audit-"))
+        start = self.store.outbox_list(topic=AUDIT_START_TOPIC, limit=1)
+        if start:
+            return int(json.loads(start[0].body)["audit_id"])
         log_ = self.store.audit_log(1)
-        return log_[0].id or 0 if log_ else 0
+        cursor = log_[0].id or 0 if log_ else 0
+        mark = OutboxMessage(
+            destination=INTERNAL_DESTINATION, event_id=AUDIT_START_TOPIC,
+            topic=AUDIT_START_TOPIC, body=json.dumps({"audit_id": cursor}),
+        )  # fmt: skip
+        if self.store.outbox_add([mark]):  # two processes starting at once: one mark
+            seqs = [m.seq for m in self.store.outbox_pending(INTERNAL_DESTINATION, 10)]
+            self.store.outbox_mark_delivered(seqs, self._clock())  # type: ignore[arg-type]
+            return cursor
+        return self._audit_cursor()
 
     async def _follow_audit(self, cursor: int) -> None:
         while True:
