@@ -195,3 +195,44 @@ def test_a_receivers_own_words_never_reach_the_terminal_raw(
     assert (
         failure_text(httpx.ConnectError("refused \x1b[31m")) == "ConnectError: refused \ufffd[31m"
     )
+
+
+def test_the_timeout_bounds_the_whole_request_not_each_read(tmp_path, monkeypatch, capsys):
+    """A receiver that answers 200 and then sends one byte every half second kept
+    `webhooks test` (timeout = 1) hanging for as long as it liked (httpx's timeout is per
+    read); the deliverer shares the same bounded POST (service.post_within)."""
+    import socket
+    import threading
+
+    from corecall.cli import main
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    stop = threading.Event()
+
+    def trickle() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            while not stop.wait(0.5):
+                try:
+                    conn.sendall(b"1\r\nx\r\n")
+                except OSError:
+                    return
+
+    threading.Thread(target=trickle, daemon=True).start()
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/slow"
+    raw = config_dict(tmp_path)
+    raw["plugins"]["webhooks"] = {"urls": [url], "timeout": 1.0}
+    config = write_toml(tmp_path / "config.toml", raw)
+    monkeypatch.setenv("CORECALL_PLUGINS_WEBHOOKS_SECRET", SECRET)
+    started = time.monotonic()
+    try:
+        assert main(["--config", str(config), "webhooks", "test"]) == 1
+    finally:
+        stop.set()
+        server.close()
+    assert time.monotonic() - started < 10
+    assert f"FAILED  {url}  timed out after 1 s (the whole request)" in capsys.readouterr().out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -20,8 +21,8 @@ from corecall_webhooks.service import (
     INTERNAL_DESTINATION,
     USER_AGENT,
     WebhookOptions,
-    answer_text,
-    failure_text,
+    post_within,
+    tls_context,
 )
 from corecall_webhooks.signing import (
     EVENT_COUNT_HEADER,
@@ -129,27 +130,35 @@ def test(options: WebhookOptions) -> None:
         "data": {"message": "corecall webhook test"},
     }  # fmt: skip
     body = events.batch_body([events.encode(event)]).encode("utf-8")
+    answers = asyncio.run(_post_to_each(options, body, str(event["id"])))
     failed = 0
-    with httpx.Client(follow_redirects=False, timeout=options.timeout) as client:
+    for url, ok, answer, took in answers:
+        line = f"{'ok' if ok else 'FAILED'}  {url}  {answer}  ({took:.0f} ms)"
+        console.print(mask_url(line))
+        failed += not ok
+    if failed:
+        raise typer.Exit(1)
+
+
+async def _post_to_each(
+    options: WebhookOptions, body: bytes, event_id: str
+) -> list[tuple[str, bool, str, float]]:
+    """(url, ok, answer, milliseconds) for each URL, one after the other, each request
+    bounded by ``options.timeout`` as the deliverer's are."""
+    answers = []
+    async with httpx.AsyncClient(
+        follow_redirects=False, timeout=options.timeout, verify=tls_context()
+    ) as client:
         for url in options.urls:
             headers = {
                 "Content-Type": "application/json", "User-Agent": USER_AGENT,
                 SIGNATURE_HEADER: sign(options.secret, body),
-                IDEMPOTENCY_HEADER: events.batch_key([str(event["id"])]), EVENT_COUNT_HEADER: "1",
+                IDEMPOTENCY_HEADER: events.batch_key([event_id]), EVENT_COUNT_HEADER: "1",
             }  # fmt: skip
             started = time.perf_counter()
-            try:
-                response = client.post(url, content=body, headers=headers)
-                ok = 200 <= response.status_code < 300
-                answer = answer_text(response)
-            except httpx.HTTPError as exc:
-                ok, answer = False, failure_text(exc)
-            took = (time.perf_counter() - started) * 1000
-            line = f"{'ok' if ok else 'FAILED'}  {url}  {answer}  ({took:.0f} ms)"
-            console.print(mask_url(line))
-            failed += not ok
-    if failed:
-        raise typer.Exit(1)
+            ok, answer = await post_within(client, url, body, headers, options.timeout)
+            answers.append((url, ok, answer, (time.perf_counter() - started) * 1000))
+    return answers
 
 
 def redeliver(store, options: WebhookOptions, event_ids: list[str], url: str | None) -> None:

@@ -186,6 +186,23 @@ def tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context(trust_env=True)
 
 
+async def post_within(
+    client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str], timeout: float
+) -> tuple[bool, str]:
+    """POST ``body`` to ``url``: (a 2xx answer, the answer or the failure in words). The whole
+    request, connect to the last byte of the answer, takes at most ``timeout`` seconds
+    (httpx's own timeout is per read: a receiver trickling a byte at a time held a delivery
+    for ever)."""
+    try:
+        async with asyncio.timeout(timeout):
+            response = await client.post(url, content=body, headers=headers, timeout=timeout)
+    except httpx.HTTPError as exc:
+        return False, failure_text(exc)
+    except TimeoutError:
+        return False, f"timed out after {timeout:g} s (the whole request)"
+    return 200 <= response.status_code < 300, answer_text(response)
+
+
 def backoff(attempts: int, first: float, cap: float) -> float:
     """Seconds to wait after the ``attempts``-th failure: ``first * 2**(attempts-1)`` capped
     at ``cap``, with ±10 % jitter so many instances do not retry in lockstep."""
@@ -453,14 +470,8 @@ class WebhookService:
             EVENT_COUNT_HEADER: str(len(batch)),
         }
         started = asyncio.get_running_loop().time()
-        try:
-            response = await self._client.post(
-                url, content=body, headers=headers, timeout=self.options.timeout
-            )
-            ok = 200 <= response.status_code < 300
-            error = "" if ok else answer_text(response)
-        except httpx.HTTPError as exc:
-            ok, error = False, failure_text(exc)
+        ok, answer = await post_within(self._client, url, body, headers, self.options.timeout)
+        error = "" if ok else answer
         elapsed = asyncio.get_running_loop().time() - started
         if ok:
             self.delivered += len(batch)
