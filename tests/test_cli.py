@@ -326,6 +326,12 @@ def test_the_demo_speed_from_the_environment_has_the_options_range(monkeypatch, 
         speed_from_env(None)
     monkeypatch.setenv(SPEED_ENV, str(MAX_SPEED))
     assert speed_from_env(None) == MAX_SPEED
+    # --speed's bound is written out (--help must not import the demo): the same number
+    import inspect
+
+    from corecall.cli.bot_commands import demo
+
+    assert inspect.signature(demo).parameters["speed"].default.max == MAX_SPEED
 
 
 def test_init_refuses_paths_it_cannot_or_must_not_write(tmp_path, capsys):
