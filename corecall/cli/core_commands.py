@@ -119,8 +119,11 @@ def config_show(json_: bool = typer.Option(False, "--json", help="Machine-readab
 @plugins_app.command("list")
 def plugins_list(json_: bool = typer.Option(False, "--json", help="Machine-readable output.")):
     """Name, kind, distribution and version, enabled, hooks implemented, commands added."""
+    from corecall.cli import build_cli, core_command_names
+
     plugins = state.app().plugins
-    plugins.command_names()  # fills each info's commands
+    # Counted against the core's names, as the real command line does.
+    plugins.command_names(taken=core_command_names(build_cli()))  # fills each info's commands
     infos = plugins.list()
     if json_:
         print_json([i.as_json() for i in infos])
@@ -134,9 +137,11 @@ def plugins_list(json_: bool = typer.Option(False, "--json", help="Machine-reada
             enabled = f"broken: {i.error}"
         hooks = ", ".join(h.removeprefix("corecall_") for h in i.hooks) or "-"
         commands = ", ".join(i.commands) or "-"
+        if i.commands_error:
+            commands = f"none: dropped ({i.commands_error})"
         rows.append((i.name, i.kind, i.distribution, i.version, enabled, hooks, commands))
     headers = ("name", "kind", "distribution", "version", "enabled", "hooks", "commands")
-    print_table(headers, rows, wrap=("enabled", "hooks"), empty="no plugins installed")
+    print_table(headers, rows, wrap=("enabled", "hooks", "commands"), empty="no plugins installed")
 
 
 def _set_enabled(name: str, enabled: bool) -> None:
