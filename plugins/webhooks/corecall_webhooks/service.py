@@ -1,6 +1,6 @@
 """Webhook delivery through the store's outbox.
 
-Three loops, none of them on the path of a call:
+Four loops, none of them on the path of a call:
 
 * the **outbox writer**: the ``corecall_call_state_changed`` hook only appends the call's
   record (immutable) to an in-memory list: nothing is built on the call path. Every
@@ -17,7 +17,10 @@ Three loops, none of them on the path of a call:
   exponential backoff (``first_backoff`` doubling up to ``max_backoff`` seconds), and nothing
   behind them overtakes them, so events arrive in order.
   Nothing is ever given up: after an outage of any length delivery resumes within
-  ``max_backoff`` seconds of the receiver coming back.
+  ``max_backoff`` seconds of the receiver coming back;
+* the **pruner**: deletes the events delivered more than ``keep_delivered`` seconds ago (7
+  days by default), a few hundred per store transaction, so the outbox does not grow
+  without end.
 
 Guarantees: at-least-once per URL (an event is marked delivered only after a 2xx; a crash
 between the 2xx and the mark repeats it once, with the same ``Idempotency-Key``), in order
@@ -108,6 +111,13 @@ class WebhookOptions:
         "a few store transactions, not one per event); 0 writes at once.",
         validator=seconds(zero=True),
     )
+    keep_delivered: float = option(
+        7 * 86400.0,
+        doc="Seconds a delivered event stays in the outbox (for 'webhooks list' and "
+        "'redeliver') before the running service deletes it; 604800 = 7 days. Events not "
+        "delivered yet are never deleted.",
+        validator=seconds(),
+    )
 
     def __attrs_post_init__(self) -> None:
         # Checked when the configuration is read, so `config show` and every command report
@@ -156,6 +166,16 @@ def url_problem(url: str) -> str | None:
         return f"port {parsed.port} is out of range (1-65535)"
     return None
 
+
+#: The pruner deletes delivered events this many at a time (one short store transaction)...
+PRUNE_BATCH = 500
+#: ...with this many seconds between two, so that the store (the store thread, SQLite's one
+#: writer) is free in between for the calls' own writes.
+PRUNE_PAUSE = 0.1
+#: Seconds between two prunes at most (a quarter of keep_delivered when that is shorter),
+#: and before the first one after a start at most.
+PRUNE_EVERY = 600.0
+PRUNE_FIRST = 60.0
 
 #: A receiver's answer or a failure is kept (outbox last_error) and shown this long at most.
 ANSWER_MAX_CHARS = 300
@@ -241,11 +261,15 @@ class WebhookService:
         self._client: httpx.AsyncClient | None = None
         self.delivered = 0  # events delivered by this process (for tests and logs)
         self.failures = 0
+        self.pruned = 0  # delivered events this process deleted (keep_delivered)
         #: Called after each request: (url, events in it, ok, seconds).
         self.on_attempt: Callable[[str, int, bool, float], None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
+        if self._has_outbox():
+            # Also with no URL: the events kept from when there were some still go.
+            self._spawn("webhooks-outbox-pruner", self._prune_loop)
         if not self.options.urls:
             return
         self._client = httpx.AsyncClient(
@@ -370,6 +394,36 @@ class WebhookService:
                           "in %.1f s", len(self._to_write), exc, delay)  # fmt: skip
                 await asyncio.sleep(delay)
                 self._have_writes.set()
+
+    # ------------------------------------------------------------------ retention
+    def _has_outbox(self) -> bool:
+        """Whether the store keeps an outbox (a store plugin may not: see Store)."""
+        return type(self.store).outbox_prune is not Store.outbox_prune
+
+    async def _prune_loop(self) -> None:
+        """Delete the events delivered more than ``keep_delivered`` seconds ago, in batches
+        of :data:`PRUNE_BATCH` with the store free in between; once shortly after the start,
+        then every :data:`PRUNE_EVERY` seconds (or a quarter of ``keep_delivered``). Never an
+        event not yet delivered, nor the outbox rows the audit follower resumes from (see
+        Store.outbox_prune). A store that fails is retried at the next round."""
+        keep = self.options.keep_delivered
+        every = min(PRUNE_EVERY, max(1.0, keep / 4))
+        await asyncio.sleep(min(every, PRUNE_FIRST))
+        while True:
+            cutoff = self._clock() - _dt.timedelta(seconds=keep)
+            deleted = 0
+            try:
+                while count := await self._in_store(self.store.outbox_prune, cutoff, PRUNE_BATCH):
+                    deleted += count
+                    await asyncio.sleep(PRUNE_PAUSE)
+            except StoreError as exc:
+                log.warning("webhooks: deleting delivered events from the outbox failed (%s); "
+                            "next try in %.0f s", exc, every)  # fmt: skip
+            if deleted:
+                log.info("webhooks: deleted %d events delivered more than %g s ago from the "
+                         "outbox (keep_delivered)", deleted, keep)  # fmt: skip
+            self.pruned += deleted
+            await asyncio.sleep(every)
 
     # ------------------------------------------------------------------ admin actions
     def _audit_cursor(self) -> int:
