@@ -21,11 +21,14 @@ the parse hook returned, so no plugin, and no plugin choice, can switch it off.
 from __future__ import annotations
 
 import builtins
+import fcntl
 import importlib
 import json
 import logging
+import os
 import re
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Callable, Iterable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -154,10 +157,33 @@ def read_disabled(state_path: Path) -> set[str]:
 
 
 def write_disabled(state_path: Path, disabled: Iterable[str]) -> None:
+    """Replace the persisted choices at once (a reader sees the old file or the new one)."""
     state_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = state_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"disabled": sorted(set(disabled))}, indent=2) + "\n")
-    tmp.replace(state_path)
+    text = json.dumps({"disabled": sorted(set(disabled))}, indent=2) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{state_path.name}.", dir=state_path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(tmp, state_path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def update_disabled(state_path: Path, change: Callable[[set[str]], None]) -> bool:
+    """Read the persisted choices, ``change`` the set in place, write it back, all under an
+    exclusive lock (``<state file>.lock``), so two operators toggling plugins at the same
+    moment both get what they were told (each read-modify-write sees the other's). Returns
+    whether this call changed the set (and so wrote it)."""
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(state_path.with_name(state_path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        before = read_disabled(state_path)
+        after = set(before)
+        change(after)
+        if after != before:
+            write_disabled(state_path, after)
+        return after != before
 
 
 # --------------------------------------------------------------------------- discovery
@@ -383,6 +409,13 @@ class Plugins:
     # ---- introspection
     def list(self) -> list[PluginInfo]:
         return list(self.infos.values())
+
+    def route_resolvers(self) -> builtins.list[str]:
+        """The active plugins implementing ``corecall_resolve_route``, in call order."""
+        return [
+            impl.plugin_name for impl in self._impls("corecall_resolve_route")
+            if self.is_active(impl.plugin_name)
+        ]  # fmt: skip
 
     def is_active(self, name: str) -> bool:
         info = self.infos.get(name)
@@ -728,6 +761,16 @@ def load_plugins(
         if reg is not None:
             plugins.essential.add(reg.plugin)
             plugins.infos[reg.plugin].essential = True
+    resolvers = plugins.route_resolvers()
+    if len(resolvers) == 1:
+        plugins.essential.add(resolvers[0])
+        plugins.infos[resolvers[0]].essential = True
+    elif not resolvers:
+        log.error(
+            "no enabled plugin chooses agents' routes (corecall_resolve_route): no agent can "
+            "place a call; enable route_resolver (corecall plugins enable route_resolver, or "
+            "remove it from [plugins] disabled)"
+        )
     return plugins
 
 
@@ -737,13 +780,16 @@ def check_can_disable(
     active_store_plugin: str | None,
     trunk_driver_users: dict[str, dict[str, list[str]]] | None = None,
     available_drivers: Iterable[str] = (),
+    route_resolvers: Iterable[str] = (),
 ) -> None:
     """Raise unless ``name`` is a known plugin that may be disabled.
 
     ``trunk_driver_users`` maps a plugin name to the trunk drivers it provides that
     configured trunks use, each with those trunks' names (``{"asterisk_ami":
     {"asterisk_ami": ["main", "dev"]}}``): such a plugin is essential. ``available_drivers``
-    (the trunk drivers of the enabled plugins) names the alternatives in the refusal."""
+    (the trunk drivers of the enabled plugins) names the alternatives in the refusal.
+    ``route_resolvers`` (the enabled plugins implementing ``corecall_resolve_route``): the
+    last of them cannot be disabled, since without one no agent has a route to call on."""
     names = known_plugin_names()
     if name not in names:
         raise NotFoundError(f"no plugin named {echo(name)}; known plugins: {', '.join(names)}")
@@ -752,6 +798,13 @@ def check_can_disable(
             name,
             "provides the active store and cannot be disabled; switch [store] backend "
             "to another store first",
+        )
+    if list(route_resolvers) == [name]:
+        raise EssentialPluginError(
+            name,
+            "is the only plugin choosing agents' routes (corecall_resolve_route) and cannot "
+            "be disabled: without it no agent could place a call; enable or install another "
+            "route resolver first",
         )
     for driver, trunks in (trunk_driver_users or {}).get(name, {}).items():
         if trunks:

@@ -146,25 +146,17 @@ def plugins_list(json_: bool = typer.Option(False, "--json", help="Machine-reada
 
 def _set_enabled(name: str, enabled: bool) -> None:
     from corecall.errors import NotFoundError
-    from corecall.plugins import (
-        check_can_disable,
-        known_plugin_names,
-        read_disabled,
-        write_disabled,
-    )
+    from corecall.plugins import check_can_disable, known_plugin_names, update_disabled
 
     app = state.app()
     config = app.config
-    disabled = read_disabled(config.plugin_state_path)
     if enabled:
         if name not in known_plugin_names():
             raise NotFoundError(
                 f"no plugin named {echo(name)}; known plugins: {', '.join(known_plugin_names())}"
             )
-        was_disabled = name in disabled
-        disabled.discard(name)
-        write_disabled(config.plugin_state_path, disabled)
-        _audit_toggle(app, "plugin.enable", name, was_disabled)
+        changed = update_disabled(config.plugin_state_path, lambda d: d.discard(name))
+        _audit_toggle(app, "plugin.enable", name, changed)
         note = ""
         if name in config.disabled_plugins:
             note = f" (but {config.path} still lists it under [plugins] disabled)"
@@ -175,11 +167,10 @@ def _set_enabled(name: str, enabled: bool) -> None:
             active_store_plugin=app.active_store_plugin(),
             trunk_driver_users=app.trunk_driver_users(),
             available_drivers=app.plugins.trunk_drivers.names(),
+            route_resolvers=app.plugins.route_resolvers(),
         )
-        was_enabled = name not in disabled
-        disabled.add(name)
-        write_disabled(config.plugin_state_path, disabled)
-        _audit_toggle(app, "plugin.disable", name, was_enabled)
+        changed = update_disabled(config.plugin_state_path, lambda d: d.add(name))
+        _audit_toggle(app, "plugin.disable", name, changed)
         console.print(f"disabled {name}; takes effect on next start")
 
 
