@@ -202,10 +202,11 @@ def make_route(code="M", countries=("US", "CA"), driver="simulated") -> Route:
                  countries=countries)  # fmt: skip
 
 
-def make_request(target="+12125550123", route_code="M") -> CallRequest:
+def make_request(target="+12125550123", route_code="M", at=None) -> CallRequest:
     return CallRequest(
         agent=Agent(telegram_id=7, phone="+12125550177", authorized=True, route_code=route_code),
         target=target, route=make_route(route_code), caller_id="+12125550100",
+        **({"at": at} if at is not None else {}),
     )  # fmt: skip
 
 
@@ -358,18 +359,19 @@ def test_guide_business_hours_policy(tmp_path):
     plugins = app_for(table).plugins
     chicago = ZoneInfo("America/Chicago")
 
-    def at(*when):
-        example.now = lambda zone: dt.datetime(*when, tzinfo=chicago).astimezone(zone)
+    def at(*when, **kwargs):  # the request's moment, in UTC as corecall passes it
+        moment = dt.datetime(*when, tzinfo=chicago).astimezone(dt.UTC)
+        return plugins.check_call(make_request(at=moment, **kwargs))
 
-    at(2024, 6, 3, 10, 0)  # a Monday morning
-    assert plugins.check_call(make_request()) is None
-    at(2024, 6, 3, 17, 30)  # closing time, as configured
-    refusal = plugins.check_call(make_request())
+    # The policy reads the request's moment, not the wall clock (the guide's example read
+    # the clock, so `corecall policy check --at` asked about now; tester5).
+    assert "dt.datetime.now" not in guide_block("def corecall_check_call")
+    assert at(2024, 6, 3, 10, 0) is None  # a Monday morning
+    refusal = at(2024, 6, 3, 17, 30)  # closing time, as configured
     assert (refusal.reason, refusal.plugin) == ("outside_business_hours", "doc_example")
     assert "Monday to Friday, 09:00 to 17:30 (America/Chicago)" in refusal.message
-    at(2024, 6, 8, 10, 0)  # a Saturday
-    assert plugins.check_call(make_request()).reason == "outside_business_hours"
-    assert plugins.check_call(make_request(route_code="N")) is None  # routes.N: always
+    assert at(2024, 6, 8, 10, 0).reason == "outside_business_hours"  # a Saturday
+    assert at(2024, 6, 8, 10, 0, route_code="N") is None  # routes.N: always
     closes = 'closes = "17:30"'
     for old, wrong, key, expected in [
         (
