@@ -45,13 +45,14 @@ from corecall.domain import (
 from corecall.errors import (
     AgentChangedError,
     CorecallError,
+    PluginError,
     RefusedError,
     StoreError,
     UnsafeValueError,
 )
 from corecall.fields import echo
 from corecall.logs import call_extra, log_context
-from corecall.plugins import Plugins
+from corecall.plugins import Plugins, plugin_failed_message
 from corecall.services import Services
 from corecall.store import Store
 from corecall.store.executor import StoreExecutor
@@ -331,7 +332,10 @@ class CallManager:
             raise refused
         assert agent is not None
         routes = self._routes()
-        route = self.plugins.resolve_route(agent, routes)
+        try:
+            route = self.plugins.resolve_route(agent, routes)
+        except PluginError as exc:  # fail closed, naming the plugin (logged there)
+            raise RefusedError("policy_error", plugin_failed_message(exc)) from None
         if route is None:
             names = " or ".join(r.name for r in routes.values()) or "none is offered yet"
             raise RefusedError("no_route", f"Choose a route first ({names}), then call again.")

@@ -543,7 +543,8 @@ class Plugins:
             except Exception as exc:
                 log.exception("plugin %r failed in corecall_resolve_route", impl.plugin_name)
                 raise PluginError(
-                    impl.plugin_name, f"corecall_resolve_route failed: {type(exc).__name__}: {exc}"
+                    impl.plugin_name,
+                    f"its route choice failed ({type(exc).__name__}: {exc})",
                 ) from exc
             if route is None:
                 continue
@@ -658,6 +659,13 @@ class Plugins:
         )
         self.infos[name] = info
         self._register(obj, info)
+
+
+def plugin_failed_message(exc: PluginError) -> str:
+    """What an agent (or operator) reads when a plugin broke while a call was being
+    checked: the plugin and what failed, that nothing was dialed, and whom to tell."""
+    what = str(exc).removeprefix(f"plugin {exc.plugin!r}: ")
+    return f"The call was not placed: the {exc.plugin} plugin: {what:.200}. Tell your admin."
 
 
 def refusal_problem(reason: object, message: object) -> str | None:

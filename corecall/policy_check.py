@@ -18,7 +18,9 @@ import attrs
 from corecall.app import App
 from corecall.calls import OPERATOR_AGENT_ID, authorization_refusal, effective_caller_id
 from corecall.domain import Agent, AgentActivity, CallRequest, Refusal
+from corecall.errors import PluginError
 from corecall.fields import echo
+from corecall.plugins import plugin_failed_message
 
 
 @attrs.frozen
@@ -98,7 +100,11 @@ def dry_run(
             steps.append(StepVerdict("route", False, message, "no_route"))
             return done()
     else:
-        route = app.plugins.resolve_route(agent, routes)
+        try:
+            route = app.plugins.resolve_route(agent, routes)
+        except PluginError as exc:  # a call would fail closed the same way
+            steps.append(StepVerdict("route", False, plugin_failed_message(exc), "policy_error"))
+            return done()
         if route is None:
             message = "No route: pass --route CODE, or the agent has not chosen a route."
             steps.append(StepVerdict("route", False, message, "no_route"))

@@ -260,6 +260,52 @@ async def test_a_broken_parse_plugin_fails_closed_and_is_named(
     assert "unexpected" not in out.err
 
 
+async def test_a_broken_route_resolver_fails_the_call_not_every_screen(
+    plugin_site, tmp_path, started_calls, capsys, caplog
+):
+    """A resolver that raised took down /start, /settings, /agents and `agents list` with
+    'something went wrong', naming no plugin (tester5). The call fails closed, naming it;
+    what only shows a route falls back to the agent's own selected route."""
+    from corecall.agents import AgentAdmin
+    from corecall.errors import RefusedError
+
+    install_distribution(
+        plugin_site, "corecall-t5-resolver", {"t5_resolver": "t5_resolver_mod"},
+        {"t5_resolver_mod": """
+            from corecall import hookimpl
+
+            @hookimpl
+            def corecall_resolve_route(agent, routes):
+                raise RuntimeError("t5 resolver exploded")
+        """},
+    )  # fmt: skip
+    app, manager = await started_calls()
+    with pytest.raises(RefusedError) as refused:
+        await manager.place(AGENT_ON_ROUTE_M, "+12125550123")
+    assert refused.value.reason == "policy_error"
+    assert refused.value.message.startswith("The call was not placed: the t5_resolver plugin")
+    assert "t5 resolver exploded" in refused.value.message
+    assert app.store.recent_calls(10) == []
+    assert "plugin 't5_resolver' failed in corecall_resolve_route" in caplog.text
+    admin = AgentAdmin(app)
+    agent = admin.get(AGENT_ON_ROUTE_M)
+    assert admin.route_of(agent).code == "M"
+    assert admin.caller_id_line(agent) == "Caller ID: +12125550100 [M]"
+
+    path = write_toml(tmp_path / "c.toml", config_dict(tmp_path))
+    main(["--config", str(path), "agents", "add", "--telegram-id", "7", "--phone",
+          "+12125550177", "--authorize"])  # fmt: skip
+    main(["--config", str(path), "agents", "set-route", "7", "D"])
+    capsys.readouterr()
+    assert main(["--config", str(path), "agents", "list"]) == 0
+    assert "\tD\t+12125550199 [D]" in capsys.readouterr().out
+    code = main(["--config", str(path), "policy", "check", "--agent", "7", "--target",
+                 "+12125550123"])  # fmt: skip
+    out = capsys.readouterr()
+    assert code == 1 and "the t5_resolver plugin" in out.out + out.err
+    assert "unexpected" not in out.err
+
+
 def test_a_parse_plugin_s_acceptance_still_meets_the_safety_check(make_config):
     class Lenient:
         @hookimpl
