@@ -413,6 +413,19 @@ class CallManager:
     async def place_operator_call(
         self, route_code: str, agent_phone: str, text: str, *, actor: str
     ) -> CallRecord:
+        """See :meth:`_place_operator_call`. A refusal is told to the plugins
+        (``corecall_call_refused`` with agent id :data:`OPERATOR_AGENT_ID`), as an agent's
+        is."""
+        try:
+            return await self._place_operator_call(route_code, agent_phone, text, actor=actor)
+        except RefusedError as exc:
+            self.plugins.notify_call_refused(OPERATOR_AGENT_ID, exc.reason)
+            log.info("operator call refused (%s): %s", exc.reason, exc)
+            raise
+
+    async def _place_operator_call(
+        self, route_code: str, agent_phone: str, text: str, *, actor: str
+    ) -> CallRecord:
         """A test call by an operator (``corecall call``): ring ``agent_phone`` over the
         route's trunk, then dial the target. Same number policy and policy plugins as an
         agent's call; recorded with agent id :data:`OPERATOR_AGENT_ID` and audited as
