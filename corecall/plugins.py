@@ -20,6 +20,7 @@ the parse hook returned, so no plugin, and no plugin choice, can switch it off.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import fcntl
 import importlib
@@ -28,6 +29,7 @@ import logging
 import os
 import re
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from importlib import metadata
 from pathlib import Path
@@ -712,10 +714,37 @@ def _plugin_failed_verdict(plugin: str, exc: Exception) -> NumberVerdict:
     )
 
 
+#: A hook implementation that runs longer than this many seconds is named in the log: on
+#: the event loop every call, AMI event and chat message waited for it meanwhile.
+SLOW_HOOK_SECONDS = 0.5
+
+
 def _call(impl, **kwargs):
     """Call one hook implementation with just the arguments it declares (as pluggy does):
-    an implementation that does not name ``context`` does not get it."""
-    return impl.function(*[kwargs[name] for name in impl.argnames])
+    an implementation that does not name ``context`` does not get it. One that takes
+    longer than :data:`SLOW_HOOK_SECONDS` is logged with its plugin's name."""
+    started = time.perf_counter()
+    try:
+        return impl.function(*[kwargs[name] for name in impl.argnames])
+    finally:
+        elapsed = time.perf_counter() - started
+        if elapsed > SLOW_HOOK_SECONDS:
+            _report_slow_hook(impl, elapsed)
+
+
+def _report_slow_hook(impl, seconds: float) -> None:
+    hook = getattr(impl.function, "__name__", "a hook")
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # a thread of its own (the store thread): nothing else waited
+        log.info("plugin %r took %.1f s in %s", impl.plugin_name, seconds, hook)
+        return
+    advice = (
+        "mark it @corecall.hookspecs.blocking to run it on the store thread, or make it faster"
+        if hook == "corecall_check_call" else "make it faster or move the work to a thread"
+    )  # fmt: skip
+    log.warning("plugin %r held the event loop %.1f s in %s: every call and message waited; %s",
+                impl.plugin_name, seconds, hook, advice)  # fmt: skip
 
 
 def _command_names(commands: Iterable[Any], groups: Iterable[Any]) -> list[str]:

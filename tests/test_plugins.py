@@ -12,7 +12,7 @@ from corecall import hookimpl
 from corecall.app import App
 from corecall.cli import main
 from corecall.domain import Agent, NumberVerdict
-from corecall.errors import EssentialPluginError, NotFoundError
+from corecall.errors import EssentialPluginError, NotFoundError, RefusedError
 from corecall.plugins import check_can_disable, load_plugins
 
 BUILT_IN_DISTRIBUTIONS = {
@@ -304,6 +304,62 @@ async def test_a_broken_route_resolver_fails_the_call_not_every_screen(
     out = capsys.readouterr()
     assert code == 1 and "the t5_resolver plugin" in out.out + out.err
     assert "unexpected" not in out.err
+
+
+async def test_a_hook_that_holds_the_event_loop_is_named(started_calls, monkeypatch, caplog):
+    """A policy doing an 8 s lookup without @blocking froze every call and message, and no
+    log line at any level said why (tester5)."""
+    import logging
+    import time
+
+    import corecall.plugins
+
+    monkeypatch.setattr(corecall.plugins, "SLOW_HOOK_SECONDS", 0.05)
+
+    class SlowLookup:
+        @hookimpl
+        def corecall_check_call(self, request):
+            time.sleep(0.1)
+
+    class SlowListener:
+        @hookimpl
+        def corecall_call_refused(self, agent_id, reason):
+            time.sleep(0.1)
+
+    caplog.set_level(logging.INFO, logger="corecall.plugins")
+    _app, manager = await started_calls(
+        extra_plugins=[("slow_lookup", SlowLookup()), ("slow_listener", SlowListener())]
+    )
+    await manager.place(AGENT_ON_ROUTE_M, "+12125550123")
+    assert "plugin 'slow_lookup' held the event loop 0.1 s in corecall_check_call" in caplog.text
+    assert "mark it @corecall.hookspecs.blocking" in caplog.text
+    with pytest.raises(RefusedError):
+        await manager.place(AGENT_ON_ROUTE_M, "911")
+    assert "plugin 'slow_listener' held the event loop 0.1 s in corecall_call_refused" in (
+        caplog.text
+    )
+
+
+async def test_a_slow_hook_on_the_store_thread_is_only_noted(started_calls, monkeypatch, caplog):
+    import logging
+    import time
+
+    import corecall.plugins
+    from corecall.hookspecs import blocking
+
+    monkeypatch.setattr(corecall.plugins, "SLOW_HOOK_SECONDS", 0.05)
+
+    class SlowButBlocking:
+        @blocking
+        @hookimpl
+        def corecall_check_call(self, request):
+            time.sleep(0.1)
+
+    caplog.set_level(logging.INFO, logger="corecall.plugins")
+    _app, manager = await started_calls(extra_plugins=[("careful", SlowButBlocking())])
+    await manager.place(AGENT_ON_ROUTE_M, "+12125550124")
+    assert "plugin 'careful' took 0.1 s in corecall_check_call" in caplog.text
+    assert "held the event loop" not in caplog.text
 
 
 def test_a_parse_plugin_s_acceptance_still_meets_the_safety_check(make_config):
