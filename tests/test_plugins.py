@@ -160,6 +160,34 @@ def test_between_third_parties_the_first_found_by_name_wins(plugin_site):
     assert "'X'" in infos["zz_copycat"].error and "aa_copycat" in infos["zz_copycat"].error
 
 
+@pytest.mark.parametrize(
+    "field, value, said",
+    [
+        ("name", "Ni\x1b[31mght", "name contains the invisible or control character U+001B"),
+        ("button", "[Night]\u202e", "button contains the invisible or control character U+202E"),
+        ("name", "Ni\u200bght", "name contains the invisible or control character U+200B"),
+        ("description", "after\nhours", "description contains"),
+        ("button", "", "button must be 1 to 32 characters"),
+    ],
+)
+def test_a_route_s_shown_texts_follow_the_name_rules(make_config, caplog, field, value, said):
+    """A route's name and button reach every agent's screen and the operator's terminal as
+    they are: an ESC sequence or a bidi override there was accepted (tester5, from the
+    configuration; the same holds for what a plugin registers)."""
+    from corecall import RouteDefinition
+
+    texts = {"code": "N", "name": "Night", "button": "[Night]", "description": "", field: value}
+
+    class Night:
+        @hookimpl
+        def corecall_register_routes(self, registry):
+            registry.register(RouteDefinition(**texts))
+
+    app = App(make_config(), extra_plugins=[("night", Night())])
+    info = {i.name: i for i in app.plugins.list()}["night"]
+    assert "N" not in app.plugins.routes and f"route 'N': {said}" in info.error
+
+
 def test_the_core_s_own_distributions_are_the_ones_under_plugins():
     """FIRST_PARTY (found before third parties) lists exactly the distributions shipped in
     plugins/, by entry-point name."""
