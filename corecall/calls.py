@@ -604,10 +604,24 @@ class CallManager:
         self, call_id: str, state: CallState, reason: EndReason | None = None, detail: str = ""
     ) -> None:
         """Apply a transition reported by a driver. Repeats and backward moves are ignored;
-        the final state is final. Never blocks: persistence happens in the writer task."""
+        the final state is final. Never blocks: persistence happens in the writer task.
+
+        Never raises into the driver: a report outside the contract (a ``state`` that is not
+        a :class:`CallState`; with ``ENDED``, a ``reason`` that is not an
+        :class:`EndReason`) is logged naming the driver; a bad state is ignored, a bad
+        reason ends the call as ``unknown`` saying what the driver reported."""
         current = self._live.get(call_id)
         if current is None or current.is_final:
             return
+        if not isinstance(state, CallState) or not (
+            reason is None or isinstance(reason, EndReason)
+        ):
+            checked = self._checked_report(current, state, reason)
+            if checked is None:
+                return
+            state, reason, detail = checked
+        elif not isinstance(detail, str):
+            detail = repr(detail)
         if state is not CallState.ENDED and state.order <= current.state.order:
             return
         now = self._clock()
@@ -658,6 +672,24 @@ class CallManager:
             self._confirm_budgets.pop(call_id, None)
         assert self._writes is not None, "CallManager.start() was not awaited"
         self._writes.put_nowait(_Transition(call_id, current.state, record, now))
+
+    def _checked_report(
+        self, current: CallRecord, state: object, reason: object
+    ) -> tuple[CallState, EndReason, str] | None:
+        """A driver's report that breaks the contract, made safe (see :meth:`progress`)."""
+        trunk = self.config.trunks.get(current.trunk)
+        driver = trunk.driver if trunk is not None else current.trunk
+        extra = call_extra(current.id, current.agent_id)
+        if not isinstance(state, CallState):
+            log.error("trunk driver %r reported %r for call %s, which is not a CallState; "
+                      "ignored", driver, state, current.id, extra=extra)  # fmt: skip
+            return None
+        if state is not CallState.ENDED:
+            return state, EndReason.UNKNOWN, ""  # a reason only counts with ENDED
+        log.error("trunk driver %r ended call %s with %r, which is not an EndReason; "
+                  "recorded as unknown", driver, reason, current.id, extra=extra)  # fmt: skip
+        detail = f"the trunk driver {driver} reported an invalid end reason {reason!r:.80}"
+        return state, EndReason.UNKNOWN, detail
 
     def _track(self, record: CallRecord) -> None:
         self._live[record.id] = record

@@ -297,6 +297,34 @@ async def test_a_watcher_is_shown_only_states_already_on_record(setup):
     assert seen == sorted(seen, key=lambda state: state.order)
 
 
+@pytest.mark.parametrize(
+    "bad", [("ringing-ish",), (CallState.ENDED, "not-a-reason"), (CallState.ENDED, 17)]
+)
+async def test_a_driver_report_outside_the_contract_never_strands_the_call(setup, caplog, bad):
+    """A third-party driver ending a call with a reason that is not an EndReason made the
+    writer fail (the call stayed 'dialing_agent', the agent's message 'Calling your
+    phone…' for ever, other plugins crashed on it); a state that is not a CallState raised
+    into the driver (tester5). Now: logged naming the driver; a bad state is ignored, a bad
+    end reason ends the call as unknown, on record, for everyone."""
+    app, manager, recorder = await setup(driver="scripted")
+    driver = ScriptedDriver.instances[0]
+    call = await manager.place(AGENT, ANSWERING_TARGET)
+    driver.progress(call.id, *bad)  # must not raise into the driver
+    assert "trunk driver 'scripted' " in caplog.text
+    if bad[0] is not CallState.ENDED:
+        driver.progress(call.id, CallState.ENDED, EndReason.AGENT_NO_ANSWER)
+    final = await manager.wait_final(call.id, timeout=2)
+    on_record = app.store.get_call(call.id)
+    assert on_record.state is CallState.ENDED and on_record.reason is final.reason
+    if bad[0] is CallState.ENDED:
+        assert final.reason is EndReason.UNKNOWN
+        assert f"invalid end reason {bad[1]!r}" in on_record.detail
+    else:
+        assert final.reason is EndReason.AGENT_NO_ANSWER
+    assert recorder.seen[-1][2:] == (CallState.ENDED, final.reason)
+    assert "writing the state" not in caplog.text
+
+
 async def test_hangup_before_connect_is_cancelled_after_connect_completed(setup):
     _app, manager, _ = await setup(driver="scripted")
     driver = ScriptedDriver.instances[0]
