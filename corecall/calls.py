@@ -93,6 +93,10 @@ NOWAIT_PROGRESS_ROWS = 32
 #: pauses the writer, not the loop, for as long as the checkpoint takes on the store thread).
 CHECKPOINT_INTERVAL = 1.0
 
+#: Seconds :meth:`CallManager.start` gives each trunk driver's ``start()`` (the Asterisk
+#: driver waits up to 5 s for its AMI links): one that raises or takes longer is logged by
+#: name and its trunks refuse calls, while the other trunks serve.
+DRIVER_START_TIMEOUT = 30.0
 #: Seconds :meth:`CallManager.stop` gives each trunk driver's ``stop()`` (a driver that
 #: takes longer is logged by name and left behind: one plugin cannot hang the shutdown).
 DRIVER_STOP_TIMEOUT = 5.0
@@ -222,6 +226,8 @@ class CallManager:
         self.store = store
         self._routes = routes
         self.drivers = drivers
+        #: Trunk drivers whose start() failed: name -> the problem (``corecall health``).
+        self.failed_drivers: dict[str, str] = {}
         self._clock = clock
         self._live: dict[str, CallRecord] = {}
         # The last record of each live call that the writer has persisted (and announced):
@@ -269,11 +275,35 @@ class CallManager:
         self._writer = self.supervisor.start("corecall-call-writer", self._write_loop)
         if self.services is not None:  # first, so they hear every state change
             await self.services.start()
-        for name, driver in self.drivers.items():
-            await driver.start()
+        for name, driver in list(self.drivers.items()):
+            try:
+                async with asyncio.timeout(DRIVER_START_TIMEOUT):
+                    await driver.start()
+            except Exception as exc:
+                self._driver_failed(name, driver, exc)
+                continue
             self._started_drivers.add(name)
         if reconcile:
             await self._reconcile_unfinished()
+
+    def _driver_failed(self, name: str, driver: TrunkDriver, exc: Exception) -> None:
+        """A driver that did not start is left out: its trunks refuse calls
+        (``trunk_unavailable``), the others serve, and health reports it."""
+        registered = self.plugins.trunk_drivers.get(name)
+        plugin = registered.plugin if registered is not None else "?"
+        trunks = sorted(t.name for t in self.config.trunks.values() if t.driver == name)
+        why = (
+            f"did not start within {DRIVER_START_TIMEOUT:.0f} s" if isinstance(exc, TimeoutError)
+            else f"failed to start: {type(exc).__name__}: {exc}"
+        )  # fmt: skip
+        problem = (
+            f"trunk driver {name!r} (plugin {plugin!r}) {why}; trunk(s) "
+            f"{', '.join(trunks) or 'none'} cannot place calls until corecall restarts"
+        )
+        expected = isinstance(exc, OSError | CorecallError | TimeoutError)
+        (log.error if expected else log.exception)("%s", problem)
+        self.failed_drivers[name] = problem
+        del self.drivers[name]
 
     async def stop(self, *, drain_timeout: float = 10.0) -> None:
         """Stop drivers and flush every pending write. Live calls stay up in the PBX; their

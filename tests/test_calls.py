@@ -325,6 +325,55 @@ async def test_a_driver_report_outside_the_contract_never_strands_the_call(setup
     assert "writing the state" not in caplog.text
 
 
+class ExplodingStart(ScriptedDriver):
+    NAME = "exploding_start"
+
+    async def start(self):
+        raise RuntimeError("bad_pbx start exploded")
+
+
+class NeverStarts(ScriptedDriver):
+    NAME = "never_starts"
+
+    async def start(self):
+        await asyncio.sleep(3600)
+
+
+class BadDrivers:
+    @hookimpl
+    def corecall_register_trunk_drivers(self, registry):
+        registry.register(ExplodingStart)
+        registry.register(NeverStarts)
+
+
+@pytest.mark.parametrize(
+    "driver, said", [("exploding_start", "failed to start: RuntimeError: bad_pbx start "
+                      "exploded"), ("never_starts", "did not start within")]
+)  # fmt: skip
+async def test_a_trunk_driver_that_does_not_start_takes_only_its_trunks_down(
+    setup, monkeypatch, caplog, driver, said
+):
+    """A third-party driver whose start() raised, used by one trunk only, stopped the whole
+    process with 'unexpected RuntimeError', naming neither the driver nor its plugin
+    (tester5). Its trunks refuse calls; the others serve; health reports it."""
+    import corecall.calls
+
+    monkeypatch.setattr(corecall.calls, "DRIVER_START_TIMEOUT", 0.3)
+    _app, manager, _ = await setup(
+        extra=[("t5_baddriver", BadDrivers())],
+        trunks={"dev": {"driver": driver}},
+    )
+    problem = manager.failed_drivers[driver]
+    assert f"trunk driver {driver!r} (plugin 't5_baddriver') {said}" in problem
+    assert "trunk(s) dev cannot place calls" in problem and problem in caplog.text
+    call = await manager.place(AGENT, ANSWERING_TARGET)  # route M: main, simulated
+    assert (await manager.wait_final(call.id, timeout=5)).reason is EndReason.COMPLETED
+    AgentAdmin(_app).set_route(AGENT, "D", actor="test")
+    with pytest.raises(RefusedError) as refused:
+        await manager.place(AGENT, ANSWERING_TARGET)
+    assert refused.value.reason == "trunk_unavailable" and driver in refused.value.message
+
+
 async def test_hangup_before_connect_is_cancelled_after_connect_completed(setup):
     _app, manager, _ = await setup(driver="scripted")
     driver = ScriptedDriver.instances[0]

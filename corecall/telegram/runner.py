@@ -218,6 +218,7 @@ def health_report(app: App, client: TelegramClient, manager: CallManager) -> dic
         for link, up in sorted(driver.link_states.items()):
             parts[f"link {name}/{link}"] = up
     problems = [p for driver in manager.drivers.values() for p in driver.problems()]
+    problems += list(manager.failed_drivers.values())
     problems += [f"{part} is down" for part, up in parts.items() if not up]
     if manager.services is not None:  # e.g. metrics off: its port was taken
         problems += manager.services.problems()
