@@ -75,6 +75,36 @@ def test_operators_toggling_plugins_at_the_same_moment_all_get_what_they_were_to
     assert [r["name"] for r in rows if not r["enabled"]] == []
 
 
+@pytest.mark.parametrize(
+    "args, action",
+    [
+        (["revoke", "7"], "agent.revoke"),
+        (["authorize", "7"], "agent.authorize"),
+        (["set-phone", "7", "(212) 555-0177"], "agent.set_phone"),  # the same number
+        (["set-route", "7", "m"], "agent.set_route"),
+        (["set-caller-id", "7", "+12125550101"], "agent.set_caller_id"),
+    ],
+)
+def test_an_agent_command_that_changes_nothing_says_so_and_audits_nothing(cli, args, action):
+    """`agents revoke` twice wrote a second 'agent.revoke authorized: no → no' entry and
+    said 'revoked' again (tester5; the bot's /revoke too)."""
+    assert cli("agents", "add", "--telegram-id", "7", "--phone", "+12125550177")[0] == 0
+    for first in (["set-route", "7", "M"], ["set-caller-id", "7", "+12125550101"]):
+        assert cli("agents", *first)[0] == 0
+    if args[0] == "revoke":
+        assert cli("agents", "authorize", "7")[0] == 0
+        assert cli("agents", "revoke", "7")[0] == 0
+    elif args[0] == "authorize":
+        assert cli("agents", "authorize", "7")[0] == 0
+    _, before = run_json(cli, "audit")
+    code, out, err = cli("agents", *args)
+    assert code == 0, err
+    assert "nothing changed" in out
+    _, after = run_json(cli, "audit")
+    assert after == before, [r for r in after if r not in before]
+    assert any(r["action"] == action for r in before) or action == "agent.set_phone"
+
+
 def test_the_last_route_resolver_cannot_be_disabled(cli, plugin_site):
     """Without one, every agent was asked to choose a route, chose one ('successfully
     changed') and was asked again, for ever (tester5)."""

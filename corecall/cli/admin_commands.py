@@ -49,12 +49,18 @@ def _agent_json(agent: Agent) -> dict:
     return data
 
 
-def _show(agent: Agent, verb: str) -> None:
+def _show(agent: Agent, verb: str, before: Agent | None = None) -> None:
+    """One line with the agent as it is now; ``before`` (the agent before the command) equal
+    to it means nothing changed, and the line says so (nothing was written or audited)."""
     route = agent.route_code or "none"
-    console.print(
-        f"{verb} agent {agent.telegram_id} ({agent.name or 'no name'}): phone "
-        f"{agent.phone}, route {route}, authorized {'yes' if agent.authorized else 'no'}"
+    state = (
+        f"({agent.name or 'no name'}): phone {agent.phone}, route {route}, authorized "
+        f"{'yes' if agent.authorized else 'no'}"
     )
+    if before is not None and before == agent:
+        console.print(f"nothing changed: agent {agent.telegram_id} {state}")
+        return
+    console.print(f"{verb} agent {agent.telegram_id} {state}")
 
 
 TELEGRAM_ID = typer.Argument(
@@ -104,33 +110,43 @@ def agents_remove(telegram_id: int = TELEGRAM_ID):
 @agents_app.command("authorize")
 def agents_authorize(telegram_id: int = TELEGRAM_ID):
     """Allow an agent to place calls."""
-    _show(_admin().authorize(telegram_id, actor=actor()), "authorized")
+    admin = _admin()
+    before = admin.get(telegram_id)
+    _show(admin.authorize(telegram_id, actor=actor()), "authorized", before)
 
 
 @agents_app.command("revoke")
 def agents_revoke(telegram_id: int = TELEGRAM_ID):
     """Stop an agent from placing calls."""
-    _show(_admin().revoke(telegram_id, actor=actor()), "revoked")
+    admin = _admin()
+    before = admin.get(telegram_id)
+    _show(admin.revoke(telegram_id, actor=actor()), "revoked", before)
 
 
 @agents_app.command("set-phone")
 def agents_set_phone(telegram_id: int = TELEGRAM_ID, phone: str = typer.Argument(...)):
     """Set the phone Asterisk rings first."""
-    _show(_admin().set_phone(telegram_id, phone, actor=actor()), "updated")
+    admin = _admin()
+    before = admin.get(telegram_id)
+    _show(admin.set_phone(telegram_id, phone, actor=actor()), "updated", before)
 
 
 @agents_app.command("set-route")
 def agents_set_route(telegram_id: int = TELEGRAM_ID, code: str = typer.Argument(...)):
     """Set the agent's route (M, D, ...)."""
-    _show(_admin().set_route(telegram_id, code, actor=actor()), "updated")
+    admin = _admin()
+    before = admin.get(telegram_id)
+    _show(admin.set_route(telegram_id, code, actor=actor()), "updated", before)
 
 
 @agents_app.command("set-caller-id")
 def agents_set_caller_id(telegram_id: int = TELEGRAM_ID, number: str = typer.Argument(...)):
     """Assign one of the agent's route's operator-owned caller IDs."""
     admin = _admin()
+    before = admin.get(telegram_id)
     agent = admin.set_caller_id(telegram_id, number, actor=actor())
-    console.print(f"agent {telegram_id}: {admin.caller_id_line(agent)}")
+    unchanged = " (nothing changed)" if agent == before else ""
+    console.print(f"agent {telegram_id}: {admin.caller_id_line(agent)}{unchanged}")
 
 
 def _call_json(call: CallRecord) -> dict:
