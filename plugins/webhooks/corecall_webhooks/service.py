@@ -11,8 +11,9 @@ Four loops, none of them on the path of a call:
   written them: the CLI, the bot) after the last one already in the outbox, and adds them;
 * one **deliverer per URL**: sends that URL's pending events oldest first, in signed
   requests of up to ``max_batch`` events (``{"events": [...]}``; see
-  :mod:`corecall_webhooks.signing`): one event when they trickle in, a few requests for a
-  backlog. A 2xx answer marks the request's events delivered; anything else (refused
+  :mod:`corecall_webhooks.signing`): while the writer keeps writing (a burst of calls) it
+  lets events gather for up to ``linger`` seconds, then sends them in a few requests, as it
+  does a backlog. A 2xx answer marks the request's events delivered; anything else (refused
   connection, timeout, non-2xx) records the failure and retries the same events after an
   exponential backoff (``first_backoff`` doubling up to ``max_backoff`` seconds), and nothing
   behind them overtakes them, so events arrive in order.
