@@ -267,8 +267,9 @@ def report(results: dict, command: str) -> str:
         "",
         f"Webhooks: each call made {per_call:.0f} events (one per state, queued … ended), "
         f"{per_call * results['burst']:.0f} per burst; the hook only queues them, the "
-        "outbox write and the signed POSTs (batched, "
-        "in order) run beside the calls. Events still pending when a burst's calls "
+        "outbox write runs every `write_delay` (0.2 s) beside the calls, and delivery waits "
+        "while events keep coming (`linger`, at most 1 s), so most of a burst's signed "
+        "POSTs (batched, in order) go after its set-up. Events still pending when a burst's calls "
         f"had all ended: {', '.join(str(b) for b in results['backlogs'])}; "
         + (
             f"that backlog was then delivered at a median {delivery:.0f} events/s to one "
