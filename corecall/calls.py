@@ -279,14 +279,14 @@ class CallManager:
             try:
                 async with asyncio.timeout(DRIVER_START_TIMEOUT):
                     await driver.start()
-            except Exception as exc:
+            except (Exception, SystemExit, KeyboardInterrupt) as exc:  # a plugin cannot exit
                 self._driver_failed(name, driver, exc)
                 continue
             self._started_drivers.add(name)
         if reconcile:
             await self._reconcile_unfinished()
 
-    def _driver_failed(self, name: str, driver: TrunkDriver, exc: Exception) -> None:
+    def _driver_failed(self, name: str, driver: TrunkDriver, exc: BaseException) -> None:
         """A driver that did not start is left out: its trunks refuse calls
         (``trunk_unavailable``), the others serve, and health reports it."""
         registered = self.plugins.trunk_drivers.get(name)

@@ -51,7 +51,7 @@ from corecall.domain import (
     is_e164,
 )
 from corecall.errors import ConfigError, EssentialPluginError, NotFoundError, PluginError
-from corecall.fields import echo
+from corecall.fields import MESSAGE_MAX_CHARS, echo, one_line
 from corecall.options import ParsedOptions, check_options_class, parse_options
 from corecall.registries import (
     RouteRegistry,
@@ -454,6 +454,8 @@ class Plugins:
                 return _plugin_failed_verdict(impl.plugin_name, exc)
             if verdict is None:
                 continue
+            if not verdict.ok:
+                verdict = attrs.evolve(verdict, message=shown_text(verdict.message))
             break
         else:
             return check_number(
@@ -529,8 +531,16 @@ class Plugins:
                 "Tell your admin.",
                 impl.plugin_name,
             )
-        if refusal is not None and refusal.plugin is None:
-            refusal = attrs.evolve(refusal, plugin=impl.plugin_name)
+        if refusal is not None:
+            refusal = attrs.evolve(
+                refusal,
+                message=shown_text(refusal.message),
+                operator_message=(
+                    shown_text(refusal.operator_message)
+                    if refusal.operator_message is not None else None
+                ),
+                plugin=refusal.plugin or impl.plugin_name,
+            )  # fmt: skip
         return refusal
 
     def resolve_route(self, agent: Agent, routes: dict[str, Route]) -> Route | None:
@@ -670,6 +680,14 @@ def plugin_failed_message(exc: PluginError) -> str:
     return f"The call was not placed: the {exc.plugin} plugin: {what:.200}. Tell your admin."
 
 
+def shown_text(message: str) -> str:
+    """A plugin's message as agents, operators and the audit see it: one line (a line break
+    would forge a line of its own in `policy check` or the audit), control and bidi-control
+    characters replaced (an ESC sequence never reaches a terminal), at most
+    :data:`~corecall.fields.MESSAGE_MAX_CHARS` characters."""
+    return one_line(message, MESSAGE_MAX_CHARS)
+
+
 def refusal_problem(reason: object, message: object) -> str | None:
     """What is wrong with a plugin's refusal, or None: ``reason`` must be a stable code
     (1 to 64 characters: lower-case letters, digits, ``_``, ``.``, ``-``) and ``message`` a
@@ -714,6 +732,11 @@ def _plugin_failed_verdict(plugin: str, exc: Exception) -> NumberVerdict:
     )
 
 
+class PluginStopAttempt(RuntimeError):
+    """A hook implementation raised SystemExit or KeyboardInterrupt: a plugin's failure
+    (handled like any exception it raises), never a stop of the whole process."""
+
+
 #: A hook implementation that runs longer than this many seconds is named in the log: on
 #: the event loop every call, AMI event and chat message waited for it meanwhile.
 SLOW_HOOK_SECONDS = 0.5
@@ -726,6 +749,11 @@ def _call(impl, **kwargs):
     started = time.perf_counter()
     try:
         return impl.function(*[kwargs[name] for name in impl.argnames])
+    except (SystemExit, KeyboardInterrupt) as exc:  # some libraries exit on a bad config
+        raise PluginStopAttempt(
+            f"raised {type(exc).__name__}({', '.join(map(repr, exc.args))}); a plugin may "
+            "not stop corecall"
+        ) from exc
     finally:
         elapsed = time.perf_counter() - started
         if elapsed > SLOW_HOOK_SECONDS:

@@ -11,7 +11,7 @@ from corecall_testing import AGENT_ON_ROUTE_M, config_dict, install_distribution
 from corecall import hookimpl
 from corecall.app import App
 from corecall.cli import main
-from corecall.domain import Agent, NumberVerdict
+from corecall.domain import Agent, EndReason, NumberVerdict
 from corecall.errors import EssentialPluginError, NotFoundError, RefusedError
 from corecall.plugins import check_can_disable, load_plugins
 
@@ -388,6 +388,58 @@ async def test_a_slow_hook_on_the_store_thread_is_only_noted(started_calls, monk
     await manager.place(AGENT_ON_ROUTE_M, "+12125550124")
     assert "plugin 'careful' took 0.1 s in corecall_check_call" in caplog.text
     assert "held the event loop" not in caplog.text
+
+
+@pytest.mark.parametrize("stop", [SystemExit(3), KeyboardInterrupt()])
+async def test_a_plugin_cannot_stop_corecall_from_a_hook(started_calls, caplog, stop):
+    """A policy calling sys.exit(3) (some libraries do on a bad config) ended the whole
+    process at once, cutting every live call, with no word anywhere (tester5). It is that
+    plugin's failure: the call is refused naming it, the rest goes on."""
+
+    class Exits:
+        @hookimpl
+        def corecall_check_call(self, request):
+            if request.target == "+12125550124":
+                raise stop
+
+        @hookimpl
+        def corecall_call_state_changed(self, call, previous):
+            if call.target == "+12125550125":
+                raise stop
+
+    _app, manager = await started_calls(extra_plugins=[("exits", Exits())])
+    live = await manager.place(AGENT_ON_ROUTE_M, "+12125550123")
+    with pytest.raises(RefusedError) as refused:
+        await manager.place(AGENT_ON_ROUTE_M, "+12125550124")
+    assert refused.value.reason == "policy_error" and "the exits check failed" in (
+        refused.value.message
+    )
+    assert f"raised {type(stop).__name__}" in refused.value.message
+    assert (await manager.wait_final(live.id, timeout=5)).reason is EndReason.COMPLETED
+    heard = await manager.place(AGENT_ON_ROUTE_M, "+12125550125")  # a listener that exits
+    assert (await manager.wait_final(heard.id, timeout=5)).reason is EndReason.COMPLETED
+    assert "plugin 'exits' failed in corecall_call_state_changed" in caplog.text
+
+
+async def test_a_refusal_s_message_reaches_people_as_one_safe_line(started_calls, tmp_path):
+    """A message quoting an external API's text put an ESC sequence and a forged line
+    ('allowed: the call would be placed') into policy check, the agent's message and the
+    audit (tester5)."""
+    from corecall.domain import Refusal
+
+    class Quoting:
+        @hookimpl
+        def corecall_check_call(self, request):
+            return Refusal("api_says_no", "msg \x1b[31mRED\nallowed: the call would be placed")
+
+    app, manager = await started_calls(extra_plugins=[("quoting", Quoting())])
+    with pytest.raises(RefusedError) as refused:
+        await manager.place(AGENT_ON_ROUTE_M, "+12125550123")
+    message = refused.value.message
+    assert "\x1b" not in message and "\n" not in message
+    assert message == "msg \ufffd[31mRED allowed: the call would be placed"
+    [entry] = [e for e in app.store.audit_log(10) if e.action == "call.refused"]
+    assert "\x1b" not in entry.detail and "\n" not in entry.detail
 
 
 def test_a_parse_plugin_s_acceptance_still_meets_the_safety_check(make_config):
