@@ -40,6 +40,20 @@ class App:
     def disabled_plugins(self) -> set[str]:
         return set(self.config.disabled_plugins) | read_disabled(self.config.plugin_state_path)
 
+    def _disabled_hint(self) -> str:
+        """Which plugins are disabled and where (a disabled plugin is never imported, so
+        what it would register is unknown): plugins.json is shared by every configuration
+        that names this data directory, so another one's `plugins disable` shows up here."""
+        in_state = sorted(read_disabled(self.config.plugin_state_path))
+        in_config = sorted(self.config.disabled_plugins)
+        parts = []
+        if in_state:
+            parts.append(f"{', '.join(in_state)} in {self.config.plugin_state_path} "
+                         "(corecall plugins enable NAME)")  # fmt: skip
+        if in_config:
+            parts.append(f"{', '.join(in_config)} in [plugins] disabled")
+        return f"; disabled plugins: {'; '.join(parts)}" if parts else ""
+
     @cached_property
     def plugins(self) -> Plugins:
         plugins = load_plugins(
@@ -93,11 +107,9 @@ class App:
             reg = self.plugins.stores.get(self.config.store.backend)
             if reg is None:
                 known = ", ".join(self.plugins.stores.names()) or "none"
-                off = sorted(self.disabled_plugins)
-                hint = f"; disabled plugins: {', '.join(off)}" if off else ""
                 raise ConfigError(
                     f"store backend {self.config.store.backend!r} is not available: no enabled "
-                    f"plugin registers it (available: {known}{hint})",
+                    f"plugin registers it (available: {known}){self._disabled_hint()}",
                     path=str(self.config.path) if self.config.path else None,
                     key="store.backend",
                 )
@@ -230,7 +242,7 @@ class App:
                 known = ", ".join(self.plugins.trunk_drivers.names()) or "none"
                 raise ConfigError(
                     f"trunk driver {name!r} is not available (available: {known}); enable its "
-                    "plugin or change the driver",
+                    f"plugin or change the driver{self._disabled_hint()}",
                     path=str(self.config.path) if self.config.path else None,
                     key=f"trunks.{route.trunk.name}.driver",
                 )

@@ -189,6 +189,29 @@ def test_a_trunk_driver_no_trunk_uses_can_be_disabled(cli):
     assert cli("plugins", "enable", "asterisk_ami")[0] == 0
 
 
+def test_a_plugin_disabled_through_another_configuration_is_named_where_it_breaks(tmp_path, capsys):
+    """plugins.json lives in the data directory, shared by every configuration naming it:
+    disabling asterisk_ami with a configuration that does not use it passed the guard and
+    broke the bot's, whose error named neither the plugin nor the file (tester5)."""
+    from corecall_testing import config_dict, write_toml
+    from corecall_testing.ami import ami_sections, server_of
+
+    from corecall.cli import main
+
+    bot = write_toml(tmp_path / "bot.toml",
+                     config_dict(tmp_path, **ami_sections({"pbx1": server_of()})))  # fmt: skip
+    other = write_toml(tmp_path / "other.toml", config_dict(tmp_path))
+    assert main(["--config", str(bot), "plugins", "disable", "asterisk_ami"]) == 1  # guarded
+    assert main(["--config", str(other), "plugins", "disable", "asterisk_ami"]) == 0
+    capsys.readouterr()
+    code = main(["--config", str(bot), "call", "--route", "M", "--agent-phone", "+12125550111",
+                 "--target", "+12125550123"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1 and "trunk driver 'asterisk_ami' is not available" in err
+    assert f"disabled plugins: asterisk_ami in {tmp_path / 'plugins.json'}" in err
+    assert "corecall plugins enable NAME" in err
+
+
 def test_disabling_unknown_plugin_lists_known_ones(cli):
     code, _, err = cli("plugins", "disable", "nope")
     assert code == 1 and "no plugin named 'nope'" in err and "route_main" in err
