@@ -16,8 +16,9 @@ channel string. A refused verdict carries one of these stable ``reason`` codes a
 ``not_a_number``
     No digits (``"hello"``, ``"+"``, ``"()"``), any letter (``"1-800-FLOWERS"``: phonenumbers
     would silently rewrite the letters to digits), any character other than ASCII digits,
-    spaces, ``-``, ``.``, ``(``, ``)`` and one leading ``+`` (``"++12125550123"``,
-    ``"212/555-0123"``, SQL, emoji), control characters inside the text (CR, LF, NUL, tab:
+    spaces, ``-``, ``.``, ``(``, ``)`` and one leading ``+`` (every Unicode space and dash
+    counts as a space and ``-``: see Decisions) (``"++12125550123"``, ``"212/555-0123"``,
+    ``"212\u2044555"``, SQL, emoji), control characters inside the text (CR, LF, NUL, tab:
     ``"+12125550123\\r\\nAction: Originate"``), and digits from other scripts (fullwidth
     ``"２１２..."``, Arabic-Indic ``"٢١٢..."``).
 ``extension``
@@ -70,7 +71,8 @@ Decisions:
   ``+`` in a NANP default region 10 (or 11 starting with 1), and whatever phonenumbers parses
   must consist of exactly the digits typed (plus a national or international prefix when
   typed without ``+``). phonenumbers would read ``+1 123 123 12321`` as ``+12312312321``.
-* Order of checks: empty -> control characters -> non-ASCII characters -> extension ->
+* Order of checks: right-to-left controls -> formatting characters removed, spaces and
+  dashes made ASCII -> empty -> control characters -> non-ASCII characters -> extension ->
   letters / other characters / misplaced ``+`` / no digits -> emergency -> short code
   (these two on the raw digits, before parsing) -> too long -> parse -> non-geographic
   country code -> invalid -> premium rate / shared cost / other non-line types -> country.
@@ -80,12 +82,20 @@ Decisions:
   callable. Non-geographic country codes are reported before validity because "this is a
   satellite/international network" is more useful than "not valid" for them.
 * Surrounding whitespace (any Unicode whitespace, including a trailing newline) is
-  stripped; whitespace *inside* the number must be plain ASCII spaces.
+  stripped; whitespace *inside* the number must be spaces (any of category Zs, read as
+  ASCII spaces): a tab or a line break inside is refused.
 * Digits from other scripts are refused, not normalized: the agent is asked to type plain
   digits 0-9. Normalizing would be harmless for the dial string but hides copy-and-paste
   from odd sources, and keeps the accepted input alphabet tiny and obvious.
-* Non-ASCII separators (no-break space, en dash) are refused too, and the message names
-  the character so it can be retyped.
+* Spaces and dashes other than ASCII's, which contact apps and word processors put between
+  digit groups (every Unicode space separator, category Zs: U+00A0 NO-BREAK SPACE, U+202F
+  NARROW NO-BREAK SPACE, U+2009 THIN SPACE...; every dash, category Pd: U+2011
+  NON-BREAKING HYPHEN, U+2013 EN DASH...; and U+2212 MINUS SIGN), are read as a space and
+  ``-``: they look like them and carry no digit. Not the dashes of right-to-left scripts
+  (U+05BE HEBREW PUNCTUATION MAQAF), which reorder the digits shown, nor line or paragraph
+  separators (U+2028, U+2029: "send the number on one line"). Any other non-ASCII
+  character (a fraction slash, a middle dot, a fullwidth parenthesis) is refused, and the
+  message names it so it can be retyped.
 * Toll-free numbers (+1 800/888/877/866/855/844/833) are allowed: they cost the caller
   nothing. VOIP numbers are allowed: many customers have them. NANP toll-free numbers have
   region ``US`` in phonenumbers, so they need ``US`` in ``allowed_regions``.
@@ -129,6 +139,7 @@ __all__ = [
     "REASONS",
     "check_number",
     "normalize_phone",
+    "plain_separators",
 ]
 
 REASONS = frozenset(
@@ -263,10 +274,12 @@ def _verdict(
         return _refuse("empty", "No phone number was given.", example)
     if not isinstance(text, str):
         return _refuse("not_a_number", "A phone number must be text.", example)
-    # Invisible formatting characters (Unicode category Cf: bidi marks U+202A-U+202E and
-    # U+200E/U+200F, zero-width U+200B-U+200D, BOM U+FEFF...) come with numbers copied
-    # from contact apps; they carry no digits, so they are removed, not refused.
-    if not text.isascii():  # ASCII has no Cf character: most input skips the scan
+    # Numbers copied from contact apps come with invisible formatting characters (Unicode
+    # category Cf: bidi marks U+202A-U+202E and U+200E/U+200F, zero-width U+200B-U+200D,
+    # BOM U+FEFF...), removed, and with spaces and dashes other than ASCII's (no-break
+    # space, narrow no-break space, non-breaking hyphen, en dash...), read as " " and "-".
+    # None of them carries a digit, so none can change the number dialed.
+    if not text.isascii():  # ASCII has none of them: most input skips the scan
         reorders = next((c for c in text if c in _RIGHT_TO_LEFT), None)
         if reorders is not None:
             return _refuse(
@@ -276,7 +289,7 @@ def _verdict(
                 "it without that character.",
                 example,
             )
-        text = "".join(c for c in text if unicodedata.category(c) != "Cf")
+        text = plain_separators(text)
     # Blanks around a pasted number go; any other control character (FS, GS, RS, US, VT,
     # FF, which str.strip() would drop too) is refused wherever it is.
     text = text.strip(_BLANKS)
@@ -389,6 +402,37 @@ def _verdict(
 #: Bidi controls that make the digits after them (or the whole line) right-to-left, so
 #: that they are shown in another order than they are dialed: RLE, RLO, RLI, RLM, ALM.
 _RIGHT_TO_LEFT = frozenset("\u202b\u202e\u2067\u200f\u061c")
+
+#: Read as "-" besides the dashes (category Pd): MINUS SIGN, which word processors and
+#: spreadsheets put between digit groups.
+_MINUS_SIGNS = frozenset("\u2212")
+
+
+def plain_separators(text: str) -> str:
+    """``text`` with invisible formatting characters (category Cf) removed, every space
+    (category Zs: U+00A0 NO-BREAK SPACE, U+2007 FIGURE SPACE, U+2009 THIN SPACE, U+202F
+    NARROW NO-BREAK SPACE, U+3000 IDEOGRAPHIC SPACE...) made an ASCII space and every dash
+    (category Pd: U+2010 HYPHEN, U+2011 NON-BREAKING HYPHEN, U+2013 EN DASH, U+2014 EM
+    DASH, U+FF0D FULLWIDTH HYPHEN-MINUS..., and U+2212 MINUS SIGN) an ASCII "-". Dashes of
+    right-to-left scripts (U+05BE HEBREW PUNCTUATION MAQAF) are kept, so refused: between
+    digits they make the groups after them display in another order than they are dialed.
+    Anything else is kept for the character checks. Right-to-left controls are Cf and go
+    too: :func:`check_number` refuses them before calling this; a caller that only asks
+    "does this word look like part of a number?" gets the refusal when the number is
+    checked. Source of the categories: the Unicode Character Database
+    (:mod:`unicodedata`)."""
+    plain = []
+    for char in text:
+        category = unicodedata.category(char)
+        if category == "Cf":
+            continue
+        if category == "Zs":
+            char = " "
+        elif category == "Pd" or char in _MINUS_SIGNS:
+            if unicodedata.bidirectional(char) not in ("R", "AL"):
+                char = "-"
+        plain.append(char)
+    return "".join(plain)
 
 
 def _check_characters(text: str, example: str) -> NumberVerdict | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -53,6 +54,21 @@ def refused(text, reason, **kwargs):
         "\u2066+12125550123\u2069",  # LEFT-TO-RIGHT ISOLATE ... POP DIRECTIONAL ISOLATE
         "+1\u00ad212\u00ad555\u00ad0123",  # soft hyphens
         "\u2060212 555 0123",  # WORD JOINER
+        # Spaces and dashes other than ASCII's, from contact apps and word processors
+        # (tester5: an Apple contact card's copy, the agent sees ordinary spaces):
+        "\u202a+1\u00a0(212)\u00a0555-0123\u202c",  # NO-BREAK SPACEs, LRE ... PDF
+        "212\u00a0555\u00a00123",  # NO-BREAK SPACE
+        "+1\u202f212\u202f555\u202f0123",  # NARROW NO-BREAK SPACE
+        "+1\u2009212\u2009555\u20090123",  # THIN SPACE
+        "212\u2007555\u20070123",  # FIGURE SPACE
+        "+1\u3000212\u3000555\u30000123",  # IDEOGRAPHIC SPACE
+        "212\u2011555\u20110123",  # NON-BREAKING HYPHEN
+        "212\u2010555\u20100123",  # HYPHEN
+        "212\u2013555\u20130123",  # EN DASH
+        "+1\u2012212\u2012555\u20120123",  # FIGURE DASH
+        "+1 \u2212 212 \u2212 555 \u2212 0123",  # MINUS SIGN (Sm, not Pd)
+        "212\uff0d555\uff0d0123",  # FULLWIDTH HYPHEN-MINUS
+        "\u00a0+1 (212) 555\u20110123\u00a0",  # around and inside
     ],
 )
 def test_us_formats_are_accepted(text):
@@ -141,8 +157,11 @@ def test_empty(text):
         "٢١٢٥٥٥٠١٢٣",  # Arabic-Indic digits
         "۲۱۲۵۵۵۰۱۲۳",  # extended Arabic-Indic digits
         "२१२५५५०१२३",  # Devanagari digits
-        "212\u00a0555\u00a00123",  # no-break spaces inside
-        "212\u2013555\u20130123",  # en dashes
+        "212\u2044555\u20440123",  # FRACTION SLASH: not a space or a dash
+        "212\u00b7555\u00b70123",  # MIDDLE DOT
+        "212\u05be555\u05be0123",  # HEBREW PUNCTUATION MAQAF: a right-to-left dash
+        "212\u2029555 0123",  # paragraph separator (Zp, not a space)
+        "\u00a0\u2011\u00a0",  # spaces and a dash: no digits
         "+１２１２５５５０１２３",
     ],
 )
@@ -445,8 +464,9 @@ def phonenumbers_regions():
 @pytest.mark.parametrize(
     ("text", "named"),
     [
-        ("212\u00a0555\u00a00123", "U+00A0 NO-BREAK SPACE"),
-        ("212\u2013555\u20130123", "U+2013 EN DASH"),
+        ("212\u2044555\u20440123", "U+2044 FRACTION SLASH"),
+        ("212\u05be555\u05be0123", "U+05BE HEBREW PUNCTUATION MAQAF"),
+        ("212\uff08555\uff090123", "U+FF08 FULLWIDTH LEFT PARENTHESIS"),
         ("212/555-0123", '"/"'),
         ("212_555_0123", '"_"'),
         ("+1 212 555 0123!", '"!"'),
@@ -659,3 +679,63 @@ def test_right_to_left_controls_are_refused_not_removed(text):
     verdict = refused(text, "not_a_number")
     assert "another order than they would be dialed" in verdict.message
     assert verdict.message.split(":")[0].startswith("The number contains U+")
+
+
+# --------------------------------------------------------------------------- spaces, dashes
+
+#: Every space separator and dash Unicode has (categories Zs and Pd), but the dashes of
+#: right-to-left scripts, and MINUS SIGN: each reads as " " or "-" (tester5).
+SPACES = [c for c in map(chr, range(0x80, 0x110000)) if unicodedata.category(c) == "Zs"]
+DASHES = [
+    c
+    for c in map(chr, range(0x80, 0x110000))
+    if (unicodedata.category(c) == "Pd" or c == "\u2212")
+    and unicodedata.bidirectional(c) not in ("R", "AL")
+]
+RTL_DASHES = [
+    c
+    for c in map(chr, range(0x80, 0x110000))
+    if unicodedata.category(c) == "Pd" and unicodedata.bidirectional(c) in ("R", "AL")
+]
+
+
+def test_the_kinds_are_what_the_docs_name():
+    assert {"\u00a0", "\u2007", "\u2009", "\u202f", "\u3000"} <= set(SPACES)
+    assert {"\u2010", "\u2011", "\u2012", "\u2013", "\u2014", "\u2015", "\u2212"} <= set(DASHES)
+    assert "\u05be" in RTL_DASHES
+
+
+@pytest.mark.parametrize("space", SPACES, ids=lambda c: f"U+{ord(c):04X}")
+def test_every_unicode_space_reads_as_a_space(space):
+    for text in (f"+1{space}212{space}555{space}0123", f"({space}212) 555{space}0123"):
+        assert check_number(text).e164 == "+12125550123", text
+        assert normalize_phone(text).e164 == "+12125550123", text  # an agent's phone
+    # ... and as a space, not as nothing: "2125550123 x12" is an extension either way.
+    assert check_number(f"2125550123{space}x12").reason == "extension"
+
+
+@pytest.mark.parametrize("dash", DASHES, ids=lambda c: f"U+{ord(c):04X}")
+def test_every_dash_reads_as_a_hyphen(dash):
+    for text in (f"212{dash}555{dash}0123", f"+1 {dash} 212 {dash} 555 0123"):
+        assert check_number(text).e164 == "+12125550123", text
+        assert normalize_phone(text).e164 == "+12125550123", text
+    # A dash is a '-', never a digit or a '+': these stay what they were with '-'.
+    assert check_number(f"{dash}{dash}{dash}").reason == "not_a_number"  # "---"
+    assert check_number(f"{dash}911").reason == "emergency"  # "-911"
+
+
+@pytest.mark.parametrize("dash", RTL_DASHES, ids=lambda c: f"U+{ord(c):04X}")
+def test_right_to_left_dashes_are_refused_and_named(dash):
+    """Between digits a right-to-left dash shows the groups after it in another order
+    than they are dialed: refused, like the right-to-left controls."""
+    verdict = refused(f"212{dash}555{dash}0123", "not_a_number")
+    assert f"U+{ord(dash):04X}" in verdict.message
+
+
+def test_messages_show_the_number_with_ascii_spaces_and_dashes():
+    """What the agent is shown back has the spaces they saw, never the odd character."""
+    verdict = refused("+1\u00a0123\u2011123\u202f12321", "invalid")
+    assert verdict.message.startswith("+1 123-123 12321 has 11 digits after +1")
+    assert verdict.message.isascii()
+    assert refused("555\u20110123", "invalid").message.startswith("555-0123 is missing")
+    assert refused("1\u2011911", "emergency").message.startswith("1-911 is an emergency")
