@@ -5,14 +5,16 @@ from __future__ import annotations
 import csv
 import io
 
+import pytest
 from corecall_policy_dnc.importing import (
     MAX_RECORD_CHARS,
     Entry,
     Rejected,
     bounded_lines,
+    is_header_word,
     read_lines,
 )
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from corecall.fields import ACTOR_MAX_CHARS, REASON_MAX_CHARS, check_reason, one_line
@@ -148,3 +150,96 @@ def test_a_reason_with_an_escape_sequence_or_bidi_override_is_rejected_by_line()
         (1, "Rejected"), (2, "Rejected"), (3, "Entry"),
     ]  # fmt: skip
     assert "U+001B" in items[0].message and "U+202E" in items[1].message
+
+
+# --------------------------------------------------------------------------- other shapes
+# A file of another shape than number[,reason,...] (tester5: a contacts app's 'Name,Phone'
+# export was told "it has no digits", a semicolon file "can't contain letters"): each line
+# says which cell was read and what works, the file's shape is said in full once, and no
+# number is ever taken from another column.
+
+FORMAT_SAID = "each line's first column is the number, columns separated by commas"
+
+
+def rejected_messages(data: bytes) -> dict[int, str]:
+    items = read(data)
+    assert not [i for i in items if isinstance(i, Entry)], items  # nothing from column 2
+    return {i.line: i.message for i in items}
+
+
+def test_a_contacts_export_with_the_numbers_in_column_2():
+    messages = rejected_messages(b"Name,Phone\nAlice,+12125550184\nBob,(212) 555-0185\n")
+    assert messages[1].startswith("a header row with the numbers in column 2 ('Phone')")
+    assert FORMAT_SAID in messages[1] and "move that column first" in messages[1]
+    assert messages[2].startswith(
+        "the first column, 'Alice', is not a phone number, but column 2 is;"
+    )
+    assert FORMAT_SAID in messages[2] and "docs/compliance.md" in messages[2]
+    assert messages[3] == "the first column, 'Bob', is not a phone number; column 2 is (see line 2)"
+
+
+def test_the_numbers_in_another_column_without_a_header():
+    messages = rejected_messages(b"Alice,x,+12125550184\n,+12125550185\n")
+    assert messages[1].startswith(
+        "the first column, 'Alice', is not a phone number, but column 3 is;"
+    )
+    assert messages[2].startswith("the first column, '', is not a phone number, but column 2 is;")
+
+
+@pytest.mark.parametrize(
+    ("separator", "name"), [(b";", "semicolons"), (b"\t", "tabs"), (b"|", "vertical bars")]
+)
+def test_columns_separated_by_something_else_than_commas(separator, name):
+    """European Excel writes ';', a copied range or .tsv tabs: said in full once."""
+    data = b"phone%sreason\n+12125550183%ssemi\n+1 212 555 0182%sasked, twice\n" % (
+        (separator,) * 3
+    )
+    messages = rejected_messages(data)
+    assert messages[1].startswith(
+        f"the columns are separated by {name}, so the whole line was read as the number, "
+        f"but {FORMAT_SAID}"
+    )
+    assert "save the file as CSV with commas" in messages[1]
+    assert messages[2] == f"the columns are separated by {name}, not commas (see line 1)"
+    assert messages[3] == messages[2]
+    # without a header: the first line with a number says it
+    messages = rejected_messages(b"+12125550183%ssemi\n" % separator)
+    assert messages[1].startswith(f"the columns are separated by {name}, so")
+
+
+def test_an_extension_after_a_semicolon_is_still_an_extension():
+    (item,) = read(b"+12125550123;ext=12\n")
+    assert isinstance(item, Rejected) and "Extensions" in item.message
+
+
+@pytest.mark.parametrize(
+    "header",
+    [b"number,reason", b"Phone Number,Name", b"E.164,why", b"Mobile,notes", b"phone-no,x", b"TEL"],
+)
+def test_header_rows_are_skipped_whatever_their_spelling(header):
+    assert read(header + b"\n+12125550101,asked\n") == [Entry(2, "+12125550101", "asked")]
+
+
+def test_a_first_column_that_is_not_a_number_names_the_cell_and_the_format():
+    messages = rejected_messages(b"Name,Email\nAlice,a@example.com\ncall me maybe\n")
+    assert messages[1].startswith("the first column, 'Name', was read as the number: That isn't")
+    assert messages[1].endswith(
+        "Each line's first column is the number, columns separated by commas "
+        "(number[,reason,...]; see docs/compliance.md)."
+    )
+    assert messages[2].startswith("the first column, 'Alice', was read as the number:")
+    assert (
+        messages[3].startswith("That isn't a phone number") and FORMAT_SAID in messages[3].lower()
+    )
+    # a number refused for what it is, not for the file's shape, is told as such
+    (item,) = read(b"911,y\n")
+    assert item.message.startswith("the first column, '911', was read as the number: 911 is an")
+    assert "first column is the number" not in item.message
+
+
+@settings(max_examples=100, deadline=None)
+@given(name=st.text(alphabet=st.characters(categories=["L"]), min_size=1, max_size=12))
+def test_a_number_is_never_taken_from_another_column(name):
+    assume(not is_header_word(name))
+    (item,) = read(f"{name},+12125550184,reason\n".encode())
+    assert isinstance(item, Rejected)

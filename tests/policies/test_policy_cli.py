@@ -473,3 +473,29 @@ def test_disabling_a_policy_is_audited_and_takes_it_out(cli):
     cli("plugins", "disable", "policy_dnc")
     assert cli("dnc", "list")[0] == 2
     assert cli.store().dnc_count() == 1
+
+
+def test_dnc_import_of_another_shape_says_which_cell_was_read_and_what_works(cli, tmp_path):
+    """tester5: a contacts app's 'Name,Phone' export was told "it has no digits", a
+    semicolon file "can't contain letters"; nothing is imported from another column."""
+    contacts = tmp_path / "cols.csv"
+    contacts.write_text("Name,Phone\nAlice,+12125550184\n", encoding="utf-8")
+    code, out, _ = cli("dnc", "import", str(contacts))
+    assert code == 1 and cli.store().dnc_count() == 0
+    assert out.splitlines()[1:] == [
+        "  line 1: 'Name,Phone': a header row with the numbers in column 2 ('Phone'), but "
+        "each line's first column is the number, columns separated by commas "
+        "(number[,reason,...]; see docs/compliance.md): move that column first",
+        "  line 2: 'Alice,+12125550184': the first column, 'Alice', is not a phone number, "
+        "but column 2 is; each line's first column is the number, columns separated by "
+        "commas (number[,reason,...]; see docs/compliance.md): move the numbers' column first",
+    ]
+    semicolons = tmp_path / "semi.csv"
+    semicolons.write_text("phone;reason\n+12125550183;semi\n", encoding="utf-8")
+    code, out, _ = cli("dnc", "import", str(semicolons), "--json")
+    report = json.loads(out)
+    assert code == 1 and cli.store().dnc_count() == 0
+    assert "separated by semicolons" in report["rejected"][0]["message"]
+    assert report["rejected"][1]["message"] == (
+        "the columns are separated by semicolons, not commas (see line 1)"
+    )

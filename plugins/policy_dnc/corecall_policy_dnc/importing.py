@@ -5,7 +5,13 @@ its line number); the first column is the number, an optional second column the 
 other columns are ignored (so ``corecall dnc export`` output imports back as is). A quoted
 cell may span lines (RFC 4180; spreadsheets write multi-line notes so): its line breaks
 become spaces, since a reason is one line. Blank lines, lines starting with ``#`` and a
-header line (first column ``number``, ``phone``...) are skipped.
+header line (first column ``number``, ``phone``, ``Phone Number``...) are skipped.
+
+A line whose first column is not a number is rejected with a message that names the cell
+read and says what works; a file of another shape (columns separated by semicolons or tabs,
+the numbers in another column, a header naming them elsewhere) is recognised and said so,
+in full on its first line. The number is never taken from another column: a guess would
+list the wrong number when the guess is wrong.
 
 The limits are the stored fields' limits (:mod:`corecall.fields`), so whatever
 ``corecall dnc export`` writes is read back: a record may be as long as an export row of
@@ -15,6 +21,7 @@ the longest values with every character quoted.
 from __future__ import annotations
 
 import csv
+import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 
@@ -27,6 +34,7 @@ from corecall.fields import (
     E164_MAX_CHARS,
     REASON_MAX_CHARS,
     check_reason,
+    echo,
     fold_line_breaks,
 )
 
@@ -39,8 +47,28 @@ MAX_RECORD_CHARS = 2 * (E164_MAX_CHARS + REASON_MAX_CHARS + _TIME_CHARS + ACTOR_
 #: Bytes read of one line at most (UTF-8 takes up to 4 bytes a character): the rest of a
 #: longer line is skipped without holding it in memory.
 MAX_LINE_BYTES = 4 * MAX_RECORD_CHARS + 2
-HEADER_WORDS = frozenset({"number", "phone", "phone_number", "telephone", "tel", "e164", "msisdn"})
+#: A header's first cell (case, spaces, dots and dashes aside: "Phone Number", "e.164"):
+#: the line is skipped.
+HEADER_WORDS = frozenset(
+    {
+        "number", "phone", "phone_number", "phone_no", "telephone", "telephone_number",
+        "tel", "e164", "e_164", "msisdn", "mobile", "mobile_number", "mobile_phone", "cell",
+        "cell_phone", "cellphone",
+    }
+)  # fmt: skip
 _SHOWN_CHARS = 80
+#: What works, for every line whose number cell could not be read.
+FORMAT = (
+    "each line's first column is the number, columns separated by commas "
+    "(number[,reason,...]; see docs/compliance.md)"
+)
+#: Column separators spreadsheets write instead of commas: ";" (Excel, in languages whose
+#: decimal mark is a comma), a tab (.tsv, cells copied from a sheet), "|".
+OTHER_SEPARATORS = {";": "semicolons", "\t": "tabs", "|": "vertical bars"}
+#: "+12125550123;ext=12" (RFC 3966): an extension, refused as one, not a semicolon column.
+_EXTENSION_PARAMETER = re.compile(r"\s*ext\s*=.*", re.IGNORECASE)
+#: Cells of a rejected line looked at for a number in another column.
+_CELLS_LOOKED_AT = 8
 
 
 @attrs.frozen
@@ -58,6 +86,68 @@ class Rejected:
 
     def as_json(self) -> dict:
         return {"line": self.line, "text": self.text, "message": self.message}
+
+
+def is_header_word(cell: str) -> bool:
+    """Whether ``cell`` names a phone-number column (:data:`HEADER_WORDS`)."""
+    return re.sub(r"[\s.\-]+", "_", cell.strip().lower()) in HEADER_WORDS
+
+
+class _Explainer:
+    """The message for a line whose first column is not a number: which cell was read, why
+    it is not a number, and what works. When the file's shape is the cause (columns
+    separated by semicolons or tabs, a header naming the numbers' column elsewhere, the
+    numbers in another column), the first such line says so in full and later ones refer
+    to it, so the cause is said once. A number in another column is never imported."""
+
+    def __init__(self, parse: Callable[[str], NumberVerdict]):
+        self._parse = parse
+        self._first_line: dict[str, int] = {}
+
+    def _once(self, cause: str, index: int, full: str, short: str) -> str:
+        first = self._first_line.setdefault(cause, index)
+        return full if first == index else f"{short} (see line {first})"
+
+    def __call__(self, index: int, cells: list[str], verdict: NumberVerdict) -> str:
+        cells = [c.strip() for c in cells[:_CELLS_LOOKED_AT]] or [""]
+        first = cells[0]
+        shown = echo(first, 40)
+        separator = next((s for s in OTHER_SEPARATORS if s in first), None)
+        if separator is not None:
+            head, _, rest = first.partition(separator)
+            shaped = is_header_word(head) or self._parse(head.strip()).ok
+            if shaped and not _EXTENSION_PARAMETER.fullmatch(rest):
+                name = OTHER_SEPARATORS[separator]
+                return self._once(
+                    separator, index,
+                    f"the columns are separated by {name}, so the whole line was read as "
+                    f"the number, but {FORMAT}: save the file as CSV with commas (in "
+                    "Excel: CSV UTF-8, comma-delimited)",
+                    f"the columns are separated by {name}, not commas",
+                )  # fmt: skip
+        if not any(ch.isdigit() for ch in first):
+            column = next((i for i, c in enumerate(cells) if i and is_header_word(c)), None)
+            if column is not None:
+                return self._once(
+                    "header", index,
+                    f"a header row with the numbers in column {column + 1} "
+                    f"({echo(cells[column], 40)}), but {FORMAT}: move that column first",
+                    f"a header row with the numbers in column {column + 1}",
+                )  # fmt: skip
+        column = next((i for i, c in enumerate(cells) if i and c and self._parse(c).ok), None)
+        if column is not None:
+            return self._once(
+                f"column {column}", index,
+                f"the first column, {shown}, is not a phone number, but column {column + 1} "
+                f"is; {FORMAT}: move the numbers' column first",
+                f"the first column, {shown}, is not a phone number; column {column + 1} is",
+            )  # fmt: skip
+        message = verdict.message
+        if len(cells) > 1:
+            message = f"the first column, {shown}, was read as the number: {message}"
+        if verdict.reason in ("not_a_number", "empty"):
+            message += f" {FORMAT[0].upper()}{FORMAT[1:]}."
+        return message
 
 
 def bounded_lines(handle) -> Iterator[bytes]:
@@ -164,6 +254,7 @@ def read_lines(
     through :func:`bounded_lines`); ``parse`` turns a number as typed into a verdict (the
     ``/call`` pipeline)."""
     source = _Lines(lines)
+    explain = _Explainer(parse)
     for index, raw in source:
         text = _decode(index, raw)
         if isinstance(text, Rejected):
@@ -198,11 +289,11 @@ def read_lines(
         else:
             cells = [text]
         first = cells[0].strip() if cells else ""
-        if first.lower() in HEADER_WORDS:
+        if first[:1].isalpha() and is_header_word(first):
             continue
         verdict = parse(first)
         if not verdict.ok:
-            yield Rejected(index, text, verdict.message)
+            yield Rejected(index, text, explain(index, cells, verdict))
             continue
         try:
             reason = check_reason(fold_line_breaks(cells[1]) if len(cells) > 1 else "")
