@@ -376,3 +376,33 @@ async def test_delivered_events_are_deleted_after_keep_delivered_and_nothing_els
         "plugin.disable"
     ]
     assert [e["data"]["call_id"] for e in call_events(events)].count(late) == PER_CALL
+
+
+@pytest.mark.parametrize("linger", [1.0, 0.0])
+async def test_events_that_keep_coming_gather_into_few_requests(tmp_path, receiver, linger):
+    """A burst of calls writes a batch to the outbox every write_delay: with ``linger`` the
+    deliverer waits while they keep coming (at most ``linger`` seconds) and sends them in a
+    request or two after it, instead of a store read, a request and a mark per batch
+    competing with the calls' set-up; with ``linger = 0`` each batch goes at once. Either
+    way every event arrives once, in order."""
+    from corecall.app import App
+
+    receiver.up()
+    app = App(parse_config(config_dict(tmp_path), path=None))
+    opts = options(receiver, write_delay=0.05, linger=linger, poll_interval=5.0)
+    service = WebhookService(app.store, opts)
+    await service.start()
+    try:
+        for n in range(12):  # 0.6 s of a steady stream: a batch written every write_delay
+            service.add_event({"id": f"burst-{n}", "type": "webhook.test", "data": {}}, "b")
+            await asyncio.sleep(0.05)
+        events = await asyncio.to_thread(receiver.wait_for, 12)
+    finally:
+        await service.stop()
+        app.close()
+    assert [e["id"] for e in events] == [f"burst-{n}" for n in range(12)]
+    requests = len(receiver.accepted)
+    if linger:
+        assert requests <= 2, requests
+    else:
+        assert requests >= 4, requests
