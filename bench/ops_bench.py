@@ -3,14 +3,17 @@
 
 Bursts of N calls are placed through the whole ``/call`` path (``CallManager.place()`` →
 policy → SQLite call record → AMI driver → the Asterisk lab) and the clock stops when the
-last call is bridged, as in ``bench/ami_bench.py``. Two variants alternate, each round in
-rotating order:
+last call is bridged, as in ``bench/ami_bench.py``. Two variants alternate:
 
 * **plain**: the metrics and webhooks plugins installed but idle (no endpoint, no URL);
 * **ops**: metrics served on 127.0.0.1 and every state change written to the outbox and
   POSTed, signed, to a real HTTP receiver (a separate process on 127.0.0.1) that is up.
 
-The ratio ops/plain is taken per round; the median is reported with the per-round figures.
+Each round runs both variants twice, mirrored (plain, ops, ops, plain; the next round ops,
+plain, plain, ops), so a load that drifts during a round weighs on both alike; the round's
+ratio is ops' mean rate over plain's, and the median of the rounds' ratios is reported with
+the per-round figures. The two plain bursts of each round, set against each other, show what
+the method reads when nothing differs (its noise floor, reported beside the result).
 After each ops round the outbox is drained before the next round starts (not timed), and
 the delivery rate is reported. Run as root on Debian (the lab needs it)::
 
@@ -164,32 +167,36 @@ async def _run(opts, results: dict) -> dict:
         await drain(variants["ops"], url)
         rates: dict[str, list[float]] = {"plain": [], "ops": []}
         ratios: list[float] = []
+        controls: list[float] = []  # plain's second burst of a round over its first
         delivery: list[float] = []
         backlogs: list[int] = []
-        order = ["plain", "ops"]
         for r in range(opts.rounds):
-            got = {}
-            for which in order[r % 2 :] + order[: r % 2]:
+            got: dict[str, list[float]] = {"plain": [], "ops": []}
+            first, second = ("plain", "ops") if r % 2 == 0 else ("ops", "plain")
+            for which in (first, second, second, first):
                 burst = await ami_bench.corecall_burst(variants[which], opts.burst)
                 if burst.failed or burst.stuck:
                     log(f"{which}: {len(burst.failed)} failed, {len(burst.stuck)} stuck")
-                got[which] = burst.rate
+                got[which].append(burst.rate)
                 if which == "ops":
                     backlog, _delivered, seconds = await drain(variants["ops"], url)
                     backlogs.append(backlog)
                     if backlog:
                         delivery.append(backlog / max(seconds, 1e-3))
             for k in got:
-                rates[k].append(got[k])
-            ratios.append(got["ops"] / got["plain"])
-            log(f"round {r + 1}: plain {got['plain']:.0f}/s, ops {got['ops']:.0f}/s, "
-                f"ratio {ratios[-1]:.2f}")  # fmt: skip
+                rates[k].extend(got[k])
+            ratios.append(statistics.mean(got["ops"]) / statistics.mean(got["plain"]))
+            controls.append(got["plain"][1] / got["plain"][0])
+            log(f"round {r + 1}: plain {got['plain'][0]:.0f}, {got['plain'][1]:.0f}/s, ops "
+                f"{got['ops'][0]:.0f}, {got['ops'][1]:.0f}/s, ratio {ratios[-1]:.2f} (plain "
+                f"against plain {controls[-1]:.2f})")  # fmt: skip
         counts = variants["ops"].app.store.outbox_counts().get(url, (0, 0))
-        results["ops_calls"] = WARM_UP + opts.rounds * opts.burst
+        results["ops_calls"] = WARM_UP + len(rates["ops"]) * opts.burst
         results["webhooks_delivered"] = counts[1]
         results["webhooks_pending"] = counts[0]
         results["rates"] = rates
         results["ratios"] = ratios
+        results["controls"] = controls
         results["delivery"] = delivery
         results["backlogs"] = backlogs
         for cc in variants.values():
@@ -205,6 +212,7 @@ def report(results: dict, command: str) -> str:
     med = {k: statistics.median(v) for k, v in results["rates"].items()}
     ratio = statistics.median(results["ratios"])
     per_round = ", ".join(f"{r:.2f}" for r in results["ratios"])
+    # in each round's order of bursts, two per round
     plain = ", ".join(f"{r:.0f}" for r in results["rates"]["plain"])
     ops = ", ".join(f"{r:.0f}" for r in results["rates"]["ops"])
     delivery = statistics.median(results["delivery"]) if results["delivery"] else 0.0
@@ -230,8 +238,9 @@ def report(results: dict, command: str) -> str:
         f"average {results['load']:.1f} at the start and {results['load_end']:.1f} at the "
         "end. "
         f"{results['rounds']} rounds of bursts of {results['burst']} calls through the whole "
-        "`/call` path with the SQLite store; the two variants alternate (rotating order) and "
-        "the ratio is taken within each round. Command:",
+        "`/call` path with the SQLite store; each round runs both variants twice in mirrored "
+        "order (plain, ops, ops, plain, then ops, plain, plain, ops) and its ratio is ops' "
+        "mean rate over plain's. Command:",
         "",
         "```",
         command,
@@ -243,19 +252,24 @@ def report(results: dict, command: str) -> str:
         f"| metrics served + webhooks to a receiver that is up | {med['ops']:.0f} | "
         f"{ratio:.2f} | ≥ 0.95 | {met} |",
         "",
-        f"Per-round ratios: {per_round}. Plain: {plain} calls/s; ops: {ops} calls/s.",
+        f"Per-round ratios: {per_round}. Plain: {plain} calls/s; ops: {ops} calls/s (two "
+        "bursts a round, in order).",
         "",
         f"How far to trust it: the rounds' ratios spread from {min(results['ratios']):.2f} to "
         f"{max(results['ratios']):.2f}, and the plain variant alone from "
         f"{min(results['rates']['plain']):.0f} to {max(results['rates']['plain']):.0f} "
-        "calls/s: on this shared machine one round's noise is many times the 5 % being "
-        f"measured. The ratio of the median rates is {med['ops'] / med['plain']:.2f}. "
-        f"{verdict}",
+        "calls/s. Plain against plain in the same rounds (the second plain burst's rate over "
+        "the first's: nothing differs, so this is the method's noise): median "
+        f"{statistics.median(results['controls']):.2f}, spread "
+        f"{min(results['controls']):.2f} to {max(results['controls']):.2f} "
+        f"({', '.join(f'{c:.2f}' for c in results['controls'])}). The ratio of the median "
+        f"rates is {med['ops'] / med['plain']:.2f}. {verdict}",
         "",
         f"Webhooks: each call made {per_call:.0f} events (one per state, queued … ended), "
         f"{per_call * results['burst']:.0f} per burst; the hook only queues them, the "
-        "outbox write and the signed POSTs (batched, "
-        "in order) run beside the calls. Events still pending when a burst's calls "
+        "outbox write runs every `write_delay` (0.2 s) beside the calls, and delivery waits "
+        "while events keep coming (`linger`, at most 1 s), so most of a burst's signed "
+        "POSTs (batched, in order) go after its set-up. Events still pending when a burst's calls "
         f"had all ended: {', '.join(str(b) for b in results['backlogs'])}; "
         + (
             f"that backlog was then delivered at a median {delivery:.0f} events/s to one "

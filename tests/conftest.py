@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from corecall_testing import config_dict, write_toml
+from corecall_testing import AGENT_ON_ROUTE_M, config_dict, write_toml
 
 from corecall.cli import main
 from corecall.config import parse_config
@@ -37,6 +37,35 @@ def make_config(tmp_path):
         return parse_config(config_dict(tmp_path, **sections), path=None)
 
     return make
+
+
+@pytest.fixture
+async def started_calls(make_config):
+    """Build apps with an authorized agent on route M and a started CallManager.
+
+    ``await started_calls(extra_plugins=[(name, plugin), ...], **config_sections)`` returns
+    ``(app, manager)``; the agent is ``AGENT_ON_ROUTE_M`` (+12125550111, "Ann"). Every
+    manager is stopped and every app closed when the test ends.
+    """
+    from corecall.agents import AgentAdmin
+    from corecall.app import App
+
+    built = []
+
+    async def make(*, extra_plugins=(), **sections):
+        app = App(make_config(**sections), extra_plugins=list(extra_plugins))
+        admin = AgentAdmin(app)
+        admin.add(AGENT_ON_ROUTE_M, "+12125550111", "Ann", authorized=True, actor="test")
+        admin.set_route(AGENT_ON_ROUTE_M, "M", actor="test")
+        manager = app.call_manager()
+        await manager.start()
+        built.append((app, manager))
+        return app, manager
+
+    yield make
+    for app, manager in built:
+        await manager.stop()
+        app.close()
 
 
 # ----------------------------------------------------------------------------- summary

@@ -16,15 +16,14 @@ import sqlite3
 import threading
 
 import pytest
+from corecall_testing import AGENT_ON_ROUTE_M
 
 from corecall import hookimpl
-from corecall.agents import AgentAdmin
-from corecall.app import App
 from corecall.calls import NOWAIT_PROGRESS_ROWS
 from corecall.domain import CallState, EndReason
 from corecall.telephony.driver import TrunkDriver
 
-AGENT = 501
+AGENT = AGENT_ON_ROUTE_M
 TARGET = "+12125550123"
 STEPS = (
     CallState.AGENT_RINGING, CallState.AGENT_ANSWERED, CallState.DIALING_TARGET,
@@ -73,33 +72,21 @@ class Spy:
 
 
 @pytest.fixture
-async def build(make_config):
-    built = []
-
+def build(started_calls):
     async def make():
         class Drivers:
             @hookimpl
             def corecall_register_trunk_drivers(self, registry):
                 registry.register(QuietDriver)
 
-        config = make_config(
+        app, manager = await started_calls(
+            extra_plugins=[("quiet_driver", Drivers())],
             trunks={"main": {"driver": "quiet"}, "dev": {"driver": "quiet"}},
             limits={"live_calls_per_agent": 1000, "calls_per_minute": 100000},
         )
-        app = App(config, extra_plugins=[("quiet_driver", Drivers())])
-        admin = AgentAdmin(app)
-        admin.add(AGENT, "+12125550111", "Ann", authorized=True, actor="test")
-        admin.set_route(AGENT, "M", actor="test")
-        spy = Spy(app.store)
-        manager = app.call_manager()
-        await manager.start()
-        built.append((app, manager))
-        return app, manager, spy
+        return app, manager, Spy(app.store)
 
-    yield make
-    for app, manager in built:
-        await manager.stop()
-        app.close()
+    return make
 
 
 async def test_progress_is_written_on_the_loop_and_the_store_thread_only_checkpoints(build):

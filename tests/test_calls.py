@@ -7,15 +7,15 @@ import asyncio
 import sqlite3
 
 import pytest
+from corecall_testing import AGENT_ON_ROUTE_M
 
 from corecall import hookimpl
 from corecall.agents import AgentAdmin
-from corecall.app import App
 from corecall.domain import CallState, EndReason
 from corecall.errors import RefusedError, TelephonyError
 from corecall.telephony.driver import TrunkDriver
 
-AGENT = 501
+AGENT = AGENT_ON_ROUTE_M
 ANSWERING_TARGET = "+12125550123"
 
 
@@ -68,34 +68,21 @@ class Exploding:
 
 
 @pytest.fixture
-async def setup(make_config):
+def setup(started_calls):
     """An app with an authorized agent on route M, and a running CallManager."""
 
     async def build(driver="simulated", extra=(), **config_sections):
         ScriptedDriver.instances.clear()
-        sections = {}
         if driver == "scripted":
-            sections["trunks"] = {"main": {"driver": "scripted"}, "dev": {"driver": "scripted"}}
-        sections.update(config_sections)
+            config_sections.setdefault(
+                "trunks", {"main": {"driver": "scripted"}, "dev": {"driver": "scripted"}}
+            )
         recorder = Recorder()
-        app = App(
-            make_config(**sections),
-            extra_plugins=[("scripted_driver", ScriptedDriverPlugin()), ("recorder", recorder),
-                           *extra],
-        )  # fmt: skip
-        admin = AgentAdmin(app)
-        admin.add(AGENT, "+12125550111", "Ann", authorized=True, actor="test")
-        admin.set_route(AGENT, "M", actor="test")
-        manager = app.call_manager()
-        await manager.start()
-        built.append((app, manager))
+        plugins = [("scripted_driver", ScriptedDriverPlugin()), ("recorder", recorder), *extra]
+        app, manager = await started_calls(extra_plugins=plugins, **config_sections)
         return app, manager, recorder
 
-    built = []
-    yield build
-    for app, manager in built:
-        await manager.stop()
-        app.close()
+    return build
 
 
 async def test_completed_call_walks_every_state_and_is_on_record(setup):

@@ -13,10 +13,9 @@ import datetime as dt
 import threading
 
 import pytest
+from corecall_testing import AGENT_ON_ROUTE_M
 
 from corecall import hookimpl
-from corecall.agents import AgentAdmin
-from corecall.app import App
 from corecall.calls import CallManager
 from corecall.domain import Refusal
 from corecall.errors import RefusedError
@@ -24,7 +23,7 @@ from corecall.hookspecs import blocking
 from corecall.store import NowaitReads, StoreWouldBlock
 from corecall.telephony.driver import TrunkDriver
 
-AGENT = 501
+AGENT = AGENT_ON_ROUTE_M
 TARGET = "+12125550123"
 LISTED = "+12125550177"
 
@@ -65,9 +64,7 @@ class Seen:
 
 
 @pytest.fixture
-async def build(make_config):
-    built = []
-
+def build(started_calls):
     async def make(*seen: Seen, **sections):
         NullDriver.originated.clear()
         log: list = []
@@ -79,19 +76,10 @@ async def build(make_config):
 
         sections.setdefault("trunks", {"main": {"driver": "null"}, "dev": {"driver": "null"}})
         plugins = [("null_driver", Drivers())] + [(s.name, s.plugin(log)) for s in seen]
-        app = App(make_config(**sections), extra_plugins=plugins)
-        admin = AgentAdmin(app)
-        admin.add(AGENT, "+12125550111", "Ann", authorized=True, actor="test")
-        admin.set_route(AGENT, "M", actor="test")
-        manager = app.call_manager()
-        await manager.start()
-        built.append((app, manager))
+        app, manager = await started_calls(extra_plugins=plugins, **sections)
         return app, manager, log
 
-    yield make
-    for app, manager in built:
-        await manager.stop()
-        app.close()
+    return make
 
 
 async def test_a_call_is_checked_on_the_loop_with_no_store_thread_trip(build):

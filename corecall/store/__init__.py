@@ -96,7 +96,7 @@ class Store(abc.ABC):
     """
 
     #: The schema version this code writes; ``open()`` upgrades older databases to it.
-    SCHEMA_VERSION: int = 4
+    SCHEMA_VERSION: int = 5
 
     # ---- lifecycle
     @abc.abstractmethod
@@ -384,5 +384,15 @@ class Store(abc.ABC):
         raise self._no_outbox()
 
     def outbox_counts(self) -> dict[str, tuple[int, int]]:
-        """destination -> (pending, delivered)."""
+        """destination -> (pending, delivered and still kept), from the indexes: it does
+        not read the events themselves."""
+        raise self._no_outbox()
+
+    def outbox_prune(self, delivered_before: _dt.datetime, limit: int = 500) -> int:
+        """Delete up to ``limit`` messages delivered before ``delivered_before``, oldest
+        delivery first, in one short transaction; returns how many were deleted (call again
+        until it returns 0). Never deletes a message that is not delivered, nor the newest
+        message of each topic: a follower that resumes from the newest message of its topic
+        (the webhooks' admin actions, their internal start mark) keeps its place. Raises
+        StoreError for a naive datetime or a ``limit`` below 1."""
         raise self._no_outbox()

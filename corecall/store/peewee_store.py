@@ -365,12 +365,22 @@ def _migrate_v4(execute: Execute, t: dict[str, str]) -> None:
     execute("CREATE INDEX outbox_pending ON outbox (destination, delivered_at, seq)")
 
 
+def _migrate_v5(execute: Execute, t: dict[str, str]) -> None:
+    """v5: the outbox's retention and resume without reading the whole table: delivered
+    messages by delivery time (what Store.outbox_prune deletes, oldest first; pending ones
+    are not in this index), and messages by topic (the newest admin action, where the
+    webhooks' audit follower resumes)."""
+    execute("CREATE INDEX outbox_delivered ON outbox (delivered_at) WHERE delivered_at IS NOT NULL")
+    execute("CREATE INDEX outbox_topic ON outbox (topic, seq)")
+
+
 #: version -> the step that builds it from version - 1. Never edit a released step: add one.
 MIGRATIONS: dict[int, Callable[[Execute, dict[str, str]], None]] = {
     1: _migrate_v1,
     2: _migrate_v2,
     3: _migrate_v3,
     4: _migrate_v4,
+    5: _migrate_v5,
 }
 assert sorted(MIGRATIONS) == list(range(1, Store.SCHEMA_VERSION + 1)), "migration missing"
 
@@ -460,6 +470,27 @@ class _HotSQL:
         self.outbox_pending = (
             f"SELECT {cols(m.Outbox, _OUTBOX_COLUMNS)} FROM {outbox} WHERE destination = "
             f"{param} AND delivered_at IS NULL ORDER BY seq LIMIT {param}"
+        )
+        # Retention: the oldest deliveries first (index outbox_delivered), each candidate
+        # checked against the newest seq of its topic (index outbox_topic, one lookup), so a
+        # follower's resume point is never deleted. The outer conditions are checked again on
+        # the rows themselves (PostgreSQL re-reads a row a concurrent redeliver changed).
+        self.outbox_prune = (
+            f"DELETE FROM {outbox} WHERE delivered_at IS NOT NULL AND delivered_at < {param} "
+            f"AND seq IN (SELECT o.seq FROM {outbox} o WHERE o.delivered_at IS NOT NULL "
+            f"AND o.delivered_at < {param} AND o.seq < (SELECT MAX(n.seq) FROM {outbox} n "
+            f"WHERE n.topic = o.topic) ORDER BY o.delivered_at LIMIT {param})"
+        )
+        # Per destination (found by skipping from one to the next in index outbox_pending,
+        # not by reading every row), its pending and delivered counts: ranges of that index.
+        self.outbox_counts = (
+            f"WITH RECURSIVE d (destination) AS (SELECT MIN(destination) FROM {outbox} "
+            f"UNION ALL SELECT (SELECT MIN(x.destination) FROM {outbox} x WHERE x.destination "
+            "> d.destination) FROM d WHERE d.destination IS NOT NULL) "
+            f"SELECT d.destination, (SELECT COUNT(*) FROM {outbox} p WHERE p.destination = "
+            "d.destination AND p.delivered_at IS NULL), (SELECT COUNT(*) FROM "
+            f"{outbox} q WHERE q.destination = d.destination AND q.delivered_at IS NOT NULL) "
+            "FROM d WHERE d.destination IS NOT NULL ORDER BY d.destination"
         )
 
 
@@ -1193,18 +1224,17 @@ class PeeweeStore(Store):
             )
 
     def outbox_counts(self) -> dict[str, tuple[int, int]]:
-        Outbox = self._m.Outbox
-        pending = peewee.fn.SUM(peewee.Case(None, [(Outbox.delivered_at.is_null(), 1)], 0))
-        query = (
-            Outbox.select(Outbox.destination, pending.alias("pending"),
-                          peewee.fn.COUNT(Outbox.seq).alias("total"))
-            .group_by(Outbox.destination).order_by(Outbox.destination)
-        )  # fmt: skip
-        with self._session():
-            return {
-                r.destination: (int(r.pending or 0), int(r.total) - int(r.pending or 0))
-                for r in query
-            }
+        with self._session(), peewee.__exception_wrapper__:  # type: ignore[attr-defined]
+            rows = self._db.execute_sql(self._sql.outbox_counts).fetchall()
+        return {r[0]: (int(r[1]), int(r[2])) for r in rows}
+
+    def outbox_prune(self, delivered_before: _dt.datetime, limit: int = 500) -> int:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise StoreError(f"limit must be a whole number >= 1, got {limit!r}")
+        before = self._db_ts(delivered_before, "delivered_before")
+        with self._session(write=True), peewee.__exception_wrapper__:  # type: ignore[attr-defined]
+            cursor = self._db.execute_sql(self._sql.outbox_prune, (before, before, limit))
+            return max(0, cursor.rowcount)
 
 
 def _json(detail: dict) -> str:

@@ -292,6 +292,8 @@ def test_options_name_their_problems_when_the_configuration_is_read(bad, tmp_pat
         ("max_backoff", "inf", "expected a finite number (not nan or inf)"),
         ("poll_interval", "0", "expected more than 0 seconds"),
         ("write_delay", "-3", "expected 0 or more seconds, got -3"),
+        ("keep_delivered", "0", "expected more than 0 seconds, got 0"),
+        ("keep_delivered", "-604800", "expected more than 0 seconds, got -604800"),
     ],
 )
 def test_durations_that_would_spin_or_never_deliver_are_refused(
@@ -339,3 +341,68 @@ async def test_admin_actions_made_while_corecall_is_stopped_are_sent_when_it_sta
     actions = [(e["data"]["actor"], e["data"]["action"]) for e in receiver.events()]
     assert actions == [("cli:alice", "agent.add"), ("cli:bob", "plugin.disable")]
     assert [e["type"] for e in events] == ["admin.action"] * 2
+
+
+async def test_delivered_events_are_deleted_after_keep_delivered_and_nothing_else(
+    tmp_path, receiver
+):
+    """Retention: the running service deletes what was delivered more than keep_delivered
+    seconds ago. What is not delivered yet stays however old it gets and is delivered when
+    the receiver is back; and an admin action deleted from the outbox is not sent again
+    after a restart (the follower keeps its place)."""
+    receiver.up()
+    opts = options(receiver, keep_delivered=1.0)
+    async with Corecall(tmp_path, opts) as cc:
+        store = cc.app.store
+        store.audit("cli:alice", "plugin.disable", "route_dev", "")
+        await cc.calls(2)
+        await asyncio.to_thread(receiver.wait_for, 2 * PER_CALL + 1)
+        receiver.down()
+        [late] = await cc.calls(1)
+        # the 2 calls' events go; the admin action (the follower's resume point) and the
+        # late call's events, never delivered, stay
+        await wait_until(lambda: store.outbox_counts()[receiver.url] == (PER_CALL, 1), 10)
+        await asyncio.sleep(2.5)  # keep_delivered and two pruner rounds more
+        assert store.outbox_counts()[receiver.url] == (PER_CALL, 1)
+        assert cc.service.pruned >= 2 * PER_CALL
+        receiver.up()
+        await asyncio.to_thread(receiver.wait_for, 3 * PER_CALL + 1)
+        # ... and once delivered they go too, but the newest call event
+        await wait_until(lambda: store.outbox_counts()[receiver.url] == (0, 2), 10)
+    async with Corecall(tmp_path, opts):
+        await asyncio.sleep(0.5)
+    events = receiver.events()
+    assert [e["data"]["action"] for e in events if e["type"] == "admin.action"] == [
+        "plugin.disable"
+    ]
+    assert [e["data"]["call_id"] for e in call_events(events)].count(late) == PER_CALL
+
+
+@pytest.mark.parametrize("linger", [1.0, 0.0])
+async def test_events_that_keep_coming_gather_into_few_requests(tmp_path, receiver, linger):
+    """A burst of calls writes a batch to the outbox every write_delay: with ``linger`` the
+    deliverer waits while they keep coming (at most ``linger`` seconds) and sends them in a
+    request or two after it, instead of a store read, a request and a mark per batch
+    competing with the calls' set-up; with ``linger = 0`` each batch goes at once. Either
+    way every event arrives once, in order."""
+    from corecall.app import App
+
+    receiver.up()
+    app = App(parse_config(config_dict(tmp_path), path=None))
+    opts = options(receiver, write_delay=0.05, linger=linger, poll_interval=5.0)
+    service = WebhookService(app.store, opts)
+    await service.start()
+    try:
+        for n in range(12):  # 0.6 s of a steady stream: a batch written every write_delay
+            service.add_event({"id": f"burst-{n}", "type": "webhook.test", "data": {}}, "b")
+            await asyncio.sleep(0.05)
+        events = await asyncio.to_thread(receiver.wait_for, 12)
+    finally:
+        await service.stop()
+        app.close()
+    assert [e["id"] for e in events] == [f"burst-{n}" for n in range(12)]
+    requests = len(receiver.accepted)
+    if linger:
+        assert requests <= 2, requests
+    else:
+        assert requests >= 4, requests

@@ -11,7 +11,9 @@ two corecall apps in one process, or tests, never mix their figures.
 
 from __future__ import annotations
 
+import functools
 import re
+from typing import Any
 
 import attrs
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -30,7 +32,31 @@ _LABEL_VALUE = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
 def label(value: str) -> str:
     """A label value from a plugin-defined code: kept when it is a short token, else
     ``other`` (a plugin must not be able to explode the series count)."""
-    return value if isinstance(value, str) and _LABEL_VALUE.match(value) else "other"
+    return _token(value) if isinstance(value, str) else "other"
+
+
+@functools.lru_cache(maxsize=1024)  # a handful of codes recur on every notification
+def _token(value: str) -> str:
+    return value if _LABEL_VALUE.match(value) else "other"
+
+
+class _Children:
+    """A labelled metric's children, each looked up once: ``labels()`` checks the values
+    and takes a lock on every call (measured ~1-2 µs each, several per state change, in
+    every process that places calls whether or not ``/metrics`` is served). Holds no more
+    than the metric itself does (prometheus_client keeps every child it made)."""
+
+    __slots__ = ("_made", "_metric")
+
+    def __init__(self, metric: Any) -> None:
+        self._metric = metric
+        self._made: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *values: str) -> Any:
+        child = self._made.get(values)
+        if child is None:
+            child = self._made[values] = self._metric.labels(*values)
+        return child
 
 
 #: (metric name, help, from-stamp, to-stamp): the set-up histograms, observed once per call
@@ -106,6 +132,15 @@ class CallMetrics:
         )  # fmt: skip
         self._live: dict[str, _LiveCall] = {}
         self._links_seen_down: set[tuple[str, str]] = set()
+        # The children the notifications update, looked up once per label values.
+        self._started, self._live_by_route = (
+            _Children(self.calls_started), _Children(self.calls_live)
+        )  # fmt: skip
+        self._ended, self._refused = _Children(self.calls_ended), _Children(self.calls_refused)
+        self._setup = [
+            (name, _Children(histogram), a, b) for name, (histogram, a, b) in self.setup.items()
+        ]
+        self._store_write = _Children(self.store_write_seconds)
 
     # ---- notifications
     def call_state_changed(self, call: CallRecord, previous: CallState | None) -> None:
@@ -113,22 +148,22 @@ class CallMetrics:
         live = self._live.get(call.id)
         if previous is None and live is None:
             live = self._live[call.id] = _LiveCall(route)
-            self.calls_started.labels(route).inc()
-            self.calls_live.labels(route).inc()
+            self._started(route).inc()
+            self._live_by_route(route).inc()
         if live is not None:
-            for name, (histogram, start, end) in self.setup.items():
+            for name, histogram, start, end in self._setup:
                 a, b = getattr(call, start), getattr(call, end)
                 if name not in live.observed and a is not None and b is not None:
                     live.observed.add(name)
-                    histogram.labels(route).observe(max(0.0, (b - a).total_seconds()))
+                    histogram(route).observe(max(0.0, (b - a).total_seconds()))
         if call.state is CallState.ENDED:
             reason = label(call.reason.value if call.reason else "unknown")
-            self.calls_ended.labels(route, reason).inc()
+            self._ended(route, reason).inc()
             if self._live.pop(call.id, None) is not None:
-                self.calls_live.labels(route).dec()
+                self._live_by_route(route).dec()
 
     def call_refused(self, reason: str) -> None:
-        self.calls_refused.labels(label(reason)).inc()
+        self._refused(label(reason)).inc()
 
     def link_state_changed(self, driver: str, link: str, up: bool) -> None:
         key = (label(driver), label(link))
@@ -147,7 +182,7 @@ class CallMetrics:
         self.flood_wait_seconds.inc(max(0.0, seconds))
 
     def store_write(self, operation: str, seconds: float) -> None:
-        self.store_write_seconds.labels(label(operation)).observe(max(0.0, seconds))
+        self._store_write(label(operation)).observe(max(0.0, seconds))
 
 
 __all__ = ["SETUP_HISTOGRAMS", "CallMetrics", "label"]

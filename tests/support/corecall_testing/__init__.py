@@ -23,6 +23,9 @@ FAST_SIMULATION = {
 #: A calling-hours window that is always open.
 ANY_HOUR = {"opens": "00:00", "closes": "24:00"}
 
+# The agent the suite's ``started_calls`` fixture authorizes on route M.
+AGENT_ON_ROUTE_M = 501
+
 
 def config_dict(tmp_path: Path, **sections) -> dict:
     """A complete config as a dict: SQLite in tmp_path, fast simulated trunks, M and D."""
