@@ -6,7 +6,18 @@ demo agent who is authorized and has a phone; on the first run (or with ``--rese
 **no route yet**, so a newcomer sees the route selection first, then a call with live
 status. The route and agents added with /authorize persist between runs, and the opening
 text says so. The demo user is a super admin too, so
-the admin commands work. It never reads or writes the real configuration or database.
+the admin commands work. It never writes the real configuration or database, and reads only
+the operator's plugin switches (:func:`operator_choices`).
+
+Plugins switched off for corecall on this machine are off in the demo too: those in the
+configured data directory's ``plugins.json`` (``corecall plugins disable``) and in the
+configuration's ``[plugins] disabled``, besides the demo's own ``<data dir>/demo/plugins.json``.
+A disabled plugin is never imported, so one that crashes on import can be switched off for
+the demo as for everything else. The plugins the demo is made of (:data:`DEMO_PARTS`: its
+store, simulated phone system, routes and route resolver) are loaded even when disabled
+there (an operator on Asterisk may well disable the simulated PBX), and the opening text
+says which. The rest of the configuration (routes, trunks, store, plugin options) is not
+the demo's: it has its own.
 
 A simulated call takes about twelve seconds, like a short real one. ``--speed 20`` (or
 ``CORECALL_DEMO_SPEED=20``) runs it twenty times faster (tests use this).
@@ -23,10 +34,11 @@ import attrs
 
 from corecall.agents import AgentAdmin
 from corecall.app import App
-from corecall.config import Config, default_data_dir, parse_config
+from corecall.config import Config, default_data_dir, load_config, parse_config
 from corecall.console import DEFAULT_WAIT, run_console
-from corecall.errors import UsageError
-from corecall.fields import echo
+from corecall.errors import ConfigError, UsageError
+from corecall.fields import echo, show_path
+from corecall.plugins import read_disabled
 
 DEMO_AGENT_ID = 100000001
 DEMO_AGENT_PHONE = "+12125550111"
@@ -48,6 +60,64 @@ HUMAN_TIMINGS = {
 
 def demo_data_dir() -> Path:
     return default_data_dir() / "demo"
+
+
+#: The plugins the demo is made of, with what each is to it: loaded even when the operator
+#: disabled them (the opening text says so), since without them there is no demo.
+DEMO_PARTS = {
+    "store_sqlite": "its database",
+    "simulated_pbx": "its simulated phone system",
+    "route_main": "its route M",
+    "route_dev": "its route D",
+    "route_resolver": "choosing the demo agent's route",
+}
+
+
+@attrs.frozen
+class OperatorChoices:
+    """The plugin switches of corecall's configuration on this machine, as the demo takes
+    them: ``disabled`` are off in the demo too, ``kept`` are disabled there but loaded by the
+    demo (:data:`DEMO_PARTS`); ``where`` says where each disabled name was found; ``problem``
+    is why the configuration file could not be read (its ``[plugins] disabled`` then is
+    unknown; the default data directory's ``plugins.json`` is still read)."""
+
+    disabled: frozenset[str] = frozenset()
+    kept: frozenset[str] = frozenset()
+    where: tuple[str, ...] = ()
+    problem: str | None = None
+    #: The plugins.json read.
+    state_path: Path | None = None
+
+
+def operator_choices(config_path: str | None = None) -> OperatorChoices:
+    """Read the plugins disabled for corecall on this machine: ``[plugins] disabled`` of the
+    configuration ``config_path`` names (``--config``; else ``$CORECALL_CONFIG`` or the
+    default path; none is fine) and ``plugins.json`` in its data directory. Raises
+    :class:`ConfigError` for a ``plugins.json`` that is not ``{"disabled": [...]}`` (every
+    other command refuses it too)."""
+    problem = None
+    in_config: tuple[str, ...] = ()
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        problem, data_dir = str(exc), default_data_dir()
+    else:
+        in_config, data_dir = config.disabled_plugins, config.data_dir
+    state_path = data_dir / "plugins.json"
+    in_state = read_disabled(state_path)
+    where = []
+    if in_state:
+        where.append(f"{', '.join(sorted(in_state))} in {show_path(state_path)}")
+    if in_config:
+        where.append(f"{', '.join(sorted(in_config))} in [plugins] disabled")
+    names = set(in_state) | set(in_config)
+    return OperatorChoices(
+        disabled=frozenset(names - DEMO_PARTS.keys()),
+        kept=frozenset(names & DEMO_PARTS.keys()),
+        where=tuple(where),
+        problem=problem,
+        state_path=state_path,
+    )
 
 
 #: The fastest demo: the simulated timings divided by more than this are below what the
@@ -72,6 +142,10 @@ def speed_from_env(speed: float | None) -> float:
     return speed
 
 
+def _pretty_number(e164: str) -> str:
+    return f"+1 {e164[2:5]} {e164[5:8]} {e164[8:]}"
+
+
 #: Numbers the demo's docs name to show each policy's refusal (docs/compliance.md).
 DEMO_DNC_NUMBER = "+12125550166"  # on the demo's do-not-call list
 DEMO_OUTSIDE_HOURS_NUMBER = "+18085550123"  # Honolulu: always outside the demo's window
@@ -92,10 +166,15 @@ def demo_calling_hours(now: _dt.datetime | None = None) -> dict[str, str]:
 
 
 def demo_config(
-    *, speed: float = 1.0, data_dir: Path | None = None, now: _dt.datetime | None = None
+    *,
+    speed: float = 1.0,
+    data_dir: Path | None = None,
+    now: _dt.datetime | None = None,
+    disabled: frozenset[str] = frozenset(),
 ) -> Config:
     """The demo's configuration: simulated trunks for M and D, the demo user as admin, and
-    policies that let calls connect at any hour yet refuse the numbers the docs name."""
+    policies that let calls connect at any hour yet refuse the numbers the docs name.
+    ``disabled`` are plugins to leave off (the operator's, :func:`operator_choices`)."""
     data_dir = data_dir or demo_data_dir()
     timings = {name: seconds / speed for name, seconds in HUMAN_TIMINGS.items()}
     raw = {
@@ -116,7 +195,9 @@ def demo_config(
     }
     # parse_config lets $CORECALL_DATA_DIR win over data_dir; the demo always lives in its
     # own sub-directory so it can never touch a real database.
-    return attrs.evolve(parse_config(raw, path=None), data_dir=data_dir)
+    return attrs.evolve(
+        parse_config(raw, path=None), data_dir=data_dir, disabled_plugins=tuple(sorted(disabled))
+    )
 
 
 def prepare_demo(app: App, *, reset: bool = False) -> None:
@@ -140,9 +221,11 @@ def prepare_demo(app: App, *, reset: bool = False) -> None:
         store.set_caller_id(DEMO_AGENT_ID, None, actor=DEMO_ACTOR)
 
 
-def banner(app: App) -> str:
+def banner(app: App, choices: OperatorChoices = OperatorChoices()) -> str:
     """The opening text, saying what is true now: the demo's data persists between runs
-    (the chosen route, agents added with /authorize), so it is read from the store."""
+    (the chosen route, agents added with /authorize), so it is read from the store; the
+    plugins switched off (``choices``, the demo's own ``plugins.json``) are named, and the
+    compliance checks of those are not promised."""
     admin = AgentAdmin(app)
     agent = admin.get(DEMO_AGENT_ID)
     route = admin.route_of(agent)
@@ -179,9 +262,8 @@ def banner(app: App) -> str:
             "Simulated outcomes by the last 4 digits: 0486 busy, 0408 no answer, 0403 rejected,"
             " 0503 unreachable, 0202 slow answer, 0183 early media, never answers, 0777 "
             "voicemail (never presses 1), 0778 presses a wrong key.",
-            f"Compliance checks refuse {_pretty(DEMO_OUTSIDE_HOURS_NUMBER)} (outside calling "
-            f"hours in Honolulu), {_pretty(DEMO_DNC_NUMBER)} (do-not-call list) and any number "
-            f"called {DEMO_REPEAT_CAP} times today (repeat-call cap); see docs/compliance.md.",
+            _compliance_line(app.disabled_plugins),
+            *_plugin_lines(app, choices),
             f"Demo data: {app.config.data_dir} (kept between runs; corecall demo --reset "
             "forgets the route).",
             "",
@@ -189,14 +271,68 @@ def banner(app: App) -> str:
     )
 
 
-def _pretty(e164: str) -> str:
-    return f"+1 {e164[2:5]} {e164[5:8]} {e164[8:]}"
+#: The demo's compliance showcase: policy plugin -> what it refuses in the demo.
+_SHOWCASE = {
+    "policy_calling_hours": f"{_pretty_number(DEMO_OUTSIDE_HOURS_NUMBER)} (outside calling hours "
+    "in Honolulu)",
+    "policy_dnc": f"{_pretty_number(DEMO_DNC_NUMBER)} (do-not-call list)",
+    "policy_repeat_calls": f"any number called {DEMO_REPEAT_CAP} times today (repeat-call cap)",
+}
 
 
-def run_demo(*, speed: float | None = None, reset: bool = False, wait: float = DEFAULT_WAIT):
-    app = App(demo_config(speed=speed_from_env(speed)))
+def _compliance_line(disabled: set[str]) -> str:
+    shown = [what for name, what in _SHOWCASE.items() if name not in disabled]
+    off = [name for name in _SHOWCASE if name in disabled]
+    if not shown:
+        line = "Compliance checks: none, the compliance plugins are switched off"
+    elif len(shown) == 1:
+        line = f"Compliance checks refuse {shown[0]}"
+    else:
+        line = f"Compliance checks refuse {', '.join(shown[:-1])} and {shown[-1]}"
+    if off and shown:
+        line += f"; {', '.join(off)} {'is' if len(off) == 1 else 'are'} switched off"
+    return line + "; see docs/compliance.md."
+
+
+def _plugin_lines(app: App, choices: OperatorChoices) -> list[str]:
+    lines = []
+    if choices.problem:
+        lines.append(
+            f"Your configuration could not be read ({choices.problem}), so the plugins its "
+            "[plugins] disabled names may be loaded here; those disabled in "
+            f"{show_path(choices.state_path)} are not."
+        )
+    if choices.where:
+        line = f"Plugins switched off for corecall on this machine: {'; '.join(choices.where)}."
+        if choices.disabled:
+            line += f" Off in the demo too: {', '.join(sorted(choices.disabled))}."
+        if choices.kept:
+            parts = ", ".join(f"{name} ({DEMO_PARTS[name]})" for name in sorted(choices.kept))
+            them = "it" if len(choices.kept) == 1 else "them"
+            line += f" The demo is made of {parts}, so it loads {them} anyway."
+        lines.append(line)
+    own = sorted(read_disabled(app.config.plugin_state_path))
+    if own:
+        lines.append(
+            f"Switched off in the demo's own {show_path(app.config.plugin_state_path)}: "
+            f"{', '.join(own)}."
+        )
+    return lines
+
+
+def run_demo(
+    *,
+    speed: float | None = None,
+    reset: bool = False,
+    wait: float = DEFAULT_WAIT,
+    config_path: str | None = None,
+):
+    """``corecall demo``: ``config_path`` is ``--config`` (only its plugin switches are
+    taken: :func:`operator_choices`)."""
+    choices = operator_choices(config_path)
+    app = App(demo_config(speed=speed_from_env(speed), disabled=choices.disabled))
     try:
         prepare_demo(app, reset=reset)
-        run_console(app, DEMO_AGENT_ID, wait=wait, banner=banner(app))
+        run_console(app, DEMO_AGENT_ID, wait=wait, banner=banner(app, choices))
     finally:
         app.close()

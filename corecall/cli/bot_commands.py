@@ -38,11 +38,14 @@ def demo(
 ) -> None:
     """The zero-config demo: the bot's conversation in your terminal, simulated PBX.
 
+    It has its own data and configuration; plugins switched off with `corecall plugins
+    disable` (or [plugins] disabled) are off in the demo too.
+
     Scripted: printf '/settings\\n1\\n2\\n1\\n/call +12125550123\\n' | corecall demo
     """
     from corecall.demo import run_demo
 
-    run_demo(speed=speed, reset=reset, wait=wait)
+    run_demo(speed=speed, reset=reset, wait=wait, config_path=state.config_path)
 
 
 def console(
