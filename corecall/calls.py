@@ -412,7 +412,12 @@ class CallManager:
         """A test call by an operator (``corecall call``): ring ``agent_phone`` over the
         route's trunk, then dial the target. Same number policy and policy plugins as an
         agent's call; recorded with agent id :data:`OPERATOR_AGENT_ID` and audited as
-        ``call.operator`` by ``actor``. Raises :class:`RefusedError` when a check fails."""
+        ``call.operator`` by ``actor``. Raises :class:`RefusedError` when a check fails.
+
+        ``agent_phone`` is rung first and hears the confirmation prompt, so unless it is the
+        phone of an agent on record (added by an admin, as an agent's own phone is for
+        ``/call``) it is a called party like the target: the policy plugins (do-not-call
+        list, calling hours, ...) are asked about it too, before anything is dialed."""
         route = self._routes().get(route_code)
         if route is None:
             known = ", ".join(sorted(self._routes())) or "none"
@@ -431,6 +436,8 @@ class CallManager:
             verdict = self.plugins.parse_number(text, route)
             if not verdict.ok:
                 raise RefusedError(verdict.reason or "invalid", verdict.message)
+            if not await self._in_store(self._is_an_agents_phone, agent.phone):
+                await self._check_first_leg(agent, route, actor)
             request = CallRequest(
                 agent=agent, target=verdict.e164, route=route,  # type: ignore[arg-type]
                 caller_id=route.caller_ids[0],
@@ -446,6 +453,25 @@ class CallManager:
         )  # fmt: skip
         with log_context(call_id=record.id, agent_id=OPERATOR_AGENT_ID):
             return await self._originate(record, originate, driver)
+
+    def _is_an_agents_phone(self, phone: str) -> bool:
+        return any(a.phone == phone for a in self.store.list_agents())
+
+    async def _check_first_leg(self, agent: Agent, route: Route, actor: str) -> None:
+        """The policy plugins on the number an operator's test call rings first."""
+        first_leg = CallRequest(
+            agent=agent, target=agent.phone, route=route, caller_id=route.caller_ids[0],
+            activity=AgentActivity(live_calls=len(self.live_calls(OPERATOR_AGENT_ID))),
+            at=self._clock(),
+        )  # fmt: skip
+        try:
+            await self._check_policies(first_leg, actor)
+        except RefusedError as exc:
+            raise RefusedError(
+                exc.reason,
+                f"Agent phone {agent.phone} (rung first, and not an agent's phone on record): "
+                f"{exc.message}",
+            ) from None
 
     async def _record(
         self, request: CallRequest, agent: Agent

@@ -25,8 +25,9 @@ character that is not a letter or digit becomes ``_``, all upper case, overrides
 postgres_dsn`` from ``CORECALL_STORE_POSTGRES_DSN``. A field may name older variables too
 (``option(..., env=("CORECALL_POSTGRES_DSN",))``), which are looked at first; ``{name}`` /
 ``{NAME}`` in such a name stands for the enclosing table's own name (``[servers.pbx1]`` →
-``pbx1`` / ``PBX1``). A value from the environment is taken verbatim for a string field and
-read as a TOML value otherwise (``30``, ``true``, ``["US", "CA"]``).
+``pbx1`` / ``PBX1``). A value from the environment is taken verbatim for a text field
+(:func:`takes_text_verbatim`: ``str``, ``Path``, a ``Literal`` of strings, or one of those
+``| None``) and read as a TOML value otherwise (``30``, ``true``, ``["US", "CA"]``).
 
 Mistakes raise :class:`~corecall.errors.ConfigError` naming the file, the key and what is
 expected; unknown keys are refused with the known ones listed. Secret values are never
@@ -353,7 +354,7 @@ def parse_options(
         if env_used is not None:
             source: Source = "environment"
             raw_value: Any = env_value
-            if typ is not str and typ is not Path:
+            if not takes_text_verbatim(typ):
                 raw_value = _toml_value(env_used, env_value, typ)
         elif name in table:
             source, raw_value = "file", table[name]
@@ -366,12 +367,15 @@ def parse_options(
             origin_value = values.get(name, _default_of(field))
             origins.append(ValueOrigin(key, origin_value, "default", info.secret, None, info.doc))
             continue
+        # A value from the environment is blamed on its variable, not on a file that may
+        # not even set the key.
+        blamed = None if env_used else where
         try:
             value = _structure_leaf(raw_value, typ)
         except _Mismatch as exc:
             shown = "a value (hidden: secret)" if info.secret else repr(raw_value)
             from_env = f" (from ${env_used})" if env_used else ""
-            raise ConfigError(f"expected {exc.expected}, got {shown}{from_env}", path=where,
+            raise ConfigError(f"expected {exc.expected}, got {shown}{from_env}", path=blamed,
                               key=key) from None  # fmt: skip
         if info.secret and isinstance(value, str):
             # By source, never by value: a CRLF env file leaves a CR in every secret.
@@ -382,7 +386,7 @@ def parse_options(
                 field.validator(None, field, value)
             except (ValueError, TypeError) as exc:
                 from_env = f" (from ${env_used})" if env_used else ""
-                raise ConfigError(_validator_message(exc, info) + from_env, path=where,
+                raise ConfigError(_validator_message(exc, info) + from_env, path=blamed,
                                   key=key) from None  # fmt: skip
         values[name] = value
         origins.append(ValueOrigin(key, value, source, info.secret, env_used, info.doc))
@@ -422,6 +426,22 @@ def _from_environment(
         if value:
             return var, value
     return None, ""
+
+
+def takes_text_verbatim(typ: Any) -> bool:
+    """True when a value of ``typ`` is text, so an environment variable's value is taken as
+    it is rather than read as TOML: ``str``, ``Path``, a ``Literal`` of strings, and any of
+    them ``| None`` (``MODE=raise``, not ``MODE='"raise"'``)."""
+    if typ is str or typ is Path:
+        return True
+    origin = typing.get_origin(typ)
+    args = typing.get_args(typ)
+    if origin is Literal:
+        return all(isinstance(a, str) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        kinds = [a for a in args if a is not type(None)]
+        return bool(kinds) and all(takes_text_verbatim(a) for a in kinds)
+    return False
 
 
 def _toml_value(var: str, text: str, typ: Any) -> Any:

@@ -39,6 +39,65 @@ def test_disable_and_enable_persist_and_change_routes(cli):
     assert cli("number", "check", "+12125550123", "--route", "D")[0] == 0
 
 
+TOGGLED = ["policy_dnc", "policy_calling_hours", "policy_repeat_calls", "metrics", "webhooks",
+           "route_dev"]  # fmt: skip
+
+
+def test_operators_toggling_plugins_at_the_same_moment_all_get_what_they_were_told(cli):
+    """Each toggle read plugins.json, changed it and wrote it back: of 8 concurrent disables
+    one survived, while all 8 printed 'disabled' and were audited as changes (tester5)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "CORECALL_CONFIG": str(cli.config_path)}
+
+    def at_once(verb: str) -> None:
+        procs = [
+            subprocess.Popen([sys.executable, "-m", "corecall", "plugins", verb, name], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for name in TOGGLED
+        ]  # fmt: skip
+        for proc in procs:
+            out, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0 and f"{verb}d " in out, err
+
+    at_once("disable")
+    _, rows = run_json(cli, "plugins", "list")
+    assert sorted(r["name"] for r in rows if not r["enabled"]) == sorted(TOGGLED)
+    _, rows = run_json(cli, "audit")
+    changes = [r for r in rows if r["action"] == "plugin.disable"]
+    assert len(changes) == len(TOGGLED)
+    assert all(r["detail"]["changed"] for r in changes)
+
+    at_once("enable")
+    _, rows = run_json(cli, "plugins", "list")
+    assert [r["name"] for r in rows if not r["enabled"]] == []
+
+
+def test_the_last_route_resolver_cannot_be_disabled(cli, plugin_site):
+    """Without one, every agent was asked to choose a route, chose one ('successfully
+    changed') and was asked again, for ever (tester5)."""
+    from corecall_testing import install_distribution
+
+    code, _out, err = cli("plugins", "disable", "route_resolver")
+    assert code == 1 and "route_resolver" in err and "only plugin choosing" in err
+    _, rows = run_json(cli, "plugins", "list")
+    assert {r["name"]: r["essential"] for r in rows}["route_resolver"] is True
+    install_distribution(plugin_site, "corecall-desks", {"desks": "desks_plugin"}, {
+        "desks_plugin": """
+            from corecall import hookimpl
+
+            @hookimpl
+            def corecall_resolve_route(agent, routes):
+                return routes.get("D")
+        """,
+    })  # fmt: skip
+    assert cli("plugins", "disable", "route_resolver")[0] == 0
+    code, _out, err = cli("plugins", "disable", "desks")
+    assert code == 1 and "'desks'" in err and "only plugin choosing" in err
+
+
 def test_plugins_list_names_the_commands_each_plugin_adds(cli):
     """`corecall --help` loads no plugin; `plugins list` is where the plugins' commands show."""
     _, rows = run_json(cli, "plugins", "list")
@@ -159,6 +218,32 @@ def test_agent_lifecycle_is_audited(cli):
     assert all(e["actor"].startswith("cli:") and e["subject"] == "42" for e in log)
     assert cli("agents", "remove", "42")[0] == 0
     assert run_json(cli, "agents", "list")[1] == []
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("agents", "authorize", "42"), "agent 42 (Ann) was already authorized; nothing changed"),
+        (("agents", "revoke", "42"), "agent 42 (Ann) was already revoked; nothing changed"),
+        (("agents", "set-phone", "42", "(212) 555-0123"),
+         "agent 42 (Ann) is already rung on +12125550123; nothing changed"),
+        (("agents", "set-route", "42", "d"),
+         "agent 42 (Ann) is already on route D; nothing changed"),
+        (("agents", "set-caller-id", "42", "(212) 555-0199"),
+         "agent 42 (Ann) already calls with Caller ID: +12125550199 [D]; nothing changed"),
+    ],
+)  # fmt: skip
+def test_a_change_to_what_is_already_true_says_so_and_audits_nothing(cli, args, said):
+    """tester5: a second revoke wrote a second agent.revoke entry (authorized: no -> no) and
+    said "revoked" again; every agent change that changes nothing says so instead."""
+    cli("agents", "add", "--telegram-id", "42", "--phone", "(212) 555-0123", "--name", "Ann")
+    cli("agents", "set-route", "42", "D")
+    cli("agents", "set-caller-id", "42", "+12125550199")
+    cli(*args)  # the first time may change it (authorize, revoke)
+    _, audit_before = run_json(cli, "audit")
+    code, out, err = cli(*args)
+    assert (code, out.strip(), err) == (0, said, "")
+    assert run_json(cli, "audit")[1] == audit_before
 
 
 @pytest.mark.parametrize(

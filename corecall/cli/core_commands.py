@@ -119,8 +119,11 @@ def config_show(json_: bool = typer.Option(False, "--json", help="Machine-readab
 @plugins_app.command("list")
 def plugins_list(json_: bool = typer.Option(False, "--json", help="Machine-readable output.")):
     """Name, kind, distribution and version, enabled, hooks implemented, commands added."""
+    from corecall.cli import build_cli, core_command_names
+
     plugins = state.app().plugins
-    plugins.command_names()  # fills each info's commands
+    # Counted against the core's names, as the real command line does.
+    plugins.command_names(taken=core_command_names(build_cli()))  # fills each info's commands
     infos = plugins.list()
     if json_:
         print_json([i.as_json() for i in infos])
@@ -134,32 +137,26 @@ def plugins_list(json_: bool = typer.Option(False, "--json", help="Machine-reada
             enabled = f"broken: {i.error}"
         hooks = ", ".join(h.removeprefix("corecall_") for h in i.hooks) or "-"
         commands = ", ".join(i.commands) or "-"
+        if i.commands_error:
+            commands = f"none: dropped ({i.commands_error})"
         rows.append((i.name, i.kind, i.distribution, i.version, enabled, hooks, commands))
     headers = ("name", "kind", "distribution", "version", "enabled", "hooks", "commands")
-    print_table(headers, rows, wrap=("enabled", "hooks"), empty="no plugins installed")
+    print_table(headers, rows, wrap=("enabled", "hooks", "commands"), empty="no plugins installed")
 
 
 def _set_enabled(name: str, enabled: bool) -> None:
     from corecall.errors import NotFoundError
-    from corecall.plugins import (
-        check_can_disable,
-        known_plugin_names,
-        read_disabled,
-        write_disabled,
-    )
+    from corecall.plugins import check_can_disable, known_plugin_names, update_disabled
 
     app = state.app()
     config = app.config
-    disabled = read_disabled(config.plugin_state_path)
     if enabled:
         if name not in known_plugin_names():
             raise NotFoundError(
                 f"no plugin named {echo(name)}; known plugins: {', '.join(known_plugin_names())}"
             )
-        was_disabled = name in disabled
-        disabled.discard(name)
-        write_disabled(config.plugin_state_path, disabled)
-        _audit_toggle(app, "plugin.enable", name, was_disabled)
+        changed = update_disabled(config.plugin_state_path, lambda d: d.discard(name))
+        _audit_toggle(app, "plugin.enable", name, changed)
         note = ""
         if name in config.disabled_plugins:
             note = f" (but {config.path} still lists it under [plugins] disabled)"
@@ -170,11 +167,10 @@ def _set_enabled(name: str, enabled: bool) -> None:
             active_store_plugin=app.active_store_plugin(),
             trunk_driver_users=app.trunk_driver_users(),
             available_drivers=app.plugins.trunk_drivers.names(),
+            route_resolvers=app.plugins.route_resolvers(),
         )
-        was_enabled = name not in disabled
-        disabled.add(name)
-        write_disabled(config.plugin_state_path, disabled)
-        _audit_toggle(app, "plugin.disable", name, was_enabled)
+        changed = update_disabled(config.plugin_state_path, lambda d: d.add(name))
+        _audit_toggle(app, "plugin.disable", name, changed)
         console.print(f"disabled {name}; takes effect on next start")
 
 
