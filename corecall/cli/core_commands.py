@@ -58,6 +58,18 @@ def plugin_sections(plugins: Plugins) -> str:
     return head + "\n".join(parts)
 
 
+def _disabled_now() -> set[str]:
+    """The plugins switched off in the data directory the new configuration will use
+    (a disabled plugin is never imported, not even to document its options)."""
+    from corecall.config import parse_config
+    from corecall.plugins import read_disabled
+
+    try:
+        return read_disabled(parse_config({}, path=None).plugin_state_path)
+    except CorecallError:
+        return set()
+
+
 def init(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing config file."),
 ) -> None:
@@ -66,7 +78,7 @@ def init(
     from corecall.plugins import load_plugins
 
     path, _ = resolve_config_path(state.config_path)
-    write_starter_config(path, force=force, extra=plugin_sections(load_plugins()))
+    write_starter_config(path, force=force, extra=plugin_sections(load_plugins(_disabled_now())))
     state.config_path = str(path)
     app = state.reload()
     store = app.store  # opening creates the schema
@@ -150,6 +162,10 @@ def _set_enabled(name: str, enabled: bool) -> None:
 
     app = state.app()
     config = app.config
+    # A toggle is an audited admin action: the store that records it must answer before
+    # the choice is written, or the choice would change without a record (and the
+    # operator be told the command failed).
+    app.store  # noqa: B018
     if enabled:
         if name not in known_plugin_names():
             raise NotFoundError(
