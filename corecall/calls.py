@@ -549,11 +549,7 @@ class CallManager:
                 target_ring_timeout=self.config.calls.target_ring_timeout,
                 confirm=request.route.confirm,
                 confirm_timeout=request.route.confirm_timeout,
-                agent_caller_id=(
-                    request.target
-                    if request.route.agent_leg_caller_id == "target"
-                    else request.caller_id
-                ),
+                agent_caller_id=request.caller_id,  # owned numbers on both legs
             )
         except UnsafeValueError as exc:
             log.error("refusing unsafe call for agent %s: %s", agent_id, exc)

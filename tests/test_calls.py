@@ -168,7 +168,7 @@ async def test_route_without_confirmation_dials_the_target_on_answer(setup, tmp_
     ("route_options", "confirm", "timeout", "agent_caller_id"),
     [
         ({}, "key", 10, "+12125550100"),
-        ({"confirm": "none", "agent_leg_caller_id": "target"}, "none", 10, ANSWERING_TARGET),
+        ({"confirm": "none"}, "none", 10, "+12125550100"),
         ({"confirm_timeout": 4, "agent_leg_caller_id": "route"}, "key", 4, "+12125550100"),
     ],
 )
