@@ -23,7 +23,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import TypeVar
 
 import attrs
@@ -102,6 +102,28 @@ DRIVER_START_TIMEOUT = 30.0
 DRIVER_STOP_TIMEOUT = 5.0
 #: Seconds :meth:`CallManager.stop` gives the call writer to end once its queue is drained.
 WRITER_STOP_TIMEOUT = 1.0
+
+
+def own_number_refusal(
+    target: str, agent_phone: str, routes: Mapping[str, Route]
+) -> RefusedError | None:
+    """A call to the number corecall rings first (the agent's own phone: it would ring the
+    agent twice and bridge them to themselves) or to one of the operator's own caller IDs
+    (a route calling itself) is refused before anything is dialed; None otherwise."""
+    if target == agent_phone:
+        return RefusedError(
+            "own_phone",
+            f"{target} is your own phone: corecall rings it first, then dials the number you "
+            "give. Send the customer's number, e.g. /call +12125550123.",
+        )
+    for route in routes.values():
+        if target in route.caller_ids:
+            return RefusedError(
+                "own_caller_id",
+                f"{target} is one of the caller IDs of the {route.name} route (a number "
+                "corecall calls from, not one it calls). Send the customer's number.",
+            )
+    return None
 
 
 def authorization_refusal(agent: Agent | None, agent_id: int) -> RefusedError | None:
@@ -372,6 +394,9 @@ class CallManager:
         verdict = self.plugins.parse_number(text, route)
         if not verdict.ok:
             raise RefusedError(verdict.reason or "invalid", verdict.message)
+        refused = own_number_refusal(verdict.e164, agent.phone, routes)  # type: ignore[arg-type]
+        if refused is not None:
+            raise refused
         limits = self.config.limits
         request = CallRequest(
             agent=agent,
@@ -483,6 +508,9 @@ class CallManager:
             verdict = self.plugins.parse_number(text, route)
             if not verdict.ok:
                 raise RefusedError(verdict.reason or "invalid", verdict.message)
+            refused = own_number_refusal(verdict.e164, agent.phone, self._routes())  # type: ignore[arg-type]
+            if refused is not None:
+                raise refused
             if not await self._in_store(self._is_an_agents_phone, agent.phone):
                 await self._check_first_leg(agent, route, actor)
             request = CallRequest(

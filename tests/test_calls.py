@@ -374,6 +374,29 @@ async def test_a_trunk_driver_that_does_not_start_takes_only_its_trunks_down(
     assert refused.value.reason == "trunk_unavailable" and driver in refused.value.message
 
 
+@pytest.mark.parametrize(
+    "text, reason, said",
+    [
+        ("+12125550111", "own_phone", "is your own phone"),
+        ("(212) 555-0111", "own_phone", "is your own phone"),
+        ("+12125550100", "own_caller_id", "caller IDs of the Main route"),
+        ("+12125550199", "own_caller_id", "caller IDs of the Development route"),
+    ],
+)
+async def test_a_call_to_the_agent_s_own_phone_or_a_caller_id_is_refused(
+    setup, text, reason, said
+):
+    """Both were placed: the agent's phone rang twice (tester5)."""
+    _app, manager, _ = await setup(driver="scripted")
+    with pytest.raises(RefusedError) as refused:
+        await manager.place(AGENT, text)
+    assert refused.value.reason == reason and said in refused.value.message
+    assert ScriptedDriver.instances[0].originated == []
+    with pytest.raises(RefusedError) as refused:
+        await manager.place_operator_call("M", "+12125550111", text, actor="cli:ops")
+    assert refused.value.reason == reason
+
+
 async def test_hangup_before_connect_is_cancelled_after_connect_completed(setup):
     _app, manager, _ = await setup(driver="scripted")
     driver = ScriptedDriver.instances[0]
