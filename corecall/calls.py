@@ -97,6 +97,10 @@ CHECKPOINT_INTERVAL = 1.0
 #: driver waits up to 5 s for its AMI links): one that raises or takes longer is logged by
 #: name and its trunks refuse calls, while the other trunks serve.
 DRIVER_START_TIMEOUT = 30.0
+#: Seconds a trunk driver's ``originate()`` may take to hand the call to the PBX (the
+#: Asterisk driver: the Originate's response, a few seconds at most, plus a boot hold of 3 s).
+#: Longer, the call ends as trunk_unavailable and the agent is answered.
+ORIGINATE_TIMEOUT = 15.0
 #: Seconds :meth:`CallManager.stop` gives each trunk driver's ``stop()`` (a driver that
 #: takes longer is logged by name and left behind: one plugin cannot hang the shutdown).
 DRIVER_STOP_TIMEOUT = 5.0
@@ -623,7 +627,25 @@ class CallManager:
         call_id = record.id
         self.progress(call_id, CallState.DIALING_AGENT)
         try:
-            await driver.originate(originate, self.progress)
+            # The agent's lock is held until the driver returns: one that never does would
+            # leave this agent's conversation without an answer for ever.
+            async with asyncio.timeout(ORIGINATE_TIMEOUT):
+                await driver.originate(originate, self.progress)
+        except TimeoutError:
+            name = originate.trunk.driver
+            log.error(
+                "trunk driver %r did not return from originate within %g s; the call is "
+                "recorded as trunk_unavailable and hung up", name, ORIGINATE_TIMEOUT,
+            )  # fmt: skip
+            self.progress(
+                call_id, CallState.ENDED, EndReason.TRUNK_UNAVAILABLE,
+                f"the trunk driver {name} did not answer within {ORIGINATE_TIMEOUT:g} s",
+            )  # fmt: skip
+            self.supervisor.start(
+                f"corecall-hangup-{call_id}",
+                functools.partial(self._hang_up_abandoned, driver, call_id),
+                restart=False,
+            )
         except CorecallError as exc:
             self.progress(call_id, CallState.ENDED, EndReason.TRUNK_UNAVAILABLE, str(exc))
         except Exception as exc:
@@ -633,6 +655,15 @@ class CallManager:
                 f"driver error: {type(exc).__name__}",
             )  # fmt: skip
         return self._live.get(call_id, record)
+
+    @staticmethod
+    async def _hang_up_abandoned(driver: TrunkDriver, call_id: str) -> None:
+        """Best effort: a call given up on may still reach the PBX later."""
+        try:
+            async with asyncio.timeout(DRIVER_STOP_TIMEOUT):
+                await driver.hangup(call_id)
+        except Exception as exc:
+            log.warning("hanging up abandoned call %s: %s", call_id, exc)
 
     async def hangup(
         self, call_id: str, *, reason: EndReason | None = None, detail: str = ""
