@@ -428,6 +428,7 @@ class _HotSQL:
             f"WHERE telegram_id = {param}"
         )
         self.call = f"SELECT {cols(m.Call, _CALL_COLUMNS)} FROM {call} WHERE id = {param}"
+        self.dnc_contains = f"SELECT 1 FROM do_not_call WHERE number = {param} LIMIT 1"
         self.insert_call = (
             f"INSERT INTO {call} ({cols(m.Call, _CALL_COLUMNS)}) "
             f"VALUES ({', '.join([param] * len(_CALL_COLUMNS))})"
@@ -1040,9 +1041,9 @@ class PeeweeStore(Store):
 
     def dnc_contains(self, number: str) -> bool:
         # On the path of every call: one primary-key probe, without building a query.
-        sql = f"SELECT 1 FROM do_not_call WHERE number = {self._db.param} LIMIT 1"
         with self._session():
-            return self._db.execute_sql(sql, (_text(number, "number"),)).fetchone() is not None
+            row = self._db.execute_sql(self._sql.dnc_contains, (_text(number, "number"),))
+            return row.fetchone() is not None
 
     def dnc_get(self, number: str) -> DncEntry | None:
         Dnc = self._m.Dnc

@@ -6,7 +6,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+import phonenumbers
 import pytest
+from corecall_policy_calling_hours import hours
 from corecall_policy_calling_hours.hours import (
     Window,
     check_hours,
@@ -18,6 +20,9 @@ from corecall_policy_calling_hours.hours import (
     parse_clock,
 )
 from corecall_policy_calling_hours.options import CallingHoursOptions
+from phonenumbers import timezone as pn_timezone
+
+from corecall import numbers
 
 UTC = dt.UTC
 NEW_YORK = "+12125550123"  # America/New_York
@@ -48,6 +53,42 @@ def test_zones_come_from_the_number():
 @pytest.mark.parametrize("number", [TOLL_FREE, UNKNOWN_OVERLAY, "+18885550123", "not a number"])
 def test_numbers_without_a_place_have_no_zone(number):
     assert number_zones(number) == ()
+
+
+def libphonenumbers_zones(e164: str) -> tuple[str, ...]:
+    """phonenumbers' own answer, as number_zones() documents it."""
+    number = phonenumbers.parse(e164)
+    if phonenumbers.number_type(number) in hours._PLACELESS_TYPES:
+        return ()
+    zones = pn_timezone.time_zones_for_number(number)
+    return tuple(sorted(z for z in zones if z != pn_timezone.UNKNOWN_TIMEZONE))
+
+
+#: Geographic numbers, split zones, no zone, toll-free, and mobiles that are tied to a place
+#: (Brazil) and that are not (France, the UK: the whole country's zones).
+KINDS_OF_NUMBERS = [
+    NEW_YORK, IDAHO, SOUTH_DAKOTA, HONOLULU, TOLL_FREE, UNKNOWN_OVERLAY, LONDON_MOBILE,
+    "+5511961234567", "+33612345678", "+61412345678", "+4930123456",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("number", KINDS_OF_NUMBERS)
+def test_zones_are_the_same_whether_or_not_the_number_policy_read_the_number(number, monkeypatch):
+    """number_zones() takes the number policy's reading of the number a /call has just had
+    checked (issue 11: no second parse); the answer is phonenumbers' either way."""
+    expected = libphonenumbers_zones(number)
+    monkeypatch.setattr(numbers, "_facts", {})  # nothing read yet
+    assert number_zones(number) == expected
+    monkeypatch.setattr(numbers, "_facts", {})
+    # the policy reads the number (accepted or not, e.g. the overlay missing from its data)
+    numbers.check_number(number, allowed_regions=["US", "CA", "GB", "FR", "BR", "AU", "DE"])
+    parses = []
+    real_parse = phonenumbers.parse
+    monkeypatch.setattr(
+        phonenumbers, "parse", lambda *a, **k: parses.append(a) or real_parse(*a, **k)
+    )
+    assert number_zones(number) == expected
+    assert parses == []  # the policy's reading was used
 
 
 # --------------------------------------------------------------------------- the window

@@ -5,10 +5,12 @@ read), and cannot write through it; PostgreSQL offers none (a network round trip
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import peewee
 import pytest
 
+from corecall.domain import CallRecord
 from corecall.store import Store, StoreWouldBlock
 
 UTC = dt.UTC
@@ -48,3 +50,30 @@ def test_the_read_view_never_waits_and_never_writes(store: Store, target):
     assert db.execute_sql("PRAGMA busy_timeout").fetchone() == (0,)
     store.close()
     assert store.nowait_reads() is None
+
+
+def test_the_dnc_lookup_after_a_call_record_on_the_loop_sees_other_processes(store: Store, target):
+    """SQLite answers the DNC lookup of every call on the connection the event loop writes
+    call records on (its page cache stays warm; issue 11): still fresh for changes another
+    process commits in between, and a bad value goes to the store thread to be reported."""
+    reads = store.nowait_reads()
+    if reads is None:
+        assert target.backend == "postgres"
+        return
+    store.add_agent(5, "+12125550100", authorized=True, actor="cli:a")
+    other = target.open_store()  # the CLI
+    for i in range(3):
+        call = CallRecord(
+            id=uuid.uuid4().hex, agent_id=5, agent_phone="+12125550100", target=LISTED,
+            route_code="M", trunk="main", caller_id="+12125550199", created_at=T0,
+        )  # fmt: skip
+        assert store.create_call_nowait(call, check_agent=True) == call
+        listed = i % 2 == 1
+        if listed:
+            other.dnc_add(LISTED, actor="cli:ops")
+        else:
+            other.dnc_remove(LISTED, actor="cli:ops")
+        assert reads.dnc_contains(LISTED) is listed
+        assert reads.dnc_contains(LISTED) is store.dnc_contains(LISTED)
+    with pytest.raises(StoreWouldBlock):
+        reads.dnc_contains("+1212\x00555")

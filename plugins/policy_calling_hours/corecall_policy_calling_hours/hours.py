@@ -25,6 +25,8 @@ import attrs
 import phonenumbers
 from phonenumbers import timezone as pn_timezone
 
+from corecall.numbers import number_facts
+
 UTC = dt.UTC
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -141,14 +143,18 @@ def _loadable(name: str) -> bool:
 def number_zones(e164: str) -> tuple[str, ...]:
     """Every IANA zone libphonenumber says ``e164`` may be in, sorted; () when unknown
     (no data for its prefix, e.g. a new NANP overlay, or a number type not tied to a place,
-    e.g. toll-free)."""
-    try:
-        number = phonenumbers.parse(e164)
-    except phonenumbers.NumberParseException:
+    e.g. toll-free). The same answer as ``phonenumbers.timezone.time_zones_for_number``,
+    from the reading the number policy made of the number (one parse per ``/call``)."""
+    facts = number_facts(e164)
+    if facts is None:
         return ()
-    if phonenumbers.number_type(number) in _PLACELESS_TYPES:
+    number, kind = facts
+    if kind == phonenumbers.PhoneNumberType.UNKNOWN or kind in _PLACELESS_TYPES:
         return ()
-    zones = pn_timezone.time_zones_for_number(number)
+    if phonenumbers.is_number_type_geographical(kind, number.country_code or 0):
+        zones = pn_timezone.time_zones_for_geographical_number(number)
+    else:  # e.g. mobiles outside the few countries whose mobile prefixes are regional
+        zones = pn_timezone.time_zones_for_number(number)
     return tuple(sorted(z for z in zones if z != pn_timezone.UNKNOWN_TIMEZONE))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import attrs
 
 from corecall import option
@@ -54,7 +56,13 @@ class CallingHoursOptions:
     )  # fmt: skip
 
     def window(self) -> Window:
-        return Window(
-            opens=parse_clock(self.opens), closes=parse_clock(self.closes),
-            closed_days=parse_days(self.closed_days), fallback_zone=self.fallback_zone,
-        )  # fmt: skip
+        return _window(self.opens, self.closes, tuple(self.closed_days), self.fallback_zone)
+
+
+@functools.lru_cache(maxsize=64)
+def _window(opens: str, closes: str, closed_days: tuple[str, ...], fallback_zone: str) -> Window:
+    """The window of a set of options, built once (it is asked for on every call)."""
+    return Window(
+        opens=parse_clock(opens), closes=parse_clock(closes),
+        closed_days=parse_days(closed_days), fallback_zone=fallback_zone,
+    )  # fmt: skip

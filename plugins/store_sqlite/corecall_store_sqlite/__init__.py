@@ -21,8 +21,8 @@ from corecall import option
 from corecall.domain import Agent, CallRecord
 from corecall.errors import AlreadyExistsError, StoreError
 from corecall.hookspecs import hookimpl
-from corecall.store import NowaitReads
-from corecall.store.peewee_store import PeeweeStore
+from corecall.store import NowaitReads, StoreWouldBlock
+from corecall.store.peewee_store import PeeweeStore, _text
 
 #: Applied to every connection.
 PRAGMAS = (
@@ -60,7 +60,7 @@ class SqliteStore(PeeweeStore):
             check_same_thread=False, thread_safe=False,
         )  # fmt: skip
         self._reader = PeeweeStore(reader_db)
-        self._reads = NowaitReads(self._reader)
+        self._reads = _SqliteNowaitReads(self._reader, self)
 
     @property
     def location(self) -> str:
@@ -90,6 +90,22 @@ class SqliteStore(PeeweeStore):
         recovery) the read raises StoreWouldBlock at once and the caller asks the store
         thread. Each read sees every change committed before it, by any process."""
         return self._reads if self._is_open else None
+
+    def dnc_contains_nowait(self, number: str) -> bool | None:
+        """:meth:`dnc_contains` on the event loop's connection (the one call records are
+        written on), or None when SQLite cannot answer at once. The DNC check reads it on
+        every call: on this connection SQLite's page cache is still valid after the call
+        records written on it, where the read view's own connection had it dropped by each
+        of them (measured: 14 µs against 53 µs a lookup; issue 11). Raises StoreError for a
+        bad number."""
+        if not self._is_open:
+            return None
+        params = (_text(number, "number"),)
+        try:
+            row = self._nowait_conn().execute(self._sql.dnc_contains, params).fetchone()
+        except sqlite3.Error:
+            return None
+        return row is not None
 
     def create_call_nowait(
         self, call: CallRecord, *, check_agent: bool = False
@@ -232,6 +248,25 @@ class SqliteStore(PeeweeStore):
             raise StoreError(
                 f"cannot create the SQLite store {self.path}: {exc.strerror}"
             ) from None
+
+
+class _SqliteNowaitReads(NowaitReads):
+    """The read view, with the DNC lookup of every call on the event loop's own connection
+    (:meth:`SqliteStore.dnc_contains_nowait`); the other reads through the view's read-only
+    connection."""
+
+    def __init__(self, reader: PeeweeStore, store: SqliteStore) -> None:
+        super().__init__(reader)
+        self._store = store
+
+    def dnc_contains(self, number: str) -> bool:
+        try:
+            found = self._store.dnc_contains_nowait(number)
+        except StoreError as exc:
+            raise StoreWouldBlock("dnc_contains") from exc
+        if found is None:
+            raise StoreWouldBlock("dnc_contains")
+        return found
 
 
 @attrs.frozen
