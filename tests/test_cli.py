@@ -269,6 +269,26 @@ def test_a_toggle_the_store_cannot_record_changes_nothing(tmp_path, capsys, verb
     assert read_disabled(state_file) == {"metrics"}
 
 
+def test_the_audit_names_the_os_account_not_what_user_says(cli, monkeypatch):
+    """The audit's 'who' came from $USER/$LOGNAME: anyone could write someone else's name,
+    or an ESC sequence, there (tester5)."""
+    import os
+    import pwd
+
+    account = pwd.getpwuid(os.getuid()).pw_name
+    monkeypatch.setenv("USER", "mallory\x1b[31m")
+    monkeypatch.setenv("LOGNAME", "mallory")
+    monkeypatch.delenv("SUDO_USER", raising=False)
+    assert cli("agents", "add", "--telegram-id", "7", "--phone", "+12125550177")[0] == 0
+    _, rows = run_json(cli, "audit")
+    assert rows[0]["actor"] == f"cli:{account}"
+    if os.getuid() == 0:
+        monkeypatch.setenv("SUDO_USER", "alice")
+        assert cli("agents", "revoke", "7")[0] == 0 and cli("agents", "authorize", "7")[0] == 0
+        _, rows = run_json(cli, "audit")
+        assert rows[0]["actor"] == f"cli:{account} (sudo by alice)"
+
+
 def test_disabling_unknown_plugin_lists_known_ones(cli):
     code, _, err = cli("plugins", "disable", "nope")
     assert code == 1 and "no plugin named 'nope'" in err and "route_main" in err
