@@ -289,6 +289,41 @@ def test_the_audit_names_the_os_account_not_what_user_says(cli, monkeypatch):
         assert rows[0]["actor"] == f"cli:{account} (sudo by alice)"
 
 
+def test_a_misspelt_name_in_plugins_disabled_is_refused(tmp_path, capsys):
+    """`[plugins] disabled = ["polcy_dnc"]` passed silently: the do-not-call policy the
+    operator meant to switch off stayed on, or the reverse (tester5)."""
+    from corecall_testing import config_dict, write_toml
+
+    from corecall.cli import main
+
+    path = write_toml(tmp_path / "c.toml", config_dict(tmp_path, plugins={
+        "disabled": ["polcy_dnc"]}))  # fmt: skip
+    assert main(["--config", str(path), "agents", "list"]) == 1
+    err = capsys.readouterr().err
+    assert "[plugins.disabled] no installed plugin is named 'polcy_dnc'" in err
+    assert "policy_dnc" in err  # the installed ones are listed
+
+
+def test_a_name_left_in_plugins_json_by_an_uninstalled_plugin_can_be_enabled_away(cli):
+    from corecall.plugins import read_disabled, write_disabled
+
+    state = cli.config_path.parent / "plugins.json"
+    write_disabled(state, {"gone_plugin", "metrics"})
+    code, _out, err = cli("plugins", "enable", "gone_plugin")
+    assert code == 0, err
+    assert read_disabled(state) == {"metrics"}
+    code, _out, err = cli("plugins", "enable", "never_heard_of")
+    assert code == 1 and "no plugin named 'never_heard_of'" in err
+
+
+def test_operators_test_calls_can_be_listed_as_agent_0(cli):
+    code, _out, err = cli("call", "--route", "M", "--agent-phone", "+12125550111", "--target",
+                         "+12125550123")  # fmt: skip
+    assert code == 0, err
+    code, rows = run_json(cli, "calls", "list", "--agent", "0")
+    assert code == 0 and len(rows) == 1 and rows[0]["agent_id"] == 0
+
+
 def test_disabling_unknown_plugin_lists_known_ones(cli):
     code, _, err = cli("plugins", "disable", "nope")
     assert code == 1 and "no plugin named 'nope'" in err and "route_main" in err

@@ -158,7 +158,12 @@ def plugins_list(json_: bool = typer.Option(False, "--json", help="Machine-reada
 
 def _set_enabled(name: str, enabled: bool) -> None:
     from corecall.errors import NotFoundError
-    from corecall.plugins import check_can_disable, known_plugin_names, update_disabled
+    from corecall.plugins import (
+        check_can_disable,
+        known_plugin_names,
+        read_disabled,
+        update_disabled,
+    )
 
     app = state.app()
     config = app.config
@@ -167,7 +172,8 @@ def _set_enabled(name: str, enabled: bool) -> None:
     # operator be told the command failed).
     app.store  # noqa: B018
     if enabled:
-        if name not in known_plugin_names():
+        # A name left in plugins.json by a plugin since uninstalled may be removed too.
+        if name not in known_plugin_names() and name not in read_disabled(config.plugin_state_path):
             raise NotFoundError(
                 f"no plugin named {echo(name)}; known plugins: {', '.join(known_plugin_names())}"
             )
@@ -205,7 +211,7 @@ def plugins_enable(name: str):
 
 @plugins_app.command("disable")
 def plugins_disable(name: str):
-    """Disable a plugin without importing it (persisted; takes effect on next start)."""
+    """Disable a plugin (persisted; from the next start it is never imported)."""
     _set_enabled(name, False)
 
 
