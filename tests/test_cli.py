@@ -386,6 +386,32 @@ def test_agent_lifecycle_is_audited(cli):
 
 
 @pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("agents", "authorize", "42"), "agent 42 (Ann) was already authorized; nothing changed"),
+        (("agents", "revoke", "42"), "agent 42 (Ann) was already revoked; nothing changed"),
+        (("agents", "set-phone", "42", "(212) 555-0123"),
+         "agent 42 (Ann) is already rung on +12125550123; nothing changed"),
+        (("agents", "set-route", "42", "d"),
+         "agent 42 (Ann) is already on route D; nothing changed"),
+        (("agents", "set-caller-id", "42", "(212) 555-0199"),
+         "agent 42 (Ann) already calls with Caller ID: +12125550199 [D]; nothing changed"),
+    ],
+)  # fmt: skip
+def test_a_change_to_what_is_already_true_says_so_and_audits_nothing(cli, args, said):
+    """tester5: a second revoke wrote a second agent.revoke entry (authorized: no -> no) and
+    said "revoked" again; every agent change that changes nothing says so instead."""
+    cli("agents", "add", "--telegram-id", "42", "--phone", "(212) 555-0123", "--name", "Ann")
+    cli("agents", "set-route", "42", "D")
+    cli("agents", "set-caller-id", "42", "+12125550199")
+    cli(*args)  # the first time may change it (authorize, revoke)
+    _, audit_before = run_json(cli, "audit")
+    code, out, err = cli(*args)
+    assert (code, out.strip(), err) == (0, said, "")
+    assert run_json(cli, "audit")[1] == audit_before
+
+
+@pytest.mark.parametrize(
     ("args", "message"),
     [
         (("agents", "add", "--telegram-id", "7", "--phone", "911"), "emergency"),

@@ -496,3 +496,48 @@ def test_example_register_commands(tmp_path):
         app.close()
     assert result.exit_code == 0, result.output
     assert result.output == "doc_example: 0 agents\n"
+
+
+# --------------------------------------------------------------------------- in step with the code
+
+
+def _paragraph(text: str, start: str) -> str:
+    """The paragraph of ``text`` that contains ``start``, joined into one line."""
+    at = text.index(start)
+    begin = text.rfind("\n\n", 0, at) + 2
+    end = text.find("\n\n", at)
+    return " ".join(text[begin : end if end >= 0 else None].split())
+
+
+def test_state_changed_lists_every_state_a_listener_gets():
+    """A listener is told every state of CallState that a call can reach (tester5: the list
+    left out awaiting_confirmation, which every call on a confirm = "key" route reaches)."""
+    when = _paragraph(hook_section("corecall_call_state_changed"), "**When:**")
+    named = re.findall(r"`(\w+)`", when)
+    assert named, when
+    missing = [s.value for s in CallState if s.value not in named and s.name not in named]
+    assert not missing, f"corecall_call_state_changed's **When:** leaves out {missing}: {when}"
+    values = {s.value for s in CallState}
+    first_mentions = [CallState(n) for n in dict.fromkeys(named) if n in values]
+    assert first_mentions == list(CallState), f"not in the order calls reach them: {when}"
+
+
+def test_plugin_kinds_are_the_ones_plugins_list_prints():
+    """docs/plugin_hooks.md names every kind `corecall plugins list` can print, with the
+    hooks that give it, in the order they are tried (tester5: service, commands, other and
+    unknown were missing)."""
+    from corecall.plugins import _KIND_BY_HOOK, PluginInfo, _kind
+
+    text = _paragraph(HOOK_DOC.read_text(encoding="utf-8"), "names a plugin's kind")
+    documented = {
+        kind: sorted(f"corecall_{h}" for h in re.findall(r"`(\w+)`", hooks))
+        for kind, hooks in re.findall(r"`(\w+)` \(((?:`\w+`(?:, )?)+)\)", text)
+    }
+    by_kind: dict[str, list[str]] = {}
+    for hook, kind in _KIND_BY_HOOK:
+        by_kind.setdefault(kind, []).append(hook)
+    assert documented == {kind: sorted(hooks) for kind, hooks in by_kind.items()}, text
+    assert list(documented) == list(by_kind), f"kinds out of order: {text}"
+    fallbacks = {_kind([]), attrs.fields(PluginInfo).kind.default}  # "other", "unknown"
+    for kind in fallbacks:
+        assert f"`{kind}`" in text, f"docs/plugin_hooks.md does not say when the kind is {kind}"
