@@ -65,17 +65,12 @@ class AgentAdmin:
             if phone is None:
                 self.get(telegram_id)  # raises NotFoundError with the how-to
             return self.add(telegram_id, phone, name, authorized=True, actor=actor)  # type: ignore[arg-type]
-        agent = self.get(telegram_id)
         if phone is not None:
-            agent = self.set_phone(telegram_id, phone, actor=actor)
-        if agent.authorized:
-            return agent  # nothing to change: nothing written, nothing audited
+            self.store.set_phone(telegram_id, self._phone(phone), actor=actor)
         return self.store.set_authorized(telegram_id, True, actor=actor)
 
     def revoke(self, telegram_id: int, *, actor: str) -> Agent:
-        agent = self.get(telegram_id)
-        if not agent.authorized:
-            return agent  # nothing to change: nothing written, nothing audited
+        self.get(telegram_id)
         return self.store.set_authorized(telegram_id, False, actor=actor)
 
     def remove(self, telegram_id: int, *, actor: str) -> None:
@@ -83,11 +78,8 @@ class AgentAdmin:
         self.store.remove_agent(telegram_id, actor=actor)
 
     def set_phone(self, telegram_id: int, phone: str, *, actor: str) -> Agent:
-        agent = self.get(telegram_id)
-        e164 = self._phone(phone)
-        if e164 == agent.phone:
-            return agent  # nothing to change: nothing written, nothing audited
-        return self.store.set_phone(telegram_id, e164, actor=actor)
+        self.get(telegram_id)
+        return self.store.set_phone(telegram_id, self._phone(phone), actor=actor)
 
     def set_route(self, telegram_id: int, code: str, *, actor: str) -> Agent:
         agent = self.get(telegram_id)
@@ -98,8 +90,6 @@ class AgentAdmin:
             raise RefusedError(
                 "unknown_route", f"No route {echo(code)}. Offered routes: {offered}."
             )
-        if code == agent.route_code:
-            return agent  # nothing to change: nothing written, nothing audited
         updated = self.store.set_route(telegram_id, code, actor=actor)
         if agent.caller_id and agent.caller_id not in routes[code].caller_ids:
             # The old caller ID belongs to the old route: never carry it across routes.
@@ -125,8 +115,6 @@ class AgentAdmin:
                 f"{number} is not one of route {route.code}'s caller IDs. "
                 f"Choose one of: {', '.join(route.caller_ids)}.",
             )
-        if number == agent.caller_id:
-            return agent  # nothing to change: nothing written, nothing audited
         return self.store.set_caller_id(telegram_id, number, actor=actor)
 
     def route_of(self, agent: Agent) -> Route | None:

@@ -23,6 +23,7 @@ from corecall.store import Store
 from corecall.telephony.driver import TrunkDriver
 
 if TYPE_CHECKING:
+    from corecall.serving import ServingLock
     from corecall.store.executor import StoreExecutor
     from corecall.supervision import Supervisor
 
@@ -34,6 +35,7 @@ class App:
         self.config = config
         self._extra_plugins = list(extra_plugins)
         self._store: Store | None = None
+        self._serving: ServingLock | None = None  # see claim_serving
 
     # ---- plugins
     @cached_property
@@ -143,8 +145,28 @@ class App:
             return await self.store_executor.run(functools.partial(fn, *args, **kwargs))
         return await self.store_executor.run(fn, *args)
 
+    def claim_serving(self, role: str) -> None:
+        """Become the one process serving this store's calls (``run``, ``console``,
+        ``demo``: see :mod:`corecall.serving`), until :meth:`close`. Raises
+        :class:`~corecall.serving.StoreServedElsewhere` naming the process that serves it."""
+        from corecall.serving import ServingLock, serving_lock_path
+
+        if self._serving is not None:
+            return
+        store = self.store
+        location = str(getattr(store, "location", "") or self.config.store.backend)
+        lock = ServingLock(
+            serving_lock_path(location, self.config.data_dir),
+            f"the {self.config.store.backend} store {location}",
+        )
+        lock.acquire(role)
+        self._serving = lock
+
     def close(self) -> None:
         """Finish the store jobs already submitted, stop the store thread, close the store."""
+        if self._serving is not None:
+            self._serving.release()
+            self._serving = None
         executor = self.__dict__.pop("store_executor", None)
         if executor is not None:
             executor.close()

@@ -23,7 +23,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import TypeVar
 
 import attrs
@@ -97,11 +97,37 @@ CHECKPOINT_INTERVAL = 1.0
 #: driver waits up to 5 s for its AMI links): one that raises or takes longer is logged by
 #: name and its trunks refuse calls, while the other trunks serve.
 DRIVER_START_TIMEOUT = 30.0
+#: Seconds a trunk driver's ``originate()`` may take to hand the call to the PBX (the
+#: Asterisk driver: the Originate's response, a few seconds at most, plus a boot hold of 3 s).
+#: Longer, the call ends as trunk_unavailable and the agent is answered.
+ORIGINATE_TIMEOUT = 15.0
 #: Seconds :meth:`CallManager.stop` gives each trunk driver's ``stop()`` (a driver that
 #: takes longer is logged by name and left behind: one plugin cannot hang the shutdown).
 DRIVER_STOP_TIMEOUT = 5.0
 #: Seconds :meth:`CallManager.stop` gives the call writer to end once its queue is drained.
 WRITER_STOP_TIMEOUT = 1.0
+
+
+def own_number_refusal(
+    target: str, agent_phone: str, routes: Mapping[str, Route]
+) -> RefusedError | None:
+    """A call to the number corecall rings first (the agent's own phone: it would ring the
+    agent twice and bridge them to themselves) or to one of the operator's own caller IDs
+    (a route calling itself) is refused before anything is dialed; None otherwise."""
+    if target == agent_phone:
+        return RefusedError(
+            "own_phone",
+            f"{target} is your own phone: corecall rings it first, then dials the number you "
+            "give. Send the customer's number, e.g. /call +12125550123.",
+        )
+    for route in routes.values():
+        if target in route.caller_ids:
+            return RefusedError(
+                "own_caller_id",
+                f"{target} is one of the caller IDs of the {route.name} route (a number "
+                "corecall calls from, not one it calls). Send the customer's number.",
+            )
+    return None
 
 
 def authorization_refusal(agent: Agent | None, agent_id: int) -> RefusedError | None:
@@ -372,6 +398,9 @@ class CallManager:
         verdict = self.plugins.parse_number(text, route)
         if not verdict.ok:
             raise RefusedError(verdict.reason or "invalid", verdict.message)
+        refused = own_number_refusal(verdict.e164, agent.phone, routes)  # type: ignore[arg-type]
+        if refused is not None:
+            raise refused
         limits = self.config.limits
         request = CallRequest(
             agent=agent,
@@ -483,6 +512,9 @@ class CallManager:
             verdict = self.plugins.parse_number(text, route)
             if not verdict.ok:
                 raise RefusedError(verdict.reason or "invalid", verdict.message)
+            refused = own_number_refusal(verdict.e164, agent.phone, self._routes())  # type: ignore[arg-type]
+            if refused is not None:
+                raise refused
             if not await self._in_store(self._is_an_agents_phone, agent.phone):
                 await self._check_first_leg(agent, route, actor)
             request = CallRequest(
@@ -549,11 +581,7 @@ class CallManager:
                 target_ring_timeout=self.config.calls.target_ring_timeout,
                 confirm=request.route.confirm,
                 confirm_timeout=request.route.confirm_timeout,
-                agent_caller_id=(
-                    request.target
-                    if request.route.agent_leg_caller_id == "target"
-                    else request.caller_id
-                ),
+                agent_caller_id=request.caller_id,  # owned numbers on both legs
             )
         except UnsafeValueError as exc:
             log.error("refusing unsafe call for agent %s: %s", agent_id, exc)
@@ -599,7 +627,25 @@ class CallManager:
         call_id = record.id
         self.progress(call_id, CallState.DIALING_AGENT)
         try:
-            await driver.originate(originate, self.progress)
+            # The agent's lock is held until the driver returns: one that never does would
+            # leave this agent's conversation without an answer for ever.
+            async with asyncio.timeout(ORIGINATE_TIMEOUT):
+                await driver.originate(originate, self.progress)
+        except TimeoutError:
+            name = originate.trunk.driver
+            log.error(
+                "trunk driver %r did not return from originate within %g s; the call is "
+                "recorded as trunk_unavailable and hung up", name, ORIGINATE_TIMEOUT,
+            )  # fmt: skip
+            self.progress(
+                call_id, CallState.ENDED, EndReason.TRUNK_UNAVAILABLE,
+                f"the trunk driver {name} did not answer within {ORIGINATE_TIMEOUT:g} s",
+            )  # fmt: skip
+            self.supervisor.start(
+                f"corecall-hangup-{call_id}",
+                functools.partial(self._hang_up_abandoned, driver, call_id),
+                restart=False,
+            )
         except CorecallError as exc:
             self.progress(call_id, CallState.ENDED, EndReason.TRUNK_UNAVAILABLE, str(exc))
         except Exception as exc:
@@ -609,6 +655,15 @@ class CallManager:
                 f"driver error: {type(exc).__name__}",
             )  # fmt: skip
         return self._live.get(call_id, record)
+
+    @staticmethod
+    async def _hang_up_abandoned(driver: TrunkDriver, call_id: str) -> None:
+        """Best effort: a call given up on may still reach the PBX later."""
+        try:
+            async with asyncio.timeout(DRIVER_STOP_TIMEOUT):
+                await driver.hangup(call_id)
+        except Exception as exc:
+            log.warning("hanging up abandoned call %s: %s", call_id, exc)
 
     async def hangup(
         self, call_id: str, *, reason: EndReason | None = None, detail: str = ""

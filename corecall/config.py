@@ -249,11 +249,6 @@ countries = ["US", "CA"]
 # dials the target, so an agent's voicemail is never bridged to a customer. "none" skips it.
 confirm = "key"
 confirm_timeout = 10       # seconds to wait for the key (once more after a wrong key)
-# Caller ID shown on the agent's phone: "route" (this route's own number, default) or
-# "target". RISK of "target": it presents a number you do not own; carriers that enforce
-# caller-ID ownership (STIR/SHAKEN) refuse the call (403) or mark it as spam. Use it only if
-# your carrier allows it in writing.
-agent_leg_caller_id = "route"
 
 [routes.D]
 trunk = "dev"
@@ -494,10 +489,18 @@ def _parse_route(
     if not 1 <= confirm_timeout <= 120:
         p.fail(f"{key}.confirm_timeout", f"expected 1-120 seconds, got {confirm_timeout}")
     agent_leg = p.opt(t, "agent_leg_caller_id", str, key, "route")
-    if agent_leg not in ("route", "target"):
+    if agent_leg == "target":  # offered once; it broke the safety stance
         p.fail(
             f"{key}.agent_leg_caller_id",
-            f'expected "route" (the route\'s own number) or "target", got {agent_leg!r}',
+            '"target" is not offered: caller IDs on both legs are numbers you own (the '
+            "target's number would be presented to your carrier as yours on the agent's "
+            "leg); the agent hears the target's number in the prompt. Remove the key or "
+            'set "route"',
+        )
+    if agent_leg != "route":
+        p.fail(
+            f"{key}.agent_leg_caller_id",
+            f'expected "route" (the route\'s own number, on both legs), got {agent_leg!r}',
         )
     return RouteConfig(
         code=code,

@@ -290,7 +290,9 @@ class Plugins:
                     cand.entry_point.load() if cand.entry_point
                     else importlib.import_module(cand.module)
                 )  # fmt: skip
-            except Exception as exc:
+            # sys.exit() at import (some modules do on a missing dependency) is this plugin
+            # failing to load, not a stop of every command (plugins disable included).
+            except (Exception, SystemExit, KeyboardInterrupt) as exc:
                 info.error = f"failed to load: {type(exc).__name__}: {exc}"
                 log.error("plugin %r (%s) %s", cand.name, cand.distribution, info.error)
                 continue

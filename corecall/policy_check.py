@@ -16,7 +16,12 @@ import datetime as _dt
 import attrs
 
 from corecall.app import App
-from corecall.calls import OPERATOR_AGENT_ID, authorization_refusal, effective_caller_id
+from corecall.calls import (
+    OPERATOR_AGENT_ID,
+    authorization_refusal,
+    effective_caller_id,
+    own_number_refusal,
+)
 from corecall.domain import Agent, AgentActivity, CallRequest, Refusal
 from corecall.errors import PluginError
 from corecall.fields import echo
@@ -115,6 +120,10 @@ def dry_run(
         steps.append(StepVerdict("number", False, verdict.message, verdict.reason))
         return done(route=route.code)
     e164 = verdict.e164
+    own = own_number_refusal(e164, agent.phone, routes)  # type: ignore[arg-type]
+    if own is not None:
+        steps.append(StepVerdict("number", False, own.message, own.reason))
+        return done(route=route.code)
     steps.append(StepVerdict("number", True, f"{e164} may be called on route {route.code}"))
     limits = app.config.limits
     recent = app.store.count_calls_since(agent.telegram_id, at - _dt.timedelta(minutes=1))

@@ -168,7 +168,7 @@ async def test_route_without_confirmation_dials_the_target_on_answer(setup, tmp_
     ("route_options", "confirm", "timeout", "agent_caller_id"),
     [
         ({}, "key", 10, "+12125550100"),
-        ({"confirm": "none", "agent_leg_caller_id": "target"}, "none", 10, ANSWERING_TARGET),
+        ({"confirm": "none"}, "none", 10, "+12125550100"),
         ({"confirm_timeout": 4, "agent_leg_caller_id": "route"}, "key", 4, "+12125550100"),
     ],
 )
@@ -372,6 +372,71 @@ async def test_a_trunk_driver_that_does_not_start_takes_only_its_trunks_down(
     with pytest.raises(RefusedError) as refused:
         await manager.place(AGENT, ANSWERING_TARGET)
     assert refused.value.reason == "trunk_unavailable" and driver in refused.value.message
+
+
+@pytest.mark.parametrize(
+    "text, reason, said",
+    [
+        ("+12125550111", "own_phone", "is your own phone"),
+        ("(212) 555-0111", "own_phone", "is your own phone"),
+        ("+12125550100", "own_caller_id", "caller IDs of the Main route"),
+        ("+12125550199", "own_caller_id", "caller IDs of the Development route"),
+    ],
+)
+async def test_a_call_to_the_agent_s_own_phone_or_a_caller_id_is_refused(setup, text, reason, said):
+    """Both were placed: the agent's phone rang twice (tester5)."""
+    _app, manager, _ = await setup(driver="scripted")
+    with pytest.raises(RefusedError) as refused:
+        await manager.place(AGENT, text)
+    assert refused.value.reason == reason and said in refused.value.message
+    assert ScriptedDriver.instances[0].originated == []
+    with pytest.raises(RefusedError) as refused:
+        await manager.place_operator_call("M", "+12125550111", text, actor="cli:ops")
+    assert refused.value.reason == reason
+
+
+class HangingOriginate(ScriptedDriver):
+    NAME = "hanging_originate"
+
+    async def originate(self, request, progress):
+        self.originated.append(request)
+        await asyncio.sleep(3600)
+
+
+class HangingDrivers:
+    @hookimpl
+    def corecall_register_trunk_drivers(self, registry):
+        registry.register(HangingOriginate)
+
+
+async def test_a_driver_whose_originate_never_returns_does_not_hold_the_agent(
+    setup, monkeypatch, caplog
+):
+    """The agent's lock is held until originate() returns: /call and then /start got no
+    answer at all, and the record stayed unfinished (tester5)."""
+    import corecall.calls
+
+    monkeypatch.setattr(corecall.calls, "ORIGINATE_TIMEOUT", 0.3)
+    app, manager, _ = await setup(
+        extra=[("hanging", HangingDrivers())],
+        trunks={"main": {"driver": "hanging_originate"}},
+    )
+    async with asyncio.timeout(5):
+        record = await manager.place(AGENT, ANSWERING_TARGET)
+    assert record.state is CallState.ENDED and record.reason is EndReason.TRUNK_UNAVAILABLE
+    assert "did not answer within 0.3 s" in record.detail
+    assert "trunk driver 'hanging_originate' did not return from originate" in caplog.text
+    final = await manager.wait_final(record.id, timeout=2)
+    assert app.store.get_call(final.id).state is CallState.ENDED
+    driver = manager.drivers["hanging_originate"]
+    for _ in range(50):  # the best-effort hang-up of the abandoned call
+        if driver.hangups:
+            break
+        await asyncio.sleep(0.02)
+    assert driver.hangups == [record.id]
+    async with asyncio.timeout(5):  # the agent is free again: the next request is answered
+        again = await manager.place(AGENT, ANSWERING_TARGET)
+    assert again.reason is EndReason.TRUNK_UNAVAILABLE
 
 
 async def test_hangup_before_connect_is_cancelled_after_connect_completed(setup):

@@ -90,6 +90,8 @@ def test_secrets_come_from_the_environment(tmp_path, monkeypatch):
         (lambda r: r["routes"]["M"].update(confirm_timeout=0), "routes.M.confirm_timeout", "1-120"),
         (lambda r: r["routes"]["M"].update(confirm_timeout="10"), "routes.M.confirm_timeout", "integer"),  # noqa: E501
         (lambda r: r["routes"]["M"].update(agent_leg_caller_id="+12125550100"), "routes.M.agent_leg_caller_id", '"route"'),  # noqa: E501
+        # Both legs show numbers the operator owns (the safety stance; tester5).
+        (lambda r: r["routes"]["M"].update(agent_leg_caller_id="target"), "routes.M.agent_leg_caller_id", "caller IDs on both legs are numbers you own"),  # noqa: E501
         (lambda r: r["limits"].update(calls_per_minute=0), "limits.calls_per_minute", "at least 1"),
         (lambda r: r["limits"].update(calls_per_minute="6"), "limits.calls_per_minute", "integer"),
         (lambda r: r["bot"].update(super_admins=["alice"]), "bot.super_admins", "numeric"),

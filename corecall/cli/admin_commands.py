@@ -50,18 +50,12 @@ def _agent_json(agent: Agent) -> dict:
     return data
 
 
-def _show(agent: Agent, verb: str, before: Agent | None = None) -> None:
-    """One line with the agent as it is now; ``before`` (the agent before the command) equal
-    to it means nothing changed, and the line says so (nothing was written or audited)."""
+def _show(agent: Agent, verb: str) -> None:
     route = agent.route_code or "none"
-    state = (
-        f"({agent.name or 'no name'}): phone {agent.phone}, route {route}, authorized "
-        f"{'yes' if agent.authorized else 'no'}"
+    console.print(
+        f"{verb} agent {agent.telegram_id} ({agent.name or 'no name'}): phone "
+        f"{agent.phone}, route {route}, authorized {'yes' if agent.authorized else 'no'}"
     )
-    if before is not None and before == agent:
-        console.print(f"nothing changed: agent {agent.telegram_id} {state}")
-        return
-    console.print(f"{verb} agent {agent.telegram_id} {state}")
 
 
 def _unchanged(agent: Agent, what: str) -> None:
@@ -186,7 +180,11 @@ def _call_json(call: CallRecord) -> dict:
 @calls_app.command("list")
 def calls_list(
     agent: int = typer.Option(
-        None, "--agent", help="Only this agent's calls.", min=1, max=TELEGRAM_ID_MAX
+        None,
+        "--agent",
+        help="Only this agent's calls (0: operators' test calls).",
+        min=0,
+        max=TELEGRAM_ID_MAX,
     ),
     limit: int = limit_option(20),
     json_: bool = typer.Option(False, "--json", help="Machine-readable output."),
