@@ -215,7 +215,7 @@ async def _serve_console(
 ) -> None:
     from corecall.telegram.runner import start_calls  # clear errors for an unreachable PBX
 
-    manager = await start_calls(app)
+    manager = await start_calls(app, "console")
     port = ConsolePort(stdout, above_prompt=interactive)
     log.info("console started as Telegram user %s (%s)", user_id,
              "terminal" if interactive else "scripted")  # fmt: skip

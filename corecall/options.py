@@ -42,6 +42,7 @@ a string.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -466,16 +467,18 @@ def render_commented(cls: type, table_name: str, *, title: str = "") -> str:
         lines.append(f"# {title}")
     lines.append(f"# [{table_name}]")
     hints = typing.get_type_hints(cls)
+    sub_tables = []
     for field in attrs.fields(cls):
         info = option_info(field)
         typ = hints.get(field.name, field.type)
         nested, table_cls = _options_class_of(typ), _table_of(typ)
         sub_cls = nested or table_cls
         if sub_cls is not None:
-            # The sub-table's own keys, documented the same way (NAME: one table per name).
+            # The sub-table's own keys, documented the same way (NAME: one table per name),
+            # after every plain key: in TOML a key below a [header] belongs to that table.
             sub = f"{table_name}.{field.name}" + ("" if nested is not None else ".NAME")
-            lines.append(f"# {field.name}: {info.doc}")
-            lines.append(render_commented(sub_cls, sub).rstrip("\n"))
+            sub_tables.append(f"# {field.name}: {info.doc}")
+            sub_tables.append(render_commented(sub_cls, sub).rstrip("\n"))
             continue
         lines.append(f"# {info.doc}")
         if info.secret:
@@ -484,20 +487,21 @@ def render_commented(cls: type, table_name: str, *, title: str = "") -> str:
         default = _default_of(field)
         if default is attrs.NOTHING:
             lines.append(f"# {field.name} = ...  (required: {describe_type(typ)})")
+        elif default is None:  # no value to show: TOML has no null
+            lines.append(f"# {field.name} = ...  (optional: {describe_type(typ)}; not set)")
         else:
             lines.append(f"# {field.name} = {_toml_literal(default)}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + sub_tables) + "\n"
 
 
 def _toml_literal(value: Any) -> str:
-    if value is None:
-        return '""  (not set)'
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, str | Path):
-        return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+        # A JSON string is a TOML basic string (\uXXXX for controls); TOML also bars DEL.
+        return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(value, tuple | list):
         return "[" + ", ".join(_toml_literal(v) for v in value) + "]"
     if isinstance(value, dict):

@@ -20,6 +20,7 @@ the parse hook returned, so no plugin, and no plugin choice, can switch it off.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import fcntl
 import importlib
@@ -28,6 +29,7 @@ import logging
 import os
 import re
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from importlib import metadata
 from pathlib import Path
@@ -49,7 +51,7 @@ from corecall.domain import (
     is_e164,
 )
 from corecall.errors import ConfigError, EssentialPluginError, NotFoundError, PluginError
-from corecall.fields import echo
+from corecall.fields import MESSAGE_MAX_CHARS, echo, one_line
 from corecall.options import ParsedOptions, check_options_class, parse_options
 from corecall.registries import (
     RouteRegistry,
@@ -288,7 +290,9 @@ class Plugins:
                     cand.entry_point.load() if cand.entry_point
                     else importlib.import_module(cand.module)
                 )  # fmt: skip
-            except Exception as exc:
+            # sys.exit() at import (some modules do on a missing dependency) is this plugin
+            # failing to load, not a stop of every command (plugins disable included).
+            except (Exception, SystemExit, KeyboardInterrupt) as exc:
                 info.error = f"failed to load: {type(exc).__name__}: {exc}"
                 log.error("plugin %r (%s) %s", cand.name, cand.distribution, info.error)
                 continue
@@ -452,6 +456,8 @@ class Plugins:
                 return _plugin_failed_verdict(impl.plugin_name, exc)
             if verdict is None:
                 continue
+            if not verdict.ok:
+                verdict = attrs.evolve(verdict, message=shown_text(verdict.message))
             break
         else:
             return check_number(
@@ -527,8 +533,16 @@ class Plugins:
                 "Tell your admin.",
                 impl.plugin_name,
             )
-        if refusal is not None and refusal.plugin is None:
-            refusal = attrs.evolve(refusal, plugin=impl.plugin_name)
+        if refusal is not None:
+            refusal = attrs.evolve(
+                refusal,
+                message=shown_text(refusal.message),
+                operator_message=(
+                    shown_text(refusal.operator_message)
+                    if refusal.operator_message is not None else None
+                ),
+                plugin=refusal.plugin or impl.plugin_name,
+            )  # fmt: skip
         return refusal
 
     def resolve_route(self, agent: Agent, routes: dict[str, Route]) -> Route | None:
@@ -543,7 +557,8 @@ class Plugins:
             except Exception as exc:
                 log.exception("plugin %r failed in corecall_resolve_route", impl.plugin_name)
                 raise PluginError(
-                    impl.plugin_name, f"corecall_resolve_route failed: {type(exc).__name__}: {exc}"
+                    impl.plugin_name,
+                    f"its route choice failed ({type(exc).__name__}: {exc})",
                 ) from exc
             if route is None:
                 continue
@@ -660,6 +675,21 @@ class Plugins:
         self._register(obj, info)
 
 
+def plugin_failed_message(exc: PluginError) -> str:
+    """What an agent (or operator) reads when a plugin broke while a call was being
+    checked: the plugin and what failed, that nothing was dialed, and whom to tell."""
+    what = str(exc).removeprefix(f"plugin {exc.plugin!r}: ")
+    return f"The call was not placed: the {exc.plugin} plugin: {what:.200}. Tell your admin."
+
+
+def shown_text(message: str) -> str:
+    """A plugin's message as agents, operators and the audit see it: one line (a line break
+    would forge a line of its own in `policy check` or the audit), control and bidi-control
+    characters replaced (an ESC sequence never reaches a terminal), at most
+    :data:`~corecall.fields.MESSAGE_MAX_CHARS` characters."""
+    return one_line(message, MESSAGE_MAX_CHARS)
+
+
 def refusal_problem(reason: object, message: object) -> str | None:
     """What is wrong with a plugin's refusal, or None: ``reason`` must be a stable code
     (1 to 64 characters: lower-case letters, digits, ``_``, ``.``, ``-``) and ``message`` a
@@ -704,10 +734,47 @@ def _plugin_failed_verdict(plugin: str, exc: Exception) -> NumberVerdict:
     )
 
 
+class PluginStopAttempt(RuntimeError):
+    """A hook implementation raised SystemExit or KeyboardInterrupt: a plugin's failure
+    (handled like any exception it raises), never a stop of the whole process."""
+
+
+#: A hook implementation that runs longer than this many seconds is named in the log: on
+#: the event loop every call, AMI event and chat message waited for it meanwhile.
+SLOW_HOOK_SECONDS = 0.5
+
+
 def _call(impl, **kwargs):
     """Call one hook implementation with just the arguments it declares (as pluggy does):
-    an implementation that does not name ``context`` does not get it."""
-    return impl.function(*[kwargs[name] for name in impl.argnames])
+    an implementation that does not name ``context`` does not get it. One that takes
+    longer than :data:`SLOW_HOOK_SECONDS` is logged with its plugin's name."""
+    started = time.perf_counter()
+    try:
+        return impl.function(*[kwargs[name] for name in impl.argnames])
+    except (SystemExit, KeyboardInterrupt) as exc:  # some libraries exit on a bad config
+        raise PluginStopAttempt(
+            f"raised {type(exc).__name__}({', '.join(map(repr, exc.args))}); a plugin may "
+            "not stop corecall"
+        ) from exc
+    finally:
+        elapsed = time.perf_counter() - started
+        if elapsed > SLOW_HOOK_SECONDS:
+            _report_slow_hook(impl, elapsed)
+
+
+def _report_slow_hook(impl, seconds: float) -> None:
+    hook = getattr(impl.function, "__name__", "a hook")
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # a thread of its own (the store thread): nothing else waited
+        log.info("plugin %r took %.1f s in %s", impl.plugin_name, seconds, hook)
+        return
+    advice = (
+        "mark it @corecall.hookspecs.blocking to run it on the store thread, or make it faster"
+        if hook == "corecall_check_call" else "make it faster or move the work to a thread"
+    )  # fmt: skip
+    log.warning("plugin %r held the event loop %.1f s in %s: every call and message waited; %s",
+                impl.plugin_name, seconds, hook, advice)  # fmt: skip
 
 
 def _command_names(commands: Iterable[Any], groups: Iterable[Any]) -> list[str]:

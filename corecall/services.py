@@ -88,7 +88,7 @@ class Services:
                 service.run_in_store = self.run_in_store
                 async with asyncio.timeout(SERVICE_START_TIMEOUT):
                     await service.start()
-            except Exception as exc:
+            except (Exception, SystemExit, KeyboardInterrupt) as exc:  # a plugin cannot exit
                 if isinstance(exc, TimeoutError):
                     why = f"did not start within {SERVICE_START_TIMEOUT:.0f} s"
                     log.error("service %r of plugin %r %s, running without it",

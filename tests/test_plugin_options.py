@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 from pathlib import Path
 from typing import Literal
@@ -62,6 +63,74 @@ def load_file(tmp_path, name="desk", plugin=None, **sections) -> App:
 
 
 # --------------------------------------------------------------------------- [plugins.NAME]
+
+
+@attrs.frozen
+class Endpoint:
+    host: str = option("127.0.0.1", doc="Host.")
+    port: int = option(5038, doc="Port.")
+
+
+@attrs.frozen
+class Tuning:
+    level: int = option(1, doc="Level.")
+
+
+@attrs.frozen
+class Typed:
+    path: Path = option(Path("/var/lib/x"), doc="A path.")
+    maybe: int | None = option(None, doc="An optional number.")
+    sub: Tuning = option(factory=Tuning, doc="A nested table.")
+    servers: dict[str, Endpoint] = option(factory=dict, doc="Servers by name.")
+    ratio: float = option(0.5, doc="A ratio.")
+    flag: bool = option(False, doc="A flag.")
+    token: str = option("", doc="A token.", secret=True)
+    label: str = option('say "hi"\tthere', doc="A label with a quote and a tab.")
+
+
+def test_the_commented_section_is_valid_toml_once_uncommented():
+    """`corecall init` writes each plugin's section commented out; uncommented as written
+    (NAME given a name) it must read back as the defaults: keys written after a sub-table
+    header belonged to that sub-table, and an unset optional value was written '""' (not
+    an integer) (tester5)."""
+    import tomllib
+
+    from corecall.options import render_commented
+
+    text = render_commented(Typed, "plugins.t5_typed")
+    keys_and_headers = [
+        line[2:].replace(".NAME]", ".a]")
+        for line in text.splitlines()
+        if line.startswith("# [") or re.match(r"# \w+ = ", line)
+    ]
+    uncommented = "\n".join(line for line in keys_and_headers if " = ..." not in line)
+    raw = tomllib.loads(uncommented)["plugins"]["t5_typed"]
+    parsed = parse_options(Typed, raw, table_name="plugins.t5_typed", path="x.toml", environ={})
+    assert parsed.value == Typed(servers={"a": Endpoint()})
+    assert "# maybe = ...  (optional: an integer; not set)" in text
+
+
+def test_every_installed_plugin_s_commented_section_reads_back_when_uncommented():
+    import tomllib
+
+    from corecall.options import render_commented
+    from corecall.plugins import load_plugins
+
+    plugins = load_plugins()
+    classes = dict(plugins.options_classes)
+    classes |= {f"store.{n}": r.options for n, r in plugins.stores.items().items() if r.options}
+    classes |= {
+        f"trunks.{n}": r.value.OPTIONS for n, r in plugins.trunk_drivers.items().items()
+        if getattr(r.value, "OPTIONS", None)
+    }  # fmt: skip
+    assert {"metrics", "webhooks", "asterisk_ami", "store.sqlite"} <= set(classes)
+    for name, cls in classes.items():
+        text = render_commented(cls, f"t.{name}")
+        lines = [
+            line[2:].replace(".NAME]", ".a]") for line in text.splitlines()
+            if line.startswith("# [") or re.match(r"# \w+ = ", line)
+        ]  # fmt: skip
+        tomllib.loads("\n".join(line for line in lines if " = ..." not in line))  # valid TOML
 
 
 @attrs.frozen

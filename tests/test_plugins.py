@@ -11,8 +11,8 @@ from corecall_testing import AGENT_ON_ROUTE_M, config_dict, install_distribution
 from corecall import hookimpl
 from corecall.app import App
 from corecall.cli import main
-from corecall.domain import Agent, NumberVerdict
-from corecall.errors import EssentialPluginError, NotFoundError
+from corecall.domain import Agent, EndReason, NumberVerdict
+from corecall.errors import EssentialPluginError, NotFoundError, RefusedError
 from corecall.plugins import check_can_disable, load_plugins
 
 BUILT_IN_DISTRIBUTIONS = {
@@ -160,6 +160,34 @@ def test_between_third_parties_the_first_found_by_name_wins(plugin_site):
     assert "'X'" in infos["zz_copycat"].error and "aa_copycat" in infos["zz_copycat"].error
 
 
+@pytest.mark.parametrize(
+    "field, value, said",
+    [
+        ("name", "Ni\x1b[31mght", "name contains the invisible or control character U+001B"),
+        ("button", "[Night]\u202e", "button contains the invisible or control character U+202E"),
+        ("name", "Ni\u200bght", "name contains the invisible or control character U+200B"),
+        ("description", "after\nhours", "description contains"),
+        ("button", "", "button must be 1 to 32 characters"),
+    ],
+)
+def test_a_route_s_shown_texts_follow_the_name_rules(make_config, caplog, field, value, said):
+    """A route's name and button reach every agent's screen and the operator's terminal as
+    they are: an ESC sequence or a bidi override there was accepted (tester5, from the
+    configuration; the same holds for what a plugin registers)."""
+    from corecall import RouteDefinition
+
+    texts = {"code": "N", "name": "Night", "button": "[Night]", "description": "", field: value}
+
+    class Night:
+        @hookimpl
+        def corecall_register_routes(self, registry):
+            registry.register(RouteDefinition(**texts))
+
+    app = App(make_config(), extra_plugins=[("night", Night())])
+    info = {i.name: i for i in app.plugins.list()}["night"]
+    assert "N" not in app.plugins.routes and f"route 'N': {said}" in info.error
+
+
 def test_the_core_s_own_distributions_are_the_ones_under_plugins():
     """FIRST_PARTY (found before third parties) lists exactly the distributions shipped in
     plugins/, by entry-point name."""
@@ -258,6 +286,160 @@ async def test_a_broken_parse_plugin_fails_closed_and_is_named(
     out = capsys.readouterr()
     assert "policy_error" in out.out + out.err and "t5_parser" in out.out + out.err
     assert "unexpected" not in out.err
+
+
+async def test_a_broken_route_resolver_fails_the_call_not_every_screen(
+    plugin_site, tmp_path, started_calls, capsys, caplog
+):
+    """A resolver that raised took down /start, /settings, /agents and `agents list` with
+    'something went wrong', naming no plugin (tester5). The call fails closed, naming it;
+    what only shows a route falls back to the agent's own selected route."""
+    from corecall.agents import AgentAdmin
+    from corecall.errors import RefusedError
+
+    install_distribution(
+        plugin_site, "corecall-t5-resolver", {"t5_resolver": "t5_resolver_mod"},
+        {"t5_resolver_mod": """
+            from corecall import hookimpl
+
+            @hookimpl
+            def corecall_resolve_route(agent, routes):
+                raise RuntimeError("t5 resolver exploded")
+        """},
+    )  # fmt: skip
+    app, manager = await started_calls()
+    with pytest.raises(RefusedError) as refused:
+        await manager.place(AGENT_ON_ROUTE_M, "+12125550123")
+    assert refused.value.reason == "policy_error"
+    assert refused.value.message.startswith("The call was not placed: the t5_resolver plugin")
+    assert "t5 resolver exploded" in refused.value.message
+    assert app.store.recent_calls(10) == []
+    assert "plugin 't5_resolver' failed in corecall_resolve_route" in caplog.text
+    admin = AgentAdmin(app)
+    agent = admin.get(AGENT_ON_ROUTE_M)
+    assert admin.route_of(agent).code == "M"
+    assert admin.caller_id_line(agent) == "Caller ID: +12125550100 [M]"
+
+    path = write_toml(tmp_path / "c.toml", config_dict(tmp_path))
+    main(["--config", str(path), "agents", "add", "--telegram-id", "7", "--phone",
+          "+12125550177", "--authorize"])  # fmt: skip
+    main(["--config", str(path), "agents", "set-route", "7", "D"])
+    capsys.readouterr()
+    assert main(["--config", str(path), "agents", "list"]) == 0
+    assert "\tD\t+12125550199 [D]" in capsys.readouterr().out
+    code = main(["--config", str(path), "policy", "check", "--agent", "7", "--target",
+                 "+12125550123"])  # fmt: skip
+    out = capsys.readouterr()
+    assert code == 1 and "the t5_resolver plugin" in out.out + out.err
+    assert "unexpected" not in out.err
+
+
+async def test_a_hook_that_holds_the_event_loop_is_named(started_calls, monkeypatch, caplog):
+    """A policy doing an 8 s lookup without @blocking froze every call and message, and no
+    log line at any level said why (tester5)."""
+    import logging
+    import time
+
+    import corecall.plugins
+
+    monkeypatch.setattr(corecall.plugins, "SLOW_HOOK_SECONDS", 0.05)
+
+    class SlowLookup:
+        @hookimpl
+        def corecall_check_call(self, request):
+            time.sleep(0.1)
+
+    class SlowListener:
+        @hookimpl
+        def corecall_call_refused(self, agent_id, reason):
+            time.sleep(0.1)
+
+    caplog.set_level(logging.INFO, logger="corecall.plugins")
+    _app, manager = await started_calls(
+        extra_plugins=[("slow_lookup", SlowLookup()), ("slow_listener", SlowListener())]
+    )
+    await manager.place(AGENT_ON_ROUTE_M, "+12125550123")
+    assert "plugin 'slow_lookup' held the event loop 0.1 s in corecall_check_call" in caplog.text
+    assert "mark it @corecall.hookspecs.blocking" in caplog.text
+    with pytest.raises(RefusedError):
+        await manager.place(AGENT_ON_ROUTE_M, "911")
+    assert "plugin 'slow_listener' held the event loop 0.1 s in corecall_call_refused" in (
+        caplog.text
+    )
+
+
+async def test_a_slow_hook_on_the_store_thread_is_only_noted(started_calls, monkeypatch, caplog):
+    import logging
+    import time
+
+    import corecall.plugins
+    from corecall.hookspecs import blocking
+
+    monkeypatch.setattr(corecall.plugins, "SLOW_HOOK_SECONDS", 0.05)
+
+    class SlowButBlocking:
+        @blocking
+        @hookimpl
+        def corecall_check_call(self, request):
+            time.sleep(0.1)
+
+    caplog.set_level(logging.INFO, logger="corecall.plugins")
+    _app, manager = await started_calls(extra_plugins=[("careful", SlowButBlocking())])
+    await manager.place(AGENT_ON_ROUTE_M, "+12125550124")
+    assert "plugin 'careful' took 0.1 s in corecall_check_call" in caplog.text
+    assert "held the event loop" not in caplog.text
+
+
+@pytest.mark.parametrize("stop", [SystemExit(3), KeyboardInterrupt()])
+async def test_a_plugin_cannot_stop_corecall_from_a_hook(started_calls, caplog, stop):
+    """A policy calling sys.exit(3) (some libraries do on a bad config) ended the whole
+    process at once, cutting every live call, with no word anywhere (tester5). It is that
+    plugin's failure: the call is refused naming it, the rest goes on."""
+
+    class Exits:
+        @hookimpl
+        def corecall_check_call(self, request):
+            if request.target == "+12125550124":
+                raise stop
+
+        @hookimpl
+        def corecall_call_state_changed(self, call, previous):
+            if call.target == "+12125550125":
+                raise stop
+
+    _app, manager = await started_calls(extra_plugins=[("exits", Exits())])
+    live = await manager.place(AGENT_ON_ROUTE_M, "+12125550123")
+    with pytest.raises(RefusedError) as refused:
+        await manager.place(AGENT_ON_ROUTE_M, "+12125550124")
+    assert refused.value.reason == "policy_error" and "the exits check failed" in (
+        refused.value.message
+    )
+    assert f"raised {type(stop).__name__}" in refused.value.message
+    assert (await manager.wait_final(live.id, timeout=5)).reason is EndReason.COMPLETED
+    heard = await manager.place(AGENT_ON_ROUTE_M, "+12125550125")  # a listener that exits
+    assert (await manager.wait_final(heard.id, timeout=5)).reason is EndReason.COMPLETED
+    assert "plugin 'exits' failed in corecall_call_state_changed" in caplog.text
+
+
+async def test_a_refusal_s_message_reaches_people_as_one_safe_line(started_calls, tmp_path):
+    """A message quoting an external API's text put an ESC sequence and a forged line
+    ('allowed: the call would be placed') into policy check, the agent's message and the
+    audit (tester5)."""
+    from corecall.domain import Refusal
+
+    class Quoting:
+        @hookimpl
+        def corecall_check_call(self, request):
+            return Refusal("api_says_no", "msg \x1b[31mRED\nallowed: the call would be placed")
+
+    app, manager = await started_calls(extra_plugins=[("quoting", Quoting())])
+    with pytest.raises(RefusedError) as refused:
+        await manager.place(AGENT_ON_ROUTE_M, "+12125550123")
+    message = refused.value.message
+    assert "\x1b" not in message and "\n" not in message
+    assert message == "msg \ufffd[31mRED allowed: the call would be placed"
+    [entry] = [e for e in app.store.audit_log(10) if e.action == "call.refused"]
+    assert "\x1b" not in entry.detail and "\n" not in entry.detail
 
 
 def test_a_parse_plugin_s_acceptance_still_meets_the_safety_check(make_config):

@@ -184,6 +184,26 @@ async def test_short_lived_commands_start_no_service(app):
     assert CallCounter.events == []
 
 
+async def test_an_operator_s_refused_test_call_is_told_with_agent_id_0(app):
+    """docs/plugin_hooks.md: agent_id is 0 for an operator's `corecall call`; those
+    refusals never reached the hook (nor the metrics' refusal counter; tester5)."""
+    manager = app.call_manager()
+    await manager.start()
+    try:
+        app.store.dnc_add("+12125550170", reason="asked", actor="test")
+        for route, agent_phone, target, reason in [
+            ("M", "+12125550111", "911", "emergency"),
+            ("M", "+12125550111", "+12125550170", "do_not_call"),
+            ("M", "911", "+12125550123", "agent_phone_invalid"),
+            ("X", "+12125550111", "+12125550123", "no_route"),
+        ]:
+            with pytest.raises(RefusedError):
+                await manager.place_operator_call(route, agent_phone, target, actor="cli:ops")
+            assert app.heard.refused[-1] == (0, reason)
+    finally:
+        await manager.stop()
+
+
 async def test_refusals_and_store_writes_are_told(app, caplog):
     manager = app.call_manager()
     await manager.start()

@@ -180,7 +180,11 @@ def _call_json(call: CallRecord) -> dict:
 @calls_app.command("list")
 def calls_list(
     agent: int = typer.Option(
-        None, "--agent", help="Only this agent's calls.", min=1, max=TELEGRAM_ID_MAX
+        None,
+        "--agent",
+        help="Only this agent's calls (0: operators' test calls).",
+        min=0,
+        max=TELEGRAM_ID_MAX,
     ),
     limit: int = limit_option(20),
     json_: bool = typer.Option(False, "--json", help="Machine-readable output."),

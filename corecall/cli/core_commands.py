@@ -58,6 +58,18 @@ def plugin_sections(plugins: Plugins) -> str:
     return head + "\n".join(parts)
 
 
+def _disabled_now() -> set[str]:
+    """The plugins switched off in the data directory the new configuration will use
+    (a disabled plugin is never imported, not even to document its options)."""
+    from corecall.config import parse_config
+    from corecall.plugins import read_disabled
+
+    try:
+        return read_disabled(parse_config({}, path=None).plugin_state_path)
+    except CorecallError:
+        return set()
+
+
 def init(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing config file."),
 ) -> None:
@@ -66,7 +78,7 @@ def init(
     from corecall.plugins import load_plugins
 
     path, _ = resolve_config_path(state.config_path)
-    write_starter_config(path, force=force, extra=plugin_sections(load_plugins()))
+    write_starter_config(path, force=force, extra=plugin_sections(load_plugins(_disabled_now())))
     state.config_path = str(path)
     app = state.reload()
     store = app.store  # opening creates the schema
@@ -146,12 +158,22 @@ def plugins_list(json_: bool = typer.Option(False, "--json", help="Machine-reada
 
 def _set_enabled(name: str, enabled: bool) -> None:
     from corecall.errors import NotFoundError
-    from corecall.plugins import check_can_disable, known_plugin_names, update_disabled
+    from corecall.plugins import (
+        check_can_disable,
+        known_plugin_names,
+        read_disabled,
+        update_disabled,
+    )
 
     app = state.app()
     config = app.config
+    # A toggle is an audited admin action: the store that records it must answer before
+    # the choice is written, or the choice would change without a record (and the
+    # operator be told the command failed).
+    app.store  # noqa: B018
     if enabled:
-        if name not in known_plugin_names():
+        # A name left in plugins.json by a plugin since uninstalled may be removed too.
+        if name not in known_plugin_names() and name not in read_disabled(config.plugin_state_path):
             raise NotFoundError(
                 f"no plugin named {echo(name)}; known plugins: {', '.join(known_plugin_names())}"
             )
@@ -204,7 +226,7 @@ def plugins_enable(name: str):
 
 @plugins_app.command("disable")
 def plugins_disable(name: str):
-    """Disable a plugin without importing it (persisted; takes effect on next start)."""
+    """Disable a plugin (persisted; from the next start it is never imported)."""
     _set_enabled(name, False)
 
 

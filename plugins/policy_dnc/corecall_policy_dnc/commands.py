@@ -80,6 +80,11 @@ def make_dnc_app(context) -> typer.Typer:
     dnc_app = typer.Typer(
         help="The do-not-call list: numbers corecall refuses to call (every change is audited).",
         no_args_is_help=True,
+        # "\b": click prints the paragraph as is (the core's help pages do the same).
+        epilog="\b\nExamples:\n"
+        '  corecall dnc add "(212) 555-0123" --reason "asked not to be called"\n'
+        "  corecall dnc import numbers.csv\n"
+        "  corecall dnc export -o dnc.csv",
     )
 
     def _app():

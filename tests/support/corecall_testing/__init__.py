@@ -9,6 +9,7 @@ TelegramClient, offline) and ``bot_under_test`` (the bot those tests drive).
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 import textwrap
 from pathlib import Path
@@ -67,7 +68,8 @@ def write_toml(path: Path, raw: dict) -> Path:
             return repr(v)
         if isinstance(v, list):
             return "[" + ", ".join(value(x) for x in v) + "]"
-        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+        # A JSON string is a TOML basic string (\uXXXX for controls); TOML also bars DEL.
+        return json.dumps(str(v), ensure_ascii=False).replace("\x7f", "\\u007f")
 
     def table(prefix: str, t: dict) -> None:
         scalars = {k: v for k, v in t.items() if not isinstance(v, dict)}
