@@ -11,7 +11,7 @@ from __future__ import annotations
 from corecall.app import App
 from corecall.calls import effective_caller_id
 from corecall.domain import Agent, Route
-from corecall.errors import NotFoundError, RefusedError
+from corecall.errors import NotFoundError, PluginError, RefusedError
 from corecall.fields import TELEGRAM_ID_MAX, check_agent_name, echo
 from corecall.numbers import normalize_phone
 
@@ -118,7 +118,16 @@ class AgentAdmin:
         return self.store.set_caller_id(telegram_id, number, actor=actor)
 
     def route_of(self, agent: Agent) -> Route | None:
-        return self.app.plugins.resolve_route(agent, self.app.routes())
+        """The route the agent's calls use (the route resolvers' choice), for what is shown
+        and checked outside a call (menus, lists, caller ID choices). When a resolver plugin
+        fails (logged with its name), the agent's own selected route if it is still offered:
+        one plugin's bug must not take every screen down. A call itself fails closed
+        instead (:meth:`corecall.calls.CallManager.prepare`)."""
+        routes = self.app.routes()
+        try:
+            return self.app.plugins.resolve_route(agent, routes)
+        except PluginError:
+            return routes.get(agent.route_code) if agent.route_code else None
 
     def caller_id_line(self, agent: Agent) -> str:
         """``Caller ID: +15551234567 [D]`` — the line every menu showing a caller ID uses."""

@@ -23,6 +23,7 @@ from corecall.store import Store
 from corecall.telephony.driver import TrunkDriver
 
 if TYPE_CHECKING:
+    from corecall.serving import ServingLock
     from corecall.store.executor import StoreExecutor
     from corecall.supervision import Supervisor
 
@@ -34,11 +35,26 @@ class App:
         self.config = config
         self._extra_plugins = list(extra_plugins)
         self._store: Store | None = None
+        self._serving: ServingLock | None = None  # see claim_serving
 
     # ---- plugins
     @cached_property
     def disabled_plugins(self) -> set[str]:
         return set(self.config.disabled_plugins) | read_disabled(self.config.plugin_state_path)
+
+    def _disabled_hint(self) -> str:
+        """Which plugins are disabled and where (a disabled plugin is never imported, so
+        what it would register is unknown): plugins.json is shared by every configuration
+        that names this data directory, so another one's `plugins disable` shows up here."""
+        in_state = sorted(read_disabled(self.config.plugin_state_path))
+        in_config = sorted(self.config.disabled_plugins)
+        parts = []
+        if in_state:
+            parts.append(f"{', '.join(in_state)} in {self.config.plugin_state_path} "
+                         "(corecall plugins enable NAME)")  # fmt: skip
+        if in_config:
+            parts.append(f"{', '.join(in_config)} in [plugins] disabled")
+        return f"; disabled plugins: {'; '.join(parts)}" if parts else ""
 
     @cached_property
     def plugins(self) -> Plugins:
@@ -93,11 +109,9 @@ class App:
             reg = self.plugins.stores.get(self.config.store.backend)
             if reg is None:
                 known = ", ".join(self.plugins.stores.names()) or "none"
-                off = sorted(self.disabled_plugins)
-                hint = f"; disabled plugins: {', '.join(off)}" if off else ""
                 raise ConfigError(
                     f"store backend {self.config.store.backend!r} is not available: no enabled "
-                    f"plugin registers it (available: {known}{hint})",
+                    f"plugin registers it (available: {known}){self._disabled_hint()}",
                     path=str(self.config.path) if self.config.path else None,
                     key="store.backend",
                 )
@@ -131,8 +145,28 @@ class App:
             return await self.store_executor.run(functools.partial(fn, *args, **kwargs))
         return await self.store_executor.run(fn, *args)
 
+    def claim_serving(self, role: str) -> None:
+        """Become the one process serving this store's calls (``run``, ``console``,
+        ``demo``: see :mod:`corecall.serving`), until :meth:`close`. Raises
+        :class:`~corecall.serving.StoreServedElsewhere` naming the process that serves it."""
+        from corecall.serving import ServingLock, serving_lock_path
+
+        if self._serving is not None:
+            return
+        store = self.store
+        location = str(getattr(store, "location", "") or self.config.store.backend)
+        lock = ServingLock(
+            serving_lock_path(location, self.config.data_dir),
+            f"the {self.config.store.backend} store {location}",
+        )
+        lock.acquire(role)
+        self._serving = lock
+
     def close(self) -> None:
         """Finish the store jobs already submitted, stop the store thread, close the store."""
+        if self._serving is not None:
+            self._serving.release()
+            self._serving = None
         executor = self.__dict__.pop("store_executor", None)
         if executor is not None:
             executor.close()
@@ -230,7 +264,7 @@ class App:
                 known = ", ".join(self.plugins.trunk_drivers.names()) or "none"
                 raise ConfigError(
                     f"trunk driver {name!r} is not available (available: {known}); enable its "
-                    "plugin or change the driver",
+                    f"plugin or change the driver{self._disabled_hint()}",
                     path=str(self.config.path) if self.config.path else None,
                     key=f"trunks.{route.trunk.name}.driver",
                 )

@@ -23,7 +23,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import TypeVar
 
 import attrs
@@ -45,13 +45,14 @@ from corecall.domain import (
 from corecall.errors import (
     AgentChangedError,
     CorecallError,
+    PluginError,
     RefusedError,
     StoreError,
     UnsafeValueError,
 )
-from corecall.fields import echo
+from corecall.fields import DETAIL_MAX_CHARS, echo, one_line
 from corecall.logs import call_extra, log_context
-from corecall.plugins import Plugins
+from corecall.plugins import Plugins, plugin_failed_message
 from corecall.services import Services
 from corecall.store import Store
 from corecall.store.executor import StoreExecutor
@@ -92,11 +93,41 @@ NOWAIT_PROGRESS_ROWS = 32
 #: pauses the writer, not the loop, for as long as the checkpoint takes on the store thread).
 CHECKPOINT_INTERVAL = 1.0
 
+#: Seconds :meth:`CallManager.start` gives each trunk driver's ``start()`` (the Asterisk
+#: driver waits up to 5 s for its AMI links): one that raises or takes longer is logged by
+#: name and its trunks refuse calls, while the other trunks serve.
+DRIVER_START_TIMEOUT = 30.0
+#: Seconds a trunk driver's ``originate()`` may take to hand the call to the PBX (the
+#: Asterisk driver: the Originate's response, a few seconds at most, plus a boot hold of 3 s).
+#: Longer, the call ends as trunk_unavailable and the agent is answered.
+ORIGINATE_TIMEOUT = 15.0
 #: Seconds :meth:`CallManager.stop` gives each trunk driver's ``stop()`` (a driver that
 #: takes longer is logged by name and left behind: one plugin cannot hang the shutdown).
 DRIVER_STOP_TIMEOUT = 5.0
 #: Seconds :meth:`CallManager.stop` gives the call writer to end once its queue is drained.
 WRITER_STOP_TIMEOUT = 1.0
+
+
+def own_number_refusal(
+    target: str, agent_phone: str, routes: Mapping[str, Route]
+) -> RefusedError | None:
+    """A call to the number corecall rings first (the agent's own phone: it would ring the
+    agent twice and bridge them to themselves) or to one of the operator's own caller IDs
+    (a route calling itself) is refused before anything is dialed; None otherwise."""
+    if target == agent_phone:
+        return RefusedError(
+            "own_phone",
+            f"{target} is your own phone: corecall rings it first, then dials the number you "
+            "give. Send the customer's number, e.g. /call +12125550123.",
+        )
+    for route in routes.values():
+        if target in route.caller_ids:
+            return RefusedError(
+                "own_caller_id",
+                f"{target} is one of the caller IDs of the {route.name} route (a number "
+                "corecall calls from, not one it calls). Send the customer's number.",
+            )
+    return None
 
 
 def authorization_refusal(agent: Agent | None, agent_id: int) -> RefusedError | None:
@@ -221,6 +252,8 @@ class CallManager:
         self.store = store
         self._routes = routes
         self.drivers = drivers
+        #: Trunk drivers whose start() failed: name -> the problem (``corecall health``).
+        self.failed_drivers: dict[str, str] = {}
         self._clock = clock
         self._live: dict[str, CallRecord] = {}
         # The last record of each live call that the writer has persisted (and announced):
@@ -268,11 +301,35 @@ class CallManager:
         self._writer = self.supervisor.start("corecall-call-writer", self._write_loop)
         if self.services is not None:  # first, so they hear every state change
             await self.services.start()
-        for name, driver in self.drivers.items():
-            await driver.start()
+        for name, driver in list(self.drivers.items()):
+            try:
+                async with asyncio.timeout(DRIVER_START_TIMEOUT):
+                    await driver.start()
+            except (Exception, SystemExit, KeyboardInterrupt) as exc:  # a plugin cannot exit
+                self._driver_failed(name, driver, exc)
+                continue
             self._started_drivers.add(name)
         if reconcile:
             await self._reconcile_unfinished()
+
+    def _driver_failed(self, name: str, driver: TrunkDriver, exc: BaseException) -> None:
+        """A driver that did not start is left out: its trunks refuse calls
+        (``trunk_unavailable``), the others serve, and health reports it."""
+        registered = self.plugins.trunk_drivers.get(name)
+        plugin = registered.plugin if registered is not None else "?"
+        trunks = sorted(t.name for t in self.config.trunks.values() if t.driver == name)
+        why = (
+            f"did not start within {DRIVER_START_TIMEOUT:.0f} s" if isinstance(exc, TimeoutError)
+            else f"failed to start: {type(exc).__name__}: {exc}"
+        )  # fmt: skip
+        problem = (
+            f"trunk driver {name!r} (plugin {plugin!r}) {why}; trunk(s) "
+            f"{', '.join(trunks) or 'none'} cannot place calls until corecall restarts"
+        )
+        expected = isinstance(exc, OSError | CorecallError | TimeoutError)
+        (log.error if expected else log.exception)("%s", problem)
+        self.failed_drivers[name] = problem
+        del self.drivers[name]
 
     async def stop(self, *, drain_timeout: float = 10.0) -> None:
         """Stop drivers and flush every pending write. Live calls stay up in the PBX; their
@@ -331,13 +388,19 @@ class CallManager:
             raise refused
         assert agent is not None
         routes = self._routes()
-        route = self.plugins.resolve_route(agent, routes)
+        try:
+            route = self.plugins.resolve_route(agent, routes)
+        except PluginError as exc:  # fail closed, naming the plugin (logged there)
+            raise RefusedError("policy_error", plugin_failed_message(exc)) from None
         if route is None:
             names = " or ".join(r.name for r in routes.values()) or "none is offered yet"
             raise RefusedError("no_route", f"Choose a route first ({names}), then call again.")
         verdict = self.plugins.parse_number(text, route)
         if not verdict.ok:
             raise RefusedError(verdict.reason or "invalid", verdict.message)
+        refused = own_number_refusal(verdict.e164, agent.phone, routes)  # type: ignore[arg-type]
+        if refused is not None:
+            raise refused
         limits = self.config.limits
         request = CallRequest(
             agent=agent,
@@ -409,10 +472,28 @@ class CallManager:
     async def place_operator_call(
         self, route_code: str, agent_phone: str, text: str, *, actor: str
     ) -> CallRecord:
+        """See :meth:`_place_operator_call`. A refusal is told to the plugins
+        (``corecall_call_refused`` with agent id :data:`OPERATOR_AGENT_ID`), as an agent's
+        is."""
+        try:
+            return await self._place_operator_call(route_code, agent_phone, text, actor=actor)
+        except RefusedError as exc:
+            self.plugins.notify_call_refused(OPERATOR_AGENT_ID, exc.reason)
+            log.info("operator call refused (%s): %s", exc.reason, exc)
+            raise
+
+    async def _place_operator_call(
+        self, route_code: str, agent_phone: str, text: str, *, actor: str
+    ) -> CallRecord:
         """A test call by an operator (``corecall call``): ring ``agent_phone`` over the
         route's trunk, then dial the target. Same number policy and policy plugins as an
         agent's call; recorded with agent id :data:`OPERATOR_AGENT_ID` and audited as
-        ``call.operator`` by ``actor``. Raises :class:`RefusedError` when a check fails."""
+        ``call.operator`` by ``actor``. Raises :class:`RefusedError` when a check fails.
+
+        ``agent_phone`` is rung first and hears the confirmation prompt, so unless it is the
+        phone of an agent on record (added by an admin, as an agent's own phone is for
+        ``/call``) it is a called party like the target: the policy plugins (do-not-call
+        list, calling hours, ...) are asked about it too, before anything is dialed."""
         route = self._routes().get(route_code)
         if route is None:
             known = ", ".join(sorted(self._routes())) or "none"
@@ -431,6 +512,11 @@ class CallManager:
             verdict = self.plugins.parse_number(text, route)
             if not verdict.ok:
                 raise RefusedError(verdict.reason or "invalid", verdict.message)
+            refused = own_number_refusal(verdict.e164, agent.phone, self._routes())  # type: ignore[arg-type]
+            if refused is not None:
+                raise refused
+            if not await self._in_store(self._is_an_agents_phone, agent.phone):
+                await self._check_first_leg(agent, route, actor)
             request = CallRequest(
                 agent=agent, target=verdict.e164, route=route,  # type: ignore[arg-type]
                 caller_id=route.caller_ids[0],
@@ -446,6 +532,25 @@ class CallManager:
         )  # fmt: skip
         with log_context(call_id=record.id, agent_id=OPERATOR_AGENT_ID):
             return await self._originate(record, originate, driver)
+
+    def _is_an_agents_phone(self, phone: str) -> bool:
+        return any(a.phone == phone for a in self.store.list_agents())
+
+    async def _check_first_leg(self, agent: Agent, route: Route, actor: str) -> None:
+        """The policy plugins on the number an operator's test call rings first."""
+        first_leg = CallRequest(
+            agent=agent, target=agent.phone, route=route, caller_id=route.caller_ids[0],
+            activity=AgentActivity(live_calls=len(self.live_calls(OPERATOR_AGENT_ID))),
+            at=self._clock(),
+        )  # fmt: skip
+        try:
+            await self._check_policies(first_leg, actor)
+        except RefusedError as exc:
+            raise RefusedError(
+                exc.reason,
+                f"Agent phone {agent.phone} (rung first, and not an agent's phone on record): "
+                f"{exc.message}",
+            ) from None
 
     async def _record(
         self, request: CallRequest, agent: Agent
@@ -476,11 +581,7 @@ class CallManager:
                 target_ring_timeout=self.config.calls.target_ring_timeout,
                 confirm=request.route.confirm,
                 confirm_timeout=request.route.confirm_timeout,
-                agent_caller_id=(
-                    request.target
-                    if request.route.agent_leg_caller_id == "target"
-                    else request.caller_id
-                ),
+                agent_caller_id=request.caller_id,  # owned numbers on both legs
             )
         except UnsafeValueError as exc:
             log.error("refusing unsafe call for agent %s: %s", agent_id, exc)
@@ -526,7 +627,25 @@ class CallManager:
         call_id = record.id
         self.progress(call_id, CallState.DIALING_AGENT)
         try:
-            await driver.originate(originate, self.progress)
+            # The agent's lock is held until the driver returns: one that never does would
+            # leave this agent's conversation without an answer for ever.
+            async with asyncio.timeout(ORIGINATE_TIMEOUT):
+                await driver.originate(originate, self.progress)
+        except TimeoutError:
+            name = originate.trunk.driver
+            log.error(
+                "trunk driver %r did not return from originate within %g s; the call is "
+                "recorded as trunk_unavailable and hung up", name, ORIGINATE_TIMEOUT,
+            )  # fmt: skip
+            self.progress(
+                call_id, CallState.ENDED, EndReason.TRUNK_UNAVAILABLE,
+                f"the trunk driver {name} did not answer within {ORIGINATE_TIMEOUT:g} s",
+            )  # fmt: skip
+            self.supervisor.start(
+                f"corecall-hangup-{call_id}",
+                functools.partial(self._hang_up_abandoned, driver, call_id),
+                restart=False,
+            )
         except CorecallError as exc:
             self.progress(call_id, CallState.ENDED, EndReason.TRUNK_UNAVAILABLE, str(exc))
         except Exception as exc:
@@ -536,6 +655,15 @@ class CallManager:
                 f"driver error: {type(exc).__name__}",
             )  # fmt: skip
         return self._live.get(call_id, record)
+
+    @staticmethod
+    async def _hang_up_abandoned(driver: TrunkDriver, call_id: str) -> None:
+        """Best effort: a call given up on may still reach the PBX later."""
+        try:
+            async with asyncio.timeout(DRIVER_STOP_TIMEOUT):
+                await driver.hangup(call_id)
+        except Exception as exc:
+            log.warning("hanging up abandoned call %s: %s", call_id, exc)
 
     async def hangup(
         self, call_id: str, *, reason: EndReason | None = None, detail: str = ""
@@ -561,10 +689,26 @@ class CallManager:
         self, call_id: str, state: CallState, reason: EndReason | None = None, detail: str = ""
     ) -> None:
         """Apply a transition reported by a driver. Repeats and backward moves are ignored;
-        the final state is final. Never blocks: persistence happens in the writer task."""
+        the final state is final. Never blocks: persistence happens in the writer task.
+
+        Never raises into the driver: a report outside the contract (a ``state`` that is not
+        a :class:`CallState`; with ``ENDED``, a ``reason`` that is not an
+        :class:`EndReason`) is logged naming the driver; a bad state is ignored, a bad
+        reason ends the call as ``unknown`` saying what the driver reported."""
         current = self._live.get(call_id)
         if current is None or current.is_final:
             return
+        if not isinstance(state, CallState) or not (
+            reason is None or isinstance(reason, EndReason)
+        ):
+            checked = self._checked_report(current, state, reason)
+            if checked is None:
+                return
+            state, reason, detail = checked
+        elif not isinstance(detail, str):
+            detail = repr(detail)
+        if detail:  # from the far end (a SIP reason phrase): one safe line, never raw ESC
+            detail = one_line(detail, DETAIL_MAX_CHARS)
         if state is not CallState.ENDED and state.order <= current.state.order:
             return
         now = self._clock()
@@ -615,6 +759,24 @@ class CallManager:
             self._confirm_budgets.pop(call_id, None)
         assert self._writes is not None, "CallManager.start() was not awaited"
         self._writes.put_nowait(_Transition(call_id, current.state, record, now))
+
+    def _checked_report(
+        self, current: CallRecord, state: object, reason: object
+    ) -> tuple[CallState, EndReason, str] | None:
+        """A driver's report that breaks the contract, made safe (see :meth:`progress`)."""
+        trunk = self.config.trunks.get(current.trunk)
+        driver = trunk.driver if trunk is not None else current.trunk
+        extra = call_extra(current.id, current.agent_id)
+        if not isinstance(state, CallState):
+            log.error("trunk driver %r reported %r for call %s, which is not a CallState; "
+                      "ignored", driver, state, current.id, extra=extra)  # fmt: skip
+            return None
+        if state is not CallState.ENDED:
+            return state, EndReason.UNKNOWN, ""  # a reason only counts with ENDED
+        log.error("trunk driver %r ended call %s with %r, which is not an EndReason; "
+                  "recorded as unknown", driver, reason, current.id, extra=extra)  # fmt: skip
+        detail = f"the trunk driver {driver} reported an invalid end reason {reason!r:.80}"
+        return state, EndReason.UNKNOWN, detail
 
     def _track(self, record: CallRecord) -> None:
         self._live[record.id] = record

@@ -249,11 +249,6 @@ countries = ["US", "CA"]
 # dials the target, so an agent's voicemail is never bridged to a customer. "none" skips it.
 confirm = "key"
 confirm_timeout = 10       # seconds to wait for the key (once more after a wrong key)
-# Caller ID shown on the agent's phone: "route" (this route's own number, default) or
-# "target". RISK of "target": it presents a number you do not own; carriers that enforce
-# caller-ID ownership (STIR/SHAKEN) refuse the call (403) or mark it as spam. Use it only if
-# your carrier allows it in writing.
-agent_leg_caller_id = "route"
 
 [routes.D]
 trunk = "dev"
@@ -450,6 +445,7 @@ def _parse_route(
     if trunk not in trunks:
         known = ", ".join(sorted(trunks)) or "none defined"
         p.fail(f"{key}.trunk", f"no [trunks.{trunk}] table (known: {known})")
+    allow_unlisted_nanp = p.opt(t, "allow_unlisted_nanp", bool, key, False)
     caller_ids = p.str_list(t, "caller_ids", key, None)
     if not caller_ids:
         p.fail(
@@ -457,8 +453,9 @@ def _parse_route(
             'expected at least one caller ID you own, in E.164, e.g. ["+12125550100"]',
         )
     for cid in caller_ids:
-        if not is_e164(cid):
-            p.fail(f"{key}.caller_ids", f"{cid!r} is not E.164 (+ and digits, e.g. +12125550100)")
+        problem = _caller_id_problem(cid, allow_unlisted_nanp)
+        if problem is not None:
+            p.fail(f"{key}.caller_ids", problem)
     if len(caller_ids) > fields.MAX_CALLER_IDS_PER_ROUTE:
         p.fail(
             f"{key}.caller_ids",
@@ -466,9 +463,16 @@ def _parse_route(
             f"(got {len(caller_ids)})",
         )
     name = p.opt(t, "name", str, key, None)
-    if name is not None and not 0 < len(name.strip()) <= fields.ROUTE_NAME_MAX_CHARS:
-        p.fail(f"{key}.name", f"a route name is 1 to {fields.ROUTE_NAME_MAX_CHARS} characters")
+    if name is not None:
+        problem = fields.display_text_problem(name, fields.ROUTE_NAME_MAX_CHARS, "a route name")
+        if problem is not None:
+            p.fail(f"{key}.name", problem)
     countries = p.str_list(t, "countries", key, ("US", "CA"))
+    if not countries:
+        p.fail(
+            f"{key}.countries",
+            'expected at least one region code its calls may go to, e.g. ["US", "CA"]',
+        )
     for c in countries:
         if not (len(c) == 2 and c.isascii() and c.isalpha() and c.isupper()):
             p.fail(f"{key}.countries", f'{c!r} is not a two-letter region code like "US"')
@@ -485,10 +489,18 @@ def _parse_route(
     if not 1 <= confirm_timeout <= 120:
         p.fail(f"{key}.confirm_timeout", f"expected 1-120 seconds, got {confirm_timeout}")
     agent_leg = p.opt(t, "agent_leg_caller_id", str, key, "route")
-    if agent_leg not in ("route", "target"):
+    if agent_leg == "target":  # offered once; it broke the safety stance
         p.fail(
             f"{key}.agent_leg_caller_id",
-            f'expected "route" (the route\'s own number) or "target", got {agent_leg!r}',
+            '"target" is not offered: caller IDs on both legs are numbers you own (the '
+            "target's number would be presented to your carrier as yours on the agent's "
+            "leg); the agent hears the target's number in the prompt. Remove the key or "
+            'set "route"',
+        )
+    if agent_leg != "route":
+        p.fail(
+            f"{key}.agent_leg_caller_id",
+            f'expected "route" (the route\'s own number, on both legs), got {agent_leg!r}',
         )
     return RouteConfig(
         code=code,
@@ -496,11 +508,39 @@ def _parse_route(
         caller_ids=tuple(caller_ids),
         countries=tuple(countries),
         name=name,
-        allow_unlisted_nanp=p.opt(t, "allow_unlisted_nanp", bool, key, False),
+        allow_unlisted_nanp=allow_unlisted_nanp,
         confirm=confirm,
         confirm_timeout=confirm_timeout,
         agent_leg_caller_id=agent_leg,
     )
+
+
+#: Why a number cannot be a caller ID, by the number check's reason code.
+_NOT_A_CALLER_ID = {
+    "emergency": "an emergency number",
+    "short_code": "a short code or service number",
+    "premium_rate": "a premium-rate number",
+    "shared_cost": "a shared-cost number",
+}
+
+
+def _caller_id_problem(cid: str, allow_unlisted_nanp: bool) -> str | None:
+    """Why ``cid`` cannot be a route's caller ID, or None. Every person called sees it and
+    calls it back: it must be a full, dialable number in E.164 form (the number check
+    agents' phones pass, any country), not an emergency, short-code, premium-rate or
+    shared-cost number."""
+    from corecall.numbers import normalize_phone
+
+    e164_form = "in E.164 form (+, the country code and the number, e.g. +12125550100)"
+    if not (cid[:1] == "+" and cid[1:].isascii() and cid[1:].isdigit()):
+        return f"{cid!r} is not a number {e164_form}"
+    verdict = normalize_phone(cid, allow_unlisted_nanp=allow_unlisted_nanp)
+    if verdict.ok:
+        return None if verdict.e164 == cid and is_e164(cid) else f"{cid} is not {e164_form}"
+    kind = _NOT_A_CALLER_ID.get(verdict.reason or "")
+    if kind is not None:
+        return f"{cid} is {kind}, so it cannot be a caller ID; give a number you own"
+    return f"{cid} cannot be a caller ID: {verdict.message}"
 
 
 class _Parser:

@@ -3,10 +3,10 @@
 The same :class:`~corecall.conversation.Conversation` as the Telegram bot, against the
 configured store and trunk drivers, as if the given Telegram user were typing. Buttons are
 labelled with their message and position (``[2.1] 📴 Hang up`` is the first button of bot
-message #2) and pressed by typing that label. A bare number (``1``) works while only one
-message shows buttons; while several do (a live call's Hang up and a /settings menu), the
-console asks for the full label instead of guessing. Labels never change meaning while
-other messages are edited.
+message #2) and pressed by typing that label (``2.1`` or ``[2.1]``). A bare number
+(``1``) works while only one message shows buttons; while several do (a live call's Hang up
+and a /settings menu), the console asks for the full label instead of guessing. Labels
+never change meaning while other messages are edited.
 
 In a terminal it has a prompt, line editing and history (GNU readline, from Python's
 standard library: no dependency for the zero-config demo; history in
@@ -47,6 +47,8 @@ INDENT = "    "
 PROMPT = "you> "
 _LABEL_RE = re.compile(r"(?P<message>[0-9]{1,6})\.(?P<button>[0-9]{1,3})")
 _BARE_RE = re.compile(r"[0-9]{1,3}")
+#: A label typed as the console shows it, brackets and all: ``[2.1]``.
+_BRACKETED_RE = re.compile(r"\[\s*(?P<inner>[^\[\]]*?)\s*\]")
 
 
 class ConsolePort:
@@ -60,30 +62,46 @@ class ConsolePort:
         self._above_prompt = above_prompt
 
     def resolve(self, typed: str) -> tuple[tuple[int, bytes] | None, str | None]:
-        """``"2.1"`` or a bare ``"1"`` -> ((message id, button data), None), or
-        (None, what to tell the person); (None, None) when it is not a button label."""
-        label = _LABEL_RE.fullmatch(typed)
+        """``"2.1"``, ``"[2.1]"`` (as shown) or a bare ``"1"`` -> ((message id, button
+        data), None), or (None, what to tell the person); (None, None) when it is not a
+        button label. A bare number presses a button only while one message shows buttons;
+        the answers name only labels that are on screen."""
+        bracketed = _BRACKETED_RE.fullmatch(typed.strip())
+        inner = bracketed["inner"] if bracketed else typed.strip()
+        label = _LABEL_RE.fullmatch(inner)
         if label is not None:
             message, index = int(label["message"]), int(label["button"])
             buttons = self.keyboards.get(message, [])
             if 1 <= index <= len(buttons):
                 return (message, buttons[index - 1]), None
-            return None, f"There is no button [{typed}] on screen."
-        if _BARE_RE.fullmatch(typed) is None:
-            return None, None
-        if len(self.keyboards) > 1:
-            labels = ", ".join(
-                f"[{m}.{typed}]" for m, b in sorted(self.keyboards.items()) if int(typed) <= len(b)
-            )
-            hint = f": {labels}" if labels else ""
+            return None, self._no_such_button(inner)
+        if _BARE_RE.fullmatch(inner) is None:
+            if bracketed is None:
+                return None, None
             return None, (
-                f"Several messages show buttons, so [{typed}] is ambiguous. Type the full "
-                f"label{hint}."
+                f"[{inner}] is not a button label: labels look like [2.1] (message 2, "
+                "button 1); type 2.1 or [2.1]."
             )
-        for message, buttons in self.keyboards.items():
-            if 1 <= int(typed) <= len(buttons):
-                return (message, buttons[int(typed) - 1]), None
-        return None, f"There is no button [{typed}] on screen."
+        index = int(inner)
+        holders = [m for m, b in sorted(self.keyboards.items()) if 1 <= index <= len(b)]
+        if not holders:
+            return None, self._no_such_button(inner)
+        if len(self.keyboards) > 1:  # never guessed: labels must not change meaning
+            labels = [f"[{m}.{index}]" for m in holders]
+            listed = ", ".join(labels[:-1]) + " or " + labels[-1] if len(labels) > 1 else labels[0]
+            return None, (
+                "Several messages show buttons, so a bare number is not enough: type the "
+                f"full label, {listed}."
+            )
+        return (holders[0], self.keyboards[holders[0]][index - 1]), None
+
+    def _no_such_button(self, label: str) -> str:
+        on_screen = [
+            f"[{m}.{i}]" for m, b in sorted(self.keyboards.items()) for i in range(1, len(b) + 1)
+        ]
+        if not on_screen:
+            return f"There is no button [{label}] on screen: no message shows buttons now."
+        return f"There is no button [{label}] on screen. Buttons on screen: {', '.join(on_screen)}."
 
     async def send(self, chat_id: int, text: str, buttons: Keyboard = NO_BUTTONS) -> int:
         message_id = next(self._ids)
@@ -197,7 +215,7 @@ async def _serve_console(
 ) -> None:
     from corecall.telegram.runner import start_calls  # clear errors for an unreachable PBX
 
-    manager = await start_calls(app)
+    manager = await start_calls(app, "console")
     port = ConsolePort(stdout, above_prompt=interactive)
     log.info("console started as Telegram user %s (%s)", user_id,
              "terminal" if interactive else "scripted")  # fmt: skip

@@ -53,6 +53,14 @@ def resolve_options(config: Config, plugins: Plugins) -> EffectiveOptions:
     where = str(config.path) if config.path else None
     out = EffectiveOptions()
     installed = {info.name for info in plugins.list() if "@" not in info.name}
+    for name in config.disabled_plugins:  # a typo would leave the plugin on, silently
+        if name not in installed:
+            raise ConfigError(
+                f"no installed plugin is named {name!r} (installed: "
+                f"{', '.join(sorted(installed)) or 'none'})",
+                path=where,
+                key="plugins.disabled",
+            )
     for name, table in config.plugin_tables.items():
         if name not in installed:
             raise ConfigError(

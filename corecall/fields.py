@@ -24,6 +24,8 @@ ROUTE_CODE_MAX_CHARS = 8
 ROUTE_NAME_MAX_CHARS = 32
 #: A route's selection button label ("[Development Route]  🛠️").
 ROUTE_BUTTON_MAX_CHARS = 32
+#: A route's description (a plugin's RouteDefinition.description), at most.
+ROUTE_DESCRIPTION_MAX_CHARS = 200
 #: At most this many routes are configured (every route appears in the help and route list).
 MAX_ROUTES = 20
 #: At most this many caller IDs per route (one button each in the caller-ID menu).
@@ -123,6 +125,25 @@ def one_line(text: str, limit: int) -> str:
     text = "".join("\ufffd" if _is_bad_at(text, i) else text[i] for i in range(len(text)))
     text = text.strip()
     return clip(text, limit).strip()
+
+
+def display_text_problem(text: object, limit: int, what: str) -> str | None:
+    """What is wrong with a one-line text corecall shows people as it is (a route's name or
+    button, from the configuration or a plugin), or None: it must be text, not blank, at
+    most ``limit`` characters, without control, line-separator, bidi-control or invisible
+    characters (the rule agent names follow; an emoji sequence joined by U+200D is fine).
+    ``what`` names it in the sentence ("the route name")."""
+    if not isinstance(text, str) or not text.strip():
+        return f"{what} must be 1 to {limit} characters, got {text!r:.40}"
+    if len(text) > limit:
+        return f"{what} is {len(text)} characters long; at most {limit}"
+    bad = _bad_character(text)
+    if bad is not None:
+        return (
+            f"{what} contains the invisible or control character U+{ord(bad):04X}; use "
+            "letters, digits, spaces, punctuation and emoji"
+        )
+    return None
 
 
 def check_agent_name(name: str) -> str:

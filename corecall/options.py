@@ -25,8 +25,9 @@ character that is not a letter or digit becomes ``_``, all upper case, overrides
 postgres_dsn`` from ``CORECALL_STORE_POSTGRES_DSN``. A field may name older variables too
 (``option(..., env=("CORECALL_POSTGRES_DSN",))``), which are looked at first; ``{name}`` /
 ``{NAME}`` in such a name stands for the enclosing table's own name (``[servers.pbx1]`` →
-``pbx1`` / ``PBX1``). A value from the environment is taken verbatim for a string field and
-read as a TOML value otherwise (``30``, ``true``, ``["US", "CA"]``).
+``pbx1`` / ``PBX1``). A value from the environment is taken verbatim for a text field
+(:func:`takes_text_verbatim`: ``str``, ``Path``, a ``Literal`` of strings, or one of those
+``| None``) and read as a TOML value otherwise (``30``, ``true``, ``["US", "CA"]``).
 
 Mistakes raise :class:`~corecall.errors.ConfigError` naming the file, the key and what is
 expected; unknown keys are refused with the known ones listed. Secret values are never
@@ -41,6 +42,7 @@ a string.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -353,7 +355,7 @@ def parse_options(
         if env_used is not None:
             source: Source = "environment"
             raw_value: Any = env_value
-            if typ is not str and typ is not Path:
+            if not takes_text_verbatim(typ):
                 raw_value = _toml_value(env_used, env_value, typ)
         elif name in table:
             source, raw_value = "file", table[name]
@@ -366,12 +368,15 @@ def parse_options(
             origin_value = values.get(name, _default_of(field))
             origins.append(ValueOrigin(key, origin_value, "default", info.secret, None, info.doc))
             continue
+        # A value from the environment is blamed on its variable, not on a file that may
+        # not even set the key.
+        blamed = None if env_used else where
         try:
             value = _structure_leaf(raw_value, typ)
         except _Mismatch as exc:
             shown = "a value (hidden: secret)" if info.secret else repr(raw_value)
             from_env = f" (from ${env_used})" if env_used else ""
-            raise ConfigError(f"expected {exc.expected}, got {shown}{from_env}", path=where,
+            raise ConfigError(f"expected {exc.expected}, got {shown}{from_env}", path=blamed,
                               key=key) from None  # fmt: skip
         if info.secret and isinstance(value, str):
             # By source, never by value: a CRLF env file leaves a CR in every secret.
@@ -382,7 +387,7 @@ def parse_options(
                 field.validator(None, field, value)
             except (ValueError, TypeError) as exc:
                 from_env = f" (from ${env_used})" if env_used else ""
-                raise ConfigError(_validator_message(exc, info) + from_env, path=where,
+                raise ConfigError(_validator_message(exc, info) + from_env, path=blamed,
                                   key=key) from None  # fmt: skip
         values[name] = value
         origins.append(ValueOrigin(key, value, source, info.secret, env_used, info.doc))
@@ -424,6 +429,22 @@ def _from_environment(
     return None, ""
 
 
+def takes_text_verbatim(typ: Any) -> bool:
+    """True when a value of ``typ`` is text, so an environment variable's value is taken as
+    it is rather than read as TOML: ``str``, ``Path``, a ``Literal`` of strings, and any of
+    them ``| None`` (``MODE=raise``, not ``MODE='"raise"'``)."""
+    if typ is str or typ is Path:
+        return True
+    origin = typing.get_origin(typ)
+    args = typing.get_args(typ)
+    if origin is Literal:
+        return all(isinstance(a, str) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        kinds = [a for a in args if a is not type(None)]
+        return bool(kinds) and all(takes_text_verbatim(a) for a in kinds)
+    return False
+
+
 def _toml_value(var: str, text: str, typ: Any) -> Any:
     try:
         return tomllib.loads(f"v = {text}")["v"]
@@ -446,16 +467,18 @@ def render_commented(cls: type, table_name: str, *, title: str = "") -> str:
         lines.append(f"# {title}")
     lines.append(f"# [{table_name}]")
     hints = typing.get_type_hints(cls)
+    sub_tables = []
     for field in attrs.fields(cls):
         info = option_info(field)
         typ = hints.get(field.name, field.type)
         nested, table_cls = _options_class_of(typ), _table_of(typ)
         sub_cls = nested or table_cls
         if sub_cls is not None:
-            # The sub-table's own keys, documented the same way (NAME: one table per name).
+            # The sub-table's own keys, documented the same way (NAME: one table per name),
+            # after every plain key: in TOML a key below a [header] belongs to that table.
             sub = f"{table_name}.{field.name}" + ("" if nested is not None else ".NAME")
-            lines.append(f"# {field.name}: {info.doc}")
-            lines.append(render_commented(sub_cls, sub).rstrip("\n"))
+            sub_tables.append(f"# {field.name}: {info.doc}")
+            sub_tables.append(render_commented(sub_cls, sub).rstrip("\n"))
             continue
         lines.append(f"# {info.doc}")
         if info.secret:
@@ -464,20 +487,21 @@ def render_commented(cls: type, table_name: str, *, title: str = "") -> str:
         default = _default_of(field)
         if default is attrs.NOTHING:
             lines.append(f"# {field.name} = ...  (required: {describe_type(typ)})")
+        elif default is None:  # no value to show: TOML has no null
+            lines.append(f"# {field.name} = ...  (optional: {describe_type(typ)}; not set)")
         else:
             lines.append(f"# {field.name} = {_toml_literal(default)}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + sub_tables) + "\n"
 
 
 def _toml_literal(value: Any) -> str:
-    if value is None:
-        return '""  (not set)'
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, str | Path):
-        return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+        # A JSON string is a TOML basic string (\uXXXX for controls); TOML also bars DEL.
+        return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(value, tuple | list):
         return "[" + ", ".join(_toml_literal(v) for v in value) + "]"
     if isinstance(value, dict):

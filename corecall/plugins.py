@@ -20,11 +20,17 @@ the parse hook returned, so no plugin, and no plugin choice, can switch it off.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
+import fcntl
 import importlib
 import json
 import logging
-from collections.abc import Iterable
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -45,7 +51,7 @@ from corecall.domain import (
     is_e164,
 )
 from corecall.errors import ConfigError, EssentialPluginError, NotFoundError, PluginError
-from corecall.fields import echo
+from corecall.fields import MESSAGE_MAX_CHARS, echo, one_line
 from corecall.options import ParsedOptions, check_options_class, parse_options
 from corecall.registries import (
     RouteRegistry,
@@ -65,6 +71,23 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "call_limits": "corecall.builtin_plugins.call_limits",
     "route_resolver": "corecall.builtin_plugins.route_resolver",
     "simulated_pbx": "corecall.telephony.simulated",
+}
+
+#: The plugins shipped with corecall as their own distributions (under ``plugins/``):
+#: entry-point name -> distribution. They count as the core's own: they are found before
+#: third-party entry points, so what they register (route M and D, the "sqlite" store...)
+#: cannot be taken over by a plugin installed later; the newcomer is reported broken.
+FIRST_PARTY: dict[str, str] = {
+    "asterisk_ami": "corecall-trunk-asterisk",
+    "metrics": "corecall-metrics",
+    "policy_calling_hours": "corecall-policy-calling-hours",
+    "policy_dnc": "corecall-policy-dnc",
+    "policy_repeat_calls": "corecall-policy-repeat-calls",
+    "route_dev": "corecall-route-dev",
+    "route_main": "corecall-route-main",
+    "store_postgres": "corecall-store-postgres",
+    "store_sqlite": "corecall-store-sqlite",
+    "webhooks": "corecall-webhooks",
 }
 
 #: How ``plugins list`` names a plugin's kind, from the hooks it implements.
@@ -101,6 +124,8 @@ class PluginInfo:
     builtin: bool = False
     #: Top-level CLI commands the plugin adds (filled by :meth:`Plugins.command_names`).
     commands: list[str] = attrs.field(factory=list)
+    #: Why the plugin's CLI commands were dropped (its other hooks still work), or None.
+    commands_error: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -134,10 +159,33 @@ def read_disabled(state_path: Path) -> set[str]:
 
 
 def write_disabled(state_path: Path, disabled: Iterable[str]) -> None:
+    """Replace the persisted choices at once (a reader sees the old file or the new one)."""
     state_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = state_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"disabled": sorted(set(disabled))}, indent=2) + "\n")
-    tmp.replace(state_path)
+    text = json.dumps({"disabled": sorted(set(disabled))}, indent=2) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{state_path.name}.", dir=state_path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(tmp, state_path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def update_disabled(state_path: Path, change: Callable[[set[str]], None]) -> bool:
+    """Read the persisted choices, ``change`` the set in place, write it back, all under an
+    exclusive lock (``<state file>.lock``), so two operators toggling plugins at the same
+    moment both get what they were told (each read-modify-write sees the other's). Returns
+    whether this call changed the set (and so wrote it)."""
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(state_path.with_name(state_path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        before = read_disabled(state_path)
+        after = set(before)
+        change(after)
+        if after != before:
+            write_disabled(state_path, after)
+        return after != before
 
 
 # --------------------------------------------------------------------------- discovery
@@ -150,8 +198,14 @@ def _candidates() -> list[_Candidate]:
         _Candidate(name, module, "corecall", core_version, builtin=True)
         for name, module in BUILTIN_PLUGINS.items()
     ]
-    # Sorted, so which of two clashing plugins wins does not depend on disk order.
-    eps = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.name, e.value))
+
+    # The core's own distributions first, then the rest by name: which of two clashing
+    # plugins (or registrations) wins depends neither on disk order nor on install order.
+    def order(ep: metadata.EntryPoint) -> tuple[bool, str, str]:
+        first_party = ep.dist is not None and FIRST_PARTY.get(ep.name) == ep.dist.metadata["Name"]
+        return (not first_party, ep.name, ep.value)
+
+    eps = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=order)
     for ep in eps:
         dist = ep.dist
         found.append(
@@ -236,7 +290,9 @@ class Plugins:
                     cand.entry_point.load() if cand.entry_point
                     else importlib.import_module(cand.module)
                 )  # fmt: skip
-            except Exception as exc:
+            # sys.exit() at import (some modules do on a missing dependency) is this plugin
+            # failing to load, not a stop of every command (plugins disable included).
+            except (Exception, SystemExit, KeyboardInterrupt) as exc:
                 info.error = f"failed to load: {type(exc).__name__}: {exc}"
                 log.error("plugin %r (%s) %s", cand.name, cand.distribution, info.error)
                 continue
@@ -275,7 +331,7 @@ class Plugins:
             ("corecall_register_services", self.services),
         )
         for hook_name, registry in registries:
-            for impl in self._impls(hook_name):
+            for impl in self._impls_in_load_order(hook_name):
                 if not self.is_active(impl.plugin_name):
                     continue  # broken by an earlier registration hook
                 registry.plugin = impl.plugin_name
@@ -342,9 +398,28 @@ class Plugins:
         impls = getattr(self.pm.hook, hook_name).get_hookimpls()
         return [i for i in reversed(impls) if not (i.hookwrapper or i.wrapper)]
 
+    def _impls_in_load_order(self, hook_name: str) -> list:
+        """Implementations in the order the plugins were found (the core's own first, then
+        third parties by name, then in-process objects), for the hooks where the first one
+        wins a name: registrations. pluggy's call order is newest-registered first, which
+        would let any plugin installed later take a route code or a command name."""
+        position = {name: i for i, name in enumerate(self.infos)}
+        impls = [
+            i for i in getattr(self.pm.hook, hook_name).get_hookimpls()
+            if not (i.hookwrapper or i.wrapper)
+        ]  # fmt: skip
+        return sorted(impls, key=lambda i: position.get(i.plugin_name, len(position)))
+
     # ---- introspection
     def list(self) -> list[PluginInfo]:
         return list(self.infos.values())
+
+    def route_resolvers(self) -> builtins.list[str]:
+        """The active plugins implementing ``corecall_resolve_route``, in call order."""
+        return [
+            impl.plugin_name for impl in self._impls("corecall_resolve_route")
+            if self.is_active(impl.plugin_name)
+        ]  # fmt: skip
 
     def is_active(self, name: str) -> bool:
         info = self.infos.get(name)
@@ -362,21 +437,27 @@ class Plugins:
            ``route.countries`` refuses emergency, short-code, premium-rate, shared-cost and
            not-allowed-country numbers. No plugin can skip it or be disabled to skip it.
 
-        Raises :class:`~corecall.errors.PluginError` naming a plugin that returned something
-        other than a NumberVerdict, or accepted something that is not ``+`` and digits.
+        A parse plugin that raises, returns something other than a NumberVerdict, accepts
+        something that is not ``+`` and digits, or refuses without a reason code and a
+        message fails closed: the number is refused with reason ``policy_error`` and a
+        message naming the plugin (logged with it), like a failing ``corecall_check_call``.
         """
         from corecall.numbers import check_number
 
         for impl in self._impls("corecall_parse_number"):
-            verdict = _call(impl, text=text, route=route, context=self.context(impl.plugin_name))
+            try:
+                verdict = _call(
+                    impl, text=text, route=route, context=self.context(impl.plugin_name)
+                )
+                problem = _verdict_problem(verdict)
+                if problem is not None:
+                    raise PluginError(impl.plugin_name, problem)
+            except Exception as exc:
+                return _plugin_failed_verdict(impl.plugin_name, exc)
             if verdict is None:
                 continue
-            if not isinstance(verdict, NumberVerdict):
-                kind = type(verdict).__name__
-                raise PluginError(impl.plugin_name, f"returned {kind}, not a NumberVerdict")
-            if verdict.ok and not is_e164(verdict.e164):
-                bad = verdict.e164
-                raise PluginError(impl.plugin_name, f"accepted a non-E.164 number {bad!r}")
+            if not verdict.ok:
+                verdict = attrs.evolve(verdict, message=shown_text(verdict.message))
             break
         else:
             return check_number(
@@ -440,6 +521,10 @@ class Plugins:
             refusal = _call(impl, request=request, context=context)
             if refusal is not None and not isinstance(refusal, Refusal):
                 raise TypeError(f"returned {type(refusal).__name__}, not a Refusal or None")
+            if refusal is not None:
+                problem = refusal_problem(refusal.reason, refusal.message)
+                if problem is not None:
+                    raise TypeError(f"returned a Refusal whose {problem}")
         except Exception as exc:
             log.exception("plugin %r failed in corecall_check_call", impl.plugin_name)
             return Refusal(
@@ -448,15 +533,33 @@ class Plugins:
                 "Tell your admin.",
                 impl.plugin_name,
             )
-        if refusal is not None and refusal.plugin is None:
-            refusal = attrs.evolve(refusal, plugin=impl.plugin_name)
+        if refusal is not None:
+            refusal = attrs.evolve(
+                refusal,
+                message=shown_text(refusal.message),
+                operator_message=(
+                    shown_text(refusal.operator_message)
+                    if refusal.operator_message is not None else None
+                ),
+                plugin=refusal.plugin or impl.plugin_name,
+            )  # fmt: skip
         return refusal
 
     def resolve_route(self, agent: Agent, routes: dict[str, Route]) -> Route | None:
         """First answer wins. An answer that is not one of the offered ``routes`` is ignored
-        (and logged with the plugin's name): a resolver chooses, it cannot invent routes."""
+        (and logged with the plugin's name): a resolver chooses, it cannot invent routes.
+        Raises :class:`~corecall.errors.PluginError` naming a resolver that raised."""
         for impl in self._impls("corecall_resolve_route"):
-            route = _call(impl, agent=agent, routes=routes, context=self.context(impl.plugin_name))
+            try:
+                route = _call(
+                    impl, agent=agent, routes=routes, context=self.context(impl.plugin_name)
+                )
+            except Exception as exc:
+                log.exception("plugin %r failed in corecall_resolve_route", impl.plugin_name)
+                raise PluginError(
+                    impl.plugin_name,
+                    f"its route choice failed ({type(exc).__name__}: {exc})",
+                ) from exc
             if route is None:
                 continue
             if not isinstance(route, Route) or routes.get(route.code) != route:
@@ -501,25 +604,29 @@ class Plugins:
             except Exception:
                 log.exception("plugin %r failed in %s (%s)", impl.plugin_name, hook_name, what)
 
-    def register_commands(self, cli: Any, *, only: str | None = None) -> None:
+    def register_commands(
+        self, cli: Any, *, only: str | None = None, taken: Iterable[str] = ()
+    ) -> None:
         """Let every active plugin (or just the plugin ``only``) add CLI commands to ``cli``
-        (a typer app). A plugin whose hook raises, or that adds a command name already taken,
-        is logged by name and its commands are dropped; the others and the core commands are
+        (a typer app), in the order the plugins were found. A plugin whose hook raises, or
+        that adds a command name already taken (on ``cli``, in ``taken``, or by a plugin
+        found before it), is logged by name, its commands are dropped and the reason is kept
+        in its :attr:`PluginInfo.commands_error`; the others and the core commands are
         unaffected."""
-        for impl in self._impls("corecall_register_commands"):
+        for impl in self._impls_in_load_order("corecall_register_commands"):
             name = impl.plugin_name
             if not self.is_active(name) or (only is not None and name != only):
                 continue
             before_cmds = list(cli.registered_commands)
             before_groups = list(cli.registered_groups)
-            taken = set(_command_names(before_cmds, before_groups))
+            taken_now = set(_command_names(before_cmds, before_groups)) | set(taken)
             try:
                 _call(impl, cli=cli, context=self.context(name))
                 added = _command_names(
                     cli.registered_commands[len(before_cmds) :],
                     cli.registered_groups[len(before_groups) :],
                 )
-                clash = sorted(set(added) & taken) or sorted(
+                clash = sorted(set(added) & taken_now) or sorted(
                     {n for n in added if added.count(n) > 1}
                 )
                 if clash:
@@ -527,23 +634,29 @@ class Plugins:
             except Exception as exc:
                 cli.registered_commands[:] = before_cmds
                 cli.registered_groups[:] = before_groups
+                reason = str(exc.args[0] if isinstance(exc, PluginError) else exc)
+                reason = reason.removeprefix(f"plugin {name!r}: ")
+                if name in self.infos:
+                    self.infos[name].commands_error = reason
                 log.error("plugin %r: corecall_register_commands failed, its commands are not "
-                          "available: %s", name, exc)  # fmt: skip
+                          "available: %s", name, reason)  # fmt: skip
 
-    def command_names(self) -> dict[str, builtins.list[str]]:
+    def command_names(self, taken: Iterable[str] = ()) -> dict[str, builtins.list[str]]:
         """The top-level CLI commands each active plugin adds, by plugin name (for
         ``corecall plugins list``: ``corecall --help`` loads no plugin, so this is where an
-        operator finds them). Registers them on a scratch typer app; also sets each
-        :attr:`PluginInfo.commands`."""
+        operator finds them). Registers them on a scratch typer app, with ``taken`` (the
+        core's command names) counted as taken, exactly as the real CLI would; also sets
+        each :attr:`PluginInfo.commands` and :attr:`PluginInfo.commands_error`."""
         import typer
 
         scratch = typer.Typer()
+        taken = set(taken)
         found: dict[str, builtins.list[str]] = {}
-        for impl in self._impls("corecall_register_commands"):
+        for impl in self._impls_in_load_order("corecall_register_commands"):
             if not self.is_active(impl.plugin_name):
                 continue
             before = len(scratch.registered_commands), len(scratch.registered_groups)
-            self.register_commands(scratch, only=impl.plugin_name)
+            self.register_commands(scratch, only=impl.plugin_name, taken=taken)
             added = _command_names(
                 scratch.registered_commands[before[0] :], scratch.registered_groups[before[1] :]
             )
@@ -562,10 +675,106 @@ class Plugins:
         self._register(obj, info)
 
 
+def plugin_failed_message(exc: PluginError) -> str:
+    """What an agent (or operator) reads when a plugin broke while a call was being
+    checked: the plugin and what failed, that nothing was dialed, and whom to tell."""
+    what = str(exc).removeprefix(f"plugin {exc.plugin!r}: ")
+    return f"The call was not placed: the {exc.plugin} plugin: {what:.200}. Tell your admin."
+
+
+def shown_text(message: str) -> str:
+    """A plugin's message as agents, operators and the audit see it: one line (a line break
+    would forge a line of its own in `policy check` or the audit), control and bidi-control
+    characters replaced (an ESC sequence never reaches a terminal), at most
+    :data:`~corecall.fields.MESSAGE_MAX_CHARS` characters."""
+    return one_line(message, MESSAGE_MAX_CHARS)
+
+
+def refusal_problem(reason: object, message: object) -> str | None:
+    """What is wrong with a plugin's refusal, or None: ``reason`` must be a stable code
+    (1 to 64 characters: lower-case letters, digits, ``_``, ``.``, ``-``) and ``message`` a
+    non-blank string saying what was wrong and what works (docs/plugin_hooks.md)."""
+    if not isinstance(reason, str) or not _REASON_CODE.fullmatch(reason):
+        return f"reason {reason!r:.80} is not a stable code (e.g. 'outside_hours')"
+    if not isinstance(message, str) or not message.strip():
+        return f"message {message!r:.80} is empty: say what was wrong and what works"
+    return None
+
+
+_REASON_CODE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+
+
+def _verdict_problem(verdict: object) -> str | None:
+    """What is wrong with a ``corecall_parse_number`` answer, or None (None is fine)."""
+    if verdict is None:
+        return None
+    if not isinstance(verdict, NumberVerdict):
+        return f"returned {type(verdict).__name__}, not a NumberVerdict"
+    if verdict.ok:
+        if not is_e164(verdict.e164):
+            return f"accepted a non-E.164 number {verdict.e164!r:.80}"
+        return None
+    problem = refusal_problem(verdict.reason, verdict.message)
+    return f"returned a refusal whose {problem}" if problem else None
+
+
+def _plugin_failed_verdict(plugin: str, exc: Exception) -> NumberVerdict:
+    """The fail-closed answer when parse plugin ``plugin`` broke: the number is refused."""
+    detail = (
+        str(exc).removeprefix(f"plugin {plugin!r}: ")
+        if isinstance(exc, PluginError)
+        else (f"{type(exc).__name__}: {exc}")
+    )
+    log.error("plugin %r failed in corecall_parse_number: %s", plugin, detail,
+              exc_info=not isinstance(exc, PluginError))  # fmt: skip
+    return NumberVerdict.refuse(
+        "policy_error",
+        f"The number was not checked: the {plugin} number check failed ({detail:.200}). "
+        "Nothing was dialed. Tell your admin.",
+    )
+
+
+class PluginStopAttempt(RuntimeError):
+    """A hook implementation raised SystemExit or KeyboardInterrupt: a plugin's failure
+    (handled like any exception it raises), never a stop of the whole process."""
+
+
+#: A hook implementation that runs longer than this many seconds is named in the log: on
+#: the event loop every call, AMI event and chat message waited for it meanwhile.
+SLOW_HOOK_SECONDS = 0.5
+
+
 def _call(impl, **kwargs):
     """Call one hook implementation with just the arguments it declares (as pluggy does):
-    an implementation that does not name ``context`` does not get it."""
-    return impl.function(*[kwargs[name] for name in impl.argnames])
+    an implementation that does not name ``context`` does not get it. One that takes
+    longer than :data:`SLOW_HOOK_SECONDS` is logged with its plugin's name."""
+    started = time.perf_counter()
+    try:
+        return impl.function(*[kwargs[name] for name in impl.argnames])
+    except (SystemExit, KeyboardInterrupt) as exc:  # some libraries exit on a bad config
+        raise PluginStopAttempt(
+            f"raised {type(exc).__name__}({', '.join(map(repr, exc.args))}); a plugin may "
+            "not stop corecall"
+        ) from exc
+    finally:
+        elapsed = time.perf_counter() - started
+        if elapsed > SLOW_HOOK_SECONDS:
+            _report_slow_hook(impl, elapsed)
+
+
+def _report_slow_hook(impl, seconds: float) -> None:
+    hook = getattr(impl.function, "__name__", "a hook")
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # a thread of its own (the store thread): nothing else waited
+        log.info("plugin %r took %.1f s in %s", impl.plugin_name, seconds, hook)
+        return
+    advice = (
+        "mark it @corecall.hookspecs.blocking to run it on the store thread, or make it faster"
+        if hook == "corecall_check_call" else "make it faster or move the work to a thread"
+    )  # fmt: skip
+    log.warning("plugin %r held the event loop %.1f s in %s: every call and message waited; %s",
+                impl.plugin_name, seconds, hook, advice)  # fmt: skip
 
 
 def _command_names(commands: Iterable[Any], groups: Iterable[Any]) -> list[str]:
@@ -619,6 +828,16 @@ def load_plugins(
         if reg is not None:
             plugins.essential.add(reg.plugin)
             plugins.infos[reg.plugin].essential = True
+    resolvers = plugins.route_resolvers()
+    if len(resolvers) == 1:
+        plugins.essential.add(resolvers[0])
+        plugins.infos[resolvers[0]].essential = True
+    elif not resolvers:
+        log.error(
+            "no enabled plugin chooses agents' routes (corecall_resolve_route): no agent can "
+            "place a call; enable route_resolver (corecall plugins enable route_resolver, or "
+            "remove it from [plugins] disabled)"
+        )
     return plugins
 
 
@@ -628,13 +847,16 @@ def check_can_disable(
     active_store_plugin: str | None,
     trunk_driver_users: dict[str, dict[str, list[str]]] | None = None,
     available_drivers: Iterable[str] = (),
+    route_resolvers: Iterable[str] = (),
 ) -> None:
     """Raise unless ``name`` is a known plugin that may be disabled.
 
     ``trunk_driver_users`` maps a plugin name to the trunk drivers it provides that
     configured trunks use, each with those trunks' names (``{"asterisk_ami":
     {"asterisk_ami": ["main", "dev"]}}``): such a plugin is essential. ``available_drivers``
-    (the trunk drivers of the enabled plugins) names the alternatives in the refusal."""
+    (the trunk drivers of the enabled plugins) names the alternatives in the refusal.
+    ``route_resolvers`` (the enabled plugins implementing ``corecall_resolve_route``): the
+    last of them cannot be disabled, since without one no agent has a route to call on."""
     names = known_plugin_names()
     if name not in names:
         raise NotFoundError(f"no plugin named {echo(name)}; known plugins: {', '.join(names)}")
@@ -643,6 +865,13 @@ def check_can_disable(
             name,
             "provides the active store and cannot be disabled; switch [store] backend "
             "to another store first",
+        )
+    if list(route_resolvers) == [name]:
+        raise EssentialPluginError(
+            name,
+            "is the only plugin choosing agents' routes (corecall_resolve_route) and cannot "
+            "be disabled: without it no agent could place a call; enable or install another "
+            "route resolver first",
         )
     for driver, trunks in (trunk_driver_users or {}).get(name, {}).items():
         if trunks:

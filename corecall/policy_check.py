@@ -16,9 +16,16 @@ import datetime as _dt
 import attrs
 
 from corecall.app import App
-from corecall.calls import OPERATOR_AGENT_ID, authorization_refusal, effective_caller_id
+from corecall.calls import (
+    OPERATOR_AGENT_ID,
+    authorization_refusal,
+    effective_caller_id,
+    own_number_refusal,
+)
 from corecall.domain import Agent, AgentActivity, CallRequest, Refusal
+from corecall.errors import PluginError
 from corecall.fields import echo
+from corecall.plugins import plugin_failed_message
 
 
 @attrs.frozen
@@ -98,7 +105,11 @@ def dry_run(
             steps.append(StepVerdict("route", False, message, "no_route"))
             return done()
     else:
-        route = app.plugins.resolve_route(agent, routes)
+        try:
+            route = app.plugins.resolve_route(agent, routes)
+        except PluginError as exc:  # a call would fail closed the same way
+            steps.append(StepVerdict("route", False, plugin_failed_message(exc), "policy_error"))
+            return done()
         if route is None:
             message = "No route: pass --route CODE, or the agent has not chosen a route."
             steps.append(StepVerdict("route", False, message, "no_route"))
@@ -109,6 +120,10 @@ def dry_run(
         steps.append(StepVerdict("number", False, verdict.message, verdict.reason))
         return done(route=route.code)
     e164 = verdict.e164
+    own = own_number_refusal(e164, agent.phone, routes)  # type: ignore[arg-type]
+    if own is not None:
+        steps.append(StepVerdict("number", False, own.message, own.reason))
+        return done(route=route.code)
     steps.append(StepVerdict("number", True, f"{e164} may be called on route {route.code}"))
     limits = app.config.limits
     recent = app.store.count_calls_since(agent.telegram_id, at - _dt.timedelta(minutes=1))

@@ -94,12 +94,12 @@ class RouteRegistry(_Registry):
             ("code", code, fields.ROUTE_CODE_MAX_CHARS),
             ("name", definition.name, fields.ROUTE_NAME_MAX_CHARS),
             ("button", definition.button, fields.ROUTE_BUTTON_MAX_CHARS),
+            ("description", definition.description or "-", fields.ROUTE_DESCRIPTION_MAX_CHARS),
         ):
-            if not isinstance(value, str) or not value.strip() or len(value) > limit:
-                raise PluginError(
-                    self.plugin,
-                    f"route {code!r}: {what} must be 1 to {limit} characters, got {value!r:.80}",
-                )
+            # Shown as they are to agents (buttons, every route sentence) and operators.
+            problem = fields.display_text_problem(value, limit, what)
+            if problem is not None:
+                raise PluginError(self.plugin, f"route {code!r}: {problem}")
         self._add(code, definition)
 
     def definition(self, code: str) -> RouteDefinition | None:

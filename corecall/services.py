@@ -28,6 +28,10 @@ async def _to_thread(fn: Callable[..., Any], *args: Any) -> Any:
     return await asyncio.to_thread(fn, *args)
 
 
+#: Seconds a service's start() may take before the process goes on without it (the bot
+#: does not answer before the services started: a start that never returns, e.g. a
+#: connect to a host that does not answer, would keep it silent for ever).
+SERVICE_START_TIMEOUT = 10.0
 #: Seconds a service's stop() may take before the process goes on stopping without it.
 SERVICE_STOP_TIMEOUT = 5.0
 
@@ -73,17 +77,31 @@ class Services:
         self.run_in_store: Callable[..., Awaitable[Any]] = _to_thread
 
     async def start(self) -> None:
+        """Start every registered service, one after the other, each within
+        :data:`SERVICE_START_TIMEOUT` seconds. One that raises or does not start in time is
+        logged with its plugin's name, stopped (its ``stop()`` is still called once) and
+        left out; the others and the calls go on."""
         for name, registered in self.app.plugins.services.items().items():
+            service = None
             try:
                 service = registered.value(self.app)
                 service.run_in_store = self.run_in_store
-                await service.start()
-            except Exception as exc:
-                expected = isinstance(exc, OSError | CorecallError)  # says why: no traceback
-                report = log.error if expected else log.exception
-                report("service %r of plugin %r failed to start, running without it: %s",
-                       name, registered.plugin, exc)  # fmt: skip
-                self.failed[name] = f"service {name!r} is off (failed to start: {exc})"
+                async with asyncio.timeout(SERVICE_START_TIMEOUT):
+                    await service.start()
+            except (Exception, SystemExit, KeyboardInterrupt) as exc:  # a plugin cannot exit
+                if isinstance(exc, TimeoutError):
+                    why = f"did not start within {SERVICE_START_TIMEOUT:.0f} s"
+                    log.error("service %r of plugin %r %s, running without it",
+                              name, registered.plugin, why)  # fmt: skip
+                else:
+                    why = f"failed to start: {exc}"
+                    expected = isinstance(exc, OSError | CorecallError)  # says why: no traceback
+                    report = log.error if expected else log.exception
+                    report("service %r of plugin %r failed to start, running without it: %s",
+                           name, registered.plugin, exc)  # fmt: skip
+                self.failed[name] = f"service {name!r} is off ({why})"
+                if service is not None:
+                    await self._stop_one(name, service)
                 continue
             self.running.append((name, service))
             # A running service hears the notification hooks it implements as methods
@@ -95,13 +113,17 @@ class Services:
             name, service = self.running.pop()
             if self.app.plugins.pm.is_registered(service):
                 self.app.plugins.pm.unregister(service)
-            try:
-                async with asyncio.timeout(SERVICE_STOP_TIMEOUT):  # a stop never hangs
-                    await service.stop()
-            except TimeoutError:
-                log.error("service %r did not stop within %.0f s", name, SERVICE_STOP_TIMEOUT)
-            except Exception:
-                log.exception("service %r failed to stop", name)
+            await self._stop_one(name, service)
+
+    @staticmethod
+    async def _stop_one(name: str, service: Service) -> None:
+        try:
+            async with asyncio.timeout(SERVICE_STOP_TIMEOUT):  # a stop never hangs
+                await service.stop()
+        except TimeoutError:
+            log.error("service %r did not stop within %.0f s", name, SERVICE_STOP_TIMEOUT)
+        except Exception:
+            log.exception("service %r failed to stop", name)
 
     def problems(self) -> list[str]:
         """Services that failed to start, then what each running service reports."""

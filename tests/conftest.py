@@ -68,6 +68,16 @@ async def started_calls(make_config):
         app.close()
 
 
+@pytest.fixture
+def plugin_site(tmp_path, monkeypatch):
+    """A directory on sys.path to install test distributions into
+    (``corecall_testing.install_distribution``)."""
+    path = tmp_path / "site"
+    path.mkdir()
+    monkeypatch.syspath_prepend(str(path))
+    return path
+
+
 # ----------------------------------------------------------------------------- summary
 # The README's test command must show that the real-server suites ran: one line per marker.
 _REAL_SERVER_MARKERS = {"postgres": "real PostgreSQL", "lab": "Asterisk lab"}

@@ -168,7 +168,7 @@ async def test_route_without_confirmation_dials_the_target_on_answer(setup, tmp_
     ("route_options", "confirm", "timeout", "agent_caller_id"),
     [
         ({}, "key", 10, "+12125550100"),
-        ({"confirm": "none", "agent_leg_caller_id": "target"}, "none", 10, ANSWERING_TARGET),
+        ({"confirm": "none"}, "none", 10, "+12125550100"),
         ({"confirm_timeout": 4, "agent_leg_caller_id": "route"}, "key", 4, "+12125550100"),
     ],
 )
@@ -295,6 +295,161 @@ async def test_a_watcher_is_shown_only_states_already_on_record(setup):
             driver.progress(call.id, CallState.ENDED, EndReason.COMPLETED)
     assert seen[-2:] == [CallState.CONNECTED, CallState.ENDED]
     assert seen == sorted(seen, key=lambda state: state.order)
+
+
+@pytest.mark.parametrize(
+    "bad", [("ringing-ish",), (CallState.ENDED, "not-a-reason"), (CallState.ENDED, 17)]
+)
+async def test_a_driver_report_outside_the_contract_never_strands_the_call(setup, caplog, bad):
+    """A third-party driver ending a call with a reason that is not an EndReason made the
+    writer fail (the call stayed 'dialing_agent', the agent's message 'Calling your
+    phone…' for ever, other plugins crashed on it); a state that is not a CallState raised
+    into the driver (tester5). Now: logged naming the driver; a bad state is ignored, a bad
+    end reason ends the call as unknown, on record, for everyone."""
+    app, manager, recorder = await setup(driver="scripted")
+    driver = ScriptedDriver.instances[0]
+    call = await manager.place(AGENT, ANSWERING_TARGET)
+    driver.progress(call.id, *bad)  # must not raise into the driver
+    assert "trunk driver 'scripted' " in caplog.text
+    if bad[0] is not CallState.ENDED:
+        driver.progress(call.id, CallState.ENDED, EndReason.AGENT_NO_ANSWER)
+    final = await manager.wait_final(call.id, timeout=2)
+    on_record = app.store.get_call(call.id)
+    assert on_record.state is CallState.ENDED and on_record.reason is final.reason
+    if bad[0] is CallState.ENDED:
+        assert final.reason is EndReason.UNKNOWN
+        assert f"invalid end reason {bad[1]!r}" in on_record.detail
+    else:
+        assert final.reason is EndReason.AGENT_NO_ANSWER
+    assert recorder.seen[-1][2:] == (CallState.ENDED, final.reason)
+    assert "writing the state" not in caplog.text
+
+
+async def test_a_far_end_s_text_in_the_end_detail_is_stored_as_one_safe_line(setup):
+    """A SIP reason phrase the callee's carrier controls reached `calls list`, the bot and
+    the audit with its ESC sequences and line breaks (tester5)."""
+    app, manager, _ = await setup(driver="scripted")
+    driver = ScriptedDriver.instances[0]
+    call = await manager.place(AGENT, ANSWERING_TARGET)
+    driver.progress(call.id, CallState.ENDED, EndReason.TARGET_BUSY,
+                    "486 Busy \x1b[31mHere\x1b]0;pwned\x07\nline2")  # fmt: skip
+    final = await manager.wait_final(call.id, timeout=2)
+    stored = app.store.get_call(call.id).detail
+    assert final.detail == stored == "486 Busy \ufffd[31mHere\ufffd]0;pwned\ufffd line2"
+
+
+class ExplodingStart(ScriptedDriver):
+    NAME = "exploding_start"
+
+    async def start(self):
+        raise RuntimeError("bad_pbx start exploded")
+
+
+class NeverStarts(ScriptedDriver):
+    NAME = "never_starts"
+
+    async def start(self):
+        await asyncio.sleep(3600)
+
+
+class BadDrivers:
+    @hookimpl
+    def corecall_register_trunk_drivers(self, registry):
+        registry.register(ExplodingStart)
+        registry.register(NeverStarts)
+
+
+@pytest.mark.parametrize(
+    "driver, said", [("exploding_start", "failed to start: RuntimeError: bad_pbx start "
+                      "exploded"), ("never_starts", "did not start within")]
+)  # fmt: skip
+async def test_a_trunk_driver_that_does_not_start_takes_only_its_trunks_down(
+    setup, monkeypatch, caplog, driver, said
+):
+    """A third-party driver whose start() raised, used by one trunk only, stopped the whole
+    process with 'unexpected RuntimeError', naming neither the driver nor its plugin
+    (tester5). Its trunks refuse calls; the others serve; health reports it."""
+    import corecall.calls
+
+    monkeypatch.setattr(corecall.calls, "DRIVER_START_TIMEOUT", 0.3)
+    _app, manager, _ = await setup(
+        extra=[("t5_baddriver", BadDrivers())],
+        trunks={"dev": {"driver": driver}},
+    )
+    problem = manager.failed_drivers[driver]
+    assert f"trunk driver {driver!r} (plugin 't5_baddriver') {said}" in problem
+    assert "trunk(s) dev cannot place calls" in problem and problem in caplog.text
+    call = await manager.place(AGENT, ANSWERING_TARGET)  # route M: main, simulated
+    assert (await manager.wait_final(call.id, timeout=5)).reason is EndReason.COMPLETED
+    AgentAdmin(_app).set_route(AGENT, "D", actor="test")
+    with pytest.raises(RefusedError) as refused:
+        await manager.place(AGENT, ANSWERING_TARGET)
+    assert refused.value.reason == "trunk_unavailable" and driver in refused.value.message
+
+
+@pytest.mark.parametrize(
+    "text, reason, said",
+    [
+        ("+12125550111", "own_phone", "is your own phone"),
+        ("(212) 555-0111", "own_phone", "is your own phone"),
+        ("+12125550100", "own_caller_id", "caller IDs of the Main route"),
+        ("+12125550199", "own_caller_id", "caller IDs of the Development route"),
+    ],
+)
+async def test_a_call_to_the_agent_s_own_phone_or_a_caller_id_is_refused(setup, text, reason, said):
+    """Both were placed: the agent's phone rang twice (tester5)."""
+    _app, manager, _ = await setup(driver="scripted")
+    with pytest.raises(RefusedError) as refused:
+        await manager.place(AGENT, text)
+    assert refused.value.reason == reason and said in refused.value.message
+    assert ScriptedDriver.instances[0].originated == []
+    with pytest.raises(RefusedError) as refused:
+        await manager.place_operator_call("M", "+12125550111", text, actor="cli:ops")
+    assert refused.value.reason == reason
+
+
+class HangingOriginate(ScriptedDriver):
+    NAME = "hanging_originate"
+
+    async def originate(self, request, progress):
+        self.originated.append(request)
+        await asyncio.sleep(3600)
+
+
+class HangingDrivers:
+    @hookimpl
+    def corecall_register_trunk_drivers(self, registry):
+        registry.register(HangingOriginate)
+
+
+async def test_a_driver_whose_originate_never_returns_does_not_hold_the_agent(
+    setup, monkeypatch, caplog
+):
+    """The agent's lock is held until originate() returns: /call and then /start got no
+    answer at all, and the record stayed unfinished (tester5)."""
+    import corecall.calls
+
+    monkeypatch.setattr(corecall.calls, "ORIGINATE_TIMEOUT", 0.3)
+    app, manager, _ = await setup(
+        extra=[("hanging", HangingDrivers())],
+        trunks={"main": {"driver": "hanging_originate"}},
+    )
+    async with asyncio.timeout(5):
+        record = await manager.place(AGENT, ANSWERING_TARGET)
+    assert record.state is CallState.ENDED and record.reason is EndReason.TRUNK_UNAVAILABLE
+    assert "did not answer within 0.3 s" in record.detail
+    assert "trunk driver 'hanging_originate' did not return from originate" in caplog.text
+    final = await manager.wait_final(record.id, timeout=2)
+    assert app.store.get_call(final.id).state is CallState.ENDED
+    driver = manager.drivers["hanging_originate"]
+    for _ in range(50):  # the best-effort hang-up of the abandoned call
+        if driver.hangups:
+            break
+        await asyncio.sleep(0.02)
+    assert driver.hangups == [record.id]
+    async with asyncio.timeout(5):  # the agent is free again: the next request is answered
+        again = await manager.place(AGENT, ANSWERING_TARGET)
+    assert again.reason is EndReason.TRUNK_UNAVAILABLE
 
 
 async def test_hangup_before_connect_is_cancelled_after_connect_completed(setup):

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 
 import pytest
 from corecall_testing import config_dict, write_toml
@@ -37,6 +38,139 @@ def test_disable_and_enable_persist_and_change_routes(cli):
     assert code == 1 and "route 'D' is not offered" in err and "M" in err
     assert cli("plugins", "enable", "route_dev")[0] == 0
     assert cli("number", "check", "+12125550123", "--route", "D")[0] == 0
+
+
+TOGGLED = ["policy_dnc", "policy_calling_hours", "policy_repeat_calls", "metrics", "webhooks",
+           "route_dev"]  # fmt: skip
+
+
+def test_operators_toggling_plugins_at_the_same_moment_all_get_what_they_were_told(cli):
+    """Each toggle read plugins.json, changed it and wrote it back: of 8 concurrent disables
+    one survived, while all 8 printed 'disabled' and were audited as changes (tester5)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "CORECALL_CONFIG": str(cli.config_path)}
+
+    def at_once(verb: str) -> None:
+        procs = [
+            subprocess.Popen([sys.executable, "-m", "corecall", "plugins", verb, name], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for name in TOGGLED
+        ]  # fmt: skip
+        for proc in procs:
+            out, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0 and f"{verb}d " in out, err
+
+    at_once("disable")
+    _, rows = run_json(cli, "plugins", "list")
+    assert sorted(r["name"] for r in rows if not r["enabled"]) == sorted(TOGGLED)
+    _, rows = run_json(cli, "audit")
+    changes = [r for r in rows if r["action"] == "plugin.disable"]
+    assert len(changes) == len(TOGGLED)
+    assert all(r["detail"]["changed"] for r in changes)
+
+    at_once("enable")
+    _, rows = run_json(cli, "plugins", "list")
+    assert [r["name"] for r in rows if not r["enabled"]] == []
+
+
+def test_a_plugin_toggle_that_changes_nothing_says_so_and_audits_nothing(cli):
+    """As for agents: a second disable said 'disabled …' again and wrote a second
+    plugin.disable entry (changed=no); an enable the config file overrides said 'enabled'."""
+    assert cli("plugins", "disable", "route_dev")[:2] == (
+        0,
+        "disabled route_dev; takes effect on next start\n",
+    )
+    _, audit_before = run_json(cli, "audit")
+    assert cli("plugins", "disable", "route_dev") == (
+        0,
+        "route_dev was already disabled; nothing changed\n",
+        "",
+    )
+    assert cli("plugins", "enable", "route_dev")[:2] == (
+        0,
+        "enabled route_dev; takes effect on next start\n",
+    )
+    assert cli("plugins", "enable", "route_dev") == (
+        0,
+        "route_dev was already enabled; nothing changed\n",
+        "",
+    )
+    _, audit_after = run_json(cli, "audit")
+    assert [e["action"] for e in audit_after[: len(audit_after) - len(audit_before)]] == [
+        "plugin.enable"
+    ]
+    raw = tomllib.loads(cli.config_path.read_text())
+    raw.setdefault("plugins", {})["disabled"] = ["route_dev"]
+    write_toml(cli.config_path, raw)
+    cli("plugins", "disable", "route_dev")
+    assert cli("plugins", "enable", "route_dev")[1] == (
+        "enabled route_dev in plugins.json, but it stays disabled: "
+        f"{cli.config_path} lists it under [plugins] disabled (remove it there)\n"
+    )
+    audit_after = run_json(cli, "audit")[1]
+    code, out, err = cli("plugins", "enable", "route_dev")
+    assert (code, err) == (0, "")
+    assert out == (
+        f"route_dev stays disabled: {cli.config_path} lists it under [plugins] disabled "
+        "(remove it there); nothing changed\n"
+    )
+    assert len(run_json(cli, "audit")[1]) == len(audit_after)
+
+
+@pytest.mark.parametrize(
+    "args, action",
+    [
+        (["revoke", "7"], "agent.revoke"),
+        (["authorize", "7"], "agent.authorize"),
+        (["set-phone", "7", "(212) 555-0177"], "agent.set_phone"),  # the same number
+        (["set-route", "7", "m"], "agent.set_route"),
+        (["set-caller-id", "7", "+12125550101"], "agent.set_caller_id"),
+    ],
+)
+def test_an_agent_command_that_changes_nothing_says_so_and_audits_nothing(cli, args, action):
+    """`agents revoke` twice wrote a second 'agent.revoke authorized: no → no' entry and
+    said 'revoked' again (tester5; the bot's /revoke too)."""
+    assert cli("agents", "add", "--telegram-id", "7", "--phone", "+12125550177")[0] == 0
+    for first in (["set-route", "7", "M"], ["set-caller-id", "7", "+12125550101"]):
+        assert cli("agents", *first)[0] == 0
+    if args[0] == "revoke":
+        assert cli("agents", "authorize", "7")[0] == 0
+        assert cli("agents", "revoke", "7")[0] == 0
+    elif args[0] == "authorize":
+        assert cli("agents", "authorize", "7")[0] == 0
+    _, before = run_json(cli, "audit")
+    code, out, err = cli("agents", *args)
+    assert code == 0, err
+    assert "nothing changed" in out
+    _, after = run_json(cli, "audit")
+    assert after == before, [r for r in after if r not in before]
+    assert any(r["action"] == action for r in before) or action == "agent.set_phone"
+
+
+def test_the_last_route_resolver_cannot_be_disabled(cli, plugin_site):
+    """Without one, every agent was asked to choose a route, chose one ('successfully
+    changed') and was asked again, for ever (tester5)."""
+    from corecall_testing import install_distribution
+
+    code, _out, err = cli("plugins", "disable", "route_resolver")
+    assert code == 1 and "route_resolver" in err and "only plugin choosing" in err
+    _, rows = run_json(cli, "plugins", "list")
+    assert {r["name"]: r["essential"] for r in rows}["route_resolver"] is True
+    install_distribution(plugin_site, "corecall-desks", {"desks": "desks_plugin"}, {
+        "desks_plugin": """
+            from corecall import hookimpl
+
+            @hookimpl
+            def corecall_resolve_route(agent, routes):
+                return routes.get("D")
+        """,
+    })  # fmt: skip
+    assert cli("plugins", "disable", "route_resolver")[0] == 0
+    code, _out, err = cli("plugins", "disable", "desks")
+    assert code == 1 and "'desks'" in err and "only plugin choosing" in err
 
 
 def test_plugins_list_names_the_commands_each_plugin_adds(cli):
@@ -100,6 +234,141 @@ def test_a_trunk_driver_no_trunk_uses_can_be_disabled(cli):
     assert cli("plugins", "enable", "asterisk_ami")[0] == 0
 
 
+def test_a_plugin_disabled_through_another_configuration_is_named_where_it_breaks(tmp_path, capsys):
+    """plugins.json lives in the data directory, shared by every configuration naming it:
+    disabling asterisk_ami with a configuration that does not use it passed the guard and
+    broke the bot's, whose error named neither the plugin nor the file (tester5)."""
+    from corecall_testing import config_dict, write_toml
+    from corecall_testing.ami import ami_sections, server_of
+
+    from corecall.cli import main
+
+    bot = write_toml(tmp_path / "bot.toml",
+                     config_dict(tmp_path, **ami_sections({"pbx1": server_of()})))  # fmt: skip
+    other = write_toml(tmp_path / "other.toml", config_dict(tmp_path))
+    assert main(["--config", str(bot), "plugins", "disable", "asterisk_ami"]) == 1  # guarded
+    assert main(["--config", str(other), "plugins", "disable", "asterisk_ami"]) == 0
+    capsys.readouterr()
+    code = main(["--config", str(bot), "call", "--route", "M", "--agent-phone", "+12125550111",
+                 "--target", "+12125550123"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1 and "trunk driver 'asterisk_ami' is not available" in err
+    assert f"disabled plugins: asterisk_ami in {tmp_path / 'plugins.json'}" in err
+    assert "corecall plugins enable NAME" in err
+
+
+def test_a_plugin_that_exits_at_import_can_be_listed_and_switched_off(cli, plugin_site, tmp_path):
+    """sys.exit() in a plugin module (some do on a missing dependency) ended every command
+    with its text alone, `plugins list` and `plugins disable` included; init imported it
+    even once disabled (tester5)."""
+    from corecall_testing import install_distribution
+
+    install_distribution(plugin_site, "corecall-aaa", {"aaa_side": "aaa_side_mod"}, {
+        "aaa_side_mod": 'import sys\nsys.exit("aaa import-time exit")\n',
+    })  # fmt: skip
+    code, rows = run_json(cli, "plugins", "list")
+    assert code == 0
+    error = {r["name"]: r["error"] for r in rows}["aaa_side"]
+    assert error == "failed to load: SystemExit: aaa import-time exit"
+    assert cli("plugins", "disable", "aaa_side")[0] == 0
+    code, out, err = cli("--config", str(tmp_path / "new" / "c.toml"), "init")
+    assert code == 0, out + err
+    assert "aaa" not in out + err
+
+
+def test_a_third_party_plugin_named_like_a_core_one_does_not_replace_it(cli, plugin_site):
+    """A distribution whose entry point happened to be named policy_dnc was loaded instead
+    of the real do-not-call policy (found first by name), switching DNC off (tester5)."""
+    from corecall_testing import install_distribution
+
+    install_distribution(plugin_site, "corecall-aaa", {"policy_dnc": "aaa_dnc_mod"}, {
+        "aaa_dnc_mod": "",
+    })  # fmt: skip
+    assert cli("dnc", "add", "+12125550170")[0] == 0
+    code, out, _err = cli("policy", "check", "--target", "+12125550170")
+    assert code == 1 and "do_not_call" in out
+    _, rows = run_json(cli, "plugins", "list")
+    by_key = {(r["name"], r["distribution"]): r for r in rows}
+    assert by_key[("policy_dnc", "corecall-policy-dnc")]["error"] is None
+    assert "name clash" in by_key[("policy_dnc", "corecall-aaa")]["error"]
+
+
+@pytest.mark.parametrize("verb", ["disable", "enable"])
+def test_a_toggle_the_store_cannot_record_changes_nothing(tmp_path, capsys, verb):
+    """With the store unreachable, `plugins disable policy_dnc` said 'error: cannot open
+    the SQLite store' yet wrote plugins.json: DNC off at the next start, unaudited
+    (tester5)."""
+    from corecall_testing import config_dict, write_toml
+
+    from corecall.cli import main
+    from corecall.plugins import read_disabled, write_disabled
+
+    raw = config_dict(tmp_path)
+    raw["store"] = {"backend": "sqlite", "sqlite_path": str(tmp_path)}  # a directory
+    path = write_toml(tmp_path / "c.toml", raw)
+    state_file = tmp_path / "plugins.json"
+    write_disabled(state_file, {"metrics"})
+    assert main(["--config", str(path), "plugins", verb, "policy_dnc" if verb == "disable"
+                 else "metrics"]) == 1  # fmt: skip
+    assert "cannot open the SQLite store" in capsys.readouterr().err
+    assert read_disabled(state_file) == {"metrics"}
+
+
+def test_the_audit_names_the_os_account_not_what_user_says(cli, monkeypatch):
+    """The audit's 'who' came from $USER/$LOGNAME: anyone could write someone else's name,
+    or an ESC sequence, there (tester5)."""
+    import os
+    import pwd
+
+    account = pwd.getpwuid(os.getuid()).pw_name
+    monkeypatch.setenv("USER", "mallory\x1b[31m")
+    monkeypatch.setenv("LOGNAME", "mallory")
+    monkeypatch.delenv("SUDO_USER", raising=False)
+    assert cli("agents", "add", "--telegram-id", "7", "--phone", "+12125550177")[0] == 0
+    _, rows = run_json(cli, "audit")
+    assert rows[0]["actor"] == f"cli:{account}"
+    if os.getuid() == 0:
+        monkeypatch.setenv("SUDO_USER", "alice")
+        assert cli("agents", "revoke", "7")[0] == 0 and cli("agents", "authorize", "7")[0] == 0
+        _, rows = run_json(cli, "audit")
+        assert rows[0]["actor"] == f"cli:{account} (sudo by alice)"
+
+
+def test_a_misspelt_name_in_plugins_disabled_is_refused(tmp_path, capsys):
+    """`[plugins] disabled = ["polcy_dnc"]` passed silently: the do-not-call policy the
+    operator meant to switch off stayed on, or the reverse (tester5)."""
+    from corecall_testing import config_dict, write_toml
+
+    from corecall.cli import main
+
+    path = write_toml(tmp_path / "c.toml", config_dict(tmp_path, plugins={
+        "disabled": ["polcy_dnc"]}))  # fmt: skip
+    assert main(["--config", str(path), "agents", "list"]) == 1
+    err = capsys.readouterr().err
+    assert "[plugins.disabled] no installed plugin is named 'polcy_dnc'" in err
+    assert "policy_dnc" in err  # the installed ones are listed
+
+
+def test_a_name_left_in_plugins_json_by_an_uninstalled_plugin_can_be_enabled_away(cli):
+    from corecall.plugins import read_disabled, write_disabled
+
+    state = cli.config_path.parent / "plugins.json"
+    write_disabled(state, {"gone_plugin", "metrics"})
+    code, _out, err = cli("plugins", "enable", "gone_plugin")
+    assert code == 0, err
+    assert read_disabled(state) == {"metrics"}
+    code, _out, err = cli("plugins", "enable", "never_heard_of")
+    assert code == 1 and "no plugin named 'never_heard_of'" in err
+
+
+def test_operators_test_calls_can_be_listed_as_agent_0(cli):
+    code, _out, err = cli("call", "--route", "M", "--agent-phone", "+12125550111", "--target",
+                         "+12125550123")  # fmt: skip
+    assert code == 0, err
+    code, rows = run_json(cli, "calls", "list", "--agent", "0")
+    assert code == 0 and len(rows) == 1 and rows[0]["agent_id"] == 0
+
+
 def test_disabling_unknown_plugin_lists_known_ones(cli):
     code, _, err = cli("plugins", "disable", "nope")
     assert code == 1 and "no plugin named 'nope'" in err and "route_main" in err
@@ -159,6 +428,32 @@ def test_agent_lifecycle_is_audited(cli):
     assert all(e["actor"].startswith("cli:") and e["subject"] == "42" for e in log)
     assert cli("agents", "remove", "42")[0] == 0
     assert run_json(cli, "agents", "list")[1] == []
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("agents", "authorize", "42"), "agent 42 (Ann) was already authorized; nothing changed"),
+        (("agents", "revoke", "42"), "agent 42 (Ann) was already revoked; nothing changed"),
+        (("agents", "set-phone", "42", "(212) 555-0123"),
+         "agent 42 (Ann) is already rung on +12125550123; nothing changed"),
+        (("agents", "set-route", "42", "d"),
+         "agent 42 (Ann) is already on route D; nothing changed"),
+        (("agents", "set-caller-id", "42", "(212) 555-0199"),
+         "agent 42 (Ann) already calls with Caller ID: +12125550199 [D]; nothing changed"),
+    ],
+)  # fmt: skip
+def test_a_change_to_what_is_already_true_says_so_and_audits_nothing(cli, args, said):
+    """tester5: a second revoke wrote a second agent.revoke entry (authorized: no -> no) and
+    said "revoked" again; every agent change that changes nothing says so instead."""
+    cli("agents", "add", "--telegram-id", "42", "--phone", "(212) 555-0123", "--name", "Ann")
+    cli("agents", "set-route", "42", "D")
+    cli("agents", "set-caller-id", "42", "+12125550199")
+    cli(*args)  # the first time may change it (authorize, revoke)
+    _, audit_before = run_json(cli, "audit")
+    code, out, err = cli(*args)
+    assert (code, out.strip(), err) == (0, said, "")
+    assert run_json(cli, "audit")[1] == audit_before
 
 
 @pytest.mark.parametrize(

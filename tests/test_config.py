@@ -67,6 +67,18 @@ def test_secrets_come_from_the_environment(tmp_path, monkeypatch):
     [
         (lambda r: r["routes"]["M"].update(caller_ids=["12345"]), "routes.M.caller_ids", "E.164"),
         (lambda r: r["routes"]["M"].update(caller_ids=[]), "routes.M.caller_ids", "at least one"),
+        # A caller ID is what every person called sees and calls back (tester5: all accepted).
+        (lambda r: r["routes"]["M"].update(caller_ids=["+10000000000"]), "routes.M.caller_ids", "cannot be a caller ID: +10000000000 can't be dialed"),  # noqa: E501
+        (lambda r: r["routes"]["M"].update(caller_ids=["+999999999999999"]), "routes.M.caller_ids", "known country code"),  # noqa: E501
+        (lambda r: r["routes"]["M"].update(caller_ids=["+4420794600001"]), "routes.M.caller_ids", "too long"),  # noqa: E501
+        (lambda r: r["routes"]["M"].update(caller_ids=["+12125550100", "+19005550100"]), "routes.M.caller_ids", "+19005550100 is a premium-rate number, so it cannot be a caller ID"),  # noqa: E501
+        (lambda r: r["routes"]["M"].update(caller_ids=["+1911"]), "routes.M.caller_ids", "+1911 is an emergency number"),  # noqa: E501
+        (lambda r: r["routes"]["M"].update(caller_ids=["+1 212 555 0100"]), "routes.M.caller_ids", "is not a number in E.164 form"),  # noqa: E501
+        (lambda r: r["routes"]["M"].update(countries=[]), "routes.M.countries", "at least one region code"),  # noqa: E501
+        (lambda r: r["routes"]["M"].update(name="Ma\x1b[31min"), "routes.M.name", "control character U+001B"),  # noqa: E501
+        (lambda r: r["routes"]["M"].update(name="Main\u202e"), "routes.M.name", "U+202E"),
+        (lambda r: r["routes"]["M"].update(name="Ma\u200bin"), "routes.M.name", "invisible or control character U+200B"),  # noqa: E501
+        (lambda r: r["routes"]["M"].update(name="  "), "routes.M.name", "1 to 32 characters"),
         (lambda r: r["routes"]["M"].update(trunk="nowhere"), "routes.M.trunk", "trunks.nowhere"),
         (lambda r: r["routes"]["M"].pop("trunk"), "routes.M.trunk", "missing"),
         (lambda r: r["routes"]["M"].update(countries=["usa"]), "routes.M.countries", "two-letter"),
@@ -78,6 +90,8 @@ def test_secrets_come_from_the_environment(tmp_path, monkeypatch):
         (lambda r: r["routes"]["M"].update(confirm_timeout=0), "routes.M.confirm_timeout", "1-120"),
         (lambda r: r["routes"]["M"].update(confirm_timeout="10"), "routes.M.confirm_timeout", "integer"),  # noqa: E501
         (lambda r: r["routes"]["M"].update(agent_leg_caller_id="+12125550100"), "routes.M.agent_leg_caller_id", '"route"'),  # noqa: E501
+        # Both legs show numbers the operator owns (the safety stance; tester5).
+        (lambda r: r["routes"]["M"].update(agent_leg_caller_id="target"), "routes.M.agent_leg_caller_id", "caller IDs on both legs are numbers you own"),  # noqa: E501
         (lambda r: r["limits"].update(calls_per_minute=0), "limits.calls_per_minute", "at least 1"),
         (lambda r: r["limits"].update(calls_per_minute="6"), "limits.calls_per_minute", "integer"),
         (lambda r: r["bot"].update(super_admins=["alice"]), "bot.super_admins", "numeric"),

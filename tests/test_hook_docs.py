@@ -202,10 +202,11 @@ def make_route(code="M", countries=("US", "CA"), driver="simulated") -> Route:
                  countries=countries)  # fmt: skip
 
 
-def make_request(target="+12125550123", route_code="M") -> CallRequest:
+def make_request(target="+12125550123", route_code="M", at=None) -> CallRequest:
     return CallRequest(
         agent=Agent(telegram_id=7, phone="+12125550177", authorized=True, route_code=route_code),
         target=target, route=make_route(route_code), caller_id="+12125550100",
+        **({"at": at} if at is not None else {}),
     )  # fmt: skip
 
 
@@ -358,18 +359,19 @@ def test_guide_business_hours_policy(tmp_path):
     plugins = app_for(table).plugins
     chicago = ZoneInfo("America/Chicago")
 
-    def at(*when):
-        example.now = lambda zone: dt.datetime(*when, tzinfo=chicago).astimezone(zone)
+    def at(*when, **kwargs):  # the request's moment, in UTC as corecall passes it
+        moment = dt.datetime(*when, tzinfo=chicago).astimezone(dt.UTC)
+        return plugins.check_call(make_request(at=moment, **kwargs))
 
-    at(2024, 6, 3, 10, 0)  # a Monday morning
-    assert plugins.check_call(make_request()) is None
-    at(2024, 6, 3, 17, 30)  # closing time, as configured
-    refusal = plugins.check_call(make_request())
+    # The policy reads the request's moment, not the wall clock (the guide's example read
+    # the clock, so `corecall policy check --at` asked about now; tester5).
+    assert "dt.datetime.now" not in guide_block("def corecall_check_call")
+    assert at(2024, 6, 3, 10, 0) is None  # a Monday morning
+    refusal = at(2024, 6, 3, 17, 30)  # closing time, as configured
     assert (refusal.reason, refusal.plugin) == ("outside_business_hours", "doc_example")
     assert "Monday to Friday, 09:00 to 17:30 (America/Chicago)" in refusal.message
-    at(2024, 6, 8, 10, 0)  # a Saturday
-    assert plugins.check_call(make_request()).reason == "outside_business_hours"
-    assert plugins.check_call(make_request(route_code="N")) is None  # routes.N: always
+    assert at(2024, 6, 8, 10, 0).reason == "outside_business_hours"  # a Saturday
+    assert at(2024, 6, 8, 10, 0, route_code="N") is None  # routes.N: always
     closes = 'closes = "17:30"'
     for old, wrong, key, expected in [
         (
@@ -494,3 +496,48 @@ def test_example_register_commands(tmp_path):
         app.close()
     assert result.exit_code == 0, result.output
     assert result.output == "doc_example: 0 agents\n"
+
+
+# --------------------------------------------------------------------------- in step with the code
+
+
+def _paragraph(text: str, start: str) -> str:
+    """The paragraph of ``text`` that contains ``start``, joined into one line."""
+    at = text.index(start)
+    begin = text.rfind("\n\n", 0, at) + 2
+    end = text.find("\n\n", at)
+    return " ".join(text[begin : end if end >= 0 else None].split())
+
+
+def test_state_changed_lists_every_state_a_listener_gets():
+    """A listener is told every state of CallState that a call can reach (tester5: the list
+    left out awaiting_confirmation, which every call on a confirm = "key" route reaches)."""
+    when = _paragraph(hook_section("corecall_call_state_changed"), "**When:**")
+    named = re.findall(r"`(\w+)`", when)
+    assert named, when
+    missing = [s.value for s in CallState if s.value not in named and s.name not in named]
+    assert not missing, f"corecall_call_state_changed's **When:** leaves out {missing}: {when}"
+    values = {s.value for s in CallState}
+    first_mentions = [CallState(n) for n in dict.fromkeys(named) if n in values]
+    assert first_mentions == list(CallState), f"not in the order calls reach them: {when}"
+
+
+def test_plugin_kinds_are_the_ones_plugins_list_prints():
+    """docs/plugin_hooks.md names every kind `corecall plugins list` can print, with the
+    hooks that give it, in the order they are tried (tester5: service, commands, other and
+    unknown were missing)."""
+    from corecall.plugins import _KIND_BY_HOOK, PluginInfo, _kind
+
+    text = _paragraph(HOOK_DOC.read_text(encoding="utf-8"), "names a plugin's kind")
+    documented = {
+        kind: sorted(f"corecall_{h}" for h in re.findall(r"`(\w+)`", hooks))
+        for kind, hooks in re.findall(r"`(\w+)` \(((?:`\w+`(?:, )?)+)\)", text)
+    }
+    by_kind: dict[str, list[str]] = {}
+    for hook, kind in _KIND_BY_HOOK:
+        by_kind.setdefault(kind, []).append(hook)
+    assert documented == {kind: sorted(hooks) for kind, hooks in by_kind.items()}, text
+    assert list(documented) == list(by_kind), f"kinds out of order: {text}"
+    fallbacks = {_kind([]), attrs.fields(PluginInfo).kind.default}  # "other", "unknown"
+    for kind in fallbacks:
+        assert f"`{kind}`" in text, f"docs/plugin_hooks.md does not say when the kind is {kind}"

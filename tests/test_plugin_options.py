@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import textwrap
+import re
 import threading
 from pathlib import Path
+from typing import Literal
 
 import attrs
 import pytest
-from corecall_testing import config_dict, write_toml
+from corecall_testing import config_dict, install_distribution, write_toml
 
 from corecall import hookimpl, option
 from corecall.app import App
@@ -62,6 +63,123 @@ def load_file(tmp_path, name="desk", plugin=None, **sections) -> App:
 
 
 # --------------------------------------------------------------------------- [plugins.NAME]
+
+
+@attrs.frozen
+class Endpoint:
+    host: str = option("127.0.0.1", doc="Host.")
+    port: int = option(5038, doc="Port.")
+
+
+@attrs.frozen
+class Tuning:
+    level: int = option(1, doc="Level.")
+
+
+@attrs.frozen
+class Typed:
+    path: Path = option(Path("/var/lib/x"), doc="A path.")
+    maybe: int | None = option(None, doc="An optional number.")
+    sub: Tuning = option(factory=Tuning, doc="A nested table.")
+    servers: dict[str, Endpoint] = option(factory=dict, doc="Servers by name.")
+    ratio: float = option(0.5, doc="A ratio.")
+    flag: bool = option(False, doc="A flag.")
+    token: str = option("", doc="A token.", secret=True)
+    label: str = option('say "hi"\tthere', doc="A label with a quote and a tab.")
+
+
+def test_the_commented_section_is_valid_toml_once_uncommented():
+    """`corecall init` writes each plugin's section commented out; uncommented as written
+    (NAME given a name) it must read back as the defaults: keys written after a sub-table
+    header belonged to that sub-table, and an unset optional value was written '""' (not
+    an integer) (tester5)."""
+    import tomllib
+
+    from corecall.options import render_commented
+
+    text = render_commented(Typed, "plugins.t5_typed")
+    keys_and_headers = [
+        line[2:].replace(".NAME]", ".a]")
+        for line in text.splitlines()
+        if line.startswith("# [") or re.match(r"# \w+ = ", line)
+    ]
+    uncommented = "\n".join(line for line in keys_and_headers if " = ..." not in line)
+    raw = tomllib.loads(uncommented)["plugins"]["t5_typed"]
+    parsed = parse_options(Typed, raw, table_name="plugins.t5_typed", path="x.toml", environ={})
+    assert parsed.value == Typed(servers={"a": Endpoint()})
+    assert "# maybe = ...  (optional: an integer; not set)" in text
+
+
+def test_every_installed_plugin_s_commented_section_reads_back_when_uncommented():
+    import tomllib
+
+    from corecall.options import render_commented
+    from corecall.plugins import load_plugins
+
+    plugins = load_plugins()
+    classes = dict(plugins.options_classes)
+    classes |= {f"store.{n}": r.options for n, r in plugins.stores.items().items() if r.options}
+    classes |= {
+        f"trunks.{n}": r.value.OPTIONS for n, r in plugins.trunk_drivers.items().items()
+        if getattr(r.value, "OPTIONS", None)
+    }  # fmt: skip
+    assert {"metrics", "webhooks", "asterisk_ami", "store.sqlite"} <= set(classes)
+    for name, cls in classes.items():
+        text = render_commented(cls, f"t.{name}")
+        lines = [
+            line[2:].replace(".NAME]", ".a]") for line in text.splitlines()
+            if line.startswith("# [") or re.match(r"# \w+ = ", line)
+        ]  # fmt: skip
+        tomllib.loads("\n".join(line for line in lines if " = ..." not in line))  # valid TOML
+
+
+@attrs.frozen
+class TextOptions:
+    mode: Literal["ok", "refuse", "raise"] = option("ok", doc="What to do.")
+    label: str | None = option(None, doc="A label.")
+    spool: Path | None = option(None, doc="A directory.")
+    level: Literal["low", "high"] | None = option(None, doc="A level.")
+    retries: int = option(3, doc="Tries.")
+
+
+@pytest.mark.parametrize(
+    "key, text, expected",
+    [
+        ("mode", "raise", "raise"),
+        ("label", "night desk", "night desk"),
+        ("label", "true", "true"),
+        ("spool", "/var/spool/x", Path("/var/spool/x")),
+        ("level", "high", "high"),
+        ("retries", "5", 5),
+    ],
+)
+def test_text_options_are_taken_verbatim_from_the_environment(monkeypatch, key, text, expected):
+    """docs/plugin_hooks.md: text is taken verbatim. A Literal of strings is text too:
+    MODE=raise was refused as 'must be written as a TOML value' (only '"raise"' worked)."""
+    monkeypatch.setenv(f"CORECALL_PLUGINS_T5_{key.upper()}", text)
+    parsed = parse_options(TextOptions, {}, table_name="plugins.t5", path="c.toml")
+    assert getattr(parsed.value, key) == expected
+
+
+@pytest.mark.parametrize(
+    "key, text, said",
+    [
+        ("mode", "true", "expected one of 'ok', 'refuse', 'raise', got 'true'"),
+        ("level", "medium", "expected one of 'low', 'high', got 'medium'"),
+        ("retries", "many", "must be written as a TOML value"),
+        ("retries", "true", "expected an integer, got True"),
+    ],
+)
+def test_a_wrong_value_from_the_environment_names_the_variable_not_the_file(
+    monkeypatch, key, text, said
+):
+    variable = f"CORECALL_PLUGINS_T5_{key.upper()}"
+    monkeypatch.setenv(variable, text)
+    with pytest.raises(ConfigError) as error:
+        parse_options(TextOptions, {}, table_name="plugins.t5", path="c.toml")
+    message = str(error.value)
+    assert said in message and variable in message
+    assert "c.toml" not in message  # the file does not set it
 
 
 def test_options_come_from_the_table_the_environment_and_the_defaults(tmp_path, monkeypatch):
@@ -279,23 +397,11 @@ def corecall_register_commands(cli):
 
 
 def install(site: Path, name: str, source: str) -> None:
-    info = site / f"{name}-1.0.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(f"[corecall]\n{name} = {name}_mod\n")
-    (site / f"{name}_mod.py").write_text(textwrap.dedent(source))
+    install_distribution(site, name, {name: f"{name}_mod"}, {f"{name}_mod": source}, "1.0")
 
 
-@pytest.fixture
-def site(tmp_path, monkeypatch):
-    path = tmp_path / "site"
-    path.mkdir()
-    monkeypatch.syspath_prepend(str(path))
-    return path
-
-
-def test_a_plugin_adds_a_command_that_reaches_options_and_store(tmp_path, site, capsys):
-    install(site, "greeter", COMMANDS_PLUGIN)
+def test_a_plugin_adds_a_command_that_reaches_options_and_store(tmp_path, plugin_site, capsys):
+    install(plugin_site, "greeter", COMMANDS_PLUGIN)
     raw = config_dict(tmp_path, plugins={"greeter": {"greeting": "hi"}})
     path = write_toml(tmp_path / "c.toml", raw)
     assert main(["--config", str(path), "agents", "add", "--telegram-id", "7",
@@ -316,18 +422,30 @@ def test_a_plugin_adds_a_command_that_reaches_options_and_store(tmp_path, site, 
     assert main(["--config", str(path), "greet", "Ann"]) == 2
 
 
-def test_a_command_clash_is_refused_by_name_and_the_rest_works(tmp_path, site, capsys, caplog):
-    install(site, "clasher", CLASHING_PLUGIN)
-    install(site, "greeter", COMMANDS_PLUGIN)
+def test_a_command_clash_is_refused_by_name_and_the_rest_works(
+    tmp_path, plugin_site, capsys, caplog
+):
+    install(plugin_site, "clasher", CLASHING_PLUGIN)
+    install(plugin_site, "greeter", COMMANDS_PLUGIN)
     path = write_toml(tmp_path / "c.toml", config_dict(tmp_path))
     assert main(["--config", str(path), "greet", "Bo"]) == 0
     assert capsys.readouterr().out == "hello Bo (0 agents)\n"
     assert "plugin 'clasher': corecall_register_commands failed" in caplog.text
     assert "command name(s) already taken: init" in caplog.text
+    # The operator's list says the clasher's commands are not there, and why (it listed
+    # "init" as the clasher's command).
+    assert main(["--config", str(path), "plugins", "list", "--json"]) == 0
+    infos = {i["name"]: i for i in json.loads(capsys.readouterr().out)}
+    assert infos["clasher"]["commands"] == []
+    assert infos["clasher"]["commands_error"] == "command name(s) already taken: init"
+    assert infos["greeter"]["commands"] == ["greet"] and infos["greeter"]["commands_error"] is None
+    assert main(["--config", str(path), "plugins", "list"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("clasher"))
+    assert row.endswith("none: dropped (command name(s) already taken: init)")
 
 
-def test_plugin_commands_are_left_out_when_the_config_is_broken(tmp_path, site, capsys):
-    install(site, "greeter", COMMANDS_PLUGIN)
+def test_plugin_commands_are_left_out_when_the_config_is_broken(tmp_path, plugin_site, capsys):
+    install(plugin_site, "greeter", COMMANDS_PLUGIN)
     path = tmp_path / "broken.toml"
     path.write_text("[bot\n")
     # The broken file is the cause: it is the error (exit 1), not "No such command".
@@ -340,8 +458,10 @@ def test_plugin_commands_are_left_out_when_the_config_is_broken(tmp_path, site, 
 # --------------------------------------------------------------------------- init, config show
 
 
-def test_init_writes_a_commented_section_for_every_plugin_with_options(tmp_path, site, capsys):
-    install(site, "greeter", COMMANDS_PLUGIN)
+def test_init_writes_a_commented_section_for_every_plugin_with_options(
+    tmp_path, plugin_site, capsys
+):
+    install(plugin_site, "greeter", COMMANDS_PLUGIN)
     path = tmp_path / "new.toml"
     assert main(["--config", str(path), "init"]) == 0
     text = path.read_text()

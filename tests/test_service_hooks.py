@@ -117,12 +117,91 @@ async def test_services_run_with_the_calls_and_hear_state_changes(app, caplog):
     assert app.plugins.services.get("call_counter").plugin == "services"
 
 
+class HangingService(Service):
+    """A start() that never returns (a connect to a host that does not answer)."""
+
+    NAME = "hanging_service"
+    stopped = 0
+
+    async def start(self):
+        await asyncio.sleep(3600)
+
+    async def stop(self):
+        HangingService.stopped += 1
+
+
+class BrokenButStoppable(BrokenService):
+    NAME = "broken_but_stoppable"
+    stopped = 0
+
+    async def stop(self):
+        BrokenButStoppable.stopped += 1
+
+
+async def test_a_service_that_never_starts_is_left_out_in_time(make_config, monkeypatch, caplog):
+    """The bot answers nothing before the services started: a start() that never returned
+    kept it silent for ever (tester5). It is given SERVICE_START_TIMEOUT, named, stopped
+    once (like one whose start raised), reported by health, and the others run."""
+    import corecall.services
+
+    monkeypatch.setattr(corecall.services, "SERVICE_START_TIMEOUT", 0.3)
+    HangingService.stopped = BrokenButStoppable.stopped = 0
+    CallCounter.events.clear()
+
+    class Plugin:
+        @hookimpl
+        def corecall_register_services(self, registry):
+            registry.register(HangingService)
+            registry.register(BrokenButStoppable)
+            registry.register(CallCounter)
+
+    app = App(make_config(), extra_plugins=[("slow_plugin", Plugin())])
+    manager = app.call_manager(services=True)
+    try:
+        async with asyncio.timeout(5):
+            await manager.start()
+        assert "service 'hanging_service' of plugin 'slow_plugin' did not start within" in (
+            caplog.text
+        )
+        assert HangingService.stopped == 1 and BrokenButStoppable.stopped == 1
+        assert manager.services.get("call_counter") is not None
+        assert manager.services.get("hanging_service") is None
+        problems = manager.services.problems()
+        assert any("'hanging_service' is off (did not start within" in p for p in problems)
+        assert any("'broken_but_stoppable' is off (failed to start" in p for p in problems)
+    finally:
+        await manager.stop()
+        app.close()
+    assert HangingService.stopped == 1 and BrokenButStoppable.stopped == 1  # once each
+    assert CallCounter.events == ["start", "stop"]
+
+
 async def test_short_lived_commands_start_no_service(app):
     CallCounter.events.clear()
     manager = app.call_manager()
     await manager.start()
     await manager.stop()
     assert CallCounter.events == []
+
+
+async def test_an_operator_s_refused_test_call_is_told_with_agent_id_0(app):
+    """docs/plugin_hooks.md: agent_id is 0 for an operator's `corecall call`; those
+    refusals never reached the hook (nor the metrics' refusal counter; tester5)."""
+    manager = app.call_manager()
+    await manager.start()
+    try:
+        app.store.dnc_add("+12125550170", reason="asked", actor="test")
+        for route, agent_phone, target, reason in [
+            ("M", "+12125550111", "911", "emergency"),
+            ("M", "+12125550111", "+12125550170", "do_not_call"),
+            ("M", "911", "+12125550123", "agent_phone_invalid"),
+            ("X", "+12125550111", "+12125550123", "no_route"),
+        ]:
+            with pytest.raises(RefusedError):
+                await manager.place_operator_call(route, agent_phone, target, actor="cli:ops")
+            assert app.heard.refused[-1] == (0, reason)
+    finally:
+        await manager.stop()
 
 
 async def test_refusals_and_store_writes_are_told(app, caplog):

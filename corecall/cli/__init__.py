@@ -118,7 +118,7 @@ def build_cli(argv: Sequence[str] = ()) -> typer.Typer:
     policy_commands.register(app)
     ops_commands.register(app)
     command = _command_name(argv)
-    if command is not None and command not in _core_names(app):
+    if command is not None and command not in core_command_names(app):
         try:
             state.app().plugins.register_commands(app)
         except CorecallError as exc:
@@ -126,7 +126,8 @@ def build_cli(argv: Sequence[str] = ()) -> typer.Typer:
     return app
 
 
-def _core_names(app: typer.Typer) -> set[str]:
+def core_command_names(app: typer.Typer) -> set[str]:
+    """The top-level command and group names registered on ``app`` (a built CLI)."""
     names = {c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands
              if c.callback is not None}  # fmt: skip
     names |= {g.name for g in app.registered_groups if g.name}

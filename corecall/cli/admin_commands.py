@@ -18,6 +18,7 @@ from corecall.cli.tables import print_table
 from corecall.fields import TELEGRAM_ID_MAX
 
 if TYPE_CHECKING:
+    from corecall.agent_changes import Change
     from corecall.agents import AgentAdmin
     from corecall.domain import Agent, CallRecord
 
@@ -55,6 +56,19 @@ def _show(agent: Agent, verb: str) -> None:
         f"{verb} agent {agent.telegram_id} ({agent.name or 'no name'}): phone "
         f"{agent.phone}, route {route}, authorized {'yes' if agent.authorized else 'no'}"
     )
+
+
+def _unchanged(agent: Agent, what: str) -> None:
+    """A change to what was already true: nothing was written or audited (exit 0)."""
+    label = f"{agent.telegram_id} ({agent.name})" if agent.name else str(agent.telegram_id)
+    console.print(f"agent {label} {what}; nothing changed")
+
+
+def _show_change(change: Change, verb: str, unchanged: str) -> None:
+    if change.changed:
+        _show(change.agent, verb)
+    else:
+        _unchanged(change.agent, unchanged)
 
 
 TELEGRAM_ID = typer.Argument(
@@ -104,33 +118,51 @@ def agents_remove(telegram_id: int = TELEGRAM_ID):
 @agents_app.command("authorize")
 def agents_authorize(telegram_id: int = TELEGRAM_ID):
     """Allow an agent to place calls."""
-    _show(_admin().authorize(telegram_id, actor=actor()), "authorized")
+    from corecall import agent_changes
+
+    change = agent_changes.authorize(_admin(), telegram_id, actor=actor())
+    _show_change(change, "authorized", "was already authorized")
 
 
 @agents_app.command("revoke")
 def agents_revoke(telegram_id: int = TELEGRAM_ID):
     """Stop an agent from placing calls."""
-    _show(_admin().revoke(telegram_id, actor=actor()), "revoked")
+    from corecall import agent_changes
+
+    change = agent_changes.revoke(_admin(), telegram_id, actor=actor())
+    _show_change(change, "revoked", "was already revoked")
 
 
 @agents_app.command("set-phone")
 def agents_set_phone(telegram_id: int = TELEGRAM_ID, phone: str = typer.Argument(...)):
     """Set the phone Asterisk rings first."""
-    _show(_admin().set_phone(telegram_id, phone, actor=actor()), "updated")
+    from corecall import agent_changes
+
+    change = agent_changes.set_phone(_admin(), telegram_id, phone, actor=actor())
+    _show_change(change, "updated", f"is already rung on {change.agent.phone}")
 
 
 @agents_app.command("set-route")
 def agents_set_route(telegram_id: int = TELEGRAM_ID, code: str = typer.Argument(...)):
     """Set the agent's route (M, D, ...)."""
-    _show(_admin().set_route(telegram_id, code, actor=actor()), "updated")
+    from corecall import agent_changes
+
+    change = agent_changes.set_route(_admin(), telegram_id, code, actor=actor())
+    _show_change(change, "updated", f"is already on route {code.strip().upper()}")
 
 
 @agents_app.command("set-caller-id")
 def agents_set_caller_id(telegram_id: int = TELEGRAM_ID, number: str = typer.Argument(...)):
     """Assign one of the agent's route's operator-owned caller IDs."""
+    from corecall import agent_changes
+
     admin = _admin()
-    agent = admin.set_caller_id(telegram_id, number, actor=actor())
-    console.print(f"agent {telegram_id}: {admin.caller_id_line(agent)}")
+    change = agent_changes.set_caller_id(admin, telegram_id, number, actor=actor())
+    line = admin.caller_id_line(change.agent)
+    if change.changed:
+        console.print(f"agent {telegram_id}: {line}")
+    else:
+        _unchanged(change.agent, f"already calls with {line}")
 
 
 def _call_json(call: CallRecord) -> dict:
@@ -148,7 +180,11 @@ def _call_json(call: CallRecord) -> dict:
 @calls_app.command("list")
 def calls_list(
     agent: int = typer.Option(
-        None, "--agent", help="Only this agent's calls.", min=1, max=TELEGRAM_ID_MAX
+        None,
+        "--agent",
+        help="Only this agent's calls (0: operators' test calls).",
+        min=0,
+        max=TELEGRAM_ID_MAX,
     ),
     limit: int = limit_option(20),
     json_: bool = typer.Option(False, "--json", help="Machine-readable output."),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import getpass
 import json
 import os
 import sys
@@ -84,12 +83,25 @@ state = _State()
 
 
 def actor() -> str:
-    """Who is acting, for the audit log."""
+    """Who is acting, for the audit log: the account the command runs as, from the
+    operating system (not $USER or $LOGNAME, which anyone can set), and who became it
+    with sudo (``cli:root (sudo by alice)``); control characters replaced."""
+    import pwd
+
+    from corecall.fields import one_line
+
     try:
-        user = getpass.getuser()
-    except Exception:
-        user = "unknown"
-    return f"cli:{user}"
+        user = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # no passwd entry (a container's arbitrary uid)
+        user = f"uid {os.getuid()}"
+    sudo_user = os.environ.get("SUDO_USER", "")
+    if sudo_user and os.getuid() == 0:  # only root can have been reached through sudo
+        user = f"{user} (sudo by {sudo_user})"
+    return one_line(f"cli:{user}", ACTOR_SHOWN_CHARS)
+
+
+#: How much of the acting account the audit keeps (see fields.ACTOR_MAX_CHARS).
+ACTOR_SHOWN_CHARS = 100
 
 
 #: The most rows a listing command shows at once (``--limit``).

@@ -58,6 +58,18 @@ def plugin_sections(plugins: Plugins) -> str:
     return head + "\n".join(parts)
 
 
+def _disabled_now() -> set[str]:
+    """The plugins switched off in the data directory the new configuration will use
+    (a disabled plugin is never imported, not even to document its options)."""
+    from corecall.config import parse_config
+    from corecall.plugins import read_disabled
+
+    try:
+        return read_disabled(parse_config({}, path=None).plugin_state_path)
+    except CorecallError:
+        return set()
+
+
 def init(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing config file."),
 ) -> None:
@@ -66,7 +78,7 @@ def init(
     from corecall.plugins import load_plugins
 
     path, _ = resolve_config_path(state.config_path)
-    write_starter_config(path, force=force, extra=plugin_sections(load_plugins()))
+    write_starter_config(path, force=force, extra=plugin_sections(load_plugins(_disabled_now())))
     state.config_path = str(path)
     app = state.reload()
     store = app.store  # opening creates the schema
@@ -119,8 +131,11 @@ def config_show(json_: bool = typer.Option(False, "--json", help="Machine-readab
 @plugins_app.command("list")
 def plugins_list(json_: bool = typer.Option(False, "--json", help="Machine-readable output.")):
     """Name, kind, distribution and version, enabled, hooks implemented, commands added."""
+    from corecall.cli import build_cli, core_command_names
+
     plugins = state.app().plugins
-    plugins.command_names()  # fills each info's commands
+    # Counted against the core's names, as the real command line does.
+    plugins.command_names(taken=core_command_names(build_cli()))  # fills each info's commands
     infos = plugins.list()
     if json_:
         print_json([i.as_json() for i in infos])
@@ -134,9 +149,11 @@ def plugins_list(json_: bool = typer.Option(False, "--json", help="Machine-reada
             enabled = f"broken: {i.error}"
         hooks = ", ".join(h.removeprefix("corecall_") for h in i.hooks) or "-"
         commands = ", ".join(i.commands) or "-"
+        if i.commands_error:
+            commands = f"none: dropped ({i.commands_error})"
         rows.append((i.name, i.kind, i.distribution, i.version, enabled, hooks, commands))
     headers = ("name", "kind", "distribution", "version", "enabled", "hooks", "commands")
-    print_table(headers, rows, wrap=("enabled", "hooks"), empty="no plugins installed")
+    print_table(headers, rows, wrap=("enabled", "hooks", "commands"), empty="no plugins installed")
 
 
 def _set_enabled(name: str, enabled: bool) -> None:
@@ -145,36 +162,52 @@ def _set_enabled(name: str, enabled: bool) -> None:
         check_can_disable,
         known_plugin_names,
         read_disabled,
-        write_disabled,
+        update_disabled,
     )
 
     app = state.app()
     config = app.config
-    disabled = read_disabled(config.plugin_state_path)
+    # A toggle is an audited admin action: the store that records it must answer before
+    # the choice is written, or the choice would change without a record (and the
+    # operator be told the command failed).
+    app.store  # noqa: B018
     if enabled:
-        if name not in known_plugin_names():
+        # A name left in plugins.json by a plugin since uninstalled may be removed too.
+        if name not in known_plugin_names() and name not in read_disabled(config.plugin_state_path):
             raise NotFoundError(
                 f"no plugin named {echo(name)}; known plugins: {', '.join(known_plugin_names())}"
             )
-        was_disabled = name in disabled
-        disabled.discard(name)
-        write_disabled(config.plugin_state_path, disabled)
-        _audit_toggle(app, "plugin.enable", name, was_disabled)
-        note = ""
+        changed = update_disabled(config.plugin_state_path, lambda d: d.discard(name))
+        if not changed:  # nothing written, nothing audited (as for agents and /dnc)
+            if name in config.disabled_plugins:
+                console.print(
+                    f"{name} stays disabled: {config.path} lists it under [plugins] disabled "
+                    "(remove it there); nothing changed"
+                )
+            else:
+                console.print(f"{name} was already enabled; nothing changed")
+            return
+        _audit_toggle(app, "plugin.enable", name, changed)
         if name in config.disabled_plugins:
-            note = f" (but {config.path} still lists it under [plugins] disabled)"
-        console.print(f"enabled {name}; takes effect on next start{note}")
+            console.print(
+                f"enabled {name} in {config.plugin_state_path.name}, but it stays disabled: "
+                f"{config.path} lists it under [plugins] disabled (remove it there)"
+            )
+        else:
+            console.print(f"enabled {name}; takes effect on next start")
     else:
         check_can_disable(
             name,
             active_store_plugin=app.active_store_plugin(),
             trunk_driver_users=app.trunk_driver_users(),
             available_drivers=app.plugins.trunk_drivers.names(),
+            route_resolvers=app.plugins.route_resolvers(),
         )
-        was_enabled = name not in disabled
-        disabled.add(name)
-        write_disabled(config.plugin_state_path, disabled)
-        _audit_toggle(app, "plugin.disable", name, was_enabled)
+        changed = update_disabled(config.plugin_state_path, lambda d: d.add(name))
+        if not changed:
+            console.print(f"{name} was already disabled; nothing changed")
+            return
+        _audit_toggle(app, "plugin.disable", name, changed)
         console.print(f"disabled {name}; takes effect on next start")
 
 
@@ -193,7 +226,7 @@ def plugins_enable(name: str):
 
 @plugins_app.command("disable")
 def plugins_disable(name: str):
-    """Disable a plugin without importing it (persisted; takes effect on next start)."""
+    """Disable a plugin (persisted; from the next start it is never imported)."""
     _set_enabled(name, False)
 
 

@@ -57,6 +57,11 @@ EXAMPLES: dict[str, list[str]] = {
     "console": ["corecall console --as 123456789",
                 "printf '/call +12125550123\\n' | corecall console --as 123456789"],
     "demo": ["corecall demo", "corecall demo --speed 4 --reset"],
+    "health": ["corecall health", "corecall health --json --max-age 60"],
+    "config": ["corecall config show", "corecall --config /etc/corecall.toml config show --json"],
+    "policy": ['corecall policy check --target "(212) 555-0123" --agent 123456789 '
+               "--at 2026-07-01T11:30:00Z",
+               "corecall policy check --target +12125550123 --route D --json"],
 }  # fmt: skip
 
 

@@ -5,9 +5,13 @@ too."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
+from collections.abc import Callable
 
+from corecall import agent_changes
+from corecall.agent_changes import Change, NameNotChanged
 from corecall.calls import effective_caller_id, parse_on_any_route
 from corecall.conversation import callbacks as cb
 from corecall.conversation import limits, texts
@@ -62,20 +66,25 @@ class AdminCommands(Router):
         await self.reply(user, texts.ADMIN_ONLY.format(command=f"/{command}"))
         return False
 
-    async def _admin_action(self, user: UserRef, agent_id: int, action, *args, **kwargs):
-        """Run an AgentAdmin change off the loop, audited as this Telegram user, in step with
-        the agent's calls (a call being placed is handed to the PBX first; none is dialed
-        under the old state once this returns); refusals are answered and give None."""
+    async def _admin_action(
+        self, user: UserRef, agent_id: int, change: Callable[..., Change], *args,
+        explain: Callable[[CorecallError], str] = str, **kwargs,
+    ) -> Change | None:  # fmt: skip
+        """Run an agent change (:mod:`corecall.agent_changes`) off the loop, audited as this
+        Telegram user, in step with the agent's calls (a call being placed is handed to the
+        PBX first; none is dialed under the old state once this returns); refusals are
+        answered (``explain`` words them) and give None."""
         try:
             return await self.calls.change_agent(
-                agent_id, action, agent_id, *args, actor=self.actor(user), **kwargs
-            )
+                agent_id, functools.partial(change, self.admin), agent_id, *args,
+                actor=self.actor(user), **kwargs,
+            )  # fmt: skip
         except NotFoundError:
             await self.reply(user, _no_such_agent(agent_id))
         except StoreError:
             raise
         except CorecallError as exc:
-            await self.reply(user, str(exc))
+            await self.reply(user, explain(exc))
         return None
 
     async def _cmd_authorize(self, user: UserRef, args: str | None, _sent_at) -> None:
@@ -86,11 +95,25 @@ class AdminCommands(Router):
         if match is None or not phone:
             await self.reply(user, texts.AUTHORIZE_USAGE)
             return
-        agent = await self._admin_action(
-            user, int(match["id"]), self.admin.authorize, phone=phone, name=name
-        )
-        if agent is not None:
-            await self.reply(user, texts.authorized(agent))
+        agent_id = int(match["id"])
+
+        def explain(exc: CorecallError) -> str:
+            if isinstance(exc, NameNotChanged):  # nothing applied: say how to apply the rest
+                resend = f"/authorize {agent_id} {phone}"
+                return texts.authorize_name_not_changed(exc.message, resend)
+            return str(exc)
+
+        change = await self._admin_action(
+            user, agent_id, agent_changes.authorize, phone=phone, name=name or None,
+            explain=explain,
+        )  # fmt: skip
+        if change is None:
+            return
+        if not change.changed:
+            await self.reply(user, texts.already_authorized(change.agent))
+            return
+        previous = change.before.phone if change.before and "phone" in change.fields else None
+        await self.reply(user, texts.authorized(change.agent, previous))
 
     async def _cmd_revoke(self, user: UserRef, args: str | None, _sent_at) -> None:
         if not await self._admin_allowed(user, "revoke"):
@@ -99,9 +122,10 @@ class AdminCommands(Router):
         if match is None:
             await self.reply(user, texts.REVOKE_USAGE)
             return
-        agent = await self._admin_action(user, int(match["id"]), self.admin.revoke)
-        if agent is not None:
-            await self.reply(user, texts.revoked(agent))
+        change = await self._admin_action(user, int(match["id"]), agent_changes.revoke)
+        if change is not None:
+            done = texts.revoked if change.changed else texts.already_revoked
+            await self.reply(user, done(change.agent))
 
     async def _cmd_setphone(self, user: UserRef, args: str | None, _sent_at) -> None:
         if not await self._admin_allowed(user, "setphone"):
@@ -110,11 +134,12 @@ class AdminCommands(Router):
         if match is None:
             await self.reply(user, texts.SETPHONE_USAGE)
             return
-        agent = await self._admin_action(
-            user, int(match["id"]), self.admin.set_phone, match["rest"].strip()
+        change = await self._admin_action(
+            user, int(match["id"]), agent_changes.set_phone, match["rest"].strip()
         )
-        if agent is not None:
-            await self.reply(user, texts.phone_set(agent))
+        if change is not None:
+            done = texts.phone_set if change.changed else texts.phone_already
+            await self.reply(user, done(change.agent))
 
     async def _cmd_agents(self, user: UserRef, args: str | None, _sent_at) -> None:
         if not await self._admin_allowed(user, "agents"):
@@ -138,21 +163,14 @@ class AdminCommands(Router):
             return
         agent_id, code = int(match["id"]), match["rest"].strip()
         if not ROUTE_CODE_RE.fullmatch(code) or code.upper() not in routes:
-            await self.reply(user, texts.unknown_route(code, routes.values()))
+            await self.reply(user, texts.unknown_route_to_set(code, routes.values(), agent_id))
             return
         route = routes[code.upper()]
-        agent = await self.agent(agent_id)
-        if agent is None:
-            await self.reply(user, _no_such_agent(agent_id))
-            return
-        if self.admin.route_of(agent) == route:
-            line = self.admin.caller_id_line(agent)
-            await self.reply(user, texts.agent_already_on_route(agent, route, line))
-            return
-        agent = await self._admin_action(user, agent_id, self.admin.set_route, route.code)
-        if agent is not None:
-            line = self.admin.caller_id_line(agent)
-            await self.reply(user, texts.route_set(agent, route, line))
+        change = await self._admin_action(user, agent_id, agent_changes.set_route, route.code)
+        if change is not None:
+            line = self.admin.caller_id_line(change.agent)
+            done = texts.route_set if change.changed else texts.agent_already_on_route
+            await self.reply(user, done(change.agent, route, line))
 
     async def _cmd_live(self, user: UserRef, args: str | None, _sent_at) -> None:
         if not await self._admin_allowed(user, "live"):
@@ -176,7 +194,7 @@ class AdminCommands(Router):
             return
         route = self.admin.route_of(agent)
         if route is None:
-            await self.reply(user, texts.caller_id_no_route(agent))
+            await self.reply(user, texts.caller_id_no_route(agent, self.app.routes().values()))
             return
         current = effective_caller_id(agent, route)
         numbers = route.caller_ids[: cb.MAX_CHOICES]
@@ -207,18 +225,34 @@ class AdminCommands(Router):
             return texts.MENU_CLOSED
         agent_id, number = int(menu.subject), menu.choices[choice]
         try:
-            agent = await self.calls.change_agent(
-                agent_id, self.admin.set_caller_id, agent_id, number, actor=self.actor(user)
-            )
+            change = await self.calls.change_agent(
+                agent_id, agent_changes.set_caller_id, self.admin, agent_id, number,
+                actor=self.actor(user),
+            )  # fmt: skip
         except NotFoundError:
             self.edits.edit(user.chat_id, message_id, _no_such_agent(agent_id), NO_BUTTONS)
             return None
         except RefusedError as exc:
-            self.edits.edit(user.chat_id, message_id, exc.message, NO_BUTTONS)
+            text = await self._caller_id_refused(agent_id, number, exc)
+            self.edits.edit(user.chat_id, message_id, text, NO_BUTTONS)
             return None
-        line = self.admin.caller_id_line(agent)
-        self.edits.edit(user.chat_id, message_id, texts.caller_id_set(agent, line), NO_BUTTONS)
+        line = self.admin.caller_id_line(change.agent)
+        done = texts.caller_id_set if change.changed else texts.caller_id_already
+        self.edits.edit(user.chat_id, message_id, done(change.agent, line), NO_BUTTONS)
         return None
+
+    async def _caller_id_refused(self, agent_id: int, number: str, exc: RefusedError) -> str:
+        """A caller ID menu answered after the agent's route changed: what works now, in
+        the bot's commands (AgentAdmin's own message names the CLI's)."""
+        agent = await self.agent(agent_id)
+        route = self.admin.route_of(agent) if agent is not None else None
+        if agent is None:
+            return _no_such_agent(agent_id)
+        if route is None:
+            return texts.caller_id_no_route(agent, self.app.routes().values())
+        if exc.reason == "caller_id_not_owned":
+            return texts.caller_id_not_on_route(number, agent, route)
+        return exc.message
 
     def _take_caller_id_menu(self, owner: int, token: str) -> LiveMenu | None:
         # The token says which menu; the menu (kept here) says which agent it is for.

@@ -64,7 +64,15 @@ COMMAND_RE = re.compile(
     r"/(?P<name>[A-Za-z0-9_]{1,32})(?:@(?P<bot>[A-Za-z0-9_]{1,64}))?(?:\s+(?P<args>.+))?", re.S
 )
 #: The first word of a message that looks like a command addressed to a bot: ``/cmd@bot``.
-_ADDRESSED_RE = re.compile(r"/[A-Za-z0-9_]{1,32}@(?P<bot>[A-Za-z0-9_]{1,64})(?:\s|$)")
+_ADDRESSED_RE = re.compile(
+    r"(?P<command>/[A-Za-z0-9_]{1,32})@(?P<bot>[A-Za-z0-9_]{1,64})(?P<end>\s|$)"
+)
+
+
+def _without_bot(match: re.Match[str]) -> str:
+    """``/revoke@OtherBot 501`` -> ``/revoke 501``: the command as typed, to send to us."""
+    return match["command"] + match["end"]
+
 
 #: The plugin that checks the do-not-call list before calls (the list is core data).
 DNC_PLUGIN = "policy_dnc"
@@ -223,7 +231,9 @@ class Conversation:
         other_bot = self.addressed_elsewhere(text)
         if other_bot is not None:
             if user.private:  # in groups: silence, it is another bot's conversation
-                await self.reply(user, texts.addressed_to_other_bot(other_bot, self.bot_username))
+                resend = _ADDRESSED_RE.sub(_without_bot, text, count=1)
+                reply = texts.addressed_to_other_bot(other_bot, self.bot_username, resend)
+                await self.reply(user, reply)
             log.info("ignored a command addressed to @%s", other_bot)
             return
         if not user.private:

@@ -24,6 +24,15 @@ def _phone(agent: Agent) -> str:
     return fields.clip(agent.phone, fields.E164_MAX_CHARS)
 
 
+#: How much of what a person typed is echoed back in a reply (a message can hold 4,096).
+TYPED_ECHO_MAX = 200
+
+
+def _typed(text: str) -> str:
+    """What a person typed, echoed in a reply: cut (with …) beyond :data:`TYPED_ECHO_MAX`."""
+    return text if len(text) <= TYPED_ECHO_MAX else text[: TYPED_ECHO_MAX - 1] + "…"
+
+
 # --------------------------------------------------------------------------- the seed's texts
 
 SELECT_ROUTE_BUTTON = "Select Route 🌐"
@@ -69,9 +78,10 @@ def already_on_route(route: Route, caller_id_line: str) -> str:
     return f"You're already on the {route.name} route.\n{caller_id_line}"
 
 
-def routes_sentence(routes: Iterable[Route]) -> str:
-    """``/route M (Main) or /route D (Development)``."""
-    options = [f"/route {r.code} ({r.name})" for r in routes]
+def routes_sentence(routes: Iterable[Route], command: str = "/route") -> str:
+    """``/route M (Main) or /route D (Development)``; ``command`` is what goes before each
+    code (``/setroute 501`` for an admin setting agent 501's route)."""
+    options = [f"{command} {r.code} ({r.name})" for r in routes]
     if not options:
         return "no route is available right now; tell your admin"
     if len(options) == 1:
@@ -85,6 +95,23 @@ def unknown_route(code: str, routes: Iterable[Route]) -> str:
     if not routes:
         return f"There is no route {shown!r} to switch to. {NO_ROUTES_OFFERED}"
     return f"There is no route {shown!r} to switch to. Use {routes_sentence(routes)}."
+
+
+def unknown_route_to_set(code: str, routes: Iterable[Route], agent_id: int) -> str:
+    """``/setroute <agent_id> <code>`` named no offered route: the hint is /setroute for that
+    agent (``/route`` would change the admin's own route)."""
+    routes = list(routes)
+    shown = code if len(code) <= 16 else code[:15] + "…"
+    if not routes:
+        return (
+            f"There is no route {shown!r} to set. No route is offered right now: the operator "
+            "configures routes ([routes.<code>] in the config file, with the route's plugin "
+            "enabled)."
+        )
+    return (
+        f"There is no route {shown!r} to set. "
+        f"Use {routes_sentence(routes, f'/setroute {agent_id}')}."
+    )
 
 
 def route_usage(routes: Iterable[Route]) -> str:
@@ -180,11 +207,12 @@ def help_text(routes: Iterable[Route], *, is_agent: bool, is_admin: bool,
     return "\n".join(lines)
 
 
-def addressed_to_other_bot(other: str, ours: str | None) -> str:
-    me = f"I'm @{ours}: " if ours else ""
+def addressed_to_other_bot(other: str, ours: str | None, resend: str) -> str:
+    """``resend`` is the command as typed, without its ``@other`` part."""
+    to_ask = f"I'm @{ours}: to ask me" if ours else "To ask me"
     return (
-        f"That command is addressed to @{other}, another bot, so I did nothing. {me}"
-        "send the command without the @ part, e.g. /call +12125550123."
+        f"That command is addressed to @{other}, another bot, so I did nothing. {to_ask}, "
+        f"send it without the @ part: {_typed(resend)}"
     )
 
 
@@ -380,17 +408,39 @@ def agent_label(agent: Agent) -> str:
     return f"{agent.telegram_id} ({_name(agent)})" if agent.name else str(agent.telegram_id)
 
 
-def authorized(agent: Agent) -> str:
+def authorized(agent: Agent, previous_phone: str | None = None) -> str:
     route = "" if agent.route_code else " They have no route yet: they choose one in /settings."
-    return f"✅ Agent {agent_label(agent)} is authorized. Phone: {_phone(agent)}.{route}"
+    was = f" (was {fields.clip(previous_phone, fields.E164_MAX_CHARS)})" if previous_phone else ""
+    return f"✅ Agent {agent_label(agent)} is authorized. Phone: {_phone(agent)}{was}.{route}"
+
+
+def already_authorized(agent: Agent) -> str:
+    return (
+        f"Agent {agent_label(agent)} was already authorized with phone {_phone(agent)}; "
+        "nothing changed."
+    )
+
+
+def authorize_name_not_changed(refusal: str, resend: str) -> str:
+    """``/authorize`` gave an agent on record another name: ``refusal`` says so, ``resend``
+    is the command without the name."""
+    return f"{refusal} To authorize them with that phone, send {_typed(resend)}, without the name."
 
 
 def revoked(agent: Agent) -> str:
     return f"🚫 Agent {agent_label(agent)} is revoked: they can no longer place calls."
 
 
+def already_revoked(agent: Agent) -> str:
+    return f"Agent {agent_label(agent)} was already revoked; nothing changed."
+
+
 def phone_set(agent: Agent) -> str:
     return f"✅ Agent {agent_label(agent)} will now be rung on {_phone(agent)}."
+
+
+def phone_already(agent: Agent) -> str:
+    return f"Agent {agent_label(agent)} is already rung on {_phone(agent)}; nothing changed."
 
 
 def agents_list(rows: list[tuple[Agent, str]]) -> str:
@@ -410,15 +460,35 @@ def caller_id_menu(agent: Agent, route: Route, caller_id_line: str) -> str:
     )
 
 
-def caller_id_no_route(agent: Agent) -> str:
-    return (
-        f"Agent {agent_label(agent)} has no route yet, and a caller ID belongs to a route. "
-        "They choose one in /settings (or /route); then send /callerid again."
-    )
+def caller_id_no_route(agent: Agent, routes: Iterable[Route]) -> str:
+    routes = list(routes)
+    again = f"send /callerid {agent.telegram_id} again"
+    if not routes:
+        how = f"No route is offered right now; once the operator configures one, {again}."
+    else:
+        setroute = routes_sentence(routes, f"/setroute {agent.telegram_id}")
+        how = f"Set one with {setroute} (or they choose one in /settings), then {again}."
+    return f"Agent {agent_label(agent)} has no route yet, and a caller ID belongs to a route. {how}"
 
 
 def caller_id_set(agent: Agent, caller_id_line: str) -> str:
     return f"✅ Agent {agent_label(agent)} now calls with\n{caller_id_line}"
+
+
+def caller_id_already(agent: Agent, caller_id_line: str) -> str:
+    return (
+        f"Agent {agent_label(agent)} already calls with this number; nothing changed.\n"
+        f"{caller_id_line}"
+    )
+
+
+def caller_id_not_on_route(number: str, agent: Agent, route: Route) -> str:
+    """A caller ID menu answered after the agent moved to another route."""
+    return (
+        f"Nothing was changed: {number} is not one of the {route.name} route's caller IDs "
+        f"(agent {agent_label(agent)} is on the {route.name} route now). Send /callerid "
+        f"{agent.telegram_id} again to choose among them."
+    )
 
 
 def caller_id_button(number: str, current: bool) -> str:

@@ -123,8 +123,11 @@ def _pbx_advice(app: App) -> str:
     )
 
 
-async def start_calls(app: App) -> CallManager:
-    """Open the store, start the trunk drivers; clear errors when Asterisk can't be reached."""
+async def start_calls(app: App, role: str = "run") -> CallManager:
+    """Become the one process serving the store's calls (``role``: run, console, demo),
+    open the store, start the trunk drivers; clear errors when Asterisk can't be reached
+    or a trunk driver did not start."""
+    app.claim_serving(role)
     manager = app.call_manager(services=True)
     try:
         await manager.start()
@@ -140,6 +143,7 @@ async def start_calls(app: App) -> CallManager:
     # The AMI driver keeps reconnecting in the background instead of failing its start; at
     # start-up a PBX that can't be reached is an error the operator must see now.
     problems = [p for driver in manager.drivers.values() for p in driver.problems()]
+    problems += manager.failed_drivers.values()  # named with its plugin and trunks
     if problems:
         await manager.stop(drain_timeout=1.0)
         raise TelephonyError(f"{'; '.join(problems)}. {_pbx_advice(app)}")
@@ -227,6 +231,7 @@ def health_report(app: App, client: TelegramClient, manager: CallManager) -> dic
         for link, up in sorted(driver.link_states.items()):
             parts[f"link {name}/{link}"] = up
     problems = [p for driver in manager.drivers.values() for p in driver.problems()]
+    problems += list(manager.failed_drivers.values())
     problems += [f"{part} is down" for part, up in parts.items() if not up]
     if manager.services is not None:  # e.g. metrics off: its port was taken
         problems += manager.services.problems()

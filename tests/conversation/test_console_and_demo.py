@@ -96,7 +96,7 @@ async def test_a_number_without_a_button_says_so(tmp_path):
     output = await run_script(app, "7\n/route D\n")
     assert output == (
         "you: 7\n"
-        "bot (notice): There is no button [7] on screen.\n"
+        "bot (notice): There is no button [7] on screen: no message shows buttons now.\n"
         "you: /route D\n"
         "bot #1: ✅ Your route has been successfully changed to [Development]!\n"
     )

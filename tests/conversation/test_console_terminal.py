@@ -129,7 +129,7 @@ def test_labels_name_message_and_button_and_bare_numbers_are_never_guessed():
     assert port.resolve("1") == ((1, b"hang"), None)  # one keyboard on screen: unambiguous
     asyncio.run(port.send(1, "⚙️ Settings", settings))  # message #2
     button, problem = port.resolve("1")
-    assert button is None and "ambiguous" in problem and "[1.1]" in problem and "[2.1]" in problem
+    assert button is None and "not enough" in problem and "[1.1] or [2.1]" in problem
     assert port.resolve("1.1") == ((1, b"hang"), None)
     assert port.resolve("2.1") == ((2, b"open"), None)
     asyncio.run(port.edit(1, 1, "📞 Call\n🔔 Ringing", hang_up))  # edits keep the label
@@ -139,6 +139,45 @@ def test_labels_name_message_and_button_and_bare_numbers_are_never_guessed():
     assert port.resolve("1") == ((2, b"open"), None)
     assert "[2.1] Select Route" in port.out.getvalue()
     assert port.resolve("/call 1")[0] is None and port.resolve("/call 1")[1] is None
+
+
+def test_typed_labels_name_only_buttons_that_exist():
+    """Every way of typing a label (bare, full, bracketed as shown) presses the button it
+    names or says plainly that there is none, naming only labels on screen (tester5: '0'
+    listed [1.0] and [2.0], '3' was called ambiguous with no 3rd button anywhere, and
+    '[2.1]' as shown was not understood)."""
+    import asyncio
+
+    port = ConsolePort(io.StringIO())
+    asyncio.run(port.send(1, "⚙️ Settings", ((Button("Select Route 🌐", b"open"),),)))
+    caller_ids = ((Button("+12125550199", b"cid0"),), (Button("+12125550198", b"cid1"),))
+    asyncio.run(port.send(1, "Choose the caller ID", caller_ids))  # message #2
+    on_screen = "Buttons on screen: [1.1], [2.1], [2.2]."
+    for typed in ("0", "3", "[0]", "[3]", "999"):
+        shown = typed.strip("[]")
+        assert port.resolve(typed) == (None, f"There is no button [{shown}] on screen. {on_screen}")
+    for typed in ("2.0", "2.3", "3.1", "[2.3]", "0.1"):
+        shown = typed.strip("[]")
+        assert port.resolve(typed) == (None, f"There is no button [{shown}] on screen. {on_screen}")
+    # A bare number while several messages show buttons: never guessed, and only the
+    # labels that exist are offered.
+    assert port.resolve("1") == (None, "Several messages show buttons, so a bare number is not "
+                                 "enough: type the full label, [1.1] or [2.1].")  # fmt: skip
+    assert port.resolve("[2]") == (None, "Several messages show buttons, so a bare number is not "
+                                   "enough: type the full label, [2.2].")  # fmt: skip
+    # The label as shown, brackets and all (spaces around it too), presses the button.
+    for typed in ("[2.1]", " [2.1] ", "[ 2.1 ]", "2.1"):
+        assert port.resolve(typed) == ((2, b"cid0"), None), typed
+    assert port.resolve("[abc]") == (None, "[abc] is not a button label: labels look like "
+                                     "[2.1] (message 2, button 1); type 2.1 or [2.1].")  # fmt: skip
+    asyncio.run(port.edit(1, 2, "✅ done", ()))  # message #2 loses its buttons
+    assert port.resolve("[1]") == ((1, b"open"), None)
+    assert port.resolve("2") == (None, "There is no button [2] on screen. "
+                                 "Buttons on screen: [1.1].")  # fmt: skip
+    asyncio.run(port.edit(1, 1, "⚙️ Settings", ()))
+    assert port.resolve("1") == (None, "There is no button [1] on screen: no message shows "
+                                 "buttons now.")  # fmt: skip
+    assert port.resolve("hello") == (None, None)  # not a label: the conversation answers it
 
 
 async def test_during_a_live_call_1_never_presses_another_messages_button(tmp_path):

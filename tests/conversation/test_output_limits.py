@@ -95,6 +95,9 @@ BY_NAME: dict[str, list] = {
     "command": ["c" * 32],  # COMMAND_RE takes command names of at most 32 characters
     # Refusals written by corecall and by policy plugins (the longest is far below this).
     "message": ["m" * 1000],
+    "refusal": ["m" * 1000],
+    "resend": ["/" + "x" * (limits.MESSAGE_MAX - 1)],  # a whole message, echoed in part
+    "agent_id": [LONGEST_ID],
     "number": [LONGEST_NUMBER],
     "route_name": [WIDE * fields.ROUTE_NAME_MAX_CHARS, None],
     "current": [True, False],

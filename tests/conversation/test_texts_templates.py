@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 import itertools
+import re
 import typing
 
 import pytest
@@ -65,7 +66,10 @@ VALUES = {
 
 #: Parameters that are never empty by construction (E.164 from the config, a command name).
 BY_NAME = {"number": ["+12125550199"], "command": ["history"], "caller_id_line": [
-    "Caller ID: none yet [no route]", "Caller ID: +12125550199 [D]"]}  # fmt: skip
+    "Caller ID: none yet [no route]", "Caller ID: +12125550199 [D]"],
+    "resend": ["/authorize 501 +12125550131", "/call +12125550123"],
+    "refusal": ["Nothing was changed: agent 501 has no name, and a name can only be given "
+                "when an agent is added."]}  # fmt: skip
 
 BAD = ["None", "[]", "()", "Use no", "  ", " .", " ,", "{", "}", "..", "''"]
 
@@ -109,3 +113,32 @@ def test_every_template_reads_well_with_empty_and_missing_values(name, fn):
                     continue
                 assert bad not in line.replace("…", ""), (name, kwargs, line)
         assert len(out) <= 4096, name
+
+
+#: A sentence that starts lower-case: at the start of a line, or after a full stop,
+#: question or exclamation mark (not after "e.g." or "i.e.", which go on a sentence).
+_LOWER_START = re.compile(r"(?:^|(?<!e\.g)(?<!i\.e)[.!?]\s+)(?P<word>[a-z]\w*)", re.M)
+
+
+#: Templates that give part of a sentence, spliced into others.
+FRAGMENTS = {"routes_sentence"}
+
+
+def every_text():
+    """Every text the bot can say: each template with its sample values, each constant."""
+    for name, fn in templates():
+        if name in FRAGMENTS:
+            continue
+        for kwargs in argument_sets(fn):
+            yield name, fn(**kwargs)
+    for name, value in vars(texts).items():
+        if isinstance(value, str) and name.isupper():
+            yield name, value
+
+
+def test_every_sentence_starts_with_a_capital():
+    """tester5: "…so I did nothing. send the command without the @ part" (a sentence spliced
+    after another one's end, lower-case)."""
+    found = [(name, m["word"], text) for name, text in every_text()
+             for m in _LOWER_START.finditer(text)]  # fmt: skip
+    assert not found, found[:5]

@@ -293,6 +293,28 @@ def test_dnc_export_imports_back(cli, tmp_path):
     assert cli.store().dnc_get("+12125550123").reason == "a, b"
 
 
+@pytest.mark.parametrize(
+    "where, said",
+    [
+        ("{tmp}", "it is a directory; give a file, e.g. -o {tmp}/dnc.csv"),
+        ("", "it is a directory; give a file"),  # an unset variable: Path("") is "."
+        ("{tmp}/missing/x.csv", "No such file or directory"),
+        ("{tmp}/afile/x.csv", "Not a directory"),
+        ("/proc/x.csv", "cannot write /proc/x.csv: "),
+        ("/dev/full", "No space left on device"),
+    ],
+)
+def test_dnc_export_to_a_path_it_cannot_write_is_one_plain_line(cli, tmp_path, where, said):
+    """Was 'error: unexpected IsADirectoryError …; full traceback in …' (tester5)."""
+    cli("dnc", "add", NY)
+    (tmp_path / "afile").write_text("")
+    target = where.format(tmp=tmp_path)
+    code, out, err = cli("dnc", "export", "-o", target)
+    assert code == 1, out + err
+    assert err.startswith("error: cannot write ") and said.format(tmp=tmp_path) in err
+    assert "unexpected" not in err and "Traceback" not in err and len(err.splitlines()) == 1
+
+
 #: Reasons a store may hold from before the limits existed (or written by another program):
 #: each must export as one line that imports back, and never reach a terminal raw.
 STORED_REASONS = {

@@ -162,8 +162,9 @@ async def test_callerid_offers_the_routes_own_numbers_as_buttons(make_bot):
 async def test_callerid_for_an_agent_without_route(make_bot):
     bot = await make_bot(agent_route=None)
     assert await bot.reply(bot.admin, "/callerid 501") == (
-        "Agent 501 (Alice) has no route yet, and a caller ID belongs to a route. They choose "
-        "one in /settings (or /route); then send /callerid again."
+        "Agent 501 (Alice) has no route yet, and a caller ID belongs to a route. Set one with "
+        "/setroute 501 M (Main) or /setroute 501 D (Development) (or they choose one in "
+        "/settings), then send /callerid 501 again."
     )
     assert await bot.reply(bot.admin, "/callerid 42") == (
         "There is no agent with Telegram id 42. Add one with /authorize 42 <phone> [name]."

@@ -131,7 +131,9 @@ async def test_an_unreachable_pbx_is_a_clear_error_before_telegram_is_touched(
     with pytest.raises(TelephonyError) as caught:
         await _run(app)
     assert str(caught.value) == (
-        "cannot start the trunk drivers: [Errno 111] Connect call failed ('127.0.0.1', 5038). "
+        "trunk driver 'scripted' (plugin 'test_driver') failed to start: "
+        "ConnectionRefusedError: [Errno 111] Connect call failed ('127.0.0.1', 5038); "
+        "trunk(s) dev, main cannot place calls until corecall restarts. "
         "Fix the trunks' PBX connection (driver 'scripted'), or set the trunks' driver to "
         '"simulated" to run without a PBX.'
     )

@@ -159,9 +159,9 @@ async def test_route_without_confirmation_connects_without_a_key(fresh_lab, tele
 
 
 async def test_both_legs_present_owned_numbers_and_a_foreign_one_is_refused(fresh_lab, telephony):
-    """The carriers answer 403 to a From the operator does not own. With the default
-    agent_leg_caller_id = "route" both legs pass; "target" presents the customer's number on
-    the agent's leg, and a carrier that enforces ownership refuses it."""
+    """The carriers answer 403 to a From the operator does not own. Both legs present the
+    route's caller ID and pass; a route whose caller ID the carrier does not count as the
+    operator's is refused on the agent's leg, and nothing else is dialed."""
     t = await telephony(sections(fresh_lab))
     agent, target = num(212, "0111"), num(212, "1123")
     call = await t.place(agent, target)
@@ -169,13 +169,14 @@ async def test_both_legs_present_owned_numbers_and_a_foreign_one_is_refused(fres
     assert invites(fresh_lab) == [(agent, MAIN_CID), (target, MAIN_CID)]
 
     fresh_lab.clear_invites()
-    t2 = await telephony(sections(fresh_lab, agent_leg_caller_id="target"))
+    foreign = "+12125550177"  # a real number, but not one the lab's carriers count as ours
+    t2 = await telephony(sections(fresh_lab, caller_ids=[foreign]))
     t2._ids = itertools.count(5000)  # the same database: other agent ids
     call = await t2.place(agent, target)
     final = await t2.final(call)
     assert final.reason is EndReason.AGENT_REJECTED, final.detail
     assert "403" in final.detail
-    assert invites(fresh_lab) == [(agent, target)]  # refused: nothing else was dialed
+    assert invites(fresh_lab) == [(agent, foreign)]  # refused: nothing else was dialed
 
 
 # ------------------------------------------------------------------------------ restarts

@@ -329,6 +329,51 @@ def test_call_command_refusals_dial_and_record_nothing(cli, args, message):
     assert calls == [] and audit == []
 
 
+def _closed_now_in_new_york() -> dict:
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    hour = dt.datetime.now(ZoneInfo("America/New_York")).hour
+    return (
+        {"opens": "20:00", "closes": "21:00"}
+        if hour < 12
+        else {"opens": "06:00", "closes": "07:00"}
+    )
+
+
+@pytest.mark.parametrize("policy", ["do_not_call", "outside_calling_hours"])
+def test_call_command_checks_the_phone_it_rings_first_unless_it_is_an_agent_s(cli, policy):
+    """`corecall call` rings --agent-phone first (it hears the confirmation prompt): a free-
+    form number there is a called party like the target. A do-not-call-listed number was
+    rung at 00:53 its local time because only --target was checked (tester5)."""
+    first, target = "+12125550170", "+18085550123"  # Honolulu: the target is not the issue
+    sections: dict = {}
+    if policy == "do_not_call":
+        assert cli(sections, "dnc", "add", first)[0] == 0
+    else:
+        sections = {"plugins": {"policy_calling_hours": _closed_now_in_new_york()}}
+        target = "+12125550123"  # closed for it too: the first leg is refused first
+    code, out, err = cli(sections, "call", "--route", "M", "--agent-phone", first,
+                         "--target", target)  # fmt: skip
+    assert code == 1, out + err
+    assert f"refused ({policy}): Agent phone {first} (rung first" in err
+    calls, audit = stored(cli)
+    assert calls == []
+    assert [a.action for a in audit if a.action.startswith("call.")] == ["call.refused"]
+    assert audit[0].subject == first
+
+    # The same phone as an agent's own phone on record: rung first like an agent's /call.
+    assert cli(sections, "agents", "add", "--telegram-id", "7", "--phone", first)[0] == 0
+    code, out, err = cli(sections, "call", "--route", "M", "--agent-phone", first,
+                         "--target", target)  # fmt: skip
+    if policy == "do_not_call":
+        assert code == 0, out + err
+        assert stored(cli)[0][0].agent_phone == first
+    else:  # the target is outside its calling hours too, and says so without "Agent phone"
+        assert code == 1 and "refused (outside_calling_hours)" in err
+        assert "Agent phone" not in err
+
+
 def test_call_command_names_the_offered_routes(cli):
     code, _out, err = cli({}, "call", "--route", "X", "--agent-phone", "+1", "--target", "+1")
     assert code == 1 and "'X' is not offered" in err and "M" in err

@@ -406,3 +406,21 @@ async def test_events_that_keep_coming_gather_into_few_requests(tmp_path, receiv
         assert requests <= 2, requests
     else:
         assert requests >= 4, requests
+
+
+async def test_keeping_delivered_events_for_ever_is_a_large_keep_time(
+    tmp_path, receiver, monkeypatch, caplog
+):
+    """An operator who never wants events deleted sets a huge keep_delivered (1e12 s, ~31,700
+    years): the pruner finds nothing due instead of crashing on a date before year 1."""
+    from corecall_webhooks import service as service_module
+
+    monkeypatch.setattr(service_module, "PRUNE_FIRST", 0.05)
+    monkeypatch.setattr(service_module, "PRUNE_EVERY", 0.05)
+    receiver.up()
+    async with Corecall(tmp_path, options(receiver, keep_delivered=1e12)) as cc:
+        await cc.calls(1)
+        await asyncio.to_thread(receiver.wait_for, PER_CALL)
+        await asyncio.sleep(0.5)  # several pruner rounds
+        assert cc.app.store.outbox_counts()[receiver.url] == (0, PER_CALL)
+    assert not [r for r in caplog.records if "crashed" in r.getMessage()]

@@ -80,6 +80,11 @@ def make_dnc_app(context) -> typer.Typer:
     dnc_app = typer.Typer(
         help="The do-not-call list: numbers corecall refuses to call (every change is audited).",
         no_args_is_help=True,
+        # "\b": click prints the paragraph as is (the core's help pages do the same).
+        epilog="\b\nExamples:\n"
+        '  corecall dnc add "(212) 555-0123" --reason "asked not to be called"\n'
+        "  corecall dnc import numbers.csv\n"
+        "  corecall dnc export -o dnc.csv",
     )
 
     def _app():
@@ -159,15 +164,25 @@ def make_dnc_app(context) -> typer.Typer:
         """The list as CSV (number,reason,added_at,added_by); `dnc import` reads it back
         (each value one line, within the limits `dnc add` and `dnc import` apply)."""
         app = _app()
-        out = open(output, "w", newline="", encoding="utf-8") if output else sys.stdout
+        if output is None:
+            _write_csv(sys.stdout, _entries(app))
+            return
         try:
-            writer = csv.writer(out, lineterminator="\n")
-            writer.writerow(["number", "reason", "added_at", "added_by"])
-            for e in _entries(app):
-                writer.writerow(_printable_row(e))
-        finally:
-            if output:
-                out.close()
+            with open(output, "w", newline="", encoding="utf-8") as out:
+                _write_csv(out, _entries(app))
+        except OSError as exc:  # a directory, a missing parent, /proc, a full disk, no rights
+            why = exc.strerror or type(exc).__name__
+            if isinstance(exc, IsADirectoryError) and exc.filename == str(output):
+                why = f"it is a directory; give a file, e.g. -o {show_path(output / 'dnc.csv')}"
+            elif exc.filename not in (None, str(output)):
+                why = f"{show_path(exc.filename)}: {why}"
+            raise CorecallError(f"cannot write {show_path(output)}: {why}") from None
+
+    def _write_csv(out, entries) -> None:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["number", "reason", "added_at", "added_by"])
+        for e in entries:
+            writer.writerow(_printable_row(e))
 
     @dnc_app.command("import")
     def dnc_import(

@@ -36,7 +36,11 @@ def webhooks_group(context) -> typer.Typer:
     """The ``corecall webhooks`` commands, reaching the application through the plugin's
     ``context`` (options and store loaded on first use)."""
     group = typer.Typer(
-        help="Signed webhooks: the outbox, test deliveries, redelivery.", no_args_is_help=True
+        help="Signed webhooks: the outbox, test deliveries, redelivery.",
+        no_args_is_help=True,
+        # "\b": click prints the paragraph as is (the core's help pages do the same).
+        epilog="\b\nExamples:\n  corecall webhooks list\n  corecall webhooks test\n"
+        "  corecall webhooks redeliver call-6f1c09d2b7e84c53a1f0e2d4c6b8a9e2-8",
     )
 
     def options() -> WebhookOptions:

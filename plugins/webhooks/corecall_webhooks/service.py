@@ -422,7 +422,11 @@ class WebhookService:
         every = min(PRUNE_EVERY, max(1.0, keep / 4))
         await asyncio.sleep(min(every, PRUNE_FIRST))
         while True:
-            cutoff = self._clock() - _dt.timedelta(seconds=keep)
+            try:
+                cutoff = self._clock() - _dt.timedelta(seconds=keep)
+            except OverflowError:  # kept for longer than datetime reaches: nothing is due
+                await asyncio.sleep(every)
+                continue
             deleted = 0
             try:
                 while count := await self._in_store(self.store.outbox_prune, cutoff, PRUNE_BATCH):

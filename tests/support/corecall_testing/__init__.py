@@ -8,6 +8,10 @@ TelegramClient, offline) and ``bot_under_test`` (the bot those tests drive).
 
 from __future__ import annotations
 
+import importlib
+import json
+import sys
+import textwrap
 from pathlib import Path
 
 FAST_SIMULATION = {
@@ -64,7 +68,8 @@ def write_toml(path: Path, raw: dict) -> Path:
             return repr(v)
         if isinstance(v, list):
             return "[" + ", ".join(value(x) for x in v) + "]"
-        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+        # A JSON string is a TOML basic string (\uXXXX for controls); TOML also bars DEL.
+        return json.dumps(str(v), ensure_ascii=False).replace("\x7f", "\\u007f")
 
     def table(prefix: str, t: dict) -> None:
         scalars = {k: v for k, v in t.items() if not isinstance(v, dict)}
@@ -78,3 +83,23 @@ def write_toml(path: Path, raw: dict) -> Path:
     table("", raw)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def install_distribution(
+    site: Path,
+    dist: str,
+    entry_points: dict[str, str],
+    modules: dict[str, str],
+    version: str = "1.2.3",
+) -> None:
+    """Install a tiny distribution into ``site`` (a directory on ``sys.path``) the way pip
+    would: a dist-info with its ``corecall`` entry points, and each module's source."""
+    info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    eps = "\n".join(f"{k} = {v}" for k, v in entry_points.items())
+    (info / "entry_points.txt").write_text(f"[corecall]\n{eps}\n")
+    for module, source in modules.items():
+        (site / f"{module}.py").write_text(textwrap.dedent(source))
+        sys.modules.pop(module, None)  # a module of that name imported by an earlier test
+    importlib.invalidate_caches()
