@@ -50,7 +50,7 @@ from corecall.errors import (
     StoreError,
     UnsafeValueError,
 )
-from corecall.fields import echo
+from corecall.fields import DETAIL_MAX_CHARS, echo, one_line
 from corecall.logs import call_extra, log_context
 from corecall.plugins import Plugins, plugin_failed_message
 from corecall.services import Services
@@ -707,6 +707,8 @@ class CallManager:
             state, reason, detail = checked
         elif not isinstance(detail, str):
             detail = repr(detail)
+        if detail:  # from the far end (a SIP reason phrase): one safe line, never raw ESC
+            detail = one_line(detail, DETAIL_MAX_CHARS)
         if state is not CallState.ENDED and state.order <= current.state.order:
             return
         now = self._clock()

@@ -325,6 +325,19 @@ async def test_a_driver_report_outside_the_contract_never_strands_the_call(setup
     assert "writing the state" not in caplog.text
 
 
+async def test_a_far_end_s_text_in_the_end_detail_is_stored_as_one_safe_line(setup):
+    """A SIP reason phrase the callee's carrier controls reached `calls list`, the bot and
+    the audit with its ESC sequences and line breaks (tester5)."""
+    app, manager, _ = await setup(driver="scripted")
+    driver = ScriptedDriver.instances[0]
+    call = await manager.place(AGENT, ANSWERING_TARGET)
+    driver.progress(call.id, CallState.ENDED, EndReason.TARGET_BUSY,
+                    "486 Busy \x1b[31mHere\x1b]0;pwned\x07\nline2")  # fmt: skip
+    final = await manager.wait_final(call.id, timeout=2)
+    stored = app.store.get_call(call.id).detail
+    assert final.detail == stored == "486 Busy \ufffd[31mHere\ufffd]0;pwned\ufffd line2"
+
+
 class ExplodingStart(ScriptedDriver):
     NAME = "exploding_start"
 

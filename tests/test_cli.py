@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 
 import pytest
 from corecall_testing import config_dict, write_toml
@@ -73,6 +74,50 @@ def test_operators_toggling_plugins_at_the_same_moment_all_get_what_they_were_to
     at_once("enable")
     _, rows = run_json(cli, "plugins", "list")
     assert [r["name"] for r in rows if not r["enabled"]] == []
+
+
+def test_a_plugin_toggle_that_changes_nothing_says_so_and_audits_nothing(cli):
+    """As for agents: a second disable said 'disabled …' again and wrote a second
+    plugin.disable entry (changed=no); an enable the config file overrides said 'enabled'."""
+    assert cli("plugins", "disable", "route_dev")[:2] == (
+        0,
+        "disabled route_dev; takes effect on next start\n",
+    )
+    _, audit_before = run_json(cli, "audit")
+    assert cli("plugins", "disable", "route_dev") == (
+        0,
+        "route_dev was already disabled; nothing changed\n",
+        "",
+    )
+    assert cli("plugins", "enable", "route_dev")[:2] == (
+        0,
+        "enabled route_dev; takes effect on next start\n",
+    )
+    assert cli("plugins", "enable", "route_dev") == (
+        0,
+        "route_dev was already enabled; nothing changed\n",
+        "",
+    )
+    _, audit_after = run_json(cli, "audit")
+    assert [e["action"] for e in audit_after[: len(audit_after) - len(audit_before)]] == [
+        "plugin.enable"
+    ]
+    raw = tomllib.loads(cli.config_path.read_text())
+    raw.setdefault("plugins", {})["disabled"] = ["route_dev"]
+    write_toml(cli.config_path, raw)
+    cli("plugins", "disable", "route_dev")
+    assert cli("plugins", "enable", "route_dev")[1] == (
+        "enabled route_dev in plugins.json, but it stays disabled: "
+        f"{cli.config_path} lists it under [plugins] disabled (remove it there)\n"
+    )
+    audit_after = run_json(cli, "audit")[1]
+    code, out, err = cli("plugins", "enable", "route_dev")
+    assert (code, err) == (0, "")
+    assert out == (
+        f"route_dev stays disabled: {cli.config_path} lists it under [plugins] disabled "
+        "(remove it there); nothing changed\n"
+    )
+    assert len(run_json(cli, "audit")[1]) == len(audit_after)
 
 
 @pytest.mark.parametrize(

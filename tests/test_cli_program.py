@@ -189,12 +189,6 @@ def test_shell_completion_is_available():
     assert "agents" in done.stdout
 
 
-#: Installed plugins' command groups that still end without examples. Their help lives in
-#: plugins/policy_dnc and plugins/webhooks (asked of the lead in STATUS.md, fix5); the test
-#: fails once they have examples, so that they are taken off this list.
-PLUGIN_COMMANDS_WITHOUT_EXAMPLES: set[str] = set()  # dnc and webhooks have them now (3ad7a10)
-
-
 def main_commands() -> list[str]:
     """Every top-level command: the core's own and those of every installed plugin, as
     `corecall --help` and `corecall plugins list` know them (not a list kept by hand)."""
@@ -229,9 +223,7 @@ def test_help_is_plain_and_every_main_command_has_an_example():
         if "Commands:" in page:  # summaries are whole sentences, not cut at 45 characters
             listing = page.split("Commands:")[1].split("Examples:")[0]
             assert not re.search(r"\.\.\.$", listing, re.M), (name, listing)
-        if name in PLUGIN_COMMANDS_WITHOUT_EXAMPLES:
-            assert "Examples:" not in page, f"{name} has examples now: take it off the list"
-        elif name in commands:
+        if name in commands:
             examples = page.partition("\n  Examples:\n")[2]
             assert examples, f"`corecall {name} --help` does not end with examples"
             lines = examples.splitlines()

@@ -178,11 +178,23 @@ def _set_enabled(name: str, enabled: bool) -> None:
                 f"no plugin named {echo(name)}; known plugins: {', '.join(known_plugin_names())}"
             )
         changed = update_disabled(config.plugin_state_path, lambda d: d.discard(name))
+        if not changed:  # nothing written, nothing audited (as for agents and /dnc)
+            if name in config.disabled_plugins:
+                console.print(
+                    f"{name} stays disabled: {config.path} lists it under [plugins] disabled "
+                    "(remove it there); nothing changed"
+                )
+            else:
+                console.print(f"{name} was already enabled; nothing changed")
+            return
         _audit_toggle(app, "plugin.enable", name, changed)
-        note = ""
         if name in config.disabled_plugins:
-            note = f" (but {config.path} still lists it under [plugins] disabled)"
-        console.print(f"enabled {name}; takes effect on next start{note}")
+            console.print(
+                f"enabled {name} in {config.plugin_state_path.name}, but it stays disabled: "
+                f"{config.path} lists it under [plugins] disabled (remove it there)"
+            )
+        else:
+            console.print(f"enabled {name}; takes effect on next start")
     else:
         check_can_disable(
             name,
@@ -192,6 +204,9 @@ def _set_enabled(name: str, enabled: bool) -> None:
             route_resolvers=app.plugins.route_resolvers(),
         )
         changed = update_disabled(config.plugin_state_path, lambda d: d.add(name))
+        if not changed:
+            console.print(f"{name} was already disabled; nothing changed")
+            return
         _audit_toggle(app, "plugin.disable", name, changed)
         console.print(f"disabled {name}; takes effect on next start")
 

@@ -191,6 +191,18 @@ def test_zones_that_never_share_a_window_are_refused_saying_so():
 # --------------------------------------------------------------------------- unknown zones
 
 
+@pytest.mark.parametrize("number", [UNKNOWN_OVERLAY, "+18005550123"])  # toll-free too
+def test_a_window_open_at_every_hour_needs_no_zone(number):
+    """The docs' own 'any hour' window (00:00-24:00, no closed day) still refused every
+    toll-free number as 'unknown_time_zone' (tester5): no zone can change the answer."""
+    always = Window(opens=dt.time(0), closes=dt.time.max)
+    verdict = check_hours(number, at("2026-07-01T03:00:00Z"), always, route_name="M")
+    assert verdict.allowed and "at any hour" in verdict.message
+    sundays_off = Window(opens=dt.time(0), closes=dt.time.max, closed_days=frozenset({6}))
+    verdict = check_hours(number, at("2026-07-01T03:00:00Z"), sundays_off, route_name="M")
+    assert not verdict.allowed and verdict.reason == "unknown_time_zone"
+
+
 def test_unknown_zone_without_fallback_is_refused_never_guessed():
     verdict = check_hours(UNKNOWN_OVERLAY, at("2026-07-01T16:00:00Z"), DEFAULT, route_name="M")
     assert not verdict.allowed and verdict.reason == "unknown_time_zone"

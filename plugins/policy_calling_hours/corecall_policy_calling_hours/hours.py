@@ -188,6 +188,13 @@ def check_hours(
     at = at.astimezone(UTC)
     zones, fallback = number_zones(e164), False
     if not zones:
+        if (
+            window.opens == dt.time(0) and window.closes == dt.time.max and not (window.closed_days)
+        ):  # open every hour of every day: the zone cannot change the answer
+            return HoursVerdict(
+                allowed=True,
+                message=f"Calls are allowed at any hour ({window.describe()}), wherever {e164} is.",
+            )
         if not window.fallback_zone:
             where = f" for route {route_name}" if route_name else ""
             return HoursVerdict(
