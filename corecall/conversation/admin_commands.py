@@ -20,6 +20,7 @@ from corecall.conversation.menus import LiveMenu
 from corecall.conversation.ports import NO_BUTTONS, Button, UserRef
 from corecall.conversation.router import ROUTE_CODE_RE, ButtonHandler, CommandHandler, Router
 from corecall.errors import CorecallError, NotFoundError, RefusedError, StoreError
+from corecall.numbers import plain_separators
 
 log = logging.getLogger(__name__)
 
@@ -295,7 +296,9 @@ def _split_phone_and_name(rest: str) -> tuple[str, str]:
     words that look like parts of a phone number, then the name."""
     words = rest.split()
     count = 0
-    while count < len(words) and _PHONE_TOKEN_RE.fullmatch(words[count]):
+    # A number pasted from a contact card: no-break spaces, non-breaking hyphens and
+    # invisible marks read as /call reads them (corecall.numbers.plain_separators).
+    while count < len(words) and _PHONE_TOKEN_RE.fullmatch(plain_separators(words[count])):
         count += 1
     phone = " ".join(words[:count])
     name = " ".join(words[count:])  # split() also removed line breaks; AgentAdmin checks it

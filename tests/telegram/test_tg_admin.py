@@ -53,6 +53,26 @@ async def test_authorize_adds_an_agent_who_can_then_use_the_bot(make_bot):
     )
 
 
+@pytest.mark.parametrize(
+    "pasted",
+    [
+        "+1 (212) 555\u20110177",  # NON-BREAKING HYPHEN
+        "\u202a+1 (212) 555-0177\u202c",  # a contact card's LRE ... PDF wrappers
+        "+1\u00a0(212)\u00a0555-0177",  # NO-BREAK SPACEs
+    ],
+)
+async def test_authorize_reads_a_number_pasted_from_a_contact_card(make_bot, pasted):
+    """'/authorize 124 +1 (212) 555‑0132 Bob' answered 'That is a short code…' and the
+    contact card's copy the usage text: the name was split off before the number was read
+    as /call reads it (fix6, tester5)."""
+    bot = await make_bot()
+    assert (await bot.reply(bot.admin, f"/authorize 600 {pasted} Bob")).startswith(
+        "✅ Agent 600 (Bob) is authorized. Phone: +12125550177."
+    )
+    agent = bot.store.get_agent(600)
+    assert (agent.phone, agent.name) == ("+12125550177", "Bob")
+
+
 async def test_authorize_refusals_say_what_works(make_bot):
     bot = await make_bot()
     usage = (
