@@ -515,21 +515,12 @@ def _parse_route(
     )
 
 
-#: Why a number cannot be a caller ID, by the number check's reason code.
-_NOT_A_CALLER_ID = {
-    "emergency": "an emergency number",
-    "short_code": "a short code or service number",
-    "premium_rate": "a premium-rate number",
-    "shared_cost": "a shared-cost number",
-}
-
-
 def _caller_id_problem(cid: str, allow_unlisted_nanp: bool) -> str | None:
     """Why ``cid`` cannot be a route's caller ID, or None. Every person called sees it and
     calls it back: it must be a full, dialable number in E.164 form (the number check
     agents' phones pass, any country), not an emergency, short-code, premium-rate or
     shared-cost number."""
-    from corecall.numbers import normalize_phone
+    from corecall.numbers import NOT_A_LINE, normalize_phone
 
     e164_form = "in E.164 form (+, the country code and the number, e.g. +12125550100)"
     if not (cid[:1] == "+" and cid[1:].isascii() and cid[1:].isdigit()):
@@ -537,7 +528,7 @@ def _caller_id_problem(cid: str, allow_unlisted_nanp: bool) -> str | None:
     verdict = normalize_phone(cid, allow_unlisted_nanp=allow_unlisted_nanp)
     if verdict.ok:
         return None if verdict.e164 == cid and is_e164(cid) else f"{cid} is not {e164_form}"
-    kind = _NOT_A_CALLER_ID.get(verdict.reason or "")
+    kind = NOT_A_LINE.get(verdict.reason or "")
     if kind is not None:
         return f"{cid} is {kind}, so it cannot be a caller ID; give a number you own"
     return f"{cid} cannot be a caller ID: {verdict.message}"

@@ -242,7 +242,7 @@ def normalize_phone(
     """
     regions = None if allowed_regions is None else _regions(allowed_regions)
     verdict = _verdict(text, regions, _region(default_region), allow_unlisted_nanp)
-    what = _NOT_A_PHONE.get(verdict.reason or "")
+    what = NOT_A_LINE.get(verdict.reason or "")
     if what is not None:
         # The /call wording ("in an emergency, call them directly") answers a caller in
         # need; here an admin typed an agent's phone.
@@ -255,7 +255,9 @@ def normalize_phone(
     return verdict
 
 
-_NOT_A_PHONE = {
+#: Reason codes of numbers that are not a person's line, in words: never an agent's phone
+#: nor a caller ID (corecall.config).
+NOT_A_LINE = {
     "emergency": "an emergency number",
     "short_code": "a short code or service number",
     "premium_rate": "a premium-rate number",

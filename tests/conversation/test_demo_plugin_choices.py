@@ -122,15 +122,20 @@ async def test_the_demo_leaves_the_operators_disabled_plugins_off_and_says_so(
     ) in text
 
 
-def test_nothing_switched_off_keeps_the_banner_as_it_was(tmp_path):
-    choices = operator_choices(None)  # no configuration file, an empty data directory
-    assert (choices.disabled, choices.kept, choices.where) == (frozenset(), frozenset(), ())
+def _demo_banner(tmp_path, choices) -> str:
+    """The demo's opening text with the operator's ``choices`` applied."""
     app = App(demo_config(data_dir=tmp_path / "demo", disabled=choices.disabled))
     try:
         prepare_demo(app)
-        text = banner(app, choices)
+        return banner(app, choices)
     finally:
         app.close()
+
+
+def test_nothing_switched_off_keeps_the_banner_as_it_was(tmp_path):
+    choices = operator_choices(None)  # no configuration file, an empty data directory
+    assert (choices.disabled, choices.kept, choices.where) == (frozenset(), frozenset(), ())
+    text = _demo_banner(tmp_path, choices)
     assert (
         "Compliance checks refuse +1 808 555 0123 (outside calling hours in Honolulu), "
         "+1 212 555 0166 (do-not-call list) and any number called 3 times today (repeat-call "
@@ -149,12 +154,7 @@ def test_a_configuration_that_cannot_be_read_is_said_and_plugins_json_still_hono
     choices = operator_choices(str(bad))
     assert choices.disabled == {"policy_dnc"}
     assert choices.problem is not None and "is not valid TOML" in choices.problem
-    app = App(demo_config(data_dir=tmp_path / "demo", disabled=choices.disabled))
-    try:
-        prepare_demo(app)
-        text = banner(app, choices)
-    finally:
-        app.close()
+    text = _demo_banner(tmp_path, choices)
     assert "Your configuration could not be read (" in text
     assert f"those disabled in {tmp_path / 'plugins.json'} are not." in text
 
