@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import functools
 import json
 from collections.abc import Callable, Iterator, Sequence
 from types import SimpleNamespace
@@ -42,7 +43,9 @@ from playhouse.pool import MaxConnectionsExceeded
 
 from corecall import fields as field_limits
 from corecall.domain import (
+    ENDED_BEFORE_TARGET,
     STAGE_TIMESTAMP_FIELD,
+    TARGET_STAGE_FIELDS,
     Agent,
     AuditEntry,
     CallRecord,
@@ -964,17 +967,29 @@ class PeeweeStore(Store):
             return {(r.reason or EndReason.UNKNOWN.value): int(r.n) for r in query}
 
     def calls_to_target_since(self, target: str, since: _dt.datetime) -> list[_dt.datetime]:
-        Call = self._m.Call
-        query = (
-            Call.select(Call.created_at)
-            .where(
-                (Call.target == _text(target, "target"))
-                & (Call.created_at >= _as_utc(since, "since"))
-            )
-            .order_by(Call.created_at)
-        )
+        params = (_text(target, "target"), self._db_ts(since, "since"))
         with self._session():
-            return [row.created_at for row in query]
+            cursor = self._db.execute_sql(self._calls_to_target_sql, params)
+            times = [_read_ts(row[0]) for row in cursor.fetchall()]
+        return [t for t in times if t is not None]  # created_at is NOT NULL: all of them
+
+    @functools.cached_property
+    def _calls_to_target_sql(self) -> str:
+        """:attr:`CallRecord.may_have_dialed_target` in SQL, written once (building it with
+        peewee on every call cost ~0.6 ms of Python, more than the query). The index
+        calls_target_created finds the rows (one number's calls in the window: a handful);
+        the filter reads only them. The reasons are the enum's own values, never input."""
+        Call, param = self._m.Call, self._db.param
+        col = {name: field.column_name for name, field in Call._meta.fields.items()}
+        before_target = ", ".join(f"'{r.value}'" for r in sorted(ENDED_BEFORE_TARGET))
+        dialed = " OR ".join(f"{col[name]} IS NOT NULL" for name in TARGET_STAGE_FIELDS)
+        return (
+            f"SELECT {col['created_at']} FROM {Call._meta.table_name}"
+            f" WHERE {col['target']} = {param} AND {col['created_at']} >= {param}"
+            f" AND ({col['state']} <> '{CallState.ENDED.value}' OR {col['reason']} IS NULL"
+            f" OR {col['reason']} NOT IN ({before_target}) OR {dialed})"
+            f" ORDER BY {col['created_at']}"
+        )
 
     # ---- do-not-call list
     @staticmethod
