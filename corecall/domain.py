@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as _dt
 import enum
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -277,11 +278,8 @@ class CallRecord:
         dial its target any moment, and an end whose reason does not tell (``unknown``:
         the PBX lost track; none recorded) is counted as dialed: the repeat-call cap errs
         on the called party's side. Stores answer ``calls_to_target_since`` by this rule."""
-        if self.state is not CallState.ENDED:
-            return True
-        if any(getattr(self, name) is not None for name in TARGET_STAGE_FIELDS):
-            return True
-        return self.reason not in ENDED_BEFORE_TARGET
+        stamps = [getattr(self, name) for name in TARGET_STAGE_FIELDS]
+        return may_have_dialed_target(self.state, self.reason, stamps)
 
 
 #: The stored time of each stage. AWAITING_CONFIRMATION has none: the prompt starts as the
@@ -309,6 +307,20 @@ ENDED_BEFORE_TARGET = frozenset({
     EndReason.AGENT_NOT_CONFIRMED, EndReason.TRUNK_UNAVAILABLE, EndReason.CANCELLED,
     EndReason.TIMED_OUT,
 })  # fmt: skip
+
+
+def may_have_dialed_target(
+    state: str, reason: str | None, target_stamps: Iterable[object | None]
+) -> bool:
+    """The rule of :attr:`CallRecord.may_have_dialed_target` on a record's stored values
+    (``state`` and ``reason`` as stored text or enums; ``target_stamps`` the values of
+    :data:`TARGET_STAGE_FIELDS`, in any stored form), so that a store applies it to rows
+    without building records."""
+    if state != CallState.ENDED:
+        return True
+    if any(stamp is not None for stamp in target_stamps):
+        return True
+    return reason not in ENDED_BEFORE_TARGET
 
 
 @attrs.frozen

@@ -43,7 +43,6 @@ from playhouse.pool import MaxConnectionsExceeded
 
 from corecall import fields as field_limits
 from corecall.domain import (
-    ENDED_BEFORE_TARGET,
     STAGE_TIMESTAMP_FIELD,
     TARGET_STAGE_FIELDS,
     Agent,
@@ -54,6 +53,7 @@ from corecall.domain import (
     EndReason,
     OutboxMessage,
     is_e164,
+    may_have_dialed_target,
     utcnow,
 )
 from corecall.errors import (
@@ -969,25 +969,26 @@ class PeeweeStore(Store):
     def calls_to_target_since(self, target: str, since: _dt.datetime) -> list[_dt.datetime]:
         params = (_text(target, "target"), self._db_ts(since, "since"))
         with self._session():
-            cursor = self._db.execute_sql(self._calls_to_target_sql, params)
-            times = [_read_ts(row[0]) for row in cursor.fetchall()]
-        return [t for t in times if t is not None]  # created_at is NOT NULL: all of them
+            rows = self._db.execute_sql(self._calls_to_target_sql, params).fetchall()
+        # The rule is applied here, not in SQL: one rule (corecall.domain), and the query
+        # stays as cheap to plan as before (an OR of six conditions doubled PostgreSQL's
+        # planning time). The rows are one number's calls in the window: a handful.
+        return [
+            _read_ts(created_at)  # type: ignore[misc]  # created_at is NOT NULL
+            for created_at, state, reason, *stamps in rows
+            if may_have_dialed_target(state, reason, stamps)
+        ]
 
     @functools.cached_property
     def _calls_to_target_sql(self) -> str:
-        """:attr:`CallRecord.may_have_dialed_target` in SQL, written once (building it with
-        peewee on every call cost ~0.6 ms of Python, more than the query). The index
-        calls_target_created finds the rows (one number's calls in the window: a handful);
-        the filter reads only them. The reasons are the enum's own values, never input."""
+        """Written once (building it with peewee on every call cost ~0.3 ms of Python,
+        more than the query); served by the index calls_target_created."""
         Call, param = self._m.Call, self._db.param
         col = {name: field.column_name for name, field in Call._meta.fields.items()}
-        before_target = ", ".join(f"'{r.value}'" for r in sorted(ENDED_BEFORE_TARGET))
-        dialed = " OR ".join(f"{col[name]} IS NOT NULL" for name in TARGET_STAGE_FIELDS)
+        read = ", ".join(col[n] for n in ("created_at", "state", "reason", *TARGET_STAGE_FIELDS))
         return (
-            f"SELECT {col['created_at']} FROM {Call._meta.table_name}"
+            f"SELECT {read} FROM {Call._meta.table_name}"
             f" WHERE {col['target']} = {param} AND {col['created_at']} >= {param}"
-            f" AND ({col['state']} <> '{CallState.ENDED.value}' OR {col['reason']} IS NULL"
-            f" OR {col['reason']} NOT IN ({before_target}) OR {dialed})"
             f" ORDER BY {col['created_at']}"
         )
 
