@@ -100,10 +100,14 @@ class AgentAdmin:
         agent = self.get(telegram_id)
         route = self.route_of(agent)
         if route is None:
+            withdrawn = self.withdrawn_route(agent)
+            whose = (
+                f"Agent {telegram_id} has no route yet" if withdrawn is None
+                else f"Agent {telegram_id}'s route {withdrawn} is no longer offered"
+            )  # fmt: skip
             raise RefusedError(
                 "no_route",
-                f"Agent {telegram_id} has no route yet; a caller ID belongs to a route. "
-                "Set the route first (agents set-route).",
+                f"{whose}; a caller ID belongs to a route. Set the route first (agents set-route).",
             )
         # Accept every format /call accepts: "(212) 555-0100" is +12125550100.
         verdict = normalize_phone(number, allow_unlisted_nanp=True)
@@ -129,10 +133,23 @@ class AgentAdmin:
         except PluginError:
             return routes.get(agent.route_code) if agent.route_code else None
 
+    def withdrawn_route(self, agent: Agent) -> str | None:
+        """The code of the route the agent chose when it is no longer offered (its plugin
+        was disabled, or ``[routes.CODE]`` left the configuration) and no route applies
+        instead, else None. Every screen that says "no route" says this instead: the
+        agent did choose one, and must choose again."""
+        code = agent.route_code
+        if code is None or code in self.app.routes() or self.route_of(agent) is not None:
+            return None
+        return code
+
     def caller_id_line(self, agent: Agent) -> str:
         """``Caller ID: +15551234567 [D]`` — the line every menu showing a caller ID uses."""
         route = self.route_of(agent)
         if route is None:
+            withdrawn = self.withdrawn_route(agent)
+            if withdrawn is not None:
+                return f"Caller ID: none [route {withdrawn} is no longer offered]"
             return "Caller ID: none yet [no route]"
         return f"Caller ID: {effective_caller_id(agent, route)} {route.tag}"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as _dt
 import enum
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -268,6 +269,18 @@ class CallRecord:
             return None
         return max(0.0, (self.ended_at - self.connected_at).total_seconds())
 
+    @property
+    def may_have_dialed_target(self) -> bool:
+        """False only when the record shows the call ended before its target was dialed:
+        it ended for one of :data:`ENDED_BEFORE_TARGET` (the agent's phone did not answer,
+        was busy or declined, nobody pressed 1, the trunk failed, the agent or corecall
+        hung up first) and none of :data:`TARGET_STAGE_FIELDS` is set. A live call may
+        dial its target any moment, and an end whose reason does not tell (``unknown``:
+        the PBX lost track; none recorded) is counted as dialed: the repeat-call cap errs
+        on the called party's side. Stores answer ``calls_to_target_since`` by this rule."""
+        stamps = [getattr(self, name) for name in TARGET_STAGE_FIELDS]
+        return may_have_dialed_target(self.state, self.reason, stamps)
+
 
 #: The stored time of each stage. AWAITING_CONFIRMATION has none: the prompt starts as the
 #: agent answers (agent_answered_at), and how long the agent took to press 1 is
@@ -281,6 +294,33 @@ STAGE_TIMESTAMP_FIELD = {
     CallState.CONNECTED: "connected_at",
     CallState.ENDED: "ended_at",
 }
+
+#: The stage times of the target's leg: any one of them set means the target was dialed
+#: (a driver may skip a stage, so all three are read).
+TARGET_STAGE_FIELDS = ("dialing_target_at", "target_ringing_at", "connected_at")
+
+#: The end reasons that mean the call ended before its target was dialed, when no
+#: :data:`TARGET_STAGE_FIELDS` time is on record (with one, a ``cancelled`` or ``timed_out``
+#: call had dialed it). The bot tells the agent "… was not dialed" for the first four.
+ENDED_BEFORE_TARGET = frozenset({
+    EndReason.AGENT_NO_ANSWER, EndReason.AGENT_BUSY, EndReason.AGENT_REJECTED,
+    EndReason.AGENT_NOT_CONFIRMED, EndReason.TRUNK_UNAVAILABLE, EndReason.CANCELLED,
+    EndReason.TIMED_OUT,
+})  # fmt: skip
+
+
+def may_have_dialed_target(
+    state: str, reason: str | None, target_stamps: Iterable[object | None]
+) -> bool:
+    """The rule of :attr:`CallRecord.may_have_dialed_target` on a record's stored values
+    (``state`` and ``reason`` as stored text or enums; ``target_stamps`` the values of
+    :data:`TARGET_STAGE_FIELDS`, in any stored form), so that a store applies it to rows
+    without building records."""
+    if state != CallState.ENDED:
+        return True
+    if any(stamp is not None for stamp in target_stamps):
+        return True
+    return reason not in ENDED_BEFORE_TARGET
 
 
 @attrs.frozen

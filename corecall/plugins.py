@@ -253,6 +253,9 @@ class Plugins:
         self.essential: set[str] = set()
         #: Plugin name -> the options class it declared (``corecall_plugin_options``).
         self.options_classes: dict[str, type] = {}
+        #: Top-level CLI command name -> the plugin that added it (:meth:`register_commands`):
+        #: an unexpected error in a plugin's command names the plugin, not corecall.
+        self.command_owners: dict[str, str] = {}
         self._contexts: dict[str, PluginContext] = {}
         self._app: Any = None
         self._defaults: dict[str, ParsedOptions] = {}
@@ -631,6 +634,7 @@ class Plugins:
                 )
                 if clash:
                     raise PluginError(name, f"command name(s) already taken: {', '.join(clash)}")
+                self.command_owners.update(dict.fromkeys(added, name))
             except Exception as exc:
                 cli.registered_commands[:] = before_cmds
                 cli.registered_groups[:] = before_groups

@@ -112,6 +112,13 @@ def dry_run(
             return done()
         if route is None:
             message = "No route: pass --route CODE, or the agent has not chosen a route."
+            if agent.route_code is not None and agent.route_code not in routes:
+                known = ", ".join(sorted(routes)) or "none"
+                message = (
+                    f"No route: the agent's route {echo(agent.route_code)} is no longer offered "
+                    f"(offered routes: {known}); pass --route CODE, or set theirs with "
+                    f"`corecall agents set-route {agent.telegram_id} CODE`."
+                )
             steps.append(StepVerdict("route", False, message, "no_route"))
             return done()
     steps.append(StepVerdict("route", True, f"route {route.code} ({route.name})"))

@@ -540,3 +540,74 @@ def test_process_wide_plugins_refuse_per_route_tables(tmp_path, capsys, plugin, 
     }  # fmt: skip
     write_toml(path, raw)
     assert main(["--config", str(path), "config", "show"]) == 0, capsys.readouterr().err
+
+
+BUGGY_COMMANDS_PLUGIN = """
+import os
+
+import typer
+
+from corecall import hookimpl
+
+
+@hookimpl
+def corecall_register_commands(cli):
+    @cli.command("tally")
+    def tally():
+        '''Count something, badly.'''
+        {}.pop("calls")
+
+    leads = typer.Typer(help="Leads.")
+    cli.add_typer(leads, name="leads")
+
+    @leads.command("import")
+    def import_leads():
+        '''Read from a closed stream.'''
+        raise EOFError("stream ended")  # click turns it into a bare Abort
+
+    @leads.command("sync")
+    def sync():
+        '''Leak the token in an error.'''
+        raise RuntimeError("login failed with " + os.environ["CORECALL_BOT_TOKEN"])
+"""
+
+
+def test_a_bug_in_a_plugin_command_names_the_plugin(tmp_path, plugin_site, capsys, monkeypatch):
+    """Was "error: unexpected KeyError: 'calls'; full traceback in …": the operator could
+    not tell the bug was the plugin's, not corecall's (tester). Each door: a command, a
+    group's subcommand, an EOFError (click's Abort), --debug; no secret is printed."""
+    token = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"
+    monkeypatch.setenv("CORECALL_BOT_TOKEN", token)
+    install(plugin_site, "crm_sync", BUGGY_COMMANDS_PLUGIN)
+    path = write_toml(tmp_path / "c.toml", config_dict(tmp_path))
+    log = tmp_path / "logs" / "cli-errors.log"
+    cases = [
+        (["tally"], "`corecall tally`: unexpected KeyError: 'calls'"),
+        (["leads", "import"], "`corecall leads import`: unexpected EOFError: stream ended"),
+        (["leads", "sync"], "`corecall leads sync`: unexpected RuntimeError: login failed with "),
+    ]
+    for args, says in cases:
+        assert main(["--config", str(path), *args]) == 1
+        err = capsys.readouterr().err.strip()  # click writes a blank line before an Abort
+        assert err.startswith(
+            f"error: plugin 'crm_sync' (crm_sync 1.0) failed in its command {says}"
+        ), err
+        assert err.endswith(f"; full traceback in {log} (run with --debug to print it)"), err
+        assert len(err.splitlines()) == 1 and token not in err
+    written = log.read_text()
+    assert written.count("(plugin 'crm_sync' (crm_sync 1.0) failed in its command") == 3
+    assert "Traceback (most recent call last)" in written and token not in written
+    # --debug: the traceback, then the same line naming the plugin
+    assert main(["--config", str(path), "tally", "--debug"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err
+    assert err.splitlines()[-1] == (
+        "error: plugin 'crm_sync' (crm_sync 1.0) failed in its command `corecall tally`: "
+        "unexpected KeyError: 'calls'"
+    )
+    # a core command's unexpected error names no plugin
+    from corecall.cli import admin_commands
+
+    monkeypatch.setattr(admin_commands, "_admin", lambda *_a, **_k: {}.pop("x"))
+    assert main(["--config", str(path), "agents", "revoke", "5"]) == 1
+    assert capsys.readouterr().err.startswith("error: unexpected KeyError: 'x'; full traceback")

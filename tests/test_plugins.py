@@ -188,6 +188,37 @@ def test_a_route_s_shown_texts_follow_the_name_rules(make_config, caplog, field,
     assert "N" not in app.plugins.routes and f"route 'N': {said}" in info.error
 
 
+def test_a_route_definitions_length_limits_are_the_documented_ones(make_config):
+    """docs/writing-a-plugin.md: code 1 to 8 characters, name and button at most 32,
+    description at most 200; one more is refused, saying the length and the limit."""
+    from corecall import RouteDefinition
+
+    longest = {"code": "ABCDEFG8", "name": "n" * 32, "button": "b" * 32, "description": "d" * 200}
+    too_long = [
+        ("code", "ABCDEFGH9", "route 'ABCDEFGH9': code is 9 characters long; at most 8"),
+        ("name", "n" * 33, "route 'ABCDEFG8': name is 33 characters long; at most 32"),
+        ("button", "b" * 33, "route 'ABCDEFG8': button is 33 characters long; at most 32"),
+        ("description", "d" * 201,
+         "route 'ABCDEFG8': description is 201 characters long; at most 200"),
+    ]  # fmt: skip
+    for field, value, said in [(None, None, None), *too_long]:
+        texts = {**longest, **({field: value} if field else {})}
+
+        class Route:
+            @hookimpl
+            def corecall_register_routes(self, registry, texts=texts):
+                registry.register(RouteDefinition(**texts))
+
+        app = App(make_config(), extra_plugins=[("night", Route())])
+        info = {i.name: i for i in app.plugins.list()}["night"]
+        if said is None:
+            assert info.error is None and "ABCDEFG8" in app.plugins.routes.names()
+        else:
+            assert said in (info.error or ""), (field, info.error)
+            assert not set(app.plugins.routes.names()) & {"ABCDEFG8", "ABCDEFGH9"}
+        app.close()
+
+
 def test_the_core_s_own_distributions_are_the_ones_under_plugins():
     """FIRST_PARTY (found before third parties) lists exactly the distributions shipped in
     plugins/, by entry-point name."""

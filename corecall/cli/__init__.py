@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import typer
 
@@ -162,6 +163,7 @@ def _config_option(argv: Sequence[str]) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and turn errors into exit codes."""
     args = sys.argv[1:] if argv is None else list(argv)
+    command: Any = None
     try:
         args = hoist_global_options(args)
         state.config_path = _config_option(args)
@@ -196,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
             message = tame_message(state.redactor.redact(str(cause)))
             err_console.print(Text("error: ", style="bold red") + Text(message))
             return cause.exit_code
-        return report_unexpected(cause)
+        return report_unexpected(cause, _plugin_command(args, command))
     except Exception as exc:
         show = getattr(exc, "show", None)
         code = getattr(exc, "exit_code", None)
@@ -210,10 +212,39 @@ def main(argv: list[str] | None = None) -> int:
                 return _unknown_command(_command_name(args), show, code)
             show()
             return code
-        return report_unexpected(exc)
+        return report_unexpected(exc, _plugin_command(args, command))
     finally:
         state.close()
     return result if isinstance(result, int) else 0
+
+
+def _plugin_command(argv: Sequence[str], root: Any) -> str | None:
+    """ "plugin 'P' (distribution version) failed in its command `corecall NAME SUB`" when
+    the command on the command line was added by a plugin (recorded as it registered its
+    commands), else None. Read once the command ran: the plugins are loaded by then."""
+    command = _command_name(argv)
+    app = state._app
+    if app is None or command is None or command not in app.plugins.command_owners:
+        return None
+    owner = app.plugins.command_owners[command]
+    info = app.plugins.infos.get(owner)
+    version = f" ({info.distribution} {info.version})" if info is not None else ""
+    return f"plugin {owner!r}{version} failed in its command `{_command_path(argv, root)}`"
+
+
+def _command_path(argv: Sequence[str], root: Any) -> str:
+    """``corecall`` and the command and subcommand names on the command line (not the
+    arguments: `corecall leads import`, not `corecall leads import file.csv`). ``root`` is
+    the click command typer built (its vendored click: read by ``commands`` only)."""
+    words = ["corecall"]
+    names = iter(a for a in argv[argv.index(_command_name(argv) or "") :] if a[:1] != "-")
+    node = root
+    for name in names:
+        if name not in getattr(node, "commands", {}):
+            break
+        words.append(name)
+        node = node.commands[name]
+    return " ".join(words)
 
 
 def _unknown_command(command: str | None, show, code: int) -> int:

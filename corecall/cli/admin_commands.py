@@ -50,8 +50,16 @@ def _agent_json(agent: Agent) -> dict:
     return data
 
 
+def _route_cell(admin, agent: Agent) -> str:
+    """The agent's route code, saying so when it is no longer offered."""
+    if agent.route_code is None:
+        return "none"
+    gone = admin.withdrawn_route(agent) is not None
+    return f"{agent.route_code} (no longer offered)" if gone else agent.route_code
+
+
 def _show(agent: Agent, verb: str) -> None:
-    route = agent.route_code or "none"
+    route = _route_cell(_admin(), agent)
     console.print(
         f"{verb} agent {agent.telegram_id} ({agent.name or 'no name'}): phone "
         f"{agent.phone}, route {route}, authorized {'yes' if agent.authorized else 'no'}"
@@ -98,7 +106,7 @@ def agents_list(json_: bool = typer.Option(False, "--json", help="Machine-readab
         print_json([_agent_json(a) for a in agents])
         return
     rows = [
-        (a.telegram_id, a.name, a.phone, "yes" if a.authorized else "no", a.route_code,
+        (a.telegram_id, a.name, a.phone, "yes" if a.authorized else "no", _route_cell(admin, a),
          admin.caller_id_line(a).removeprefix("Caller ID: "))
         for a in agents
     ]  # fmt: skip

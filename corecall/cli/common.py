@@ -174,8 +174,11 @@ def error_log_path() -> Path:
     return Path(data_dir) / "logs" / "cli-errors.log"
 
 
-def report_unexpected(exc: BaseException) -> int:
-    """One line on stderr (what failed, where the traceback is); the traceback with --debug."""
+def report_unexpected(exc: BaseException, where_from: str | None = None) -> int:
+    """One line on stderr (what failed, where the traceback is); the traceback with --debug.
+    ``where_from`` names the plugin whose command raised, first (an operator must know
+    whose bug it is): "plugin 'greeter' (corecall-greeter 1.0) failed in its command
+    `corecall greet`: unexpected RuntimeError: ..."."""
     text = "".join(traceback.format_exception(exc))
     redactor = getattr(state, "redactor", None)
     if redactor is not None:  # no line this process prints or logs shows a secret
@@ -185,10 +188,12 @@ def report_unexpected(exc: BaseException) -> int:
         what = redactor.redact(what)
     from corecall.fields import tame_message
 
-    what = tame_message(what)
+    what = "unexpected " + tame_message(what)
+    if where_from is not None:
+        what = f"{tame_message(where_from)}: {what}"
     if state.debug:
         sys.stderr.write(text)
-        err_console.print(f"error: unexpected {what}")
+        err_console.print(f"error: {what}")
         return 1
     where = None
     try:
@@ -197,10 +202,11 @@ def report_unexpected(exc: BaseException) -> int:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(fd, "a", encoding="utf-8") as fh:
             stamp = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-            fh.write(f"--- {stamp} corecall {' '.join(sys.argv[1:])}\n{text}\n")
+            origin = f" ({where_from})" if where_from else ""
+            fh.write(f"--- {stamp} corecall {' '.join(sys.argv[1:])}{origin}\n{text}\n")
         where = str(path)
     except OSError:
         pass
     tail = f"; full traceback in {where}" if where else ""
-    err_console.print(f"error: unexpected {what}{tail} (run with --debug to print it)")
+    err_console.print(f"error: {what}{tail} (run with --debug to print it)")
     return 1

@@ -195,7 +195,9 @@ class AdminCommands(Router):
             return
         route = self.admin.route_of(agent)
         if route is None:
-            await self.reply(user, texts.caller_id_no_route(agent, self.app.routes().values()))
+            withdrawn = self.admin.withdrawn_route(agent)
+            routes = self.app.routes().values()
+            await self.reply(user, texts.caller_id_no_route(agent, routes, withdrawn))
             return
         current = effective_caller_id(agent, route)
         numbers = route.caller_ids[: cb.MAX_CHOICES]
@@ -250,7 +252,8 @@ class AdminCommands(Router):
         if agent is None:
             return _no_such_agent(agent_id)
         if route is None:
-            return texts.caller_id_no_route(agent, self.app.routes().values())
+            withdrawn = self.admin.withdrawn_route(agent)
+            return texts.caller_id_no_route(agent, self.app.routes().values(), withdrawn)
         if exc.reason == "caller_id_not_owned":
             return texts.caller_id_not_on_route(number, agent, route)
         return exc.message

@@ -45,7 +45,10 @@ class AgentCommands(Router):
         is_admin = self.is_admin(user.user_id)
         if agent is not None and agent.authorized:
             has_route = self.admin.route_of(agent) is not None
-            text = texts.start_agent(agent, has_route=has_route, is_admin=is_admin)
+            withdrawn = None if has_route else self.admin.withdrawn_route(agent)
+            text = texts.start_agent(
+                agent, has_route=has_route, is_admin=is_admin, withdrawn=withdrawn
+            )
             await self.reply(user, text)
         elif is_admin:
             await self.reply(user, texts.start_admin_only(user.user_id))
@@ -84,7 +87,9 @@ class AgentCommands(Router):
             record = await self.calls.place(user.user_id, args)
         except RefusedError as exc:
             if exc.reason == "no_route":
-                await self._offer_routes(user, texts.no_route_for_call())
+                agent = await self.agent(user.user_id)
+                withdrawn = self.admin.withdrawn_route(agent) if agent is not None else None
+                await self._offer_routes(user, texts.no_route_for_call(withdrawn))
             elif exc.reason == "not_authorized" and self.is_admin(user.user_id):
                 await self.reply(user, texts.admin_not_agent(user.user_id))
             else:
@@ -148,7 +153,8 @@ class AgentCommands(Router):
             return
         routes = self.app.routes()
         if args is None:
-            await self._offer_routes(user, texts.route_usage(routes.values()))
+            withdrawn = self.admin.withdrawn_route(agent)
+            await self._offer_routes(user, texts.route_usage(routes.values(), withdrawn))
             return
         code = args.upper()
         if not ROUTE_CODE_RE.fullmatch(args) or code not in routes:
@@ -212,7 +218,8 @@ class AgentCommands(Router):
             if not routes:
                 return texts.NO_ROUTES_OFFERED
             _menu, buttons = self._route_menu(user.user_id, chat, message_id)
-            self.edits.edit(chat, message_id, texts.CHOOSE_ROUTE, buttons)
+            text = texts.choose_route(self.admin.withdrawn_route(agent))
+            self.edits.edit(chat, message_id, text, buttons)
             return None
         assert menu is not None
         if press.action == cb.CANCEL_ROUTE:

@@ -63,7 +63,24 @@ def settings_menu(agent: Agent, caller_id_line: str) -> str:
 CHOOSE_ROUTE = "Choose a route for your outbound calls:"
 
 
-def no_route_for_call() -> str:
+def _route_withdrawn(withdrawn: str) -> str:
+    """The agent chose route ``withdrawn`` (its code) and it is no longer offered (its
+    plugin was switched off or the operator removed it): they must choose again."""
+    return f"Your route [{withdrawn}] is no longer offered."
+
+
+def choose_route(withdrawn: str | None = None) -> str:
+    if withdrawn is None:
+        return CHOOSE_ROUTE
+    return f"{_route_withdrawn(withdrawn)} {CHOOSE_ROUTE}"
+
+
+def no_route_for_call(withdrawn: str | None = None) -> str:
+    if withdrawn is not None:
+        return (
+            f"{_route_withdrawn(withdrawn)} I can't place calls for you until you choose "
+            "another. Choose one below, then send your /call again."
+        )
     return (
         "You haven't chosen a route yet, so I can't place calls for you. "
         "Choose one below, then send your /call again."
@@ -114,11 +131,12 @@ def unknown_route_to_set(code: str, routes: Iterable[Route], agent_id: int) -> s
     )
 
 
-def route_usage(routes: Iterable[Route]) -> str:
+def route_usage(routes: Iterable[Route], withdrawn: str | None = None) -> str:
     routes = list(routes)
+    gone = f"{_route_withdrawn(withdrawn)} " if withdrawn is not None else ""
     if not routes:
-        return NO_ROUTES_OFFERED
-    return f"Tell me which route: {routes_sentence(routes)}. Or choose one below."
+        return gone + NO_ROUTES_OFFERED
+    return f"{gone}Tell me which route: {routes_sentence(routes)}. Or choose one below."
 
 
 MENU_REPLACED = "This menu was replaced by a newer one."
@@ -128,7 +146,9 @@ NO_ROUTES_OFFERED = "No route is available right now, so calls can't be placed. 
 # --------------------------------------------------------------------------- who you are
 
 
-def start_agent(agent: Agent, *, has_route: bool, is_admin: bool) -> str:
+def start_agent(
+    agent: Agent, *, has_route: bool, is_admin: bool, withdrawn: str | None = None
+) -> str:
     name = f" {_name(agent)}" if agent.name else ""
     lines = [
         f"👋 Hi{name}! You're an authorized agent.",
@@ -136,7 +156,10 @@ def start_agent(agent: Agent, *, has_route: bool, is_admin: bool) -> str:
         "Send /call <number> to place a call, /settings for your caller ID and route, "
         "/help for everything.",
     ]
-    if not has_route:
+    if not has_route and withdrawn is not None:
+        lines.append(f"{_route_withdrawn(withdrawn)} Before your next call, choose another in "
+                     "/settings.")  # fmt: skip
+    elif not has_route:
         lines.append("Before your first call, choose a route in /settings.")
     if is_admin:
         lines.append("You're also a super admin: /help lists the admin commands.")
@@ -460,7 +483,7 @@ def caller_id_menu(agent: Agent, route: Route, caller_id_line: str) -> str:
     )
 
 
-def caller_id_no_route(agent: Agent, routes: Iterable[Route]) -> str:
+def caller_id_no_route(agent: Agent, routes: Iterable[Route], withdrawn: str | None = None) -> str:
     routes = list(routes)
     again = f"send /callerid {agent.telegram_id} again"
     if not routes:
@@ -468,6 +491,11 @@ def caller_id_no_route(agent: Agent, routes: Iterable[Route]) -> str:
     else:
         setroute = routes_sentence(routes, f"/setroute {agent.telegram_id}")
         how = f"Set one with {setroute} (or they choose one in /settings), then {again}."
+    if withdrawn is not None:
+        return (
+            f"Agent {agent_label(agent)}'s route [{withdrawn}] is no longer offered, and a "
+            f"caller ID belongs to a route. {how}"
+        )
     return f"Agent {agent_label(agent)} has no route yet, and a caller ID belongs to a route. {how}"
 
 

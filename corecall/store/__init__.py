@@ -287,7 +287,12 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def calls_to_target_since(self, target: str, since: _dt.datetime) -> list[_dt.datetime]:
         """When each call to ``target`` (E.164) created at or after ``since`` was placed,
-        by any agent, oldest first (the repeat-call cap counts and dates them)."""
+        by any agent, oldest first, counting only the calls that dialed the target or may
+        still dial it (:attr:`CallRecord.may_have_dialed_target
+        <corecall.domain.CallRecord.may_have_dialed_target>`: not a call that ended before
+        its target was dialed, e.g. the agent's phone did not answer or nobody pressed 1).
+        The repeat-call cap counts and dates them. Read by the rule on every row, whichever
+        version of corecall wrote it (the columns exist since schema v1)."""
 
     # ---- do-not-call (DNC) list: E.164 numbers the operator must never call
     @abc.abstractmethod

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import functools
 import json
 from collections.abc import Callable, Iterator, Sequence
 from types import SimpleNamespace
@@ -43,6 +44,7 @@ from playhouse.pool import MaxConnectionsExceeded
 from corecall import fields as field_limits
 from corecall.domain import (
     STAGE_TIMESTAMP_FIELD,
+    TARGET_STAGE_FIELDS,
     Agent,
     AuditEntry,
     CallRecord,
@@ -51,6 +53,7 @@ from corecall.domain import (
     EndReason,
     OutboxMessage,
     is_e164,
+    may_have_dialed_target,
     utcnow,
 )
 from corecall.errors import (
@@ -1019,17 +1022,30 @@ class PeeweeStore(Store):
             return {(r.reason or EndReason.UNKNOWN.value): int(r.n) for r in query}
 
     def calls_to_target_since(self, target: str, since: _dt.datetime) -> list[_dt.datetime]:
-        Call = self._m.Call
-        query = (
-            Call.select(Call.created_at)
-            .where(
-                (Call.target == _text(target, "target"))
-                & (Call.created_at >= _as_utc(since, "since"))
-            )
-            .order_by(Call.created_at)
-        )
+        params = (_text(target, "target"), self._db_ts(since, "since"))
         with self._session():
-            return [row.created_at for row in query]
+            rows = self._db.execute_sql(self._calls_to_target_sql, params).fetchall()
+        # The rule is applied here, not in SQL: one rule (corecall.domain), and the query
+        # stays as cheap to plan as before (an OR of six conditions doubled PostgreSQL's
+        # planning time). The rows are one number's calls in the window: a handful.
+        return [
+            _read_ts(created_at)  # type: ignore[misc]  # created_at is NOT NULL
+            for created_at, state, reason, *stamps in rows
+            if may_have_dialed_target(state, reason, stamps)
+        ]
+
+    @functools.cached_property
+    def _calls_to_target_sql(self) -> str:
+        """Written once (building it with peewee on every call cost ~0.3 ms of Python,
+        more than the query); served by the index calls_target_created."""
+        Call, param = self._m.Call, self._db.param
+        col = {name: field.column_name for name, field in Call._meta.fields.items()}
+        read = ", ".join(col[n] for n in ("created_at", "state", "reason", *TARGET_STAGE_FIELDS))
+        return (
+            f"SELECT {read} FROM {Call._meta.table_name}"
+            f" WHERE {col['target']} = {param} AND {col['created_at']} >= {param}"
+            f" ORDER BY {col['created_at']}"
+        )
 
     # ---- do-not-call list
     @staticmethod

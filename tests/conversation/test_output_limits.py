@@ -100,6 +100,8 @@ BY_NAME: dict[str, list] = {
     "agent_id": [LONGEST_ID],
     "number": [LONGEST_NUMBER],
     "route_name": [WIDE * fields.ROUTE_NAME_MAX_CHARS, None],
+    # The code of an agent's route that is no longer offered (stored: at most 8 characters).
+    "withdrawn": [WIDE * fields.ROUTE_CODE_MAX_CHARS, None],
     "current": [True, False],
     # Bot usernames: _ADDRESSED_RE takes at most 64 characters; Telegram's own limit is 32.
     "other": ["b" * 64],

@@ -68,6 +68,7 @@ VALUES = {
 BY_NAME = {"number": ["+12125550199"], "command": ["history"], "caller_id_line": [
     "Caller ID: none yet [no route]", "Caller ID: +12125550199 [D]"],
     "resend": ["/authorize 501 +12125550131", "/call +12125550123"],
+    "withdrawn": [None, "D"],  # a route code (never empty) or no route withdrawn
     "refusal": ["Nothing was changed: agent 501 has no name, and a name can only be given "
                 "when an agent is added."]}  # fmt: skip
 

@@ -27,7 +27,7 @@ from corecall.demo import (
     demo_calling_hours,
     demo_config,
 )
-from corecall.domain import CallRecord
+from corecall.domain import CallRecord, CallState, EndReason
 
 AGENT = 501
 REFUSED_DNC = "⛔ Not dialed. This number is on the do-not-call list: it may not be called."
@@ -104,11 +104,17 @@ def test_the_demo_connects_ordinary_calls_and_caps_repeat_calls(tmp_path, monkey
     monkeypatch.setenv("CORECALL_DATA_DIR", str(tmp_path))
     app = App(demo_config())  # the demo's own database, as `corecall demo` opens it
     now = dt.datetime.now(dt.UTC)
-    for minutes in (1, 2, 3):  # three calls to +12125550123 in the last few minutes
+    # three calls that rang +12125550123 in the last few minutes, and one that never dialed
+    # it (the agent's phone was not answered): not counted
+    for minutes, reason in ((1, "completed"), (2, "target_busy"), (3, "completed"),
+                            (4, "agent_no_answer")):  # fmt: skip
+        at = now - dt.timedelta(minutes=minutes)
+        stamp = {} if reason == "agent_no_answer" else {"dialing_target_at": at}
         app.store.create_call(CallRecord(
             id=uuid.uuid4().hex, agent_id=DEMO_AGENT_ID, agent_phone="+12125550111",
             target="+12125550123", route_code="D", trunk="dev", caller_id="+12125550199",
-            created_at=now - dt.timedelta(minutes=minutes),
+            created_at=at, state=CallState.ENDED, reason=EndReason(reason), ended_at=at,
+            **stamp,
         ))  # fmt: skip
     app.close()
     out = demo(tmp_path, "/route D\n/call +12125550123\n/call +12125550124\n")

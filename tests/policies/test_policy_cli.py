@@ -13,7 +13,7 @@ from corecall_testing import config_dict, write_toml
 from corecall.app import App
 from corecall.cli import main
 from corecall.config import load_config
-from corecall.domain import CallRecord
+from corecall.domain import CallRecord, CallState, EndReason
 from corecall.fields import check_reason
 
 POLICIES = {
@@ -144,7 +144,7 @@ def test_policy_check_speaks_to_the_operator_about_the_agent(cli):
         assert code == 1 and says in " ".join(out.split())
     # the call limits: a live call of agent 503 on record
     cli.configure(policy_calling_hours={"opens": "00:00", "closes": "23:59"})
-    place_record(store, "+12125550177", dt.datetime.now(dt.UTC), agent=503)
+    place_record(store, "+12125550177", dt.datetime.now(dt.UTC), agent=503, reason=None)
     code, result = check(cli, "--target", NY, "--agent", "503", "--route", "M")
     limits = [c for c in result["checks"] if c["reason"] in ("call_in_progress", "rate_limited")]
     assert code == 1 and limits, result
@@ -389,10 +389,19 @@ def test_dnc_import_missing_file(cli, tmp_path):
 # --------------------------------------------------------------------------- repeat calls
 
 
-def place_record(store, target: str, at: dt.datetime, agent: int) -> None:
+def place_record(
+    store, target: str, at: dt.datetime, agent: int, reason: str | None = "completed"
+) -> None:
+    """A call to ``target`` that ended at ``at`` for ``reason`` (None: still live); it rang
+    the target unless the reason says it ended on the agent's leg."""
+    ended = {}
+    if reason is not None:
+        rang = not reason.startswith("agent_")
+        ended = {"state": CallState.ENDED, "reason": EndReason(reason), "ended_at": at,
+                 "dialing_target_at": at if rang else None}  # fmt: skip
     store.create_call(CallRecord(
         id=uuid.uuid4().hex, agent_id=agent, agent_phone="+12125550111", target=target,
-        route_code="M", trunk="main", caller_id="+12125550100", created_at=at,
+        route_code="M", trunk="main", caller_id="+12125550100", created_at=at, **ended,
     ))  # fmt: skip
 
 
@@ -403,6 +412,11 @@ def test_repeat_call_cap_counts_every_agent_in_a_rolling_day(cli):
     place_record(store, "+12125550123", at - dt.timedelta(hours=23), agent=1)
     code, _ = check(cli, "--target", NY, "--at", at.isoformat())
     assert code == 0  # one call in 24 h
+    # calls that ended before dialing the number (the bot said "… was not dialed") do not count
+    for reason in ("agent_no_answer", "agent_not_confirmed"):
+        place_record(store, "+12125550123", at - dt.timedelta(hours=3), agent=2, reason=reason)
+    code, _ = check(cli, "--target", NY, "--at", at.isoformat())
+    assert code == 0
     place_record(store, "+12125550123", at - dt.timedelta(hours=2), agent=2)
     code, result = check(cli, "--target", NY, "--at", at.isoformat())
     assert (code, result["reason"], result["plugin"]) == (

@@ -7,9 +7,10 @@ import datetime as dt
 import threading
 import uuid
 
+import attrs
 import pytest
 
-from corecall.domain import CallRecord, utcnow
+from corecall.domain import CallRecord, CallState, EndReason, utcnow
 from corecall.errors import StoreError
 from corecall.store import Store
 from corecall.store.peewee_store import DIALECTS, MIGRATIONS
@@ -151,6 +152,90 @@ def test_calls_to_target_since_counts_every_agent_oldest_first(store: Store):
         store.calls_to_target_since(NUMBER, since.replace(tzinfo=None))
 
 
+def _ended(reason: EndReason | None, *stamps: str, at: dt.datetime = T0) -> CallRecord:
+    """A call to NUMBER that ended for ``reason`` with the named stage times recorded."""
+    times = {name: at + dt.timedelta(seconds=i + 1) for i, name in enumerate(stamps)}
+    return attrs.evolve(
+        _call(NUMBER, at), state=CallState.ENDED, reason=reason,
+        ended_at=at + dt.timedelta(seconds=9), **times,
+    )  # fmt: skip
+
+
+AGENT_LEG = ("dialing_agent_at", "agent_ringing_at")
+ANSWERED = (*AGENT_LEG, "agent_answered_at")
+#: (what happened, the record, whether it counts as a call to the target)
+CALLS_AND_COUNTS = [
+    # ended before the target was dialed: the bot said "… was not dialed" (or the agent or
+    # corecall hung up first): not a call to the target
+    ("agent did not answer", _ended(EndReason.AGENT_NO_ANSWER, *AGENT_LEG), False),
+    ("agent busy", _ended(EndReason.AGENT_BUSY, "dialing_agent_at"), False),
+    ("agent declined", _ended(EndReason.AGENT_REJECTED, *AGENT_LEG), False),
+    ("nobody pressed 1", _ended(EndReason.AGENT_NOT_CONFIRMED, *ANSWERED), False),
+    ("trunk down", _ended(EndReason.TRUNK_UNAVAILABLE), False),
+    ("agent hung up while ringing", _ended(EndReason.CANCELLED, *AGENT_LEG), False),
+    ("hung up during the prompt", _ended(EndReason.CANCELLED, *ANSWERED), False),
+    ("time limit before the target", _ended(EndReason.TIMED_OUT, *ANSWERED), False),
+    # the target was dialed: counts, whatever the outcome
+    (
+        "completed",
+        _ended(
+            EndReason.COMPLETED, *ANSWERED, "dialing_target_at", "target_ringing_at", "connected_at"
+        ),
+        True,
+    ),
+    ("target busy", _ended(EndReason.TARGET_BUSY, *ANSWERED, "dialing_target_at"), True),
+    ("target no answer", _ended(EndReason.TARGET_NO_ANSWER, "target_ringing_at"), True),
+    ("target unreachable", _ended(EndReason.TARGET_UNREACHABLE, *ANSWERED), True),
+    ("hung up while the target rang", _ended(EndReason.CANCELLED, "target_ringing_at"), True),
+    ("time limit while dialing", _ended(EndReason.TIMED_OUT, "dialing_target_at"), True),
+    ("trunk failed on the target", _ended(EndReason.TRUNK_UNAVAILABLE, "connected_at"), True),
+    # cannot tell: counted (the cap errs on the called party's side)
+    ("PBX lost track", _ended(EndReason.UNKNOWN, "dialing_agent_at"), True),
+    ("ended, no reason (legacy row)", _ended(None), True),
+    # live: may dial the target any moment
+    ("queued", _call(NUMBER, T0), True),
+    ("agent ringing", attrs.evolve(_call(NUMBER, T0), state=CallState.AGENT_RINGING), True),
+    (
+        "awaiting the key",
+        attrs.evolve(
+            _call(NUMBER, T0), state=CallState.AWAITING_CONFIRMATION, agent_answered_at=T0
+        ),
+        True,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("record", "counted"), [c[1:] for c in CALLS_AND_COUNTS], ids=[c[0] for c in CALLS_AND_COUNTS]
+)
+def test_calls_to_target_since_counts_only_calls_that_dialed_or_may_dial_it(
+    store: Store, record: CallRecord, counted: bool
+):
+    store.create_call(record)
+    assert record.may_have_dialed_target is counted  # the rule, and the store answers by it
+    assert store.calls_to_target_since(NUMBER, T0) == ([T0] if counted else [])
+
+
+def test_calls_to_target_since_counts_calls_as_they_move_and_end(store: Store):
+    """A live call counts; it stops counting when it ends before dialing the target, and
+    keeps counting once it has dialed it (stored by record_transition and save_progress)."""
+    for name in ("a", "b", "c"):
+        store.create_call(attrs.evolve(_call(NUMBER, T0), id=name * 32))
+    assert len(store.calls_to_target_since(NUMBER, T0)) == 3
+    later = T0 + dt.timedelta(seconds=5)
+    store.record_transition("a" * 32, CallState.AGENT_ANSWERED, later)
+    store.record_transition("a" * 32, CallState.ENDED, later, reason=EndReason.AGENT_NOT_CONFIRMED)
+    store.record_transition("b" * 32, CallState.DIALING_TARGET, later)
+    store.record_transition("b" * 32, CallState.ENDED, later, reason=EndReason.CANCELLED)
+    c = attrs.evolve(
+        _call(NUMBER, T0), id="c" * 32, state=CallState.ENDED, reason=EndReason.AGENT_NO_ANSWER,
+        agent_ringing_at=later, ended_at=later,
+    )  # fmt: skip
+    store.save_progress([c])
+    assert store.calls_to_target_since(NUMBER, T0) == [T0]  # b only
+    assert [r.id for r in store.recent_calls() if r.may_have_dialed_target] == ["b" * 32]
+
+
 # --------------------------------------------------------------------------- upgrades
 
 
@@ -189,8 +274,25 @@ def test_every_older_schema_upgrades_to_the_current_one_keeping_data(target, ver
     assert store.schema_version() == Store.SCHEMA_VERSION
     assert store.get_agent(42).name == "Zoë"
     assert store.get_call("d" * 32).target == NUMBER
-    # the list and the repeat-call count work on upgraded data
+    # the list and the repeat-call count work on upgraded data: rows an older version wrote
+    # are judged by the same rule (an end with no reason on record counts)
     assert store.calls_to_target_since(NUMBER, T0 - dt.timedelta(hours=1)) == [T0]
+    for key, minute, reason, stamp in [
+        ("e", 1, "agent_no_answer", "agent_ringing_at"),  # never dialed the target
+        ("f", 2, "completed", None),  # its stage times were lost: the reason tells
+        ("g", 3, "target_busy", "dialing_target_at"),
+    ]:
+        at = f"2026-07-01 12:0{minute}:00.000000+00:00"
+        columns = "" if stamp is None else f", {stamp}"
+        target.run_sql(
+            "INSERT INTO calls (id, agent_id, agent_phone, target, route_code, trunk, caller_id,"
+            f" state, reason, detail, created_at{columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?,"
+            f" ?, ?{', ?' if stamp else ''})",
+            (key * 32, 42, "+12125550100", NUMBER, "M", "main", "+12125550199", "ended",
+             reason, "", at, *([at] if stamp else [])),
+        )  # fmt: skip
+    minutes = [dt.timedelta(minutes=m) for m in (0, 2, 3)]
+    assert store.calls_to_target_since(NUMBER, T0) == [T0 + m for m in minutes]
     assert store.dnc_add(NUMBER, actor=ADMIN)
     assert store.dnc_contains(NUMBER)
     upgrade = [e for e in store.audit_log() if e.action == "store.upgrade"]

@@ -1,8 +1,9 @@
 """Repeat-call cap: at most N calls to one number in a rolling 24 hours, across all agents.
 
-Counted from the call record (every call placed to the number, whatever its outcome and
-route, by any agent), so it holds across restarts and several bots on one store. Off by
-default (``max_calls = 0``). See docs/compliance.md.
+Counted from the call record (every call that dialed the number, whatever its outcome and
+route, by any agent, and every call still in progress; not a call that ended before the
+number was dialed: see ``CallRecord.may_have_dialed_target``), so it holds across restarts
+and several bots on one store. Off by default (``max_calls = 0``). See docs/compliance.md.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def refusal(
     request: CallRequest, options: RepeatCallOptions, store: Callable[[], Store]
 ) -> Refusal | None:
     """Refuse when ``request.target`` was called ``cap`` times in the 24 hours before
-    ``request.at``; the message gives the count and when it may be called again (UTC)."""
+    ``request.at`` (``Store.calls_to_target_since``: calls that dialed it or still may);
+    the message gives the count and when it may be called again (UTC)."""
     cap = options.max_calls
     if cap <= 0:
         return None
