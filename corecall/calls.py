@@ -89,6 +89,13 @@ OPERATOR_AGENT_ID = 0
 #: each on SQLite (measured, tmp-file WAL, synchronous = normal), so the loop is held about
 #: a millisecond at most; a larger batch (a burst) is written in chunks, the loop free between.
 NOWAIT_PROGRESS_ROWS = 32
+#: Seconds the call writer waits, once a call state is queued, before it takes the batch,
+#: when its last batch had to go through the store thread (PostgreSQL): the states that
+#: arrive meanwhile go in the same transaction and statement. Under a burst of 200 calls
+#: the writer otherwise wrote ~3 rows a statement, and on PostgreSQL each statement's
+#: parse and plan (~0.4 ms) cost more than its rows (issue 11). A watcher (the bot's
+#: status message) hears of a state this much later; on SQLite the writer never waits.
+STORE_THREAD_WRITER_LINGER = 0.02
 #: Seconds between store checkpoints while the call writer writes on the event loop (each
 #: pauses the writer, not the loop, for as long as the checkpoint takes on the store thread).
 CHECKPOINT_INTERVAL = 1.0
@@ -271,6 +278,7 @@ class CallManager:
         self._writer: asyncio.Task | None = None
         self._started_drivers: set[str] = set()
         self._checkpoint_due = False  # progress was written on the loop since the last one
+        self._writer_lingers = False  # the last batch went through the store thread
         self._checkpointing: asyncio.Future | None = None  # the last one, on the store thread
         self._checkpointed_at = float("-inf")  # time.monotonic() of the last one
         # Every store call of this manager runs on ONE worker thread, in order and in
@@ -808,6 +816,8 @@ class CallManager:
         assert self._writes is not None
         while True:
             batch = [await self._writes.get()]
+            if self._writer_lingers:
+                await asyncio.sleep(STORE_THREAD_WRITER_LINGER)
             while not self._writes.empty():
                 batch.append(self._writes.get_nowait())
             try:
@@ -888,8 +898,10 @@ class CallManager:
                 await asyncio.sleep(0)  # let waiting place() calls run between chunks
             chunk = records[start : start + NOWAIT_PROGRESS_ROWS]
             if not self.store.save_progress_nowait(chunk):
+                self._writer_lingers = True
                 await self._in_store(self.store.save_progress, records[start:])
                 return
+        self._writer_lingers = False
         if time.monotonic() - self._checkpointed_at >= CHECKPOINT_INTERVAL:
             self._checkpoint_due = True
 

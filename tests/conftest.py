@@ -31,6 +31,20 @@ def isolated_env(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local/share"))
 
 
+@pytest.fixture(scope="session")
+def pg_server():
+    """One throwaway PostgreSQL cluster per test session (``corecall_testing.pg_server``);
+    ``pg_server.create_schema()`` gives a fresh, empty schema's DSN. Without PostgreSQL
+    installed its tests are skipped loudly, or fail when ``$CI`` is set."""
+    from corecall_testing.pg_server import pg_server_or_skip
+
+    server = pg_server_or_skip()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def make_config(tmp_path):
     def make(**sections):

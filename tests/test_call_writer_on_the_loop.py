@@ -200,3 +200,46 @@ async def test_the_wal_stays_bounded_while_calls_keep_coming(build, monkeypatch)
     # A RESTART holds writers back briefly: a call record that meets it takes the store
     # thread (at most about one per checkpoint; here up to 10 a second).
     assert spy.record_fallbacks <= checkpoints
+
+
+@pytest.mark.postgres
+async def test_through_the_store_thread_the_writer_gathers_a_burst_into_few_writes(
+    started_calls, pg_server
+):
+    """PostgreSQL has no write on the loop: every batch is a store-thread trip, and under a
+    burst it held ~3 call states a statement, each statement's parse and plan costing more
+    than its rows (issue 11). Once a batch has gone that way, the writer waits
+    STORE_THREAD_WRITER_LINGER before taking the next, so states arriving meanwhile share
+    one transaction and one statement; nothing is announced before it is stored."""
+    from corecall.calls import STORE_THREAD_WRITER_LINGER
+
+    class Drivers:
+        @hookimpl
+        def corecall_register_trunk_drivers(self, registry):
+            registry.register(QuietDriver)
+
+    app, manager = await started_calls(
+        extra_plugins=[("quiet_driver", Drivers())],
+        trunks={"main": {"driver": "quiet"}, "dev": {"driver": "quiet"}},
+        limits={"live_calls_per_agent": 1000, "calls_per_minute": 100000},
+        store={"backend": "postgres", "postgres_dsn": pg_server.create_schema()},
+    )
+    spy = Spy(app.store)
+    records = [await manager.place(AGENT, TARGET) for _ in range(20)]
+    await asyncio.sleep(STORE_THREAD_WRITER_LINGER * 3)  # dialing_agent is on record
+    spy.events.clear()
+    for record in records:  # one state per loop step, as a PBX's events come
+        manager.progress(record.id, CallState.AGENT_RINGING)
+        await asyncio.sleep(0)  # the writer may run between them
+    assert not manager._finished[records[-1].id].done()
+    for record in records:
+        manager.progress(record.id, CallState.ENDED, EndReason.AGENT_NO_ANSWER)
+    await asyncio.wait_for(manager.wait_all_final(10), 10)
+    writes = spy.of("save_progress")
+    # The ringing and the end of each call, reported within one wait, are one write of each
+    # call's last state (measured without the wait: [2, 20], the first states alone).
+    assert [size for _, _, size, _ in writes] == [20]
+    for record in records:
+        stored = app.store.get_call(record.id)
+        assert stored.agent_ringing_at is not None
+        assert stored.reason is EndReason.AGENT_NO_ANSWER

@@ -96,7 +96,7 @@ class Store(abc.ABC):
     """
 
     #: The schema version this code writes; ``open()`` upgrades older databases to it.
-    SCHEMA_VERSION: int = 5
+    SCHEMA_VERSION: int = 6
 
     # ---- lifecycle
     @abc.abstractmethod

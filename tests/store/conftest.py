@@ -1,6 +1,6 @@
 """Fixtures for the store contract suite: every test runs on SQLite and on a real PostgreSQL.
 
-``pg_server`` (session) starts one throwaway PostgreSQL cluster (see
+``pg_server`` (session, in tests/conftest.py) starts one throwaway PostgreSQL cluster (see
 ``corecall_testing.pg_server``); each PostgreSQL test gets a fresh, empty schema in it (its
 DSN sets ``search_path``), which is as isolated as a fresh database for the store and much
 faster to make. Without PostgreSQL installed the ``[postgres]`` tests are skipped loudly, or
@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from corecall_testing.pg_server import PgServer, pg_server_or_skip
 
 from corecall.store import Store
 
@@ -22,15 +21,6 @@ BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
 ]
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
-    server = pg_server_or_skip()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 class Target:

@@ -366,6 +366,35 @@ def test_save_progress_keeps_first_stage_time_and_final_state(store: Store):
     assert (again.reason, again.ended_at) == (EndReason.COMPLETED, later)  # final is final
 
 
+def test_save_progress_of_one_call_twice_in_a_batch_keeps_the_last(store: Store):
+    # The call writer sends each call once, but the contract does not rely on it: row by
+    # row, the last record of a call is what stays (PostgreSQL writes a batch as one
+    # UPDATE ... FROM VALUES, which would otherwise pick one row of the two).
+    t0 = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    call = store.create_call(make_call(created_at=t0))
+    ringing = attrs.evolve(call, state=CallState.AGENT_RINGING, agent_ringing_at=t0)
+    connected = attrs.evolve(ringing, state=CallState.CONNECTED, connected_at=t0)
+    store.save_progress([ringing, connected])
+    got = store.get_call(call.id)
+    assert (got.state, got.agent_ringing_at, got.connected_at) == (CallState.CONNECTED, t0, t0)
+    store.save_progress([connected, ringing])  # the last wins, as row by row; stage times stay
+    got = store.get_call(call.id)
+    assert (got.state, got.connected_at) == (CallState.AGENT_RINGING, t0)
+
+
+def test_an_end_time_before_the_end_is_refused_and_writes_nothing(store: Store):
+    t0 = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    with pytest.raises(StoreError, match="has an end time but is connected"):
+        store.create_call(make_call(created_at=t0, state=CallState.CONNECTED, ended_at=t0))
+    assert store.recent_calls() == []
+    call = store.create_call(make_call(created_at=t0))
+    with pytest.raises(StoreError, match="has an end time but is connected"):
+        store.save_progress([attrs.evolve(call, state=CallState.CONNECTED, ended_at=t0)])
+    got = store.get_call(call.id)
+    assert (got.state, got.ended_at) == (call.state, None)
+    assert [c.id for c in store.unfinished_calls()] == [call.id]
+
+
 def test_recent_calls_order_limit_and_agent_filter(store: Store):
     other = 2**53
     ids = []
@@ -393,6 +422,27 @@ def test_unfinished_calls(store: Store):
     unfinished = store.unfinished_calls()
     assert [c.id for c in unfinished] == [queued.id, talking.id]
     assert unfinished[1].state is CallState.CONNECTED
+
+
+def test_unfinished_calls_are_read_through_an_index_not_the_whole_table(store: Store, target):
+    # After a restart the service reconciles its unfinished calls; with years of calls on
+    # record that read must not scan them all (schema v6: calls_unfinished).
+    store.create_call(make_call(created_at=T0))
+    where = "ended_at IS NULL AND state <> 'ended'"  # what Store.unfinished_calls asks
+    if target.backend == "sqlite":
+        plan = target.run_sql(f"EXPLAIN QUERY PLAN SELECT id FROM calls WHERE {where}")
+        assert any("calls_unfinished" in str(row) for row in plan), plan
+    else:
+        plan = target.run_sql(
+            f"SET enable_seqscan = off; EXPLAIN SELECT id FROM calls WHERE {where}"
+        )
+        assert any("calls_unfinished" in row[0] for row in plan), plan
+    indexes = (
+        target.run_sql("SELECT name FROM sqlite_master WHERE type = 'index'")
+        if target.backend == "sqlite"
+        else target.run_sql("SELECT indexname FROM pg_indexes WHERE tablename = 'calls'")
+    )
+    assert "calls_state" not in {row[0] for row in indexes}  # no index names the state
 
 
 def test_count_calls_since(store: Store):

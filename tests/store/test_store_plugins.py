@@ -7,6 +7,7 @@ import importlib.metadata
 import socket
 import sqlite3
 import stat
+import time
 
 import pluggy
 import pytest
@@ -213,11 +214,40 @@ def test_postgres_recovers_after_its_connections_are_killed(pg_server):
     try:
         store.add_agent(1, "+12125550100", actor="cli:test")
         pg_server.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            # waits (up to 5 s) until each backend is gone, as a kill some time before the
+            # next call would be; one killed in the very instant before a call fails that call
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
             "WHERE application_name = 'corecall' AND pid <> pg_backend_pid()",
             "corecall_test",
         )
         assert store.get_agent(1) is not None  # the dead pooled connection is replaced
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_postgres_pings_only_a_connection_that_sat_idle(pg_server, monkeypatch):
+    """peewee's pool sends SELECT 1 before every reuse; corecall checks out a connection
+    per store call, so under a burst that was a third of all statements (issue 11). A
+    connection used less than PING_AFTER_IDLE seconds ago is reused without it; one idle
+    longer is pinged."""
+    import corecall_store_postgres as plugin
+
+    store = PostgresStore(pg_server.create_schema())
+    store.open()
+    pings = []
+    adapter = store.database._adapter
+    real = adapter.is_connection_closed
+    monkeypatch.setattr(adapter, "is_connection_closed", lambda c: pings.append(1) or real(c))
+    try:
+        store.add_agent(1, "+12125550100", actor="cli:test")
+        for _ in range(20):
+            assert store.get_agent(1) is not None
+        assert pings == []
+        monkeypatch.setattr(plugin, "PING_AFTER_IDLE", 0.05)
+        time.sleep(0.1)
+        assert store.get_agent(1) is not None
+        assert pings == [1]
     finally:
         store.close()
 

@@ -49,7 +49,8 @@ class SqliteStore(PeeweeStore):
             check_same_thread=False,  # the pool hands a connection to one thread at a time
         )
         super().__init__(database)
-        # Read-only connections for agent_and_recent_calls_nowait, one per calling thread.
+        # The *_nowait methods' connections, one per calling thread (the event loop's): the
+        # per-call read, the DNC lookup, call records and the writer's progress.
         self._nowait = threading.local()
         self._nowait_conns: list[sqlite3.Connection] = []
         self._nowait_lock = threading.Lock()
