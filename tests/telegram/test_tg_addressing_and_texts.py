@@ -139,3 +139,28 @@ async def test_a_live_call_is_unaffected_by_the_addressing_rules(make_bot):
     await bot.say(bot.alice, f"/call {TARGET}")
     await bot.until(lambda: bot.board.originated, what="a call")
     assert bot.calls.live_calls(AGENT_ID)[0].state is not CallState.ENDED
+
+
+async def test_an_agent_whose_route_was_switched_off_is_told_so_with_the_choices(make_bot):
+    """Route D's plugin disabled after Alice chose D: it said "You haven't chosen a route
+    yet" (tester). A real TelegramClient reads what the agent reads, buttons included."""
+    bot = await make_bot(agent_route=None, disabled_plugins=("route_dev",))
+    bot.store.set_route(AGENT_ID, "D", actor="test")  # chosen while route_dev was enabled
+    requests = await bot.say(bot.alice, f"/call {TARGET}")
+    (sent,) = [r for r in requests if isinstance(r, functions.messages.SendMessageRequest)]
+    assert sent.message == (
+        "Your route [D] is no longer offered. I can't place calls for you until you choose "
+        "another. Choose one below, then send your /call again."
+    )
+    labels = [b.text for row in sent.reply_markup.rows for b in row.buttons]
+    assert labels == ["[Main Route]  🌍"]
+    assert bot.board.originated == []
+    text = await bot.reply(bot.alice, "/route")
+    assert text == (
+        "Your route [D] is no longer offered. Tell me which route: /route M (Main). Or choose "
+        "one below."
+    )
+    assert "Your route [D] is no longer offered." in await bot.reply(bot.alice, "/start")
+    assert "Caller ID: none [route D is no longer offered]" in await bot.reply(
+        bot.alice, "/settings"
+    )
