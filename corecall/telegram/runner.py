@@ -12,7 +12,6 @@ Telegram and stops the drivers: live calls keep going in Asterisk and every reco
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import re
@@ -27,6 +26,7 @@ from corecall.app import App
 from corecall.calls import CallManager
 from corecall.conversation import Conversation
 from corecall.errors import ConfigError, CorecallError, TelephonyError
+from corecall.heap import freeze_startup_heap, thaw_startup_heap
 from corecall.telegram.adapter import attach_handlers
 
 log = logging.getLogger(__name__)
@@ -181,13 +181,8 @@ async def serve(
     # Telegram is logged in and every driver reported no problem (start_calls): ready.
     links = ", ".join(sorted(f"{d}/{link}" for d, link in _links(manager))) or "none"
     systemd.notify("READY=1", f"STATUS=serving; trunk links up: {links}")
-    # Everything made at start-up (modules, plugins, phonenumbers' metadata, Telethon) lives
-    # as long as the process: moved out of the garbage collector's way, so that a full
-    # collection, which runs on the event loop with every /call waiting behind it, walks only
-    # what was made since (measured: 50-80 ms of CPU for a full collection of such a heap,
-    # ~0 once frozen; issue 11). Given back when serving ends (tests serve in-process).
-    gc.collect()
-    gc.freeze()
+    # What start-up made lives as long as the process: out of the collector's way (heap.py).
+    freeze_startup_heap()
     try:
         await asyncio.wait({disconnected, stopping, failed}, return_when=asyncio.FIRST_COMPLETED)
         log.info("stopping: no new commands; live calls continue in the PBX")
@@ -195,7 +190,7 @@ async def serve(
         conversation.accepting = False
         await conversation.shutdown(SHUTDOWN_TIMEOUT)
     finally:
-        gc.unfreeze()
+        thaw_startup_heap()
         health.cancel()
         await asyncio.gather(health, return_exceptions=True)
         for signum in handled:
