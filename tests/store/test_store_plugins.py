@@ -226,6 +226,36 @@ def test_postgres_recovers_after_its_connections_are_killed(pg_server):
 
 
 @pytest.mark.postgres
+def test_a_connection_killed_in_the_instant_before_a_call_fails_that_call_only(
+    pg_server, monkeypatch
+):
+    """A connection used less than PING_AFTER_IDLE ago is reused without a round trip when
+    its socket shows nothing; a backend killed in the very instant before the next call
+    (its goodbye not yet arrived: simulated here) fails that one call with a plain
+    StoreError naming the server, and the dead connection is replaced for the next."""
+    import corecall_store_postgres as plugin
+
+    store = PostgresStore(pg_server.create_schema())
+    store.open()
+    try:
+        store.add_agent(1, "+12125550100", actor="cli:test")
+        pg_server.execute(
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+            "WHERE application_name = 'corecall' AND pid <> pg_backend_pid()",
+            "corecall_test",
+        )
+        monkeypatch.setattr(plugin, "_has_input", lambda conn: False)
+        with pytest.raises(StoreError) as failed:
+            store.get_agent(1)
+        message = str(failed.value)
+        assert message.startswith(f"PostgreSQL store {store.location}: ")
+        assert "\n" not in message
+        assert store.get_agent(1) is not None  # the next call has a new connection
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
 def test_postgres_pings_only_a_connection_that_sat_idle(pg_server, monkeypatch):
     """peewee's pool sends SELECT 1 before every reuse; corecall checks out a connection
     per store call, so under a burst that was a third of all statements (issue 11). A
