@@ -158,6 +158,7 @@ class App:
         lock = ServingLock(
             serving_lock_path(location, self.config.data_dir),
             f"the {self.config.store.backend} store {location}",
+            store,
         )
         lock.acquire(role)
         self._serving = lock

@@ -15,7 +15,7 @@ import abc
 import asyncio
 import datetime as _dt
 from collections.abc import Callable, Sequence
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from corecall.domain import (
     STAGE_TIMESTAMP_FIELD,
@@ -28,6 +28,9 @@ from corecall.domain import (
     OutboxMessage,
 )
 from corecall.errors import AgentChangedError, AlreadyExistsError, CorecallError, StoreError
+
+if TYPE_CHECKING:
+    from corecall.serving import ServingClaim
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -283,6 +286,18 @@ class Store(abc.ABC):
         connection never checkpoints itself, as that fsyncs). Run on the store thread by the
         call writer about once a second while it writes on the event loop. The default does
         nothing."""
+
+    def claim_serving(self, holder: str) -> ServingClaim | None:
+        """Become the one process serving this store's calls (:mod:`corecall.serving`) with
+        a lock that every process using the store contends for, on any machine; return what
+        holds it (its ``release()`` frees it; the end of the process must free it too), or
+        None when the backend has no such lock (the default), and corecall takes a lock
+        file on this machine instead. ``holder`` names this process (``corecall run (pid N
+        on HOST)``, at most :data:`~corecall.serving.HOLDER_MAX` characters) for the
+        refusal of the next one. Raises :class:`~corecall.serving.ServingHeld` naming the
+        holder when another process holds it. A lock lost while held (e.g. its connection
+        dropped) must not stop the process: the store logs it and takes it again."""
+        return None
 
     @abc.abstractmethod
     def calls_to_target_since(self, target: str, since: _dt.datetime) -> list[_dt.datetime]:
