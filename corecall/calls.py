@@ -402,6 +402,13 @@ class CallManager:
             raise RefusedError("policy_error", plugin_failed_message(exc)) from None
         if route is None:
             names = " or ".join(r.name for r in routes.values()) or "none is offered yet"
+            if agent.route_code is not None and agent.route_code not in routes:
+                # The agent did choose one: its plugin was disabled or [routes.X] removed.
+                raise RefusedError(
+                    "no_route",
+                    f"Your route [{agent.route_code}] is no longer offered. Choose another "
+                    f"({names}), then call again.",
+                )
             raise RefusedError("no_route", f"Choose a route first ({names}), then call again.")
         verdict = self.plugins.parse_number(text, route)
         if not verdict.ok:

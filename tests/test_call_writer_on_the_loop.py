@@ -73,7 +73,7 @@ class Spy:
 
 @pytest.fixture
 def build(started_calls):
-    async def make():
+    async def make(**sections):
         class Drivers:
             @hookimpl
             def corecall_register_trunk_drivers(self, registry):
@@ -83,6 +83,7 @@ def build(started_calls):
             extra_plugins=[("quiet_driver", Drivers())],
             trunks={"main": {"driver": "quiet"}, "dev": {"driver": "quiet"}},
             limits={"live_calls_per_agent": 1000, "calls_per_minute": 100000},
+            **sections,
         )
         return app, manager, Spy(app.store)
 
@@ -204,7 +205,7 @@ async def test_the_wal_stays_bounded_while_calls_keep_coming(build, monkeypatch)
 
 @pytest.mark.postgres
 async def test_through_the_store_thread_the_writer_gathers_a_burst_into_few_writes(
-    started_calls, pg_server
+    build, pg_server
 ):
     """PostgreSQL has no write on the loop: every batch is a store-thread trip, and under a
     burst it held ~3 call states a statement, each statement's parse and plan costing more
@@ -213,18 +214,8 @@ async def test_through_the_store_thread_the_writer_gathers_a_burst_into_few_writ
     one transaction and one statement; nothing is announced before it is stored."""
     from corecall.calls import STORE_THREAD_WRITER_LINGER
 
-    class Drivers:
-        @hookimpl
-        def corecall_register_trunk_drivers(self, registry):
-            registry.register(QuietDriver)
-
-    app, manager = await started_calls(
-        extra_plugins=[("quiet_driver", Drivers())],
-        trunks={"main": {"driver": "quiet"}, "dev": {"driver": "quiet"}},
-        limits={"live_calls_per_agent": 1000, "calls_per_minute": 100000},
-        store={"backend": "postgres", "postgres_dsn": pg_server.create_schema()},
-    )
-    spy = Spy(app.store)
+    dsn = pg_server.create_schema()
+    app, manager, spy = await build(store={"backend": "postgres", "postgres_dsn": dsn})
     records = [await manager.place(AGENT, TARGET) for _ in range(20)]
     await asyncio.sleep(STORE_THREAD_WRITER_LINGER * 3)  # dialing_agent is on record
     spy.events.clear()

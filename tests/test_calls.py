@@ -213,6 +213,18 @@ async def test_unauthorized_and_routeless_agents_are_refused(setup):
     with pytest.raises(RefusedError, match="Choose a route") as err:
         await manager.place(600, ANSWERING_TARGET)
     assert err.value.reason == "no_route"
+    # A route chosen, then withdrawn (its plugin disabled, [routes.Z] removed): not "first".
+    db = sqlite3.connect(app.store.path)
+    db.execute("UPDATE agents SET route_code = 'Z' WHERE telegram_id = 600")
+    db.commit()
+    db.close()
+    with pytest.raises(RefusedError) as err:
+        await manager.place(600, ANSWERING_TARGET)
+    names = " or ".join(r.name for r in app.routes().values())
+    assert (err.value.reason, err.value.message) == (
+        "no_route",
+        f"Your route [Z] is no longer offered. Choose another ({names}), then call again.",
+    )
     assert ScriptedDriver.instances[0].originated == []
 
 

@@ -206,6 +206,16 @@ def test_postgres_connection_failure_names_host_port_not_password(template):
     store.close()
 
 
+def kill_corecall_connections(pg_server) -> None:
+    """Terminate corecall's connections to the test database, waiting (up to 5 s) until
+    each backend is gone."""
+    pg_server.execute(
+        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+        "WHERE application_name = 'corecall' AND pid <> pg_backend_pid()",
+        "corecall_test",
+    )
+
+
 @pytest.mark.postgres
 def test_postgres_recovers_after_its_connections_are_killed(pg_server):
     dsn = pg_server.create_schema()
@@ -213,13 +223,9 @@ def test_postgres_recovers_after_its_connections_are_killed(pg_server):
     store.open()
     try:
         store.add_agent(1, "+12125550100", actor="cli:test")
-        pg_server.execute(
-            # waits (up to 5 s) until each backend is gone, as a kill some time before the
-            # next call would be; one killed in the very instant before a call fails that call
-            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
-            "WHERE application_name = 'corecall' AND pid <> pg_backend_pid()",
-            "corecall_test",
-        )
+        # as a kill some time before the next call would be; one killed in the very instant
+        # before a call fails that call (the next test)
+        kill_corecall_connections(pg_server)
         assert store.get_agent(1) is not None  # the dead pooled connection is replaced
     finally:
         store.close()
@@ -239,11 +245,7 @@ def test_a_connection_killed_in_the_instant_before_a_call_fails_that_call_only(
     store.open()
     try:
         store.add_agent(1, "+12125550100", actor="cli:test")
-        pg_server.execute(
-            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
-            "WHERE application_name = 'corecall' AND pid <> pg_backend_pid()",
-            "corecall_test",
-        )
+        kill_corecall_connections(pg_server)
         monkeypatch.setattr(plugin, "_has_input", lambda conn: False)
         with pytest.raises(StoreError) as failed:
             store.get_agent(1)
