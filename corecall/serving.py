@@ -68,14 +68,14 @@ class ServingClaim(Protocol):
 
 
 def holder_name(role: str, *, pid: int | None = None, host: str | None = None) -> str:
-    """``corecall ROLE (pid N on HOST)``, the host shortened so that the whole fits in
-    :data:`HOLDER_MAX` characters."""
+    """``corecall ROLE (pid N on HOST)``, the host shortened (ending in ``~``) so that the
+    whole fits in :data:`HOLDER_MAX` characters."""
     pid = os.getpid() if pid is None else pid
     host = socket.gethostname() if host is None else host
     head, tail = f"corecall {role} (pid {pid} on ", ")"
     room = max(HOLDER_MAX - len(head) - len(tail), 1)
-    if len(host) > room:
-        host = host[: room - 1] + "…"
+    if len(host) > room:  # ASCII only: PostgreSQL shows other characters as "?"
+        host = host[: room - 1] + "~"
     return f"{head}{host}{tail}"
 
 

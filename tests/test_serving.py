@@ -60,3 +60,12 @@ async def test_a_second_serving_process_is_refused_and_the_live_call_left_alone(
     manager = await start_calls(third, "console")
     await manager.stop()
     third.close()
+
+
+def test_the_holder_name_fits_in_a_postgresql_application_name():
+    from corecall.serving import HOLDER_MAX, holder_name
+
+    assert holder_name("run", pid=812, host="pbx1") == "corecall run (pid 812 on pbx1)"
+    long = holder_name("console", pid=4194304, host="h" * 100)
+    assert long == f"corecall console (pid 4194304 on {'h' * 28}~)"
+    assert len(long) == HOLDER_MAX == 63
