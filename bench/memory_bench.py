@@ -105,6 +105,9 @@ def prepare_store(workdir: Path, agents: int) -> dict:
         "trunks": {"main": {"driver": "simulated", **timing}},
         "routes": {"M": {"trunk": "main", "caller_ids": ["+12125550100"]}},
         "limits": {"live_calls_per_agent": 1, "calls_per_minute": 10},
+        # The benchmark runs at any hour: calling hours open round the clock (else, outside
+        # New York's calling hours, every /call is refused and nothing is measured).
+        "plugins": {"policy_calling_hours": {"opens": "00:00", "closes": "24:00"}},
     }
     app = App(parse_config(raw, path=None))
     store = app.store
@@ -132,7 +135,13 @@ def run(agents: int, calls: int) -> dict:
         )  # fmt: skip
         if out.returncode != 0:
             raise SystemExit(f"the bot process failed:\n{out.stderr[-3000:]}")
-        return json.loads(out.stdout.strip().splitlines()[-1])
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+    if result["connected"] != calls:  # a figure without the calls would not be the target's
+        raise SystemExit(
+            f"not measured: {result['connected']} of {calls} calls were connected when the "
+            f"RSS was read ({result['live']} live); the bot refused or lost the others"
+        )
+    return result
 
 
 def report(result: dict, command: str, calls: int) -> str:
