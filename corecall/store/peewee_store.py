@@ -387,6 +387,10 @@ def _migrate_v6(execute: Execute, t: dict[str, str]) -> None:
     (``fillfactor = 80``) for those in-place updates. Measured under a burst of 200 calls
     (issue 11): an UPDATE of a call took 115 µs on PostgreSQL before."""
     execute("DROP INDEX calls_state")
+    # No corecall wrote an end time on a call that is not ENDED; a row that has one anyway
+    # (edited by hand) would hide from the reconcile after a restart: its end time goes,
+    # so the call is found and ended properly.
+    execute("UPDATE calls SET ended_at = NULL WHERE state <> 'ended' AND ended_at IS NOT NULL")
     execute("CREATE INDEX calls_unfinished ON calls (created_at) WHERE ended_at IS NULL")
     if t.get("fillfactor"):
         execute(f"ALTER TABLE calls SET (fillfactor = {t['fillfactor']})")
@@ -424,6 +428,29 @@ _OUTBOX_INSERT_COLUMNS = (
 _OUTBOX_COLUMNS = (
     "seq", *_OUTBOX_INSERT_COLUMNS, "attempts", "delivered_at", "last_error",
 )  # fmt: skip
+
+
+def _as_row_by_row(rows: list[list[Any]]) -> list[list[Any]]:
+    """:attr:`_HotSQL.save_progress` rows (state, stage times..., reason, detail, id, 'ended')
+    merged to one per call, the values a call would end with if each row were applied in
+    order by that statement: each stage time keeps its first value, state/reason/detail
+    come from the last row, and nothing after an ENDED row changes the call. Returned as
+    :attr:`_HotSQL.save_progress_values` rows (without the trailing 'ended')."""
+    ended = CallState.ENDED.value
+    stages = len(STAGE_TIMESTAMP_FIELD)
+    merged: dict[str, list[Any]] = {}
+    for row in rows:
+        call_id = row[-2]
+        before = merged.get(call_id)
+        if before is None:
+            merged[call_id] = row[:-1]
+        elif before[0] != ended:
+            stamps = [
+                old if old is not None else new
+                for old, new in zip(before[1 : 1 + stages], row[1 : 1 + stages], strict=True)
+            ]
+            merged[call_id] = [row[0], *stamps, *row[1 + stages : -1]]
+    return list(merged.values())
 
 
 def _check_end_time(call: CallRecord, state: CallState) -> None:
@@ -928,11 +955,10 @@ class PeeweeStore(Store):
             if self.dialect == "postgres":
                 from psycopg2.extras import execute_values  # one statement per 100 rows
 
-                # The last record of a call wins, as it would row by row: it carries every
-                # stage time so far (UPDATE ... FROM updates a row once per statement).
-                last = {row[-2]: row[:-1] for row in rows}
+                # UPDATE ... FROM updates a row once per statement: a call's records are
+                # merged first as the statements would apply them row by row.
                 execute_values(
-                    cursor, self._sql.save_progress_values, list(last.values()),
+                    cursor, self._sql.save_progress_values, _as_row_by_row(rows),
                     template=self._sql.save_progress_template, page_size=100,
                 )  # fmt: skip
             else:

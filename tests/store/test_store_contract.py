@@ -380,6 +380,21 @@ def test_save_progress_of_one_call_twice_in_a_batch_keeps_the_last(store: Store)
     store.save_progress([connected, ringing])  # the last wins, as row by row; stage times stay
     got = store.get_call(call.id)
     assert (got.state, got.connected_at) == (CallState.AGENT_RINGING, t0)
+    # A stage time of an earlier record stays when a later one of the batch lacks it, and
+    # nothing after an ENDED record changes the call (found by tester6: PostgreSQL's one
+    # statement per batch had let the later record win).
+    other = store.create_call(make_call(created_at=t0))
+    later = t0 + dt.timedelta(seconds=5)
+    answered = attrs.evolve(other, state=CallState.AGENT_ANSWERED, agent_answered_at=t0)
+    bare = attrs.evolve(other, state=CallState.CONNECTED, connected_at=later)
+    ended = attrs.evolve(
+        bare, state=CallState.ENDED, ended_at=later, reason=EndReason.COMPLETED, detail="bye"
+    )
+    store.save_progress([answered, bare, ended, attrs.evolve(bare, connected_at=t0)])
+    got = store.get_call(other.id)
+    assert (got.state, got.reason, got.detail) == (CallState.ENDED, EndReason.COMPLETED, "bye")
+    assert (got.agent_answered_at, got.connected_at, got.ended_at) == (t0, later, later)
+    assert other.id not in {c.id for c in store.unfinished_calls()}
 
 
 def test_an_end_time_before_the_end_is_refused_and_writes_nothing(store: Store):

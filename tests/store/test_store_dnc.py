@@ -299,6 +299,25 @@ def test_every_older_schema_upgrades_to_the_current_one_keeping_data(target, ver
     assert [e.detail for e in upgrade] == [f"v{version} → v{Store.SCHEMA_VERSION}"]
 
 
+def test_v6_finds_every_call_v5_would_have_reconciled(target):
+    # v5 found unfinished calls by state; v6 by the absence of an end time. A v5 row that is
+    # not ENDED but has an end time (no corecall wrote one; by hand) must still be found.
+    build_version(target, 5)
+    stamp = "2026-07-01 12:05:00.000000+00:00"
+    for key, ended_at in (("h", None), ("i", stamp)):
+        target.run_sql(
+            "INSERT INTO calls (id, agent_id, agent_phone, target, route_code, trunk, caller_id,"
+            " state, detail, created_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (key * 32, 42, "+12125550100", NUMBER, "M", "main", "+12125550199",
+             "dialing_agent", "", stamp, ended_at),
+        )  # fmt: skip
+    store = target.open_store()
+    unfinished = store.unfinished_calls()
+    assert [c.id for c in unfinished] == ["h" * 32, "i" * 32]
+    assert [c.ended_at for c in unfinished] == [None, None]
+    assert store.get_call("d" * 32).state is CallState.ENDED  # ended calls untouched
+
+
 def test_the_list_survives_reopening(target):
     store = target.open_store()
     store.dnc_add_many([(NUMBER, "x"), ("+12125550124", "y")], actor=ADMIN)
