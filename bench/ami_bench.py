@@ -821,7 +821,7 @@ def report(results: dict, command: str) -> str:
         + (f", {results['postgres']}" if "postgres" in results else "")
         + f". Load average (1 min) {load[0]:.1f} at the start, {load[1]:.1f} at the end: "
         "other work ran on the machine, so compare ratios taken within one round, not "
-        f"absolute rates. Medians of {results['rounds']} rounds; the variants run back to "
+        f"absolute rates. Medians of {results['rounds']} round{'s' if results['rounds'] != 1 else ''}; the variants run back to "
         "back in rotating order. Command:",
         "",
         "```",

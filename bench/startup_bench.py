@@ -97,8 +97,10 @@ def report(result: dict, command: str) -> str:
         "",
         "The command modules import what a command needs (the store, the plugins, the "
         "drivers, Telethon, the number policy, rich) inside the command, and the `corecall` "
-        "package's exports are lazy, so `--version` loads typer and nothing else of note; "
-        "`--help` adds rich, which typer uses to render help. `tests/test_cli_startup.py` "
+        "package's exports are lazy, so `--version` loads typer and nothing else of note, "
+        "but reads every installed distribution's metadata to list the plugin distributions "
+        "(`importlib.metadata.entry_points`: its extra time over `--help`); `--help` adds "
+        "rich, which typer uses to render help. `tests/test_cli_startup.py` "
         "fails if a command module starts importing them at module level again.",
     ]
     return "\n".join(lines) + "\n"
