@@ -430,6 +430,11 @@ async def burst_outcome(cc: Corecall, ids: set[str], t0: float, limit: float = 6
     return Burst(rate, len(ids), failed, tuple(stuck))
 
 
+def plural(n: int, word: str) -> str:
+    """``1 round``, ``5 rounds``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def originate_action(call_id: str, agent: str, target: str, confirm: str = "key") -> dict:
     """The driver's own Originate (its one builder), for the bare panoramisk baseline."""
     return originate_headers(
@@ -821,8 +826,8 @@ def report(results: dict, command: str) -> str:
         + (f", {results['postgres']}" if "postgres" in results else "")
         + f". Load average (1 min) {load[0]:.1f} at the start, {load[1]:.1f} at the end: "
         "other work ran on the machine, so compare ratios taken within one round, not "
-        f"absolute rates. Medians of {results['rounds']} round{'s' if results['rounds'] != 1 else ''}; the variants run back to "
-        "back in rotating order. Command:",
+        f"absolute rates. Medians of {plural(results['rounds'], 'round')}; the variants run "
+        "back to back in rotating order. Command:",
         "",
         "```",
         command,
