@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import functools
 import json
 from collections.abc import Callable, Iterator, Sequence
 from types import SimpleNamespace
@@ -484,6 +483,12 @@ class _HotSQL:
         )
         self.call = f"SELECT {cols(m.Call, _CALL_COLUMNS)} FROM {call} WHERE id = {param}"
         self.dnc_contains = f"SELECT 1 FROM do_not_call WHERE number = {param} LIMIT 1"
+        # The repeat-call cap's read, on index calls_target_created: the columns its rule
+        # reads (corecall.domain.may_have_dialed_target), applied to the rows in Python.
+        self.calls_to_target = (
+            f"SELECT {cols(m.Call, ('created_at', 'state', 'reason', *TARGET_STAGE_FIELDS))} "
+            f"FROM {call} WHERE target = {param} AND created_at >= {param} ORDER BY created_at"
+        )
         self.insert_call = (
             f"INSERT INTO {call} ({cols(m.Call, _CALL_COLUMNS)}) "
             f"VALUES ({', '.join([param] * len(_CALL_COLUMNS))})"
@@ -516,7 +521,7 @@ class _HotSQL:
         # PostgreSQL: the same UPDATE for a whole batch in one statement (one parse and plan
         # instead of one per call: the writer's batches are 3-4 rows under a burst and each
         # statement cost more than its row). Rows come as VALUES (state, stage times...,
-        # reason, detail, id); ids are unique within a batch (save_progress keeps the last).
+        # reason, detail, id), one per call (save_progress merges a call's records first).
         names = ["state", *STAGE_TIMESTAMP_FIELD.values(), "reason", "detail", "id"]
         stamps_from = "".join(
             f", {n} = COALESCE({call}.{n}, v.{n})" for n in STAGE_TIMESTAMP_FIELD.values()
@@ -1050,7 +1055,7 @@ class PeeweeStore(Store):
     def calls_to_target_since(self, target: str, since: _dt.datetime) -> list[_dt.datetime]:
         params = (_text(target, "target"), self._db_ts(since, "since"))
         with self._session():
-            rows = self._db.execute_sql(self._calls_to_target_sql, params).fetchall()
+            rows = self._db.execute_sql(self._sql.calls_to_target, params).fetchall()
         # The rule is applied here, not in SQL: one rule (corecall.domain), and the query
         # stays as cheap to plan as before (an OR of six conditions doubled PostgreSQL's
         # planning time). The rows are one number's calls in the window: a handful.
@@ -1059,19 +1064,6 @@ class PeeweeStore(Store):
             for created_at, state, reason, *stamps in rows
             if may_have_dialed_target(state, reason, stamps)
         ]
-
-    @functools.cached_property
-    def _calls_to_target_sql(self) -> str:
-        """Written once (building it with peewee on every call cost ~0.3 ms of Python,
-        more than the query); served by the index calls_target_created."""
-        Call, param = self._m.Call, self._db.param
-        col = {name: field.column_name for name, field in Call._meta.fields.items()}
-        read = ", ".join(col[n] for n in ("created_at", "state", "reason", *TARGET_STAGE_FIELDS))
-        return (
-            f"SELECT {read} FROM {Call._meta.table_name}"
-            f" WHERE {col['target']} = {param} AND {col['created_at']} >= {param}"
-            f" ORDER BY {col['created_at']}"
-        )
 
     # ---- do-not-call list
     @staticmethod

@@ -135,18 +135,16 @@ class PostgresStore(PeeweeStore):
         return f"{self.host}:{self.port}/{self.dbname}"
 
     def _connect_error(self, exc: BaseException) -> StoreError:
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        if self._password:
-            reason = reason.replace(self._password, "***")
+        reason = self._hide_password(" ".join(str(exc).split()) or type(exc).__name__)
         return StoreError(f"cannot connect to PostgreSQL at {self.host}:{self.port}: {reason}")
 
     def _hide_password(self, text: str) -> str:
         return text.replace(self._password, "***") if self._password else text
 
-    def claim_serving(self, holder: str) -> ServingLock:
-        """The serving lock (see :class:`ServingLock`); raises
+    def claim_serving(self, holder: str) -> AdvisoryServingLock:
+        """The serving lock (see :class:`AdvisoryServingLock`); raises
         :class:`~corecall.serving.ServingHeld` naming the process that holds it."""
-        lock = ServingLock(self, holder)
+        lock = AdvisoryServingLock(self, holder)
         lock.take()
         lock.watch()
         return lock
@@ -164,7 +162,7 @@ LIMIT 1
 """
 
 
-class ServingLock:
+class AdvisoryServingLock:
     """The serving lock of a :class:`PostgresStore`: ``pg_try_advisory_lock`` on a
     connection of its own (not the pool's) whose ``application_name`` is the holder's name
     (``corecall run (pid N on HOST)``), which a refused process reads from ``pg_locks`` and
